@@ -1,0 +1,338 @@
+"""Read text: files, folders, globs, ``.gz``, stdin, and the built-in default corpus.
+
+Everything streams line by line; nothing is read whole into memory. A corpus is a list of
+*sources*, each optionally tagged with a language (``LANG=PATH``). Lines keep their
+trailing ``"\\n"`` so byte counts are exact. Documents are blocks of lines separated by
+blank lines; they are the unit of the train/validation split.
+
+Unlike a plain ``open()``, invalid UTF-8 or a NUL byte is an error that names the file
+and the byte offset, unless ``errors="replace"`` is passed.
+
+The built-in default corpus is the English prose that ships with Python itself: the
+docstrings of the standard library (read with ``ast``, nothing is imported) and the
+``pydoc_data`` topics, about 2 MB, assembled once and cached, in a stable order.
+
+>>> c = Corpus(["en=" + str(default_corpus_path())])
+>>> c.languages
+['en']
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import gzip
+import hashlib
+import inspect
+import os
+import random
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, CorpusError, DecodeError, EmptyCorpusError
+
+__all__ = [
+    "Corpus",
+    "Source",
+    "default_corpus_path",
+    "iter_file_lines",
+    "language_weights",
+    "DEFAULT_ALPHA",
+]
+
+#: Exponent of the α-smoothed language sampling p_l ∝ n_l^α. 0.3 follows XLM-R
+#: (Conneau et al. 2020, "Unsupervised Cross-lingual Representation Learning at Scale", §3.1).
+DEFAULT_ALPHA = 0.3
+
+_LANG_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]{0,31})=(.+)$")
+_GLOB_CHARS = set("*?[")
+#: Standard-library parts left out of the default corpus: tests, GUI demos and vendored code.
+_SKIP_STDLIB = {"site-packages", "dist-packages", "test", "tests", "idle_test", "idlelib", "lib2to3", "turtledemo", "ensurepip"}
+_DEFAULT_CORPUS_VERSION = "1"
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("TOKEMBED_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tokembed"
+    )
+    return Path(base)
+
+
+def _stdlib_docstrings() -> Iterator[str]:
+    """Docstrings of the standard library in sorted-path order, then the pydoc topics in sorted-key order."""
+    std = Path(sysconfig.get_paths()["stdlib"])
+    for p in sorted(std.rglob("*.py")):
+        rel = p.relative_to(std).parts
+        if _SKIP_STDLIB.intersection(rel):
+            continue
+        try:
+            tree = ast.parse(p.read_bytes())
+        except (SyntaxError, ValueError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node, clean=True)
+                if doc and len(doc) >= 40:  # skip one-liners like "Return x."-only stubs
+                    yield doc
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # some distributions strip pydoc_data
+        topics = {}
+    for key in sorted(topics):
+        yield inspect.cleandoc(topics[key])
+
+
+def default_corpus_path() -> Path:
+    """Path of the cached default corpus, building it on first use (about 2 MB, a few seconds).
+
+    Documents are separated by one blank line; inner blank lines of a docstring are
+    removed so that each docstring is one document. The cache key is the Python version.
+    """
+    key = hashlib.sha256(f"{sys.version}|{_DEFAULT_CORPUS_VERSION}".encode()).hexdigest()[:12]
+    path = _cache_dir() / f"default-corpus-py{sys.version_info.major}{sys.version_info.minor}-{key}.txt"
+    if path.is_file():
+        return path
+    from .artifacts import atomic_write_text
+
+    parts = []
+    for doc in _stdlib_docstrings():
+        lines = [ln.rstrip() for ln in doc.replace("\x00", "").splitlines()]
+        body = "\n".join(ln for ln in lines if ln.strip())
+        if body:
+            parts.append(body)
+    atomic_write_text(path, "\n\n".join(parts) + "\n")
+    return path
+
+
+def iter_file_lines(path: str | os.PathLike, *, errors: str = "strict") -> Iterator[str]:
+    """Yield the lines of a text file (``.gz`` transparently), each with its ``"\\n"``.
+
+    ``errors="strict"``: invalid UTF-8 or a NUL byte raises :class:`DecodeError` /
+    :class:`CorpusError` naming the file, line and byte offset. ``errors="replace"``:
+    bad bytes become U+FFFD and NUL bytes are dropped.
+    """
+    if errors not in ("strict", "replace"):
+        raise ConfigError(f"errors={errors!r} is not supported; pass 'strict' or 'replace'")
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    offset = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    if errors == "strict":
+                        raise DecodeError(
+                            f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} "
+                            f"(byte 0x{raw[e.start]:02x}); fix the file's encoding or pass --errors replace"
+                        ) from None
+                    line = raw.decode("utf-8", errors="replace")
+                if "\x00" in line:
+                    if errors == "strict":
+                        col = raw.index(b"\x00")
+                        raise CorpusError(
+                            f"{path}:{lineno}: NUL byte at byte offset {offset + col}; this looks like a binary file, "
+                            "pass a text file or --errors replace to drop NUL bytes"
+                        )
+                    line = line.replace("\x00", "")
+                offset += len(raw)
+                yield line
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        if isinstance(e, FileNotFoundError):
+            raise CorpusError(f"{path}: file not found; pass an existing file, folder or glob") from None
+        if isinstance(e, IsADirectoryError):
+            raise CorpusError(f"{path}: is a folder; pass it without a glob pattern to read it recursively") from None
+        raise CorpusError(f"{path}: cannot read ({e}); check the file") from e
+
+
+@dataclass(frozen=True)
+class Source:
+    """One corpus argument, resolved to files. ``lang`` is None when untagged."""
+
+    spec: str
+    files: tuple[Path, ...]
+    lang: str | None = None
+
+
+def _expand(spec: str) -> tuple[Path, ...]:
+    if spec == "-":
+        return (_spool_stdin(),)
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return (p,)
+    if p.is_dir():
+        files = sorted(
+            f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        )
+        if not files:
+            raise EmptyCorpusError(f"{spec}: folder holds no files; pass a folder with text files")
+        return tuple(files)
+    if _GLOB_CHARS.intersection(spec):
+        files = sorted(Path(f) for f in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(f))
+        if not files:
+            raise CorpusError(f"{spec}: glob matches no file; check the pattern (quote it so the shell does not expand it)")
+        return tuple(files)
+    raise CorpusError(f"{spec}: no such file or folder; pass a file, a folder, a glob, '-' for stdin or nothing for the built-in corpus")
+
+
+_STDIN_SPOOL: Path | None = None
+
+
+def _spool_stdin() -> Path:
+    """Copy stdin to a temp file once, so it can be read more than once (training makes several passes)."""
+    global _STDIN_SPOOL
+    if _STDIN_SPOOL is None or not _STDIN_SPOOL.exists():
+        fd, tmp = tempfile.mkstemp(prefix="tokembed-stdin-", suffix=".txt")
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f)
+        _STDIN_SPOOL = Path(tmp)
+    return _STDIN_SPOOL
+
+
+def language_weights(sizes: dict[str, int], alpha: float = DEFAULT_ALPHA) -> dict[str, float]:
+    """α-smoothed sampling probabilities p_l = n_l^α / Σ_k n_k^α.
+
+    >>> {k: round(v, 3) for k, v in language_weights({"en": 900, "fi": 100}, alpha=0.3).items()}
+    {'en': 0.659, 'fi': 0.341}
+    >>> language_weights({"en": 900, "fi": 100}, alpha=1.0)
+    {'en': 0.9, 'fi': 0.1}
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha={alpha} is outside [0, 1]; 0.3 is the usual value (1 = proportional, 0 = uniform)")
+    live = {k: n for k, n in sizes.items() if n > 0}
+    if not live:
+        raise EmptyCorpusError("every language of the corpus is empty; pass files with text")
+    z = sum(n**alpha for n in live.values())
+    return {k: (live[k] ** alpha / z if k in live else 0.0) for k in sizes}
+
+
+@dataclass
+class Corpus:
+    """A streamed text corpus made of file/folder/glob/stdin specs, optionally ``LANG=PATH``.
+
+    An empty spec list means the built-in default corpus. Iteration order is stable:
+    specs in the given order, files within a spec sorted by path.
+    """
+
+    specs: Sequence[str] = ()
+    errors: str = "strict"
+    sources: list[Source] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.errors not in ("strict", "replace"):
+            raise ConfigError(f"errors={self.errors!r} is not supported; pass 'strict' or 'replace'")
+        specs = list(self.specs) or [str(default_corpus_path())]
+        self.sources = []
+        for spec in specs:
+            spec = str(spec)
+            lang = None
+            m = _LANG_RE.match(spec)
+            if m and not Path(spec).exists():
+                lang, spec = m.group(1), m.group(2)
+            self.sources.append(Source(spec=spec, files=_expand(spec), lang=lang))
+        tagged = {s.lang is not None for s in self.sources}
+        if len(tagged) > 1:
+            raise ConfigError("mix of LANG=PATH and untagged corpus arguments; tag every argument or none")
+
+    @classmethod
+    def from_args(cls, specs: Iterable[str] | None, *, errors: str = "strict") -> "Corpus":
+        return cls(list(specs or ()), errors=errors)
+
+    @property
+    def is_default(self) -> bool:
+        return not self.specs
+
+    @property
+    def languages(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for s in self.sources:
+            if s.lang is not None:
+                seen.setdefault(s.lang)
+        return list(seen)
+
+    @property
+    def files(self) -> list[Path]:
+        return [f for s in self.sources for f in s.files]
+
+    def lines(self, lang: str | None = None) -> Iterator[str]:
+        """Every line (with ``"\\n"``) of every source, or of one language; raises if all are empty."""
+        any_text = False
+        for s in self.sources:
+            if lang is not None and s.lang != lang:
+                continue
+            for f in s.files:
+                for line in iter_file_lines(f, errors=self.errors):
+                    if not any_text and line.strip():
+                        any_text = True
+                    yield line
+        if not any_text:
+            where = ", ".join(s.spec for s in self.sources if lang is None or s.lang == lang)
+            raise EmptyCorpusError(f"corpus {where} holds no text; pass files with at least one non-blank line")
+
+    def texts(self, lang: str | None = None) -> Iterator[str]:
+        """Non-blank lines without their trailing newline (the usual unit for tokenizer training)."""
+        for line in self.lines(lang):
+            s = line.rstrip("\r\n")
+            if s.strip():
+                yield s
+
+    def documents(self, lang: str | None = None) -> Iterator[str]:
+        """Blocks of lines separated by blank lines (each keeps its inner newlines)."""
+        buf: list[str] = []
+        for line in self.lines(lang):
+            if line.strip():
+                buf.append(line)
+            elif buf:
+                yield "".join(buf)
+                buf = []
+        if buf:
+            yield "".join(buf)
+
+    def byte_sizes(self) -> dict[str, int]:
+        """UTF-8 bytes per language (key ``""`` when untagged), from file sizes (``.gz``: decompressed)."""
+        out: dict[str, int] = {}
+        for s in self.sources:
+            n = 0
+            for f in s.files:
+                if f.suffix == ".gz":
+                    with gzip.open(f, "rb") as g:
+                        while chunk := g.read(1 << 20):
+                            n += len(chunk)
+                else:
+                    n += f.stat().st_size
+            out[s.lang or ""] = out.get(s.lang or "", 0) + n
+        return out
+
+    def training_texts(self, *, alpha: float = DEFAULT_ALPHA, seed: int = 0) -> Iterator[str]:
+        """Stream for tokenizer training: with languages, α-smoothed (p_l ∝ n_l^α) so a small
+        language is not drowned by a large one; untagged corpora stream unchanged.
+
+        The total volume stays Σ n_l: language l contributes about p_l·Σn bytes, by
+        repeating its text (p_l·Σn > n_l) or keeping each line with probability p_l·Σn/n_l.
+        """
+        langs = self.languages
+        if not langs:
+            yield from self.texts()
+            return
+        sizes = self.byte_sizes()
+        weights = language_weights(sizes, alpha)
+        total = sum(sizes.values())
+        rng = random.Random(seed)
+        for lang in langs:
+            if sizes[lang] == 0:
+                continue
+            ratio = weights[lang] * total / sizes[lang]
+            whole, frac = int(ratio), ratio - int(ratio)
+            for _ in range(whole):
+                yield from self.texts(lang)
+            if frac > 0:
+                for t in self.texts(lang):
+                    if rng.random() < frac:
+                        yield t

@@ -1,0 +1,144 @@
+"""Metrics, each defined once: tokenization statistics, bits per byte, calibration, geometry.
+
+Unlike perplexity per token, **bits per byte** does not depend on the tokenizer, so it is
+the metric for comparing tokenizers and embedding designs on the same text:
+``bpb = Σ CE_nats / ln 2 / UTF-8 bytes``.
+
+>>> round(bits_per_byte(total_nats=693.147, n_bytes=1000), 4)
+1.0
+>>> fertility(n_tokens=15, n_words=10), bytes_per_token(n_bytes=60, n_tokens=15)
+(1.5, 4.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "fertility",
+    "bytes_per_token",
+    "unk_rate",
+    "vocab_utilisation",
+    "bits_per_byte",
+    "perplexity",
+    "expected_calibration_error",
+    "reliability_bins",
+    "nn_overlap",
+    "effective_rank",
+    "anisotropy",
+    "ECE_BINS",
+]
+
+#: Number of equal-width confidence bins for ECE (Guo et al. 2017, "On Calibration of Modern Neural Networks" use 15).
+ECE_BINS = 15
+
+
+def fertility(*, n_tokens: int, n_words: int) -> float:
+    """Tokens per whitespace-separated word."""
+    return n_tokens / n_words if n_words else float("nan")
+
+
+def bytes_per_token(*, n_bytes: int, n_tokens: int) -> float:
+    """UTF-8 bytes per token (higher = more compression)."""
+    return n_bytes / n_tokens if n_tokens else float("nan")
+
+
+def unk_rate(*, n_unk: int, n_tokens: int) -> float:
+    """Share of tokens that are the unknown token."""
+    return n_unk / n_tokens if n_tokens else float("nan")
+
+
+def vocab_utilisation(*, n_seen: int, vocab_size: int) -> float:
+    """Share of the vocabulary that occurs at least once on a corpus."""
+    return n_seen / vocab_size if vocab_size else float("nan")
+
+
+def bits_per_byte(*, total_nats: float, n_bytes: int) -> float:
+    """Total cross-entropy (nats, summed over predicted tokens) in bits per UTF-8 byte of the text."""
+    return total_nats / math.log(2) / n_bytes if n_bytes else float("nan")
+
+
+def perplexity(*, total_nats: float, n_tokens: int) -> float:
+    """exp(mean CE per token); never compare across tokenizers — use :func:`bits_per_byte`."""
+    return math.exp(total_nats / n_tokens) if n_tokens else float("nan")
+
+
+def reliability_bins(confidence, correct, n_bins: int = ECE_BINS):
+    """Per equal-width bin over [0, 1]: (count, mean confidence, accuracy) as three arrays."""
+    conf = np.asarray(confidence, dtype=np.float64).ravel()
+    corr = np.asarray(correct, dtype=np.float64).ravel()
+    idx = np.clip((conf * n_bins).astype(np.int64), 0, n_bins - 1)  # conf == 1.0 goes to the last bin
+    count = np.bincount(idx, minlength=n_bins).astype(np.float64)
+    sum_conf = np.bincount(idx, weights=conf, minlength=n_bins)
+    sum_corr = np.bincount(idx, weights=corr, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return count, sum_conf / count, sum_corr / count
+
+
+def expected_calibration_error(confidence, correct, n_bins: int = ECE_BINS) -> float:
+    """ECE = Σ_b (n_b / N) |acc_b − conf_b| over equal-width confidence bins.
+
+    >>> expected_calibration_error([0.9, 0.9, 0.9, 0.9], [1, 1, 1, 0])
+    0.15...
+    """
+    count, conf, acc = reliability_bins(confidence, correct, n_bins)
+    n = count.sum()
+    if n == 0:
+        return float("nan")
+    m = count > 0
+    return float(np.sum(count[m] / n * np.abs(acc[m] - conf[m])))
+
+
+def _as_np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def nn_overlap(neigh_a: Sequence[Sequence[int]], neigh_b: Sequence[Sequence[int]]) -> float:
+    """Mean |N_a(i) ∩ N_b(i)| / k over rows, for two (rows, k) neighbour-id tables.
+
+    >>> nn_overlap([[1, 2], [0, 2]], [[2, 1], [0, 3]])
+    0.75
+    """
+    a = np.asarray(neigh_a)
+    b = np.asarray(neigh_b)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"neighbour tables must have the same (rows, k) shape, got {a.shape} and {b.shape}")
+    k = a.shape[1]
+    hits = [len(set(ra.tolist()) & set(rb.tolist())) for ra, rb in zip(a, b)]
+    return float(np.mean(hits) / k) if len(hits) else float("nan")
+
+
+def effective_rank(matrix) -> float:
+    """exp(H(p)) with p the singular values normalised to sum 1 (Roy & Vetterli 2007).
+
+    >>> round(effective_rank(np.eye(4)), 6)
+    4.0
+    """
+    s = np.linalg.svd(_as_np(matrix).astype(np.float64), compute_uv=False)
+    s = s[s > 0]
+    if s.size == 0:
+        return 0.0
+    p = s / s.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def anisotropy(matrix, *, n_pairs: int = 10_000, seed: int = 0) -> float:
+    """Mean cosine similarity of random row pairs (i != j); 0 for isotropic, near 1 for collapsed."""
+    x = _as_np(matrix)
+    n = x.shape[0]
+    if n < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, size=n_pairs)
+    j = rng.integers(0, n - 1, size=n_pairs)
+    j = j + (j >= i)  # j != i
+    norms = np.linalg.norm(x, axis=1)
+    ok = (norms[i] > 0) & (norms[j] > 0)
+    i, j = i[ok], j[ok]
+    cos = np.einsum("nd,nd->n", x[i], x[j]) / (norms[i] * norms[j])
+    return float(cos.mean()) if cos.size else float("nan")

@@ -1,0 +1,37 @@
+"""Text -> ids: every tokenizer family behind one interface (:class:`Tokenizer`)."""
+
+from .base import DEFAULT_SPECIAL_TOKENS, KINDS, Tokenizer, register, tokenizer_class
+from .byte import ByteTokenizer
+
+__all__ = ["Tokenizer", "ByteTokenizer", "KINDS", "DEFAULT_SPECIAL_TOKENS", "register", "tokenizer_class"]
+
+
+def load_tokenizer(path, **kwargs) -> Tokenizer:
+    """Load a tokenizer from a local path: a tokembed tokenizer folder (``tokembed.json``).
+
+    Other formats (HF ``tokenizer.json``, ``vocab.txt``, sentencepiece ``.model``, tiktoken
+    rank files) are added by :mod:`tokembed.tokenizers.formats`.
+    """
+    from pathlib import Path
+
+    from ..errors import TokenizerFileError
+
+    p = Path(path)
+    if (p / "tokembed.json").is_file():
+        if kwargs:
+            raise TokenizerFileError(f"{p}: a tokembed tokenizer folder takes no loader options {sorted(kwargs)}")
+        return Tokenizer.load(p)
+    raise TokenizerFileError(f"{p}: not a tokembed tokenizer folder (no tokembed.json); pass a folder written by 'tokembed tokenizer train'")
+
+
+def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opts) -> Tokenizer:
+    """Train a tokenizer of ``kind`` on ``corpus`` (a :class:`~tokembed.corpus.Corpus`, a list of
+    corpus specs, or None for the built-in corpus)."""
+    from ..corpus import Corpus
+
+    if not isinstance(corpus, Corpus):
+        corpus = Corpus.from_args(corpus)
+    return tokenizer_class(kind).train(corpus, vocab_size, **opts)
+
+
+__all__ += ["load_tokenizer", "train_tokenizer"]

@@ -1,0 +1,234 @@
+"""The one tokenizer interface every family implements, the kind registry, and save/load.
+
+A tokenizer maps text to ids and back. Subclasses implement only the ordinary path
+(``_encode_ordinary``/``_decode``) plus their engine's save/load; this base adds special
+tokens, batching, tokens, the Vocab and fingerprint, and the ``tokembed.json`` artifact.
+
+Special tokens: a special token's string inside user text is encoded as plain text
+(like any other characters) unless the caller allows it, as tiktoken's ``allowed_special``;
+``disallowed_special="raise"`` raises :class:`SpecialTokenError` instead.
+
+>>> from tokembed.tokenizers import ByteTokenizer
+>>> tok = ByteTokenizer()
+>>> tok.encode("hi</s>", allowed_special={"</s>"})
+[104, 105, 258]
+>>> tok.decode([104, 105, 258])
+'hi</s>'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from ..artifacts import TOKEMBED_VERSION, atomic_dir, read_json, write_json
+from ..errors import ConfigError, SpecialTokenError, TokenizerError, TokenizerFileError
+from ..vocab import Vocab
+
+__all__ = [
+    "Tokenizer",
+    "register",
+    "tokenizer_class",
+    "KINDS",
+    "META_FILE",
+    "DEFAULT_SPECIAL_TOKENS",
+]
+
+META_FILE = "tokembed.json"
+
+#: Special tokens every trainable kind gets unless the caller passes others (role -> string).
+#: ``pad`` for batching, ``bos``/``eos`` to separate documents in LM training.
+DEFAULT_SPECIAL_TOKENS: dict[str, str] = {"pad": "<pad>", "bos": "<s>", "eos": "</s>"}
+
+KINDS: dict[str, type["Tokenizer"]] = {}
+
+
+def register(kind: str) -> Callable[[type["Tokenizer"]], type["Tokenizer"]]:
+    """Class decorator: make a Tokenizer subclass loadable/trainable under ``kind``."""
+
+    def deco(cls: type[Tokenizer]) -> type[Tokenizer]:
+        cls.kind = kind
+        KINDS[kind] = cls
+        return cls
+
+    return deco
+
+
+def tokenizer_class(kind: str) -> type["Tokenizer"]:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(sorted(KINDS))}") from None
+
+
+class Tokenizer(ABC):
+    """Base of every tokenizer. Subclasses set ``self.vocab`` and implement the ``_`` hooks.
+
+    Attributes:
+        kind: registry name (``"byte"``, ``"bytebpe"``, ...).
+        vocab: the id <-> token table with special tokens; ``vocab.fingerprint`` identifies it.
+        options: the options the tokenizer was trained or loaded with (saved in tokembed.json).
+    """
+
+    kind: ClassVar[str] = "abstract"
+    #: True when decode(encode(x)) == x for every str x without lone surrogates.
+    lossless: ClassVar[bool] = True
+
+    vocab: Vocab
+    options: dict[str, Any]
+
+    # -- hooks -------------------------------------------------------------------
+    @abstractmethod
+    def _encode_ordinary(self, text: str, **sampling: Any) -> list[int]:
+        """Encode text that holds no special tokens to handle (sampling: dropout/alpha/nbest/seed)."""
+
+    @abstractmethod
+    def _decode(self, ids: Sequence[int]) -> str:
+        """Decode ids (specials included) to text."""
+
+    def _encode_ordinary_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Batch path without sampling; engines override with their parallel batch encoder."""
+        return [self._encode_ordinary(t) for t in texts]
+
+    def _save_engine(self, folder: Path) -> None:
+        """Write the engine's own file(s) into ``folder`` (tokembed.json is written by :meth:`save`)."""
+
+    @classmethod
+    @abstractmethod
+    def _load(cls, folder: Path, meta: dict[str, Any]) -> "Tokenizer":
+        """Rebuild from a folder written by :meth:`save`."""
+
+    # -- public API ----------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.vocab.fingerprint
+
+    @property
+    def special_tokens(self) -> dict[str, str]:
+        return dict(self.vocab.special_tokens)
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Collection[str] | Literal["all"] = (),
+        disallowed_special: Literal["plain", "raise"] = "plain",
+        **sampling: Any,
+    ) -> list[int]:
+        """Text -> ids.
+
+        Args:
+            allowed_special: special token strings to encode as their special id when they
+                occur in ``text`` (``"all"`` for every one); others are plain text.
+            disallowed_special: ``"plain"`` (default) encodes a non-allowed special string as
+                ordinary text; ``"raise"`` raises :class:`SpecialTokenError`.
+            sampling: subword regularization for kinds that support it
+                (``dropout=p, seed=s`` for BPE; ``alpha=a, nbest=n, seed=s`` for Unigram).
+        """
+        if not isinstance(text, str):
+            raise TokenizerError(f"encode takes a str, got {type(text).__name__}; decode bytes first")
+        allowed = self._allowed(allowed_special)
+        if disallowed_special not in ("plain", "raise"):
+            raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")
+        if disallowed_special == "raise":
+            for s in self.vocab.special_tokens.values():
+                if s not in allowed and s in text:
+                    raise SpecialTokenError(
+                        f"text contains the special token {s!r} at char {text.index(s)}; to encode it as a special "
+                        f"token pass allowed_special={{{s!r}}}, or disallowed_special='plain' to encode it as text"
+                    )
+        if not allowed:
+            return self._encode_ordinary(text, **sampling)
+        ids: list[int] = []
+        pattern = re.compile("|".join(re.escape(s) for s in sorted(allowed, key=len, reverse=True)))
+        start = 0
+        for m in pattern.finditer(text):
+            if m.start() > start:
+                ids.extend(self._encode_ordinary(text[start : m.start()], **sampling))
+            ids.append(self.vocab[m.group()])
+            start = m.end()
+        if start < len(text):
+            ids.extend(self._encode_ordinary(text[start:], **sampling))
+        return ids
+
+    def _allowed(self, allowed_special: Collection[str] | str) -> set[str]:
+        if allowed_special == "all":
+            return set(self.vocab.special_tokens.values())
+        if isinstance(allowed_special, str):
+            raise ConfigError(f"allowed_special={allowed_special!r}; pass 'all' or a set of special token strings")
+        specials = set(self.vocab.special_tokens.values())
+        unknown = set(allowed_special) - specials
+        if unknown:
+            raise SpecialTokenError(
+                f"allowed_special names {sorted(unknown)}, which are not special tokens of this tokenizer; "
+                f"its special tokens are {sorted(specials)}"
+            )
+        return set(allowed_special)
+
+    def encode_batch(self, texts: Iterable[str], **kwargs: Any) -> list[list[int]]:
+        """Encode many texts (in parallel where the engine allows); same ids as :meth:`encode`."""
+        texts = list(texts)
+        if not kwargs:
+            for t in texts:
+                if not isinstance(t, str):
+                    raise TokenizerError(f"encode_batch takes str items, got {type(t).__name__}")
+            return self._encode_ordinary_batch(texts)
+        return [self.encode(t, **kwargs) for t in texts]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        ids = list(ids)
+        n = len(self.vocab)
+        for pos, i in enumerate(ids):
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n:
+                raise TokenizerError(f"id {i!r} at position {pos} is outside the vocab [0, {n}); pass ids from this tokenizer")
+        return self._decode(ids)
+
+    def tokens(self, text: str, **kwargs: Any) -> list[str]:
+        """The token strings of ``encode(text)``."""
+        return [self.vocab.token(i) for i in self.encode(text, **kwargs)]
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the engine's file(s) and ``tokembed.json`` into ``folder`` atomically."""
+        folder = Path(folder)
+        with atomic_dir(folder) as tmp:
+            self._save_engine(tmp)
+            write_json(tmp / META_FILE, self.meta())
+        return folder
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "options": self.options,
+            "vocab_size": self.vocab_size,
+            "special_tokens": self.special_tokens,
+            "fingerprint": self.fingerprint,
+            "tokembed_version": TOKEMBED_VERSION,
+        }
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "Tokenizer":
+        """Load a tokembed tokenizer folder; checks the fingerprint stored in tokembed.json."""
+        folder = Path(folder)
+        meta = read_json(folder / META_FILE)
+        if not isinstance(meta, dict) or "kind" not in meta:
+            raise TokenizerFileError(f"{folder / META_FILE}: no 'kind' field; is this a tokembed tokenizer folder?")
+        klass = tokenizer_class(meta["kind"]) if cls is Tokenizer else cls
+        tok = klass._load(folder, meta)
+        want = meta.get("fingerprint")
+        if want and want != tok.fingerprint:
+            raise TokenizerFileError(
+                f"{folder}: vocab fingerprint {tok.fingerprint[:12]} differs from the {want[:12]} stored in {META_FILE}; "
+                "the engine file was changed after saving — retrain or restore it"
+            )
+        return tok
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kind={self.kind!r}, vocab_size={self.vocab_size}, fingerprint={self.fingerprint[:12]})"
