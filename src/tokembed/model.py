@@ -43,6 +43,7 @@ __all__ = [
     "Block",
     "CausalSelfAttention",
     "MLP",
+    "attention_reference",
     "build_model",
     "build_embedding",
     "build_head",
@@ -134,6 +135,20 @@ class ModelOutput:
     last_hidden: torch.Tensor | None = None  # (B, T, D) after the final LayerNorm: what the head reads
 
 
+def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Slow, readable causal attention: ``softmax(q k^T / sqrt(hs) + bias + causal mask) v``; (B, H, T, hs).
+
+    The reference :class:`CausalSelfAttention`'s ``scaled_dot_product_attention`` call is tested against.
+    """
+    T, hs = q.shape[-2], q.shape[-1]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(hs)  # (B, H, T, T)
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    scores = scores.masked_fill(~causal, float("-inf"))
+    if bias is not None:
+        scores = scores + bias  # (H, T, T) broadcast over B
+    return scores.softmax(dim=-1) @ v  # (B, H, T, hs)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention; positions enter through ``positional.rotate``/``attn_bias``."""
 
@@ -143,6 +158,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)  # (D -> 3D): q, k, v
         self.proj = nn.Linear(config.d_model, config.d_model)
         self.dropout = config.dropout
+        self.reference = False  # True: use attention_reference (slow; for tests)
         self.resid_drop = nn.Dropout(config.dropout)
         # Not a submodule: the positional module is shared by every block and registered once on the Transformer.
         object.__setattr__(self, "positional", positional)
@@ -154,7 +170,9 @@ class CausalSelfAttention(nn.Module):
         q, k = self.positional.rotate(q, k)  # RoPE (identity for other kinds)
         bias = self.positional.attn_bias(T, device=x.device, dtype=q.dtype)  # ALiBi (H, T, T) or None
         p = self.dropout if self.training else 0.0
-        if bias is None:
+        if self.reference:
+            y = attention_reference(q, k, v, bias)
+        elif bias is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, H, T, hs)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)  # causal mask is inside bias
