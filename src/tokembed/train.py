@@ -600,7 +600,18 @@ def _record_bands(model, band_of, band_sizes, n_bands, band_stats, step) -> None
         band_stats["grad_norm"].append([float(v) for v in gn.tolist()])
 
 
+def _recover_checkpoint(ckpt_dir: Path) -> None:
+    """After a kill inside ``atomic_dir``'s swap (old folder moved aside, new not yet in place), put the old one back."""
+    if ckpt_dir.exists():
+        return
+    for old in sorted(ckpt_dir.parent.glob(f".{ckpt_dir.name}.*.old")):
+        if (old / "x" / "train_state.json").is_file():
+            os.replace(old / "x", ckpt_dir)
+            return
+
+
 def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: TokenStream, device):
+    _recover_checkpoint(ckpt_dir)
     if not (ckpt_dir / "train_state.json").is_file():
         raise ArtifactError(f"{ckpt_dir}: no train_state.json to resume from; start without --resume")
     state = read_json(ckpt_dir / "train_state.json")
