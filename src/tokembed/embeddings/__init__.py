@@ -7,5 +7,12 @@ diagnostics can read it.
 """
 
 from .lookup import TokenEmbedding
+from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
 
-__all__ = ["TokenEmbedding"]
+__all__ = [
+    "TokenEmbedding",
+    "PretrainedInitReport",
+    "Vectors",
+    "init_from_pretrained",
+    "read_vectors",
+]
