@@ -6,11 +6,17 @@ table, materialised if the design is factorized/hashed), so heads can tie to it 
 diagnostics can read it.
 """
 
+from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
 from .lookup import TokenEmbedding
 from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
 
 __all__ = [
     "TokenEmbedding",
+    "FrozenRows",
+    "embedding_param_groups",
+    "freeze",
+    "freeze_rows",
+    "unfreeze",
     "PretrainedInitReport",
     "Vectors",
     "init_from_pretrained",
