@@ -9,11 +9,14 @@ diagnostics can read it.
 from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
 from .factorized import FactorizedEmbedding
 from .lookup import TokenEmbedding
+from .regularization import EmbeddingDropout, TokenDropout
 from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
 
 __all__ = [
     "TokenEmbedding",
     "FactorizedEmbedding",
+    "EmbeddingDropout",
+    "TokenDropout",
     "FrozenRows",
     "embedding_param_groups",
     "freeze",
