@@ -8,6 +8,7 @@ diagnostics can read it.
 
 from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
 from .factorized import FactorizedEmbedding
+from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
 from .regularization import EmbeddingDropout, TokenDropout
 from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
@@ -15,6 +16,7 @@ from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, rea
 __all__ = [
     "TokenEmbedding",
     "FactorizedEmbedding",
+    "HashEmbedding",
     "EmbeddingDropout",
     "TokenDropout",
     "FrozenRows",
