@@ -6,6 +6,7 @@ table, materialised if the design is factorized/hashed), so heads can tie to it 
 diagnostics can read it.
 """
 
+from .compositional import CompositionalEmbedding, FrequencyGatedEmbedding
 from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
 from .factorized import FactorizedEmbedding
 from .hashed import HashEmbedding
@@ -17,6 +18,8 @@ __all__ = [
     "TokenEmbedding",
     "FactorizedEmbedding",
     "HashEmbedding",
+    "CompositionalEmbedding",
+    "FrequencyGatedEmbedding",
     "EmbeddingDropout",
     "TokenDropout",
     "FrozenRows",
