@@ -59,6 +59,7 @@ print(json.dumps({"buckets": emb.bucket_ids(ids).tolist(), "rows": emb.importanc
 """
 
 
+@pytest.mark.slow  # starts a fresh interpreter that imports torch (~5 s on a loaded machine)
 def test_deterministic_across_processes():
     # a fresh interpreter with another str-hash salt computes the same buckets and vectors
     salt = "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"

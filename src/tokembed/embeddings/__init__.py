@@ -12,6 +12,7 @@ from .factorized import FactorizedEmbedding
 from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
 from .regularization import EmbeddingDropout, TokenDropout
+from .mixture import MixtureEmbedding
 from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "HashEmbedding",
     "CompositionalEmbedding",
     "FrequencyGatedEmbedding",
+    "MixtureEmbedding",
     "EmbeddingDropout",
     "TokenDropout",
     "FrozenRows",
