@@ -78,8 +78,8 @@ def test_gradients_and_bad_ids():
     emb = HashEmbedding(20, 4, num_buckets=5, num_hashes=2)
     emb(torch.tensor([[1, 25]])).sum().backward()
     assert emb.buckets.grad.abs().sum() > 0 and emb.importance.grad[1].abs().sum() > 0
-    with pytest.raises(TokenIdError, match="HashEmbedding"):
-        emb(torch.tensor([[-1]]))
+    with pytest.raises(TokenIdError, match=r"HashEmbedding: ids \[-1\] at positions \[\[0, 1\]\] are negative"):
+        emb(torch.tensor([[3, -1]]))
     with pytest.raises(TokenIdError, match="dtype"):
         emb(torch.tensor([[1.5]]))
     with pytest.raises(ConfigError, match="num_buckets=0"):

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TokenIdError
 from .lookup import check_ids
 
 __all__ = ["HashEmbedding", "universal_hash_params", "hash_ids_reference"]
@@ -61,6 +61,18 @@ def universal_hash_params(num_hashes: int, seed: int) -> list[tuple[int, int]]:
 def hash_ids_reference(ids: list[int], params: list[tuple[int, int]], modulus: int) -> list[list[int]]:
     """Readable pure-Python reference of the hash: ``[[h_j(x) for (a_j, b_j) in params] for x in ids]``."""
     return [[((a * (x % MERSENNE_P) + b) % MERSENNE_P) % modulus for a, b in params] for x in ids]
+
+
+def _check_hashable_ids(ids: torch.Tensor) -> None:
+    """Integer dtype and non-negative; there is no upper bound."""
+    if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        check_ids(ids, _INT64_MAX, where="HashEmbedding")  # raises the type/dtype error
+    neg = ids < 0
+    if bool(neg.any()):
+        raise TokenIdError(
+            f"HashEmbedding: ids {ids[neg][:5].tolist()} at positions {neg.nonzero()[:5].tolist()} are negative; "
+            "any id >= 0 can be hashed (also ids beyond the vocabulary), negative ids come from a bug upstream"
+        )
 
 
 class HashEmbedding(nn.Module):
@@ -120,7 +132,7 @@ class HashEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if self.validate:
-            check_ids(ids, _INT64_MAX, where="HashEmbedding")
+            _check_hashable_ids(ids)
         ids = ids.long()
         buckets = self.bucket_ids(ids)  # (B, T, k)
         weights = F.embedding(self.importance_rows(ids), self.importance)  # (B, T, k) = P[i, :]
