@@ -83,10 +83,11 @@ def test_param_groups_cover_every_parameter_once_with_own_lr_and_decay():
         assert (groups["embedding"]["lr"], groups["embedding"]["weight_decay"]) == (1e-3, 0.01)
         if head == "untied":
             assert groups["head"]["params"] == [m.head.proj.weight] and groups["head"]["lr"] == 5e-3
-            assert groups["head"]["weight_decay"] == 0.2 and groups["head_no_decay"]["weight_decay"] == 0.0
+            assert groups["head"]["weight_decay"] == 0.2 and groups["head.no_decay"]["weight_decay"] == 0.0
         else:
             assert "head" not in groups  # the tied table is trained once, in the embedding group
-        assert all(p.ndim < 2 for p in groups["no_decay"]["params"])
+        assert all(p.ndim < 2 for p in groups["other.no_decay"]["params"])
+        assert groups["other"]["weight_decay"] == cfg.weight_decay
 
 
 def test_frequency_bands_are_decades():
