@@ -6,6 +6,8 @@ table, materialised if the design is factorized/hashed), so heads can tie to it 
 diagnostics can read it.
 """
 
+from .adaptive import AdaptiveInput, frequency_permutation
 from .lookup import TokenEmbedding
 
 __all__ = ["TokenEmbedding"]
+__all__ += ["AdaptiveInput", "frequency_permutation"]
