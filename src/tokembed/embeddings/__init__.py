@@ -7,7 +7,22 @@ diagnostics can read it.
 """
 
 from .adaptive import AdaptiveInput, frequency_permutation
+from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
+from .factorized import FactorizedEmbedding
 from .lookup import TokenEmbedding
+from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
 
-__all__ = ["TokenEmbedding"]
+__all__ = [
+    "TokenEmbedding",
+    "FactorizedEmbedding",
+    "FrozenRows",
+    "embedding_param_groups",
+    "freeze",
+    "freeze_rows",
+    "unfreeze",
+    "PretrainedInitReport",
+    "Vectors",
+    "init_from_pretrained",
+    "read_vectors",
+]
 __all__ += ["AdaptiveInput", "frequency_permutation"]
