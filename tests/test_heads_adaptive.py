@@ -195,3 +195,17 @@ def test_bad_input():
         sm.loss(_h(2), torch.tensor([3]))
     with pytest.raises(ConfigError, match="reduction"):
         sm.loss(_h(2), torch.tensor([3, 4]), reduction="avg")
+
+
+def test_fused_nll_matches_autograd_cross_entropy():
+    from tokembed.heads_adaptive import _nll, _reference_nll
+
+    z = torch.randn(7, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    t = torch.tensor([0, 3, 10, 3, 5, 1, 9])
+    assert torch.autograd.gradcheck(lambda x: _nll(x, t), (z.clone().requires_grad_(),))
+    z1, z2 = z.float().requires_grad_(), z.float().requires_grad_()
+    w = torch.rand(7, generator=torch.Generator().manual_seed(6)) - 0.3  # any upstream gradient, negative too
+    (_nll(z1, t) * w).sum().backward()
+    (_reference_nll(z2, t) * w).sum().backward()
+    torch.testing.assert_close(z1.grad, z2.grad, rtol=0, atol=1e-6)
+    torch.testing.assert_close(_nll(z1, t), _reference_nll(z2, t))

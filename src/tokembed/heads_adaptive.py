@@ -74,6 +74,39 @@ def adaptive_softmax_param_count(
     return n
 
 
+class _NLL(torch.autograd.Function):
+    """``-log softmax(z)[t]`` per row, (M, C), (M,) -> (M,); as ``F.cross_entropy(reduction="none")``.
+
+    Backward writes ``g·(softmax(z) - onehot(t))`` straight from the saved ``log_softmax``
+    (``exp`` then in-place scale, then M scattered subtractions) instead of autograd's
+    zero-filled one-hot gradient followed by ``log_softmax``'s backward: two passes over the
+    (M, C) logits instead of five — this is most of the loss's memory traffic at large C.
+    ``_reference_nll`` is the plain autograd version the tests compare against.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        lsm = torch.log_softmax(z, dim=1)  # (M, C)
+        ctx.save_for_backward(lsm, t)
+        return -lsm.gather(1, t[:, None]).squeeze(1)  # (M,)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        lsm, t = ctx.saved_tensors
+        grad = torch.exp(lsm)  # (M, C) softmax(z)
+        grad.mul_(g[:, None])
+        grad.scatter_add_(1, t[:, None], -g[:, None])  # - g·onehot(t)
+        return grad, None
+
+
+def _nll(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return _NLL.apply(z if z.dtype in (torch.float32, torch.float64) else z.float(), t)  # half logits: fp32 softmax
+
+
+def _reference_nll(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(z.float(), t, reduction="none")
+
+
 class AdaptiveSoftmax(nn.Module):
     """Adaptive softmax head; ``forward(h)`` returns full-vocabulary **log-probabilities** (..., V).
 
@@ -296,9 +329,9 @@ class AdaptiveSoftmax(nn.Module):
                 head_target = r.clone()
             head_target.index_fill_(0, rows, self.shortlist_size + k)
             z = self._tail_logits(k, h.index_select(0, rows))  # (N_k, n_k)
-            nll_k = F.cross_entropy(z.float(), r.index_select(0, rows) - lo, reduction="none")  # -log p(v | cluster k)
+            nll_k = _nll(z, r.index_select(0, rows) - lo)  # (N_k,) -log p(v | cluster k)
             nll = (h.new_zeros(t.numel(), dtype=torch.float32) if nll is None else nll).index_add(0, rows, nll_k)
-        head_nll = F.cross_entropy(self._head_logits(h).float(), head_target, reduction="none")  # -log p(v or cluster)
+        head_nll = _nll(self._head_logits(h), head_target)  # (N,) -log p(v or cluster)
         return head_nll if nll is None else head_nll + nll
 
     def weight_matrix(self) -> torch.Tensor:
