@@ -146,3 +146,25 @@ def test_type_dropout_drops_whole_types_in_training_only():
     assert set(scale[ids[0] == 4].tolist()) in ({0.0}, {2.0}) and set(scale[ids[0] == 9].tolist()) in ({0.0}, {2.0})
     m.eval()
     torch.testing.assert_close(m.hidden(ids, output_hidden_states=True).hidden_states[0], m.embedding(ids))
+
+
+def test_adaptive_input_and_softmax_designs():
+    from tokembed.embeddings.adaptive import adaptive_param_count
+    from tokembed.heads_adaptive import adaptive_softmax_param_count
+
+    counts = torch.arange(V)  # id V-1 is the most frequent
+    for head in ("adaptive", "adaptive_tied", "tied", "untied"):
+        m = build_model(cfg(embedding="adaptive", head=head, cutoffs=[16, 64]), token_counts=counts).eval()
+        n = m.num_parameters()
+        assert n["embedding"] == adaptive_param_count(V, 32, [16, 64], 4.0)  # Σ n_k·d_k + Σ d_k·D
+        if head == "adaptive":
+            assert n["head"] == adaptive_softmax_param_count(32, V, [16, 64], 4.0, head_bias=True)
+        ids = torch.tensor([[V - 1, 3, 100, 7]])
+        lp = m.head.log_prob(m.hidden(ids).last_hidden)  # (1, T, V)
+        torch.testing.assert_close(lp.exp().sum(-1), torch.ones(1, 4))
+        tgt = torch.tensor([[3, 100, 7, V - 1]])
+        ref = -lp.gather(-1, tgt[..., None]).mean()
+        torch.testing.assert_close(m.loss(ids, tgt), ref, atol=1e-5, rtol=1e-5)
+    assert m.embedding.order[0].item() == V - 1  # frequency order from the counts
+    with pytest.raises(ConfigError, match="embedding='adaptive'"):
+        build_model(cfg(head="adaptive_tied"))

@@ -234,3 +234,20 @@ def test_killed_subprocess_resumes_bit_identically(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "straight/checkpoint/model.safetensors").read_bytes() == (killed / "checkpoint/model.safetensors").read_bytes()
     assert read_json(killed / "checkpoint/train_state.json")["step"] == 150
+
+
+@pytest.mark.parametrize("design", [dict(embedding="factorized", rank=4, head="tied"),
+                                    dict(embedding="hashed", head="tied_bias", extra={"num_buckets": 32}),
+                                    dict(embedding="adaptive", head="adaptive_tied", cutoffs=[8, 32])])
+def test_every_design_trains_and_reloads(tmp_path, shards, design):
+    cfg = tiny(max_steps=3)
+    for k, v in design.items():
+        setattr(cfg.model, k, v)
+    r = train(cfg, tokenizer=ByteTokenizer(), shards=shards, out_dir=tmp_path, progress=False)
+    assert all(math.isfinite(h["loss"]) for h in r.history)
+    model, _, _ = load_checkpoint(tmp_path)
+    saved = weights(tmp_path)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved.items())
+    if design["embedding"] == "adaptive":  # frequency order rebuilt from the saved training counts
+        assert model.embedding.order[0].item() == int(np.argmax(np.bincount(shards["train"].tokens, minlength=259)))

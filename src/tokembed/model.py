@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .embeddings.adaptive import AdaptiveInput, frequency_permutation
 from .embeddings.factorized import FactorizedEmbedding
 from .embeddings.hashed import HashEmbedding
 from .embeddings.lookup import TokenEmbedding
@@ -38,6 +39,7 @@ from .embeddings.regularization import EmbeddingDropout
 from .embeddings.positional import POSITIONAL_KINDS, Positional, build_positional
 from .errors import ConfigError
 from .heads import TiedHead, UntiedHead
+from .heads_adaptive import AdaptiveSoftmax
 
 __all__ = [
     "ModelConfig",
@@ -50,6 +52,7 @@ __all__ = [
     "build_model",
     "build_embedding",
     "build_head",
+    "default_cutoffs",
     "EMBEDDING_KINDS",
     "HEAD_KINDS",
     "PRESETS",
@@ -63,6 +66,9 @@ INIT_STD = 0.02
 
 #: Hashed embeddings default to V/4 buckets (Svenstrup et al. 2017 use far fewer buckets than tokens); model.extra.num_buckets overrides.
 DEFAULT_HASH_BUCKET_FRACTION = 4
+
+#: Width divisor per adaptive band (Baevski & Auli 2019 and Grave et al. 2017 use 4); model.extra.factor overrides.
+DEFAULT_ADAPTIVE_FACTOR = 4.0
 
 #: Named sizes (D, layers, heads); "tiny" is for tests and smoke runs.
 PRESETS: dict[str, dict[str, int]] = {
@@ -336,18 +342,49 @@ def build_embedding(config: ModelConfig, *, token_counts=None, seed: int = 0) ->
     if config.embedding == "hashed":
         buckets = int(config.extra.get("num_buckets", max(1, V // DEFAULT_HASH_BUCKET_FRACTION)))
         return HashEmbedding(V, D, num_buckets=buckets, num_hashes=int(config.extra.get("num_hashes", 2)), seed=seed)
-    raise ConfigError(f"embedding={config.embedding!r} is not available in this build yet; use 'lookup', 'factorized' or 'hashed'")
+    if config.embedding == "adaptive":
+        return AdaptiveInput(V, D, default_cutoffs(config), float(config.extra.get("factor", DEFAULT_ADAPTIVE_FACTOR)),
+                             permutation=_order(config, token_counts), seed=seed)
+    raise ConfigError(f"embedding={config.embedding!r} is not known; choose one of {', '.join(EMBEDDING_KINDS)}")
 
 
-def build_head(config: ModelConfig, embedding: nn.Module, *, seed: int = 0) -> nn.Module:
-    """The output head named by ``config.head`` (tied heads share ``embedding``'s table)."""
+def default_cutoffs(config: ModelConfig) -> list[int]:
+    """``config.cutoffs`` or ``[V/16, V/4]`` (rank boundaries of the frequency bands; V implied as the last)."""
+    if config.cutoffs:
+        return [int(c) for c in config.cutoffs]
+    V = config.vocab_size
+    cuts = sorted({c for c in (V // 16, V // 4) if 0 < c < V})
+    if not cuts:
+        raise ConfigError(f"vocab_size={V} is too small for adaptive bands; pass model.cutoffs=[...] or another design")
+    return cuts
+
+
+def _order(config: ModelConfig, token_counts) -> torch.Tensor | None:
+    """Frequency order ``order[rank] = id`` from training counts (None: ids are taken as already sorted)."""
+    if token_counts is None:
+        return None
+    return frequency_permutation(torch.as_tensor(token_counts, dtype=torch.int64))
+
+
+def build_head(config: ModelConfig, embedding: nn.Module, *, seed: int = 0, token_counts=None) -> nn.Module:
+    """The output head named by ``config.head`` (tied heads share ``embedding``'s table; an untied adaptive
+    softmax sorts by ``token_counts`` or by the adaptive input's order)."""
     if config.head == "untied":
         return UntiedHead(config.d_model, config.vocab_size, bias=config.head_bias, seed=seed + 1)
     if config.head == "tied":
         return TiedHead(embedding, bias=False)
     if config.head == "tied_bias":
         return TiedHead(embedding, bias=True)
-    raise ConfigError(f"head={config.head!r} is not available in this build yet; use 'untied', 'tied' or 'tied_bias'")
+    factor = float(config.extra.get("factor", DEFAULT_ADAPTIVE_FACTOR))
+    if config.head == "adaptive":
+        order = embedding.order if isinstance(embedding, AdaptiveInput) else _order(config, token_counts)
+        return AdaptiveSoftmax(config.d_model, config.vocab_size, default_cutoffs(config), factor,
+                               head_bias=config.head_bias, permutation=order, seed=seed + 1)
+    if config.head == "adaptive_tied":
+        if not isinstance(embedding, AdaptiveInput):
+            raise ConfigError("head='adaptive_tied' shares the bands of an adaptive input; set embedding='adaptive' too")
+        return AdaptiveSoftmax(config.d_model, config.vocab_size, head_bias=config.head_bias, tie_with=embedding, seed=seed + 1)
+    raise ConfigError(f"head={config.head!r} is not known; choose one of {', '.join(HEAD_KINDS)}")
 
 
 def build_model(config: ModelConfig, *, token_counts=None, seed: int = 0, embedding_dropout: float = 0.0) -> Transformer:
@@ -358,7 +395,7 @@ def build_model(config: ModelConfig, *, token_counts=None, seed: int = 0, embedd
     if config.vocab_size < 1:
         raise ConfigError(f"vocab_size={config.vocab_size}; set it from the tokenizer (tokenizer.vocab_size)")
     embedding = build_embedding(config, token_counts=token_counts, seed=seed)
-    head = build_head(config, embedding, seed=seed)
+    head = build_head(config, embedding, seed=seed, token_counts=token_counts)
     model = Transformer(config, embedding=embedding, head=head, embedding_dropout=embedding_dropout)
     _init_rest(model, seed + 2)
     if token_counts is not None:

@@ -6,6 +6,7 @@ table, materialised if the design is factorized/hashed), so heads can tie to it 
 diagnostics can read it.
 """
 
+from .adaptive import AdaptiveInput, frequency_permutation
 from .compositional import CompositionalEmbedding, FrequencyGatedEmbedding
 from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
 from .factorized import FactorizedEmbedding
@@ -34,3 +35,4 @@ __all__ = [
     "init_from_pretrained",
     "read_vectors",
 ]
+__all__ += ["AdaptiveInput", "frequency_permutation"]
