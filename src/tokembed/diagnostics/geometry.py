@@ -31,6 +31,7 @@ __all__ = [
     "THRESHOLDS",
     "Spectrum",
     "spectrum",
+    "row_norms",
     "isoscore_from_variances",
     "isoscore_reference",
     "near_duplicate_pairs",
@@ -58,6 +59,8 @@ THRESHOLDS = {
     "zero_rows_share_max": 0.0,
 }
 _BLOCK = 8192
+#: rows sampled for the anisotropy estimate (it averages 10,000 random pairs anyway)
+ANISOTROPY_SAMPLE = 50_000
 #: above this many rows, near-duplicate search uses random-hyperplane LSH instead of all pairs
 EXACT_DUPLICATE_MAX_ROWS = 16384
 
@@ -100,6 +103,15 @@ def spectrum(X: np.ndarray, valid: np.ndarray | None = None, *, block: int = _BL
     lam, P = np.clip(lam[order], 0, None), P[:, order]
     g = np.sort(np.clip(np.linalg.eigvalsh(G), 0, None))[::-1]
     return Spectrum(mean=mu, components=P, variances=lam, singular_values=np.sqrt(g), n_rows=n)
+
+
+def row_norms(X: np.ndarray) -> np.ndarray:
+    """(V,) float64 L2 norm of each row, NaN where the row holds NaN/Inf (computed in blocks)."""
+    out = np.empty(X.shape[0], dtype=np.float64)
+    for lo in range(0, X.shape[0], _BLOCK):
+        n = np.linalg.norm(np.asarray(X[lo : lo + _BLOCK], dtype=np.float32), axis=1)
+        out[lo : lo + _BLOCK] = np.where(np.isfinite(n), n, np.nan)
+    return out
 
 
 def isoscore_from_variances(lam: np.ndarray) -> float:
@@ -236,15 +248,17 @@ def geometry_summary(
     """All geometry measures of one matrix with their thresholds and the warnings they raise."""
     X = np.asarray(X)
     V, D = X.shape
-    finite = np.isfinite(X).all(axis=1)
-    norms = np.full(V, np.nan, dtype=np.float64)
-    norms[finite] = np.linalg.norm(X[finite].astype(np.float32), axis=1)
+    norms = row_norms(X)
+    finite = np.isfinite(norms)
     zero = finite & (norms == 0)
     valid = finite & ~zero
     spec = spec or spectrum(X, valid)
     unit = unit or normalize_rows(X)
-    Xv = X[np.flatnonzero(valid)] if not valid.all() else X
-    aniso = anisotropy(Xv, seed=seed) if Xv.shape[0] >= 2 else float("nan")
+    vid = np.flatnonzero(valid)
+    rng = np.random.default_rng(seed)
+    # anisotropy draws random pairs; a sample of valid rows avoids copying the whole table
+    sample = vid if vid.size <= ANISOTROPY_SAMPLE else np.sort(rng.choice(vid, ANISOTROPY_SAMPLE, replace=False))
+    aniso = anisotropy(X[sample], seed=seed) if sample.size >= 2 else float("nan")
     erank = effective_rank_from_singular_values(spec.singular_values)
     total_var = float(spec.variances.sum())
     share = (np.cumsum(spec.variances) / total_var) if total_var > 0 else np.zeros(D)

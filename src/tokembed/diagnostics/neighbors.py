@@ -44,11 +44,15 @@ _BLOCK_BYTES = 64 * 2**20  # score block budget: 64 MiB of float32
 def normalize_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unit rows (V, D) float32, valid mask (V,)): zero and non-finite rows become 0 and invalid."""
     X = np.asarray(X, dtype=np.float32)
-    finite = np.isfinite(X).all(axis=1)
-    norms = np.linalg.norm(np.where(finite[:, None], X, 0), axis=1)
-    valid = finite & (norms > 0)
-    U = np.zeros_like(X)
-    U[valid] = X[valid] / norms[valid, None]
+    U = np.empty_like(X)
+    valid = np.zeros(X.shape[0], dtype=bool)
+    for lo in range(0, X.shape[0], 8192):  # blocks: no full-size temporaries besides U
+        B = X[lo : lo + 8192]
+        n = np.linalg.norm(B, axis=1)
+        ok = np.isfinite(n) & (n > 0)
+        U[lo : lo + 8192] = B / np.where(ok, n, 1)[:, None]
+        U[lo : lo + 8192][~ok] = 0
+        valid[lo : lo + 8192] = ok
     return U, valid
 
 

@@ -79,8 +79,11 @@ def export_projector(out_dir: str | os.PathLike, X: np.ndarray, rows: Sequence[i
     out.mkdir(parents=True, exist_ok=True)
     rows = np.asarray(rows, dtype=np.int64)
     V = np.nan_to_num(np.asarray(X[rows], dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    lines = ["\t".join(f"{v:.6g}" for v in r) for r in V]
-    atomic_write_text(out / "vectors.tsv", "\n".join(lines) + "\n")
+    import io
+
+    buf = io.StringIO()
+    np.savetxt(buf, V, fmt="%.6g", delimiter="\t")  # (N, D) one row per point
+    atomic_write_text(out / "vectors.tsv", buf.getvalue())
     cols = list(metadata)
     meta = ["\t".join(cols)]
     for i in rows.tolist():

@@ -173,10 +173,11 @@ def load_embeddings(
             )
         raise EmbeddingSourceError(f"{source}: no such file or folder; pass a model folder, a checkpoint or a vector file")
     if p.is_dir():
-        if (p / "tokenizer").is_dir() and (p / "config.json").is_file() and (p / "model.safetensors").is_file():
-            cfg = _read_json(p / "config.json")
-            if isinstance(cfg, dict) and "model" in cfg:
-                return _load_checkpoint(p)
+        for ck in (p, p / "checkpoint"):  # a checkpoint folder or the run folder that holds one
+            if (ck / "tokenizer").is_dir() and (ck / "config.json").is_file() and (ck / "model.safetensors").is_file():
+                cfg = _read_json(ck / "config.json")
+                if isinstance(cfg, dict) and "model" in cfg:
+                    return _load_checkpoint(ck)
         return _load_hf_folder(p)
     if p.suffix in MATRIX_SUFFIXES:
         return _load_matrix(p, vocab=vocab, tensor=tensor)
@@ -408,48 +409,14 @@ def _vocab_txt_table(path: Path) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
-def _tokenizer_json_table(path: Path) -> tuple[list[str | None], dict[int, str]]:
-    """id -> token from a tokenizer.json model vocab + added tokens; also the special added tokens.
-
-    Stopgap until :func:`tokembed.load_tokenizer` reads tokenizer.json (branch tokhf): only the
-    id -> token table, no encoding.
-    """
-    data = _read_json(path)
-    model = data.get("model") if isinstance(data, dict) else None
-    if not isinstance(model, dict) or "vocab" not in model:
-        raise EmbeddingSourceError(f"{path}: no model.vocab; is this a Hugging Face tokenizer.json?")
-    voc = model["vocab"]
-    pairs: list[tuple[int, str]]
-    if isinstance(voc, dict):  # BPE / WordPiece / WordLevel: token -> id
-        pairs = [(int(i), t) for t, i in voc.items()]
-    elif isinstance(voc, list):  # Unigram: [[token, score], ...] in id order
-        pairs = [(i, e[0]) for i, e in enumerate(voc)]
-    else:
-        raise EmbeddingSourceError(f"{path}: model.vocab is a {type(voc).__name__}; expected an object or a list")
-    specials: dict[int, str] = {}
-    for a in data.get("added_tokens") or []:
-        pairs.append((int(a["id"]), a["content"]))
-        if a.get("special"):
-            specials[int(a["id"])] = a["content"]
-    n = max((i for i, _ in pairs), default=-1) + 1
-    table: list[str | None] = [None] * n
-    for i, t in pairs:
-        table[i] = t
-    return table, specials
-
-
-def _vocab_from_table(table: list[str], specials_by_id: Mapping[int, str], roles: Mapping[str, str], origin: Path) -> Vocab:
-    """Vocab with named roles (unk, pad, ...) plus ``special_<id>`` for other special tokens."""
+def _vocab_from_table(table: list[str], roles: Mapping[str, str], origin: Path) -> Vocab:
+    """Vocab with named roles (unk, pad, ...) from a special-token map, else BERT's ``[PAD]``-style names."""
     present = set(table)
     special = {r: t for r, t in roles.items() if t in present}
-    named = set(special.values())
-    for i, t in sorted(specials_by_id.items()):
-        if t not in named and i < len(table) and table[i] == t:
-            special[f"special_{i}"] = t
     if not roles:  # BERT-style vocab.txt without a map: [PAD], [UNK], [CLS], [SEP], [MASK]
         for role in _HF_SPECIAL_KEYS:
             t = f"[{role.upper()}]"
-            if t in present and role not in special:
+            if t in present:
                 special[role] = t
     try:
         return Vocab(table, special_tokens=special)
@@ -458,42 +425,55 @@ def _vocab_from_table(table: list[str], specials_by_id: Mapping[int, str], roles
 
 
 def _hf_vocab(folder: Path, *, rows: int) -> tuple[Vocab, Any, list[str]]:
-    """Vocab (and a tokembed tokenizer when one loads) for a Hugging Face folder."""
+    """Vocab (and a tokembed tokenizer when one loads) for a Hugging Face folder.
+
+    The tokenizer comes from :func:`tokembed.load_tokenizer`, else from ``tokenizer.json`` through
+    :class:`~tokembed.tokenizers.hf.HFTokenizer`; a folder with only ``vocab.txt`` gets the
+    id -> token table (no encoding). Rows beyond the tokenizer's vocabulary (padding) get ``<row_i>`` names.
+    """
     notes: list[str] = []
     tokenizer = _try_load_tokenizer(folder, notes)
-    if tokenizer is not None and len(tokenizer.vocab) == rows:
-        return tokenizer.vocab, tokenizer, notes
-    roles = _special_map(folder)
-    if (folder / "tokenizer.json").is_file():
+    if tokenizer is not None:
+        if len(tokenizer.vocab) == rows:
+            return tokenizer.vocab, tokenizer, notes
         origin = folder / "tokenizer.json"
-        table, specials = _tokenizer_json_table(origin)
-    elif (folder / "vocab.txt").is_file():
-        origin = folder / "vocab.txt"
-        table, specials = list(_vocab_txt_table(origin)), {}
-    else:
+        full = _pad_table(list(tokenizer.vocab.tokens), rows, origin, notes)
+        try:
+            return Vocab(full, special_tokens=tokenizer.vocab.special_tokens), tokenizer, notes
+        except Exception as e:
+            raise EmbeddingSourceError(f"{origin}: {e}") from e
+    if not (folder / "vocab.txt").is_file():
         raise EmbeddingSourceError(
             f"{folder}: no tokenizer.json or vocab.txt; the rows cannot be named — copy the model's tokenizer files "
             "into the folder"
         )
-    full = _pad_table(table, rows, origin, notes)
-    if tokenizer is not None:
-        notes.append(f"tokenizer has {len(tokenizer.vocab)} tokens but the embedding has {rows} rows; padded vocabulary used")
-        tokenizer = None if len(tokenizer.vocab) > rows else tokenizer
-    return _vocab_from_table(full, specials, roles, origin), tokenizer, notes
+    origin = folder / "vocab.txt"
+    full = _pad_table(list(_vocab_txt_table(origin)), rows, origin, notes)
+    return _vocab_from_table(full, _special_map(folder), origin), None, notes
 
 
 def _try_load_tokenizer(path: Path, notes: list[str]):
-    """A tokembed tokenizer for ``path`` if :func:`tokembed.load_tokenizer` can read it, else None."""
+    """A tokembed tokenizer for ``path`` (folder or tokenizer.json), or None when none can be built."""
     from ..errors import TokembedError
     from ..tokenizers import load_tokenizer
 
+    if path.is_dir() and (path / "tokembed.json").is_file():
+        return load_tokenizer(path)  # a broken tokembed folder is an error, not a note
     try:
         return load_tokenizer(path)
     except TokembedError as e:
-        if (path / "tokembed.json").is_file():
-            raise
-        notes.append(f"no tokembed tokenizer for {path.name} ({str(e).split(';')[0]}): corpus counts and reachability are skipped")
-        return None
+        first_error = str(e).split(";")[0]
+    tj = path if path.is_file() else path / "tokenizer.json"
+    if tj.is_file():
+        from ..tokenizers.hf import HFTokenizer
+
+        try:
+            # no [CLS]/[SEP] around each text: counts and round trips see only the text's own tokens
+            return HFTokenizer.from_file(tj, add_special_tokens=False)
+        except TokembedError as e:
+            first_error = str(e).split(";")[0]
+    notes.append(f"no tokenizer for {path.name} ({first_error}): corpus counts and reachability are skipped")
+    return None
 
 
 def _vocab_file(vocab: Path, rows: int) -> tuple[Vocab, Any, list[str]]:
@@ -501,29 +481,29 @@ def _vocab_file(vocab: Path, rows: int) -> tuple[Vocab, Any, list[str]]:
     if vocab.is_dir():
         if (vocab / "tokembed.json").is_file():
             tok = _try_load_tokenizer(vocab, notes)
-            v = tok.vocab
-            if len(v) != rows:
+            if len(tok.vocab) != rows:
                 raise EmbeddingSourceError(
-                    f"{vocab}: tokenizer has {len(v)} tokens but the matrix has {rows} rows; "
+                    f"{vocab}: tokenizer has {len(tok.vocab)} tokens but the matrix has {rows} rows; "
                     "pass the tokenizer the matrix was trained with"
                 )
-            return v, tok, notes
+            return tok.vocab, tok, notes
         return _hf_vocab(vocab, rows=rows)
     if vocab.name.endswith(".json"):
-        table, specials = _tokenizer_json_table(vocab)
-        roles = _special_map(vocab.parent)
-        if len(table) != rows:
+        tok = _try_load_tokenizer(vocab, notes)
+        if tok is None:
+            raise EmbeddingSourceError(f"{vocab}: not a readable tokenizer.json ({'; '.join(notes)})")
+        if len(tok.vocab) != rows:
             raise EmbeddingSourceError(
-                f"{vocab}: {len(table)} tokens but the matrix has {rows} rows; pass the vocabulary of this matrix"
+                f"{vocab}: {len(tok.vocab)} tokens but the matrix has {rows} rows; pass the vocabulary of this matrix"
             )
-        return _vocab_from_table(_pad_table(table, rows, vocab, notes), specials, roles, vocab), None, notes
+        return tok.vocab, tok, notes
     table = _vocab_txt_table(vocab)
     if len(table) != rows:
         raise EmbeddingSourceError(
             f"{vocab}: {len(table)} lines (one token per line) but the matrix has {rows} rows; "
             "pass the vocabulary file that belongs to this matrix (one line per row, in row order)"
         )
-    return _vocab_from_table(table, {}, {}, vocab), None, notes
+    return _vocab_from_table(table, {}, vocab), None, notes
 
 
 # -- bare matrices -----------------------------------------------------------------------
@@ -606,7 +586,7 @@ def _load_vectors(path: Path, *, limit: int | None, progress: bool) -> Embedding
 
 def _load_checkpoint(folder: Path) -> EmbeddingSource:
     try:
-        from ..train import load_checkpoint
+        from ..checkpoint import load_checkpoint
     except ImportError as e:
         raise EmbeddingSourceError(f"{folder}: reading tokembed checkpoints needs tokembed.train, which this build lacks") from e
     model, tokenizer, _cfg = load_checkpoint(folder)

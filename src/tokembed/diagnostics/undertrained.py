@@ -34,11 +34,15 @@ __all__ = [
     "undertrained_summary",
     "verify_repetition",
     "CANDIDATE_PERCENTILE",
+    "ZERO_COUNT_MAX_SHARE",
 ]
 
 #: share of tokens (highest indicator) listed as candidates: the top 2%, the Magikarp default
 #: (``DEFAULT_THRESHOLD_PERCENTILE = 2.0`` in cohere-ai/magikarp).
 CANDIDATE_PERCENTILE = 2.0
+#: zero-count tokens join the reference set only while they are at most this share of the vocabulary:
+#: on a small corpus most tokens are unseen yet trained, and their mean is no "unused" direction.
+ZERO_COUNT_MAX_SHARE = 0.1
 _REPLACEMENT = "\ufffd"
 
 
@@ -86,7 +90,13 @@ def reachability(tokenizer, *, ids: Sequence[int] | None = None, prefixes: int =
         for p in pre:
             texts = [tokenizer.decode([p, i]) for i in retry]
             enc = tokenizer.encode_batch(texts)
-            retry = [i for i, e in zip(retry, enc) if i not in e]
+            left = []
+            for i, e in zip(retry, enc):
+                if i in e:
+                    out[i] = "ok"
+                else:
+                    left.append(i)
+            retry = left
             if not retry:
                 break
     for i in retry:
@@ -115,31 +125,44 @@ def reference_set(tokenizer=None, *, counts: np.ndarray | None = None, V: int, s
     if counts is not None:
         zero = set(np.flatnonzero(np.asarray(counts)[:V] == 0).tolist()) - special - partial
         info["zero_count"] = len(zero)
-        ref |= zero
+        if len(zero) <= ZERO_COUNT_MAX_SHARE * V:
+            ref |= zero
+        else:
+            info["zero_count_used"] = False
+            info["note"] = (
+                f"{len(zero)} tokens ({len(zero) / V:.0%}) have zero count: the corpus is too small for 'unseen' to mean "
+                f"'unused' (limit {ZERO_COUNT_MAX_SHARE:.0%}), so only unreachable tokens form the reference set"
+            )
     ref -= special
     return np.array(sorted(ref), dtype=np.int64), info
 
 
-def _remove_first_pc(W: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """W − (W p₁) p₁ᵀ with p₁ the first principal direction of the valid rows."""
-    from .geometry import spectrum
+def head_cosine_indicator(W: np.ndarray, reference: np.ndarray, *, first_pc: np.ndarray | None = None) -> np.ndarray:
+    """(V,) cosine of each row, first principal component removed, to the mean reference row (same removal).
 
-    p1 = spectrum(W, valid).components[:, 0].astype(np.float32)  # (D,)
-    Wf = np.where(valid[:, None], W, 0).astype(np.float32)
-    return Wf - np.outer(Wf @ p1, p1)  # (V, D)
+    With ``w' = w − (w·p₁)p₁`` and ``r = mean_{j∈ref} w'_j`` (so ``r ⟂ p₁``): ``w'·r = w·r`` and
+    ``|w'|² = |w|² − (w·p₁)²``, so no PC-removed copy of W is made. NaN for non-finite rows.
+    """
+    from .geometry import row_norms, spectrum
 
-
-def head_cosine_indicator(W: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(V,) cosine of each row (first PC removed) to the mean reference row (first PC removed); NaN for bad rows."""
-    W = np.asarray(W, dtype=np.float32)
-    valid = np.isfinite(W).all(axis=1)
-    Wr = _remove_first_pc(W, valid)
+    W = np.asarray(W)
+    norms = row_norms(W)
+    valid = np.isfinite(norms)
+    p1 = (spectrum(W, valid).components[:, 0] if first_pc is None else first_pc).astype(np.float32)  # (D,)
     ref = np.asarray(reference)
     ref = ref[valid[ref]]
-    r = Wr[ref].mean(axis=0)  # (D,) mean unused row
-    norms = np.linalg.norm(Wr, axis=1) * np.linalg.norm(r)
+    R = W[ref].astype(np.float32)
+    r = (R - np.outer(R @ p1, p1)).mean(axis=0)  # (D,) mean unused row, PC 1 removed
+    V = W.shape[0]
+    proj = np.empty(V, dtype=np.float64)
+    dots = np.empty(V, dtype=np.float64)
+    for lo in range(0, V, 8192):
+        B = np.asarray(W[lo : lo + 8192], dtype=np.float32)
+        proj[lo : lo + 8192] = B @ p1
+        dots[lo : lo + 8192] = B @ r
+    resid = np.sqrt(np.clip(norms**2 - proj**2, 0, None)) * np.linalg.norm(r)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos = (Wr @ r) / np.where(norms > 0, norms, np.nan)
+        cos = dots / np.where(resid > 0, resid, np.nan)
     cos[~valid] = np.nan
     return cos
 
@@ -154,18 +177,31 @@ def head_cosine_indicator_reference(W: np.ndarray, reference: Sequence[int]) -> 
     return np.array([(w @ r) / (np.linalg.norm(w) * np.linalg.norm(r)) for w in Wr])
 
 
-def undertrained_summary(source, *, counts: np.ndarray | None = None, top: int = 30, verify: bool = False, progress: bool = True) -> dict:
-    """Indicators, reference set and ranked candidates for an :class:`EmbeddingSource`."""
+def undertrained_summary(
+    source,
+    *,
+    counts: np.ndarray | None = None,
+    top: int = 30,
+    verify: bool = False,
+    progress: bool = True,
+    input_first_pc: np.ndarray | None = None,
+    input_norms: np.ndarray | None = None,
+) -> dict:
+    """Indicators, reference set and ranked candidates for an :class:`EmbeddingSource`.
+
+    ``input_first_pc``/``input_norms`` reuse what geometry already computed for the input matrix.
+    """
     V = source.shape[0]
     tokens = source.vocab.tokens
     special = source.vocab.special_ids
     ref, info = reference_set(source.tokenizer, counts=counts, V=V, special_ids=special)
     indicators: dict[str, np.ndarray] = {}
-    notes = []
+    notes = [info["note"]] if "note" in info else []
     head = source.output if source.output is not None else source.input
     head_name = "head" if source.output is not None else "input"
     if ref.size >= 1:
-        indicators[f"{head_name}_cosine_to_unused"] = head_cosine_indicator(head, ref)
+        pc = input_first_pc if head is source.input else None
+        indicators[f"{head_name}_cosine_to_unused"] = head_cosine_indicator(head, ref, first_pc=pc)
     else:
         notes.append(
             "no reference set of unused tokens was found "
@@ -174,11 +210,9 @@ def undertrained_summary(source, *, counts: np.ndarray | None = None, top: int =
             + "; only the input-norm indicator is used"
         )
     if not source.tied:
-        X = source.input
-        finite = np.isfinite(X).all(axis=1)
-        norms = np.full(V, np.nan)
-        norms[finite] = np.linalg.norm(X[finite], axis=1)
-        indicators["input_norm"] = norms
+        from .geometry import row_norms
+
+        indicators["input_norm"] = input_norms if input_norms is not None else row_norms(source.input)
     # main indicator: the head cosine when there is a reference set (high = suspicious), else low input norm
     if indicators:
         main = next(iter(indicators))
