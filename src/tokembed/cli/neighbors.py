@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("tokens", nargs="+", metavar="TOKEN", help="token strings as the vocabulary spells them (e.g. '##ing', 'Ġthe')")
     p.add_argument("-k", type=int, default=10, help="neighbours per token (default 10)")
     p.add_argument("--matrix", choices=["input", "output"], default="input", help="input embedding or LM head rows")
+    p.add_argument("--method", choices=["exact", "faiss", "auto"], default="exact",
+                   help="exact blocked matmul (default), faiss HNSW (approximate, needs faiss-cpu), or auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run)
 
@@ -26,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..diagnostics.neighbors import neighbors_of
 
     src = source_from_args(args, progress=False)
-    res = neighbors_of(src, args.tokens, k=args.k, matrix=args.matrix)
+    res = neighbors_of(src, args.tokens, k=args.k, matrix=args.matrix, method=args.method)
     if args.json:
         print_json({t: [asdict(n) for n in ns] for t, ns in res.items()})
         return 0

@@ -33,11 +33,13 @@ __all__ = [
     "Neighbor",
     "neighbors_of",
     "FAISS_MIN_ROWS",
+    "FAISS_MIN_QUERIES",
 ]
 
-#: from this many rows on, ``method="auto"`` uses faiss (if installed) for all-row queries;
-#: below it the exact blocked matmul is fast enough on a laptop CPU.
+#: ``method="auto"`` uses faiss (if installed) from this many rows AND :data:`FAISS_MIN_QUERIES` queries on;
+#: below that, building an HNSW index costs more than the exact blocked matmul saves.
 FAISS_MIN_ROWS = 200_000
+FAISS_MIN_QUERIES = 1000
 _BLOCK_BYTES = 64 * 2**20  # score block budget: 64 MiB of float32
 
 
@@ -144,10 +146,11 @@ def topk_cosine_reference(table, queries, *, k: int = 10, exclude=None) -> tuple
     return np.array(ids, dtype=np.int64), np.array(sims, dtype=np.float32)
 
 
-def approximate_topk(table: np.ndarray, queries: np.ndarray, *, k: int = 10, m: int = 32, ef: int = 128, seed: int = 0):
+def approximate_topk(table: np.ndarray, queries: np.ndarray, *, k: int = 10, m: int = 32, ef: int = 128, threads: int | None = None):
     """Approximate cosine top-k with a faiss HNSW index (inner product on unit rows).
 
     Needs the optional ``faiss-cpu``; the query row itself is not removed (ask for k+1).
+    ``threads`` sets faiss' OpenMP threads (default: faiss' own choice).
     """
     from ..errors import require
 
@@ -157,7 +160,8 @@ def approximate_topk(table: np.ndarray, queries: np.ndarray, *, k: int = 10, m: 
     rows = np.flatnonzero(valid)
     index = faiss.IndexHNSWFlat(U.shape[1], m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efSearch = ef
-    faiss.omp_set_num_threads(max(1, (__import__("os").cpu_count() or 1)))
+    if threads:
+        faiss.omp_set_num_threads(int(threads))
     index.add(np.ascontiguousarray(U[rows]))
     sims, local = index.search(np.ascontiguousarray(Qn), k)
     ids = np.where(local >= 0, rows[np.clip(local, 0, None)], -1)
@@ -174,12 +178,16 @@ class Neighbor:
     cosine: float
 
 
-def neighbors_of(source, tokens: Sequence[str], *, k: int = 10, matrix: str = "input") -> dict[str, list[Neighbor]]:
-    """Exact top-k cosine neighbours of each token string in ``source`` (an :class:`EmbeddingSource`).
+def neighbors_of(source, tokens: Sequence[str], *, k: int = 10, matrix: str = "input", method: str = "exact") -> dict[str, list[Neighbor]]:
+    """Top-k cosine neighbours of each token string in ``source`` (an :class:`EmbeddingSource`).
 
     A token that is not in the vocabulary raises :class:`TokenNotFoundError` naming close spellings.
-    ``matrix`` is ``"input"`` or ``"output"`` (the LM head rows).
+    ``matrix`` is ``"input"`` or ``"output"`` (the LM head rows). ``method``: ``"exact"`` (blocked
+    matmul), ``"faiss"`` (HNSW, approximate) or ``"auto"`` (faiss when installed and both V ≥
+    :data:`FAISS_MIN_ROWS` and the query count ≥ :data:`FAISS_MIN_QUERIES`).
     """
+    if method not in ("exact", "faiss", "auto"):
+        raise ConfigError(f"method={method!r}; pass 'exact', 'faiss' or 'auto'")
     X = source.input if matrix == "input" else source.output
     if X is None:
         raise ConfigError(f"{source.path}: has no output head; use --matrix input")
@@ -193,7 +201,18 @@ def neighbors_of(source, tokens: Sequence[str], *, k: int = 10, matrix: str = "i
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; check the spelling"
             raise TokenNotFoundError(f"token {t!r} is not in the vocabulary of {source.path} ({len(source.vocab)} tokens){hint}")
         ids.append(i)
-    nid, nsim = topk_cosine(X, X[ids], k=k, exclude=[[i] for i in ids])
+    if method == "auto":
+        import importlib.util
+
+        big = X.shape[0] >= FAISS_MIN_ROWS and len(ids) >= FAISS_MIN_QUERIES
+        method = "faiss" if big and importlib.util.find_spec("faiss") is not None else "exact"
+    if method == "faiss":
+        nid, nsim = approximate_topk(X, X[ids], k=k + 1)
+        keep = nid != np.asarray(ids)[:, None]  # drop the query itself
+        nid = np.array([r[m][:k] for r, m in zip(nid, keep)])
+        nsim = np.array([r[m][:k] for r, m in zip(nsim, keep)])
+    else:
+        nid, nsim = topk_cosine(X, X[ids], k=k, exclude=[[i] for i in ids])
     out = {}
     for t, row_i, row_s in zip(tokens, nid, nsim):
         out[t] = [
