@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "eval": "eval",
     "embed": "embed",
+    "inspect": "inspect",
+    "neighbors": "neighbors",
 }
 
 EXIT_USER_ERROR = 2
