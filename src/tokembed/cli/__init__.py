@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "embed": "embed",
     "inspect": "inspect",
     "neighbors": "neighbors",
+    "compress": "compress",
 }
 
 EXIT_USER_ERROR = 2
