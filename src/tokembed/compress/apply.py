@@ -89,9 +89,10 @@ def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep
     # plan
     if counts is None:
         raise ConfigError("method 'plan' needs token counts: pass --corpus or a checkpoint with training counts")
-    budget = opts.budget_bytes or quantize(W[:1], bits=4, group_size=opts.group_size).nbytes * V
+    # default budget: the bytes of uniform int4 (+ the plan's 1 byte/row id -> option map)
+    budget = opts.budget_bytes or (quantize(W[:1], bits=4, group_size=opts.group_size).nbytes + 1) * V
     return CompressedTable(plan(W, counts, budget_bytes=budget, n_bands=opts.bands, seed=opts.seed,
-                                int4_group=opts.group_size).tables)
+                                int4_group=opts.group_size, pq_M=opts.M, pq_nbits=opts.nbits).tables)
 
 
 def _bands(counts, V: int) -> tuple[np.ndarray, list[dict]]:
@@ -178,6 +179,7 @@ def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval
     V, D = E.shape
     model = src.model_loader() if src.model_loader is not None else None
     notes: list[str] = list(src.notes)
+    emb_scale = float(getattr(model.embedding, "scale", 1.0) or 1.0) if model is not None else 1.0  # √D of the source
     counts, counts_from = None, None
     if corpus is not None:
         if src.tokenizer is None:
@@ -216,8 +218,9 @@ def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval
 
         docs = list(eval_corpus.documents())
         model.eval()
+        seq_len = min(seq_len, int(model.config.max_seq_len))
         before = evaluate(model, src.tokenizer, docs, seq_len=seq_len, max_tokens=max_eval_tokens)
-        emb = embedding_module(inp, scale=float(getattr(model.embedding, "scale", 1.0) or 1.0))
+        emb = embedding_module(inp, scale=emb_scale)
         head = head_module(None if tied else out, embedding=emb, bias=None if opts.method == "trim" and not tied else bias)
         swap_into_model(model, emb, head)
         after = evaluate(model, src.tokenizer, docs, seq_len=seq_len, max_tokens=max_eval_tokens)
@@ -228,7 +231,7 @@ def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval
     save_compressed(out_dir, input=inp, output=out, tied=tied, fingerprint=src.fingerprint, tokenizer=src.tokenizer,
                     method=opts.method, options=options_dict(opts), report=report,
                     output_bias=None if (opts.method == "trim" or not has_head) else bias,
-                    embedding_scale=float(getattr(getattr(model, "embedding", None), "scale", 1.0) or 1.0),
+                    embedding_scale=emb_scale,
                     source=str(source))
     report["output_dir"] = str(out_dir)
     return report

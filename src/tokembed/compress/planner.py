@@ -219,7 +219,8 @@ def plan(E: torch.Tensor, counts, *, budget_bytes: int, n_bands: int = 8, option
             if nb <= budget_bytes and (best is None or err < best[1]):
                 best = (choice, err, nb)
     if best is None:
-        cheapest = min(sum(min(c[o][0] for o in options) for c in cost) + min(shared.values()), 1 << 62)
+        cheapest = min(sum(min(c[o][0] for o in allowed) for c in cost) + sum(shared[o] for o in allowed)
+                       for allowed in [(o,) for o in options])
         raise ConfigError(f"budget_bytes={budget_bytes} is below the smallest plan ({cheapest} bytes with options "
                           f"{', '.join(options)}); raise the budget or allow a smaller option such as 'pq'")
     choice, err, _ = best
