@@ -66,7 +66,7 @@ def _kmeanspp(X: torch.Tensor, K: int, g: torch.Generator) -> torch.Tensor:
     return C
 
 
-def kmeans(X: torch.Tensor, K: int, *, iters: int = 25, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(X: torch.Tensor, K: int, *, iters: int = 25, seed: int = 0, init: str = "k-means++") -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster each of M point sets into K centres: X (M, N, d) -> centres (M, K, d), codes (M, N).
 
     Deterministic for a given seed (and torch thread count). ``K <= N`` is required.
@@ -76,9 +76,12 @@ def kmeans(X: torch.Tensor, K: int, *, iters: int = 25, seed: int = 0) -> tuple[
     if not 1 <= K <= N:
         raise ValueError(f"k-means needs 1 <= K <= N, got K={K}, N={N}")
     g = torch.Generator().manual_seed(seed)
-    n_pp = min(N, _PP_POINTS_PER_CENTRE * K)
-    sub = X if n_pp == N else X[:, torch.randperm(N, generator=g)[:n_pp]]
-    C = _kmeanspp(sub, K, g)
+    if init == "random":  # K distinct points per problem (as faiss does)
+        C = torch.stack([X[m, torch.randperm(N, generator=g)[:K]] for m in range(M)])
+    else:
+        n_pp = min(N, _PP_POINTS_PER_CENTRE * K)
+        sub = X if n_pp == N else X[:, torch.randperm(N, generator=g)[:n_pp]]
+        C = _kmeanspp(sub, K, g)
     off = (torch.arange(M) * K).unsqueeze(1)  # (M, 1): codes of problem m live at rows m·K.. of a flat table
     for _ in range(iters):
         codes, dist = assign(X, C)  # (M, N)
