@@ -82,3 +82,23 @@ def test_hash_buckets_map_similar_rows_together():
     assert float((hb.decode() - E).abs().max()) < 0.1
     with pytest.raises(ConfigError, match="buckets=0"):
         hash_buckets(E, buckets=0)
+
+
+def test_kmeans_random_init_is_seeded_too():
+    X = W[:200].reshape(1, 200, 32)
+    a = kmeans(X, 8, iters=3, seed=5, init="random")
+    b = kmeans(X, 8, iters=3, seed=5, init="random")
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_table_report_known_values():
+    from tokembed.compress.apply import table_report
+
+    E = torch.eye(12)
+    rep = table_report(E, E, k=3)
+    assert rep["rel_error"] == 0.0 and rep["nn_overlap@10".replace("10", "3")] == 1.0
+    noisy = E * 0.5  # same directions, half the norm: rel. error 0.5, neighbours unchanged
+    counts = torch.tensor([5, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 12])
+    rep = table_report(E, noisy, counts=counts, k=3)
+    assert abs(rep["rel_error"] - 0.5) < 1e-12 and abs(rep["weighted_rel_error"] - 0.5) < 1e-12
+    assert [b["name"] for b in rep["bands"]] == ["0", "1-9", "10-99"]

@@ -163,10 +163,9 @@ _BIG_BYTES = 8 << 20
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("TOKEMBED_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tokembed"
-    )
-    return Path(base) / "kernels"
+    from ..corpus import _cache_dir as tokembed_cache  # $TOKEMBED_CACHE or ~/.cache/tokembed
+
+    return tokembed_cache() / "kernels"
 
 
 def _cpu_key() -> str:
