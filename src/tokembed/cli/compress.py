@@ -64,6 +64,13 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {part}: rel. error {r['rel_error']:.4f}  NN-overlap@10 {r['nn_overlap@10']:.3f}")
             for b in r["bands"]:
                 print(f"    band {b['name']:>14}  ({b['n_types']} tokens)  rel. error {b['rel_error']:.4f}")
+            plan = r.get("method_info", {})
+            if "uniform" in plan:
+                print(f"    plan: {plan['bytes']:,} bytes (budget {plan['budget_bytes']:,}), frequency-weighted "
+                      f"squared error {plan['weighted_sq_error']:.3g}; per band (most frequent first): "
+                      + ", ".join(f"{b['rows']}×{b['option']}" for b in plan["bands"]))
+                for o, u in plan["uniform"].items():
+                    print(f"    uniform {o}: {u['bytes']:,} bytes, frequency-weighted squared error {u['weighted_error']:.3g}")
     if "bits_per_byte" in rep:
         b = rep["bits_per_byte"]
         print(f"  bits/byte {b['before']:.4f} -> {b['after']:.4f} ({100 * b['change']:+.2f}%)")

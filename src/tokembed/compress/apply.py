@@ -91,8 +91,11 @@ def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep
         raise ConfigError("method 'plan' needs token counts: pass --corpus or a checkpoint with training counts")
     # default budget: the bytes of uniform int4 (+ the plan's 1 byte/row id -> option map)
     budget = opts.budget_bytes or (quantize(W[:1], bits=4, group_size=opts.group_size).nbytes + 1) * V
-    return CompressedTable(plan(W, counts, budget_bytes=budget, n_bands=opts.bands, seed=opts.seed,
-                                int4_group=opts.group_size, pq_M=opts.M, pq_nbits=opts.nbits).tables)
+    p = plan(W, counts, budget_bytes=budget, n_bands=opts.bands, seed=opts.seed, int4_group=opts.group_size,
+             pq_M=opts.M, pq_nbits=opts.nbits)
+    info = {"budget_bytes": budget, "bytes": p.nbytes, "weighted_sq_error": p.weighted_error, "bands": p.bands,
+            "uniform": p.uniform}
+    return CompressedTable(p.tables, info=info)
 
 
 def _bands(counts, V: int) -> tuple[np.ndarray, list[dict]]:
@@ -210,6 +213,8 @@ def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval
         "bytes_before": bytes_before, "bytes_after": bytes_after, "ratio": bytes_before / max(bytes_after, 1),
         "input": table_report(E, inp.decode(), counts=counts, seed=opts.seed),
     }
+    if inp.info:
+        report["input"]["method_info"] = inp.info
     if out is not None:
         report["output"] = table_report(torch.from_numpy(np.ascontiguousarray(src.output)).float(), out.decode(),
                                         counts=counts, seed=opts.seed)

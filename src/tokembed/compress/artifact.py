@@ -78,6 +78,7 @@ class CompressedTable:
 
     table: Any  # one of KINDS
     kind: str = ""
+    info: dict = field(default_factory=dict)  # method-specific facts for the report (e.g. the plan's bands)
 
     def __post_init__(self):
         self.kind = self.kind or _kind_of(self.table)
