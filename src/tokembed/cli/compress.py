@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--buckets", type=int, default=None, help="hash: number of buckets (default V/8)")
     p.add_argument("--budget-bytes", type=int, default=None, help="plan: byte budget (default: uniform int4's bytes)")
     p.add_argument("--bands", type=int, default=8, help="plan: frequency bands")
+    p.add_argument("--smoothing", type=float, default=1.0, help="plan: add-α to the counts (0 = unseen tokens weigh nothing)")
     p.add_argument("--seed", type=int, default=0, help="k-means seed (pq, hash, plan)")
     p.add_argument("--untie", action="store_true", help="compress a tied model's head separately (default: stays tied)")
     p.add_argument("--corpus", nargs="+", default=None, metavar="CORPUS",
@@ -47,7 +48,8 @@ def _run(args: argparse.Namespace) -> int:
     opts = CompressOptions(
         method=args.method, group_size=args.group_size, symmetric=not args.asymmetric, M=args.M, nbits=args.nbits,
         pq_ratio=args.pq_ratio, rank=args.rank, energy=args.energy, target_bytes=args.target_bytes,
-        sparsity=args.sparsity, buckets=args.buckets, budget_bytes=args.budget_bytes, bands=args.bands, seed=args.seed,
+        sparsity=args.sparsity, buckets=args.buckets, budget_bytes=args.budget_bytes, bands=args.bands,
+        smoothing=args.smoothing, seed=args.seed,
     )
     corpus = Corpus(args.corpus) if args.corpus else None
     eval_corpus = Corpus(args.eval_corpus) if args.eval_corpus else None

@@ -49,6 +49,7 @@ class CompressOptions:
     buckets: int | None = None  # hash: number of buckets (default V // 8)
     budget_bytes: int | None = None  # plan: byte budget (default: the bytes of uniform int4)
     bands: int = 8  # plan: frequency bands
+    smoothing: float = 1.0  # plan: add-α to the counts, so unseen tokens still weigh a little
     iters: int = 25  # pq / hash: k-means iterations
     seed: int = 0  # pq / hash: k-means seed
 
@@ -92,8 +93,8 @@ def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep
     # default budget: the bytes of uniform int4 (+ the plan's 1 byte/row id -> option map)
     budget = opts.budget_bytes or (quantize(W[:1], bits=4, group_size=opts.group_size).nbytes + 1) * V
     p = plan(W, counts, budget_bytes=budget, n_bands=opts.bands, seed=opts.seed, int4_group=opts.group_size,
-             pq_M=opts.M, pq_nbits=opts.nbits)
-    info = {"budget_bytes": budget, "bytes": p.nbytes, "weighted_sq_error": p.weighted_error, "bands": p.bands,
+             pq_M=opts.M, pq_nbits=opts.nbits, smoothing=opts.smoothing)
+    info = {"budget_bytes": budget, "smoothing": opts.smoothing, "bytes": p.nbytes, "weighted_sq_error": p.weighted_error, "bands": p.bands,
             "uniform": p.uniform}
     return CompressedTable(p.tables, info=info)
 

@@ -183,15 +183,22 @@ def _encode(name: str, E: torch.Tensor, *, int4_group: int | None, pq_M: int, pq
 
 
 def plan(E: torch.Tensor, counts, *, budget_bytes: int, n_bands: int = 8, options=("fp16", "int8", "int4", "pq"),
-         int4_group: int | None = None, pq_M: int | None = None, pq_nbits: int = 8, seed: int = 0) -> Plan:
-    """Choose one option per frequency band minimising ``err_w`` with total bytes <= ``budget_bytes``."""
+         int4_group: int | None = None, pq_M: int | None = None, pq_nbits: int = 8, seed: int = 0,
+         smoothing: float = 0.0) -> Plan:
+    """Choose one option per frequency band minimising ``err_w`` with total bytes <= ``budget_bytes``.
+
+    ``smoothing`` is added to every count (add-α): with 0, tokens never seen on the corpus weigh
+    nothing and get the cheapest option even when bytes are left; with 1 they keep a small weight,
+    so spare budget goes to them too.
+    """
     E = _check_matrix(E, "embedding matrix")
     V, D = E.shape
     counts = torch.as_tensor(counts).double().flatten()
     if counts.numel() != V:
         raise ConfigError(f"counts has {counts.numel()} entries but the matrix has V={V} rows; count with the same tokenizer")
-    if bool((counts < 0).any()):
-        raise ConfigError("counts must be >= 0")
+    if bool((counts < 0).any()) or smoothing < 0:
+        raise ConfigError(f"counts and smoothing must be >= 0 (smoothing={smoothing})")
+    counts = counts + smoothing
     bad = [o for o in options if o not in OPTIONS]
     if bad or not options:
         raise ConfigError(f"unknown planner options {bad or options}; choose from {', '.join(OPTIONS)}")
