@@ -82,15 +82,20 @@ def lookup_bench(V: int, D: int, N: int, repeats: int) -> dict:
     def naive():  # gather the int8 rows, then dequantize: three output-sized passes
         return codes8[ids].float() * s8[ids]
 
+    # The naive path runs last in each round: right after it frees its ~600 MiB of temporaries, the next
+    # huge-page allocation can stall for a second (seen on this machine: THP defrag=madvise), which would
+    # charge the naive path's cost to whatever follows it.
     fns = {
         "nn.Embedding fp32": lambda: emb(ids),
-        "naive gather-then-dequantize int8": naive,
         "QuantizedEmbedding int8": lambda: q8(ids),
         "QuantizedEmbedding int4": lambda: q4(ids),
         "QuantizedEmbedding int4 g128": lambda: q4g(ids),
+        "naive gather-then-dequantize int8": naive,
     }
     with torch.no_grad():
         res = interleaved(fns, repeats)
+    thp = Path("/sys/kernel/mm/transparent_hugepage")
+    thp_info = {f: (thp / f).read_text().strip() for f in ("enabled", "defrag") if (thp / f).is_file()}
     mem = {"nn.Embedding fp32": V * D * 4, "naive gather-then-dequantize int8": q8.nbytes,
            "QuantizedEmbedding int8": q8.nbytes, "QuantizedEmbedding int4": q4.nbytes,
            "QuantizedEmbedding int4 g128": q4g.nbytes}
@@ -115,7 +120,8 @@ def lookup_bench(V: int, D: int, N: int, repeats: int) -> dict:
                           repeats)
     del W, emb, q8, q4, q4g
     gc.collect()
-    return {"V": V, "D": D, "N": N, "kernel": kernel_status(), "results": res, "preallocated_output": pre}
+    return {"V": V, "D": D, "N": N, "kernel": kernel_status(), "transparent_hugepage": thp_info, "results": res,
+            "preallocated_output": pre}
 
 
 def minilm_matrix():
@@ -207,7 +213,8 @@ def lm_bench(quick: bool) -> dict:
 def to_markdown(r: dict) -> str:
     lines = [f"# Compression benchmark ({'quick' if r['quick'] else 'full'})", "",
              f"Machine: {r['machine'].get('cpus')} CPUs, torch {r['machine'].get('torch')}, numpy {r['machine'].get('numpy')}, "
-             f"load {r['machine'].get('loadavg_1m')}. Kernel: {r['lookup']['kernel']}.", "",
+             f"load {r['machine'].get('loadavg_1m')}. Kernel: {r['lookup']['kernel']}. "
+             f"Transparent huge pages: {r['lookup'].get('transparent_hugepage')}.", "",
              f"Memory copy bandwidth (read+write): best {r['copy']['GBps_read_plus_write_best']:.1f} GB/s, "
              f"median {r['copy']['GBps_read_plus_write_median']:.1f} GB/s.", "",
              f"## Lookup, V={r['lookup']['V']}, D={r['lookup']['D']}, {r['lookup']['N']} ids (fp32 output), "
@@ -235,12 +242,16 @@ def to_markdown(r: dict) -> str:
         if impl in p:
             lines.append(f"| {impl} | {p[impl]['rel_error']:.4f} | {p[impl]['nn_overlap@10']:.4f} | {p[impl]['seconds']:.1f} |")
     if r.get("lm"):
-        lm = r["lm"]
-        lines += ["", f"## LM ({lm['model']}, {lm['steps']} steps): bits per byte", "",
-                  "| model / method | ratio | bpb before | bpb after | change |", "|---|---:|---:|---:|---:|"]
-        for k, v in lm.items():
-            if isinstance(v, dict):
-                lines.append(f"| {k} | {v['ratio']:.2f} | {v['before']:.4f} | {v['after']:.4f} | {100 * v['change']:+.3f}% |")
+        lines.append(to_markdown_lm(r["lm"]))
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown_lm(lm: dict) -> str:
+    lines = ["", f"## LM ({lm['model']}, {lm['steps']} steps): bits per byte", "",
+             "| model / method | ratio (embedding+head bytes) | bpb before | bpb after | change |", "|---|---:|---:|---:|---:|"]
+    for k, v in lm.items():
+        if isinstance(v, dict):
+            lines.append(f"| {k} | {v['ratio']:.2f} | {v['before']:.4f} | {v['after']:.4f} | {100 * v['change']:+.3f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -249,7 +260,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats, PQ on 4096 sampled rows, no LM (under ~2 minutes on an idle machine)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--no-lm", action="store_true")
+    ap.add_argument("--only-lm", action="store_true", help="only the LM part (-> results/compress_lm.{json,md})")
     args = ap.parse_args()
+    if args.only_lm:
+        r = {"quick": args.quick, "machine": machine(), "threads": torch.get_num_threads(), "lm": lm_bench(args.quick)}
+        (RESULTS / "compress_lm.json").write_text(json.dumps(r, indent=2) + "\n")
+        md = to_markdown_lm(r["lm"])
+        (RESULTS / "compress_lm.md").write_text(md)
+        print(md)
+        return
     repeats = args.repeats or (5 if args.quick else 9)
     r = {"quick": args.quick, "repeats": repeats, "machine": machine(), "threads": torch.get_num_threads()}
     r["copy"] = copy_bandwidth(512 << 20, repeats)
