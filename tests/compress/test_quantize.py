@@ -93,3 +93,23 @@ def test_bad_options_name_value_and_fix():
     with pytest.raises(NonFiniteError, match=r"rows \[2\]"):
         quantize(W)
     assert QuantConfig(bits=4, group_size=4).check(12) == 4
+
+
+def test_output_pool_reuses_a_buffer_only_when_no_tensor_uses_it():
+    if not hasattr(_kernels.mmap, "MADV_HUGEPAGE"):
+        pytest.skip("huge-page pool is Linux-only")
+    n, d = 4096, 1024  # 16 MiB: above the pool threshold
+    _kernels._pool.clear()
+    a = _kernels.alloc_output(n, d)
+    a.fill_(1.0)
+    pa = a.data_ptr()
+    view = a[5:9]
+    del a
+    b = _kernels.alloc_output(n, d)
+    assert b.data_ptr() != pa and bool((view == 1.0).all())  # a view keeps the buffer in use
+    del view, b
+    c = _kernels.alloc_output(n, d)
+    assert c.data_ptr() == pa  # nothing uses a's buffer any more: reused
+    pc = c.data_ptr()
+    d2 = _kernels.alloc_output(n, d)
+    assert d2.data_ptr() != pc  # c alive -> another buffer

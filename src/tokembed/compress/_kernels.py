@@ -33,6 +33,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -230,17 +231,38 @@ def kernel_status() -> str:
     return _status
 
 
+#: big output buffers kept for reuse (each is handed out again only when no tensor uses it any more)
+_POOL_MAX = 2
+_pool: list = []
+_pool_lock = threading.Lock()
+
+
 def alloc_output(n: int, d: int) -> torch.Tensor:
-    """An uninitialised float32 (n, d) tensor; big ones on transparent huge pages (Linux), else ``torch.empty``."""
+    """An uninitialised float32 (n, d) tensor; big ones on transparent huge pages (Linux), else ``torch.empty``.
+
+    Page faults dominate a big lookup: a fresh 256 MiB output with 4 KiB pages costs more than the
+    copy itself, and a fresh huge-page mapping can stall in the kernel (compaction). So big outputs
+    come from a small pool of huge-page mappings that are reused once every tensor on them is gone.
+    """
     nbytes = n * d * 4
     if nbytes < _BIG_BYTES or not hasattr(mmap, "MADV_HUGEPAGE"):
         return torch.empty(n, d)
-    mm = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        mm.madvise(mmap.MADV_HUGEPAGE)
-    except OSError:
-        pass
-    return torch.frombuffer(mm, dtype=torch.float32).view(n, d)  # the tensor keeps the mapping alive
+    with _pool_lock:
+        for mm in _pool:
+            # free = nothing but the pool references it: torch.frombuffer holds a buffer export (a reference)
+            # for as long as any tensor or view on that storage lives. 3 = the pool's list + `mm` + the argument.
+            if len(mm) >= nbytes and sys.getrefcount(mm) <= 3:
+                return torch.frombuffer(mm, dtype=torch.float32, count=n * d).view(n, d)
+        mm = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            mm.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass
+        out = torch.frombuffer(mm, dtype=torch.float32).view(n, d)  # the tensor keeps the mapping alive
+        _pool.append(mm)
+        if len(_pool) > _POOL_MAX:
+            _pool.pop(0)  # forgotten by the pool; unmapped when its last tensor dies
+        return out
 
 
 def _unpack_rows(q: torch.Tensor, bits: int, D: int) -> torch.Tensor:
