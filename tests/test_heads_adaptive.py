@@ -186,6 +186,10 @@ def test_bad_input():
         AdaptiveSoftmax(D, V, [5, 20], tie_with=inp)
     with pytest.raises(ConfigError, match="factor"):
         AdaptiveSoftmax(D, V, div_value=4.0, tie_with=inp)
+    with pytest.raises(ConfigError, match="same V and D"):
+        AdaptiveSoftmax(D, V + 1, tie_with=inp)
+    with pytest.raises(ConfigError, match="AdaptiveInput"):
+        AdaptiveSoftmax(D, V, tie_with=nn.Embedding(V, D))
     with pytest.raises(ConfigError, match="needs cutoffs"):
         AdaptiveSoftmax(D, V)
     sm = AdaptiveSoftmax(D, V, CUTOFFS, 2.0)
