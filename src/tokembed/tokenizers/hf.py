@@ -200,7 +200,7 @@ class HFTokenizer(Tokenizer):
         self._plain.no_truncation()
         self._plain.no_padding()
         self._plain.encode_special_tokens = True
-        self._asked: Any = None  # lazily built engine with the stored padding/truncation
+        self._asked: dict[tuple[bool, bool], Any] = {}  # engines with the stored truncation/padding
         self.vocab = vocab_from_engine(engine, special_tokens)
         self.add_special_tokens = bool(add_special_tokens)
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
@@ -338,15 +338,18 @@ class HFTokenizer(Tokenizer):
             raise ConfigError("truncation=True, but the tokenizer file stores no truncation settings; truncate the ids yourself")
         if padding and self._stored_padding is None:
             raise ConfigError("padding=True, but the tokenizer file stores no padding settings; pad the ids yourself")
-        from tokenizers import Tokenizer as Engine
+        key = (bool(truncation), bool(padding))
+        if key not in self._asked:  # an engine copy with the file's own settings, built once
+            from tokenizers import Tokenizer as Engine
 
-        eng = Engine.from_str(self._plain.to_str())
-        eng.encode_special_tokens = True
-        if not truncation:
-            eng.no_truncation()
-        if not padding:
-            eng.no_padding()
-        return eng
+            eng = Engine.from_str(self.engine.to_str())
+            eng.encode_special_tokens = True
+            if not truncation:
+                eng.no_truncation()
+            if not padding:
+                eng.no_padding()
+            self._asked[key] = eng
+        return self._asked[key]
 
     def _encode_ordinary(self, text: str, **sampling: Any) -> list[int]:
         if sampling:
