@@ -313,6 +313,21 @@ class HFTokenizer(Tokenizer):
         final = [next(it) if sid is not None else (0, 0) for sid in out.sequence_ids]
         return out.ids, final
 
+    def encode_batch(self, texts, *, add_special_tokens: bool | None = None, **kwargs: Any) -> list[list[int]]:
+        """Encode many texts through the parallel path; ``add_special_tokens`` as in :meth:`encode`."""
+        texts = list(texts)
+        if add_special_tokens is None or kwargs:
+            if add_special_tokens is not None:
+                kwargs["add_special_tokens"] = add_special_tokens
+            return super().encode_batch(texts, **kwargs)
+        for t in texts:
+            if not isinstance(t, str):
+                raise TokenizerError(f"encode_batch takes str items, got {type(t).__name__}")
+        if self.fast_path is not None:  # its vocabularies have no post-processor tokens to add
+            return self.fast_path.encode_batch(texts)
+        texts = [_without_lone_surrogates(t) for t in texts]
+        return [e.ids for e in self._plain.encode_batch(texts, add_special_tokens=bool(add_special_tokens))]
+
     def _check_disallowed(self, text: str, allowed: set[str], disallowed_special: str) -> None:
         if disallowed_special not in ("plain", "raise"):
             raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")

@@ -174,6 +174,10 @@ class TiktokenPath:
 
     def _encode_block(self, texts: Sequence[str]) -> list[list[int]]:
         enc = self._core.encode_ordinary
+        try:
+            return list(map(enc, texts))  # the common case: no lone surrogates anywhere
+        except UnicodeEncodeError:
+            pass
         out = []
         for t in texts:
             try:
