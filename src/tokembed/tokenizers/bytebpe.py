@@ -44,7 +44,7 @@ class ByteBPETokenizer(HFTokenizer):
 
     def __init__(self, engine, *, special_tokens: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None, tiktoken: bool = True):
         super().__init__(engine, special_tokens=special_tokens, add_special_tokens=False, options=options, tiktoken=tiktoken)
-        bpe = byte_level_bpe(engine)
+        bpe = self.fast_path.bpe if self.fast_path is not None else byte_level_bpe(engine)
         if bpe is None:
             raise TokenizerFileError("the engine is not a plain byte-level BPE (see tiktoken_path.byte_level_bpe); load it as kind 'hf'")
         #: The readable reference encoder over the same merges (used for BPE-dropout).

@@ -212,6 +212,8 @@ class HFTokenizer(Tokenizer):
 
     def _is_byte_level(self) -> bool:
         """True when decode(encode(x)) == x: byte-level pre-tokenizer and decoder, no normalizer."""
+        if type(self.engine.model).__name__ != "BPE":
+            return False
         doc = json.loads(self.engine.to_str())
         if doc.get("normalizer") or doc.get("model", {}).get("type") != "BPE":
             return False
