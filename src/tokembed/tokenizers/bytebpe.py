@@ -27,7 +27,7 @@ from typing import Any
 from ..corpus import DEFAULT_ALPHA
 from ..errors import ConfigError, TokenizerError, TokenizerFileError, VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf import HFTokenizer, train_engine
+from .hf import HFTokenizer, _interactive, train_engine
 from .reference import PATTERNS
 from .tiktoken_path import byte_level_bpe
 
@@ -98,7 +98,7 @@ class ByteBPETokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=list(dict.fromkeys(specials.values())),
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=progress,
+            show_progress=progress and _interactive(),
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
         options = {"pattern": pattern, "min_frequency": min_frequency, "alpha": alpha, "seed": seed}

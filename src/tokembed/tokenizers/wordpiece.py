@@ -36,7 +36,7 @@ from typing import Any
 from ..corpus import DEFAULT_ALPHA
 from ..errors import VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf import ENGINE_FILE, HFTokenizer, engine_from_file, train_engine
+from .hf import ENGINE_FILE, HFTokenizer, _interactive, engine_from_file, train_engine
 
 __all__ = ["WordPieceTokenizer", "DEFAULT_WORDPIECE_SPECIALS", "DEFAULT_VOCAB_SIZE"]
 
@@ -106,7 +106,7 @@ class WordPieceTokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=fixed,
             continuing_subword_prefix="##",
-            show_progress=progress,
+            show_progress=progress and _interactive(),
             **limit,
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
