@@ -118,3 +118,28 @@ def test_bpe_dropout_seeded(tok):
     with pytest.raises(ConfigError):
         tok.encode(text, dropout=1.5)
     assert tok.encode("a<s>b", allowed_special="all", dropout=0.5, seed=1)[1] == 1
+
+
+def test_nul_bytes_and_control_characters(tok):
+    text = "a\x00b\x01\x7f\u2028c\r\n"
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_tampered_engine_file_is_detected(tok, tmp_path):
+    import json
+
+    from tokembed.errors import TokenizerFileError
+
+    tok.save(tmp_path / "t")
+    f = tmp_path / "t" / "tokenizer.json"
+    doc = json.loads(f.read_text(encoding="utf-8"))
+    vocab = doc["model"]["vocab"]
+    a, b = sorted(vocab, key=vocab.get)[3:5]
+    vocab[a], vocab[b] = vocab[b], vocab[a]  # swap two byte ids: same tokens, different table
+    f.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(TokenizerFileError, match="fingerprint"):
+        load_tokenizer(tmp_path / "t")
+    doc["pre_tokenizer"] = {"type": "Whitespace"}  # no longer byte-level
+    f.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(TokenizerFileError, match=r"tokenizer.json: not a plain byte-level BPE"):
+        load_tokenizer(tmp_path / "t")

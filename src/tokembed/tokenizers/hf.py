@@ -190,6 +190,7 @@ class HFTokenizer(Tokenizer):
         add_special_tokens: bool = True,
         options: Mapping[str, Any] | None = None,
         tiktoken: bool = True,
+        _byte_level: Any = None,
     ):
         from tokenizers import Tokenizer as Engine
 
@@ -213,7 +214,7 @@ class HFTokenizer(Tokenizer):
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
         self.lossless = self._is_byte_level()
         #: tiktoken over the same vocabulary when it is byte-level BPE (same ids, faster); else None.
-        self.fast_path = TiktokenPath.for_engine(self._plain) if tiktoken and self.lossless else None
+        self.fast_path = TiktokenPath.for_engine(self._plain, bpe=_byte_level) if tiktoken and self.lossless else None
 
     # -- engine facts ------------------------------------------------------------------
 
@@ -335,7 +336,7 @@ class HFTokenizer(Tokenizer):
         if self.fast_path is not None:  # its vocabularies have no post-processor tokens to add
             return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
-        return [e.ids for e in self._plain.encode_batch(texts, add_special_tokens=bool(add_special_tokens))]
+        return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=bool(add_special_tokens))]
 
     def _check_disallowed(self, text: str, allowed: set[str], disallowed_special: str) -> None:
         if disallowed_special not in ("plain", "raise"):
@@ -383,11 +384,12 @@ class HFTokenizer(Tokenizer):
         return self._plain.encode(_without_lone_surrogates(text), add_special_tokens=self.add_special_tokens).ids
 
     def _encode_ordinary_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """tiktoken in large blocks per worker when available, else the engine's parallel batch encoder."""
+        """tiktoken in large blocks per worker when available, else the engine's parallel batch encoder
+        (``encode_batch_fast``: the same ids, without computing offsets)."""
         if self.fast_path is not None:
             return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
-        return [e.ids for e in self._plain.encode_batch(texts, add_special_tokens=self.add_special_tokens)]
+        return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)]
 
     def _decode(self, ids: Sequence[int]) -> str:
         if self.fast_path is not None:  # exact bytes, invalid UTF-8 -> U+FFFD
