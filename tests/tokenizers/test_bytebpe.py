@@ -143,3 +143,14 @@ def test_tampered_engine_file_is_detected(tok, tmp_path):
     f.write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(TokenizerFileError, match=r"tokenizer.json: not a plain byte-level BPE"):
         load_tokenizer(tmp_path / "t")
+
+
+def test_invalid_utf8_in_corpus(tmp_path):
+    from tokembed.errors import DecodeError
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good line\nbad \xff byte\n" * 5)
+    with pytest.raises(DecodeError, match=r"bad.txt:2: invalid UTF-8 at byte offset 14"):
+        train_tokenizer("bytebpe", [str(bad)], 300, progress=False)
+    tok = train_tokenizer("bytebpe", Corpus([str(bad)], errors="replace"), 300, progress=False)
+    assert tok.decode(tok.encode("bad \ufffd byte")) == "bad \ufffd byte"

@@ -162,8 +162,9 @@ def test_roles():
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=50))
 def test_byte_level_bpe_file_round_trip_and_tiktoken_path(tmp_path_factory, text):
-    tok = _bytelevel_tok(tmp_path_factory)
+    tok = _bytelevel_tok(tmp_path_factory)  # GPT-2 layout: ByteLevel pre-tokenizer with its own regex
     ids = tok.encode(text, add_special_tokens=False)
+    assert ids == tok.engine.encode(text).ids == tok.fast_path.bpe.reference().encode(text)  # tiktoken == HF == reference
     assert tok.decode(ids) == text
 
 

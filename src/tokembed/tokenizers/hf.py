@@ -212,14 +212,16 @@ class HFTokenizer(Tokenizer):
         self.vocab = vocab_from_engine(engine, special_tokens)
         self.add_special_tokens = bool(add_special_tokens)
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
-        self.lossless = self._is_byte_level()
+        byte_level = self._is_byte_level()
+        adds_tokens = self.add_special_tokens and engine.num_special_tokens_to_add(False) > 0
+        #: decode(encode(x)) == x for every x without lone surrogates (byte-level, nothing added).
+        self.lossless = byte_level and not adds_tokens
         #: tiktoken over the same vocabulary when it is byte-level BPE (same ids, faster); else None.
-        self.fast_path = TiktokenPath.for_engine(self._plain, bpe=_byte_level) if tiktoken and self.lossless else None
+        self.fast_path = TiktokenPath.for_engine(self._plain, bpe=_byte_level) if tiktoken and byte_level else None
 
     # -- engine facts ------------------------------------------------------------------
-
     def _is_byte_level(self) -> bool:
-        """True when decode(encode(x)) == x: byte-level pre-tokenizer and decoder, no normalizer."""
+        """Byte-level pre-tokenizer (without prefix space) and decoder, BPE model, no normalizer."""
         if type(self.engine.model).__name__ != "BPE":
             return False
         doc = json.loads(self.engine.to_str())
