@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+from _hf_data import real_text_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,9 +58,7 @@ def rank_file(tmp_path_factory):
     """A tiktoken rank file written from a trained bytebpe (ranks = ids, specials left out)."""
     from tokembed.corpus import Corpus
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TOKEMBED_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        src = ByteBPETokenizer.train(Corpus([]), 700, special_tokens={}, progress=False)
+    src = ByteBPETokenizer.train(Corpus([str(real_text_file(tmp_path_factory))]), 700, special_tokens={}, progress=False)
     ranks = src.fast_path.bpe.ranks
     path = tmp_path_factory.mktemp("tk") / "toy.tiktoken"
     path.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in sorted(ranks.items(), key=lambda kv: kv[1])))
@@ -72,16 +71,14 @@ def _tiktoken_encoding(ranks, specials):
     return tiktoken.Encoding("toy", pat_str=PATTERNS["cl100k"], mergeable_ranks=ranks, special_tokens=specials)
 
 
-def test_tiktoken_file_ids_equal_tiktoken(rank_file, tmp_path):
+def test_tiktoken_file_ids_equal_tiktoken(rank_file, tmp_path, tmp_path_factory):
     path, ranks = rank_file
     specials = {"<|endoftext|>": len(ranks) + 2}  # a gap before the special id, as in cl100k
     tok = load_tokenizer(path, pattern="cl100k", special_tokens=specials)
     assert isinstance(tok, ByteBPETokenizer) and tok.special_tokens == {"eos": "<|endoftext|>"}
     assert tok.vocab_size == len(ranks) + 3 and tok.vocab.token(len(ranks)) == f"<unused:{len(ranks)}>"
     enc = _tiktoken_encoding(ranks, specials)
-    from tokembed.corpus import default_corpus_path
-
-    text = default_corpus_path().read_text(encoding="utf-8")[:30_000]
+    text = real_text_file(tmp_path_factory).read_text(encoding="utf-8")[:30_000]
     assert tok.encode(text) == enc.encode_ordinary(text)
     assert tok.engine.encode(text).ids == enc.encode_ordinary(text)  # the HF engine built from the ranks agrees too
     assert tok.encode("a<|endoftext|>", allowed_special="all") == enc.encode("a<|endoftext|>", allowed_special="all")
