@@ -77,7 +77,7 @@ def _spm():
 class SpmTrainConfig:
     """Training options of the sentencepiece kinds (keyword options of ``train``)."""
 
-    character_coverage: float = 0.9995  # share of character occurrences the alphabet must cover (rest: bytes/unk)
+    character_coverage: float = 0.9995  # share of character occurrences the alphabet covers, in [0.98, 1] (rest: bytes/unk)
     byte_fallback: bool = True  # unknown chars -> <0xNN> byte tokens (False: -> <unk>, lossy)
     special_tokens: dict[str, str] | None = None  # role -> string; default {"unk": "<unk>"} + DEFAULT_SPECIAL_TOKENS
     alpha: float = 0.3  # language smoothing of LANG=PATH corpora (p_l ∝ n_l^α), see Corpus.training_texts
@@ -91,8 +91,8 @@ class SpmTrainConfig:
     verbose: bool = False  # sentencepiece's own log on stderr
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.character_coverage <= 1.0:
-            raise ConfigError(f"character_coverage={self.character_coverage} is outside (0, 1]; 0.9995 is usual")
+        if not 0.98 <= self.character_coverage <= 1.0:  # sentencepiece's own bounds (trainer_interface.cc)
+            raise ConfigError(f"character_coverage={self.character_coverage} is outside [0.98, 1]; 0.9995 is usual")
         if self.max_sentence_length < 16:
             raise ConfigError(f"max_sentence_length={self.max_sentence_length} is below 16 bytes")
         if self.num_threads < 1:
