@@ -115,3 +115,17 @@ def test_morfessor_deterministic():
     a.train(words)
     b.train(words)
     assert a.analyses == b.analyses
+
+
+def test_morph_long_word_and_repeats(morph):
+    """Letter runs over MAX_WORD_CHARS skip the segmenter (bounded time); the subword model covers them."""
+    for text in ["c" * 1_000_000, "a" * 100_000, "ab\x00cd\x00 x"]:
+        assert morph.decode(morph.encode(text)) == text
+    tok = MorphTokenizer.train(["a" * 100_000, "b b b"], 262, segmenter_options={"max_types": 10})
+    assert tok.decode(tok.encode("a" * 1000)) == "a" * 1000
+
+
+def test_morph_special_strings_plain(morph):
+    ids = morph.encode("a</s>b")
+    assert morph.vocab["</s>"] not in ids and morph.decode(ids) == "a</s>b"
+    assert morph.vocab["</s>"] in morph.encode("a</s>b", allowed_special={"</s>"})

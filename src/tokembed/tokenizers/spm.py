@@ -65,6 +65,7 @@ DEFAULT_VOCAB_SIZE = 8000
 _ROLE_ORDER = ("unk", "bos", "eos", "pad")
 
 _SAMPLING_LOCK = threading.Lock()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _spm():
@@ -258,11 +259,14 @@ class SentencePieceTokenizer(Tokenizer):
                 return self._enc.encode(
                     texts, enable_sampling=True, alpha=samp["alpha"], nbest_size=samp["nbest_size"], num_threads=1
                 )
-        except UnicodeEncodeError as e:
-            raise TokenizerError(
-                f"text has a lone surrogate {e.object[e.start]!r} at char {e.start}; it is not valid Unicode text — "
-                "decode your bytes with errors='replace'"
-            ) from None
+        except (UnicodeEncodeError, TypeError) as e:
+            for t in texts:
+                if m := _SURROGATE.search(t):
+                    raise TokenizerError(
+                        f"text has a lone surrogate {m.group()!r} at char {m.start()}; it is not valid Unicode text — "
+                        "decode your bytes with errors='replace'"
+                    ) from None
+            raise TokenizerError(f"sentencepiece cannot encode this input: {e}") from e
 
     def _encode_chunks(self, texts: list[str], samp: dict[str, Any] | None = None, threads: int = 1) -> list[list[int]]:
         """Encode each text; a literal "▁" becomes its byte tokens (else it would decode as a space)."""
@@ -374,6 +378,8 @@ class SentencePieceTokenizer(Tokenizer):
         except RuntimeError as e:
             if feed.error is not None:
                 raise feed.error from None
+            if feed.n_lines == 0:
+                raise EmptyCorpusError("the corpus holds no text to train on; pass files with at least one non-blank line") from None
             raise _typed_train_error(str(e), model_type, vocab_size, cfg, len(specials)) from e
         finally:
             feed.close()
