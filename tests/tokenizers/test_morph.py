@@ -129,3 +129,9 @@ def test_morph_special_strings_plain(morph):
     ids = morph.encode("a</s>b")
     assert morph.vocab["</s>"] not in ids and morph.decode(ids) == "a</s>b"
     assert morph.vocab["</s>"] in morph.encode("a</s>b", allowed_special={"</s>"})
+
+
+def test_morph_deterministic_fingerprint(morph):
+    again = MorphTokenizer.train(training_lines(), 340, segmenter_options={"max_types": 200})
+    assert again.fingerprint == morph.fingerprint
+    assert again.segmenter.analyses == morph.segmenter.analyses

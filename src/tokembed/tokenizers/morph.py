@@ -156,10 +156,10 @@ class MorfessorSegmenter:
         self._model.load_segmentations((self.counts[w], w, tuple(m)) for w, m in self.analyses.items())
 
     def train(self, words_with_counts: Iterable[tuple[str, int]]) -> None:
+        top = sorted(words_with_counts, key=lambda wc: (-wc[1], wc[0]))[: self.max_types]
+        model = self._new_model()  # raises DependencyError without morfessor
         from morfessor import utils as morfessor_utils
 
-        top = sorted(words_with_counts, key=lambda wc: (-wc[1], wc[0]))[: self.max_types]
-        model = self._new_model()
         self.trained = True
         if not top:  # a corpus without letters: every word stays whole
             self.analyses, self.counts, self._model = {}, {}, None
@@ -314,7 +314,11 @@ class MorphTokenizer(Tokenizer):
         words: Counter[str] = Counter()  # word -> count
         spaced: Counter[str] = Counter()  # word that follows a space -> count
         other: Counter[str] = Counter()  # non-word chunk -> count
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="morph: counting words", unit=" lines", disable=(None if cfg.progress is None else not cfg.progress))
         for text in _corpus_texts(corpus, cfg):
+            bar.update()
             pos = 0
             for m in WORD_RE.finditer(text):
                 if m.start() > pos:
@@ -323,6 +327,7 @@ class MorphTokenizer(Tokenizer):
                 pos = m.end()
             if pos < len(text):
                 other[text[pos:]] += 1
+        bar.close()
         total = words + spaced
         t1 = time.perf_counter()
         segmenter.train([(w, n) for w, n in total.items() if len(w) <= MAX_WORD_CHARS])
