@@ -191,3 +191,36 @@ def test_engine_agreement_wrapper_vs_raw(uni):
     sp = spm.SentencePieceProcessor(model_proto=uni._proto)
     texts = training_lines(3) + ["  spaced  out  ", "東京 Grüße"]
     assert uni.encode_batch(texts) == sp.encode(texts)
+
+
+# -- the slow, readable references agree with the engine ---------------------------------------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tokembed.tokenizers.spm_reference import reference_encode  # noqa: E402
+
+_ALPHABET = "".join(sorted(set("".join(training_lines(1))))) + "Ω🙂\t"  # seen chars + unknown ones
+
+
+@pytest.fixture(scope="module")
+def trained_kinds():
+    lines = training_lines()
+    return [
+        UnigramTokenizer.train(lines, 380),
+        BPETokenizer.train(lines, 600),
+        CharTokenizer.train(lines),
+        CharTokenizer.train(lines, byte_fallback=False),
+    ]
+
+
+def test_reference_agrees_on_training_lines(trained_kinds):
+    texts = training_lines(3) + ["   spaced   ", "a▁b ▁", "東京🙂🙂", ""]
+    for tok in trained_kinds:
+        for t in texts:
+            assert reference_encode(tok, t) == tok.encode(t), (tok.kind, t)
+
+
+@given(st.text(alphabet=_ALPHABET, max_size=60))
+def test_reference_agrees_on_random_text(trained_kinds, text):
+    for tok in trained_kinds:
+        assert reference_encode(tok, text) == tok.encode(text)
