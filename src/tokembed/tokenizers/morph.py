@@ -314,7 +314,7 @@ class MorphTokenizer(Tokenizer):
         words: Counter[str] = Counter()  # word -> count
         spaced: Counter[str] = Counter()  # word that follows a space -> count
         other: Counter[str] = Counter()  # non-word chunk -> count
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         bar = tqdm(desc="morph: counting words", unit=" lines", disable=(None if cfg.progress is None else not cfg.progress))
         for text in _corpus_texts(corpus, cfg):

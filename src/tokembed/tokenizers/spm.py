@@ -420,27 +420,30 @@ class _Feed:
         self.texts, self.max_bytes, self.tsv = texts, max_bytes, tsv
         self.n_lines = 0
         self.error: BaseException | None = None
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         self.bar = tqdm(desc="tokenizer training: lines", unit=" lines", disable=(None if progress is None else not progress))
 
     def __iter__(self) -> Iterator[str]:
         limit = self.max_bytes // 4  # chars per chunk: <= max_bytes bytes in UTF-8 (<= 4 bytes a char)
+        tsv, n, update = self.tsv, 0, self.bar.update
         try:
             for t in self.texts:
                 if not t:
                     continue
-                self.n_lines += 1
-                self.bar.update()
-                if self.tsv:
-                    yield t  # "piece<TAB>count", built short by the caller
-                elif len(t) <= limit:
+                n += 1
+                if not n & 0xFFF:  # the bar every 4,096 lines: per-line updates cost more than sentencepiece's reading
+                    update(0x1000)
+                if tsv or len(t) <= limit:  # tsv rows ("piece<TAB>count") are built short by the caller
                     yield t
                 else:
                     for k in range(0, len(t), limit):
                         yield t[k : k + limit]
         except Exception as e:  # noqa: BLE001 - re-raised by the caller after sentencepiece returns
             self.error = e
+        finally:
+            self.n_lines = n
+            update(n & 0xFFF)
 
     def close(self) -> None:
         self.bar.close()
