@@ -102,6 +102,33 @@ def test_malformed_model_files_are_typed(tmp_path, blob):
         SentencePieceTokenizer.from_model_file(p)
 
 
+def test_mutated_model_files_never_crash(model_file):
+    """Random byte edits of a real model: each either loads and round-trips or is a TokenizerFileError."""
+    good = model_file.read_bytes()
+    rng = random.Random(3)
+    loaded = 0
+    for _ in range(300):
+        blob = bytearray(good)
+        for _ in range(rng.randint(1, 6)):
+            blob[rng.randrange(len(blob))] = rng.randrange(256)
+        try:
+            tok = SentencePieceTokenizer(bytes(blob[: rng.randint(len(blob) // 2, len(blob))]))
+        except TokenizerFileError:
+            continue
+        loaded += 1
+        tok.decode(tok.encode("judge my vow ▁ x"))
+    assert loaded < 300
+
+
+def test_special_token_config_errors():
+    from tokembed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="2\\+ characters"):
+        UnigramTokenizer.train(training_lines(), 360, special_tokens={"bos": "a"})
+    with pytest.raises(ConfigError, match="two roles"):
+        UnigramTokenizer.train(training_lines(), 360, special_tokens={"bos": "<s>", "eos": "<s>"})
+
+
 def test_truncated_and_missing_model_file(model_file, tmp_path):
     blob = model_file.read_bytes()
     for cut in (1, len(blob) // 3, len(blob) - 1):

@@ -116,8 +116,11 @@ class SpmTrainConfig:
         if len(set(ordered.values())) != len(ordered):
             raise ConfigError(f"special_tokens={sp} maps two roles to one string; give each role its own string")
         for r, s in ordered.items():
-            if not s or not isinstance(s, str):
-                raise ConfigError(f"special token {r}={s!r} must be a non-empty string")
+            if not isinstance(s, str) or len(s) < 2:
+                raise ConfigError(
+                    f"special token {r}={s!r} must be a string of 2+ characters (a one-character special "
+                    "would take that character away from ordinary text), e.g. '<mask>'"
+                )
         return ordered
 
 
