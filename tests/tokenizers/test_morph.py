@@ -34,7 +34,9 @@ def test_pieces_never_cross_morph_boundaries():
 
 @given(any_text)
 def test_round_trip(morph, text):
-    assert morph.decode(morph.encode(text)) == text
+    ids = morph.encode(text)
+    assert morph.decode(ids) == text
+    assert ids == morph._encode_reference(text)  # the cached per-word fast path equals chunk-by-chunk encoding
 
 
 def test_round_trip_marker_like_text(morph):
@@ -135,3 +137,25 @@ def test_morph_deterministic_fingerprint(morph):
     again = MorphTokenizer.train(training_lines(), 340, segmenter_options={"max_types": 200})
     assert again.fingerprint == morph.fingerprint
     assert again.segmenter.analyses == morph.segmenter.analyses
+
+
+def test_batch_equals_single(morph):
+    texts = training_lines(2) + ["", " ", "unhappiness▁x", "東京 🙂", "a" * 200]
+    fresh = MorphTokenizer(morph.segmenter, morph.subword)  # empty caches
+    assert fresh.encode_batch(texts) == [morph._encode_reference(t) for t in texts]
+
+
+@given(any_text)
+def test_units_cut_like_word_re(text):
+    """The one-regex fast cut equals the WORD_RE reference cut (words with their space, runs between)."""
+    from tokembed.tokenizers.morph import WORD_RE, _units
+
+    ref, pos = [], 0
+    for m in WORD_RE.finditer(text):
+        if m.start() > pos:
+            ref.append(text[pos : m.start()])
+        ref.append(m.group())
+        pos = m.end()
+    if pos < len(text):
+        ref.append(text[pos:])
+    assert _units(text) == ref
