@@ -156,6 +156,11 @@ def test_hub_ids_and_missing_paths(tmp_path, monkeypatch):
         (b'{"model": {"type": "Nope"}}', r"tokenizer.json:1: the tokenizers library rejects"),
         (b"[1, 2, 3]", r"tokenizer.json:1: no 'model' object"),
         (b"", r"tokenizer.json:1:1: malformed JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, r"tokenizer.json:1: JSON nested too deeply"),
+        (b'{"model": {"type": "WordPiece", "unk_token": "[UNK]",\n "vocab": {"[UNK]": 0,\n "a": 1,\n "b": 1}}}',
+         r"tokenizer.json:4: id 1 is given to both 'a' and 'b'"),
+        (b'{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"a": 0}}}', r"unk_token '\[UNK\]' is not in the model vocab"),
+        (b'{"model": {"type": "WordLevel", "unk_token": "a", "vocab": {"a": -3}}}', r"token 'a' has id -3"),
     ],
 )
 def test_bad_tokenizer_json(tmp_path, content, match):
@@ -185,3 +190,56 @@ def test_tokembed_folder_rejects_loader_options(tmp_path):
     with pytest.raises(ConfigError, match="no loader options"):
         load_tokenizer(tmp_path / "b", lowercase=True)
     assert json.loads((tmp_path / "b" / "tokembed.json").read_text())["kind"] == "byte"
+
+
+def test_mutated_tokenizer_json_never_crashes(tmp_path):
+    """Fault test: 150 random type/value mutations of valid files load and run, or raise a TokembedError."""
+    import copy
+    import random
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from tokembed.errors import TokembedError
+
+    text = ["hello world the quick brown fox"] * 10
+    wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wp.train_from_iterator(text, trainer=trainers.WordPieceTrainer(vocab_size=60, special_tokens=["[UNK]", "[CLS]"], show_progress=False))
+    bl = Tokenizer(models.BPE())
+    bl.pre_tokenizer = pre_tokenizers.ByteLevel()
+    bl.decoder = decoders.ByteLevel()
+    bl.train_from_iterator(text, trainer=trainers.BpeTrainer(vocab_size=280, special_tokens=["<s>"], show_progress=False,
+                                                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
+    docs = [json.loads(wp.to_str()), json.loads(bl.to_str())]
+    values = [None, 0, -1, 10**12, "x", "", [], {}, [1, "a"], {"a": 1}, True, 1.5, "[UNK]", "Ġ"]
+
+    def paths(o, pre=()):
+        if pre:
+            yield pre
+        items = o.items() if isinstance(o, dict) else enumerate(o[:5]) if isinstance(o, list) else ()
+        for k, v in items:
+            yield from paths(v, pre + (k,))
+
+    rng = random.Random(0)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(150):
+        doc = copy.deepcopy(rng.choice(docs))
+        where = list(paths(doc))
+        for _ in range(rng.randint(1, 3)):
+            *parent, key = rng.choice(where)
+            o = doc
+            try:
+                for k in parent:
+                    o = o[k]
+                o[key] = rng.choice(values)
+            except (KeyError, IndexError, TypeError):
+                pass
+        (tmp_path / "tokenizer.json").write_text(json.dumps(doc))
+        try:
+            tok = load_tokenizer(tmp_path / "tokenizer.json")
+            tok.decode(tok.encode("hello [CLS] world"))
+            tok.encode_batch(["a b", "hello"])
+            outcomes["ok"] += 1
+        except TokembedError:
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0

@@ -46,6 +46,10 @@ __all__ = ["HFTokenizer", "KNOWN_ROLES", "ENGINE_FILE", "vocab_from_engine", "de
 #: File name of the engine inside a tokembed folder (and of HF's own format).
 ENGINE_FILE = "tokenizer.json"
 
+#: Interrupts are never turned into file errors; everything else the Rust engine raises is (plain
+#: Exceptions, and pyo3's PanicException, which derives from BaseException).
+_PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
 #: Usual spellings of special tokens -> tokembed role (BERT, RoBERTa/XLM-R, T5/Llama, GPT-2, Llama 3).
 KNOWN_ROLES: dict[str, str] = {
     "[UNK]": "unk", "<unk>": "unk", "<|unk|>": "unk",
@@ -58,8 +62,40 @@ KNOWN_ROLES: dict[str, str] = {
 }  # fmt: skip
 
 
+#: Encoded once when a file is loaded, so an engine that fails on text fails at load time.
+_SMOKE_TEXT = "Hello, world! 12345 naïve café 東京 🙂\n\t[UNK] <s> </s>"
+
+
+def _line_of(text: str, needle: str) -> int:
+    """1-based line of the first ``needle`` in ``text`` (1 when absent): where to point the user."""
+    pos = text.find(needle)
+    return text.count("\n", 0, pos) + 1 if pos >= 0 else 1
+
+
+def _check_model_vocab(path: Path, text: str, model: dict) -> None:
+    """The model's token -> id table must be a bijection onto non-negative ints, with its unk token in it."""
+    vocab = model.get("vocab")
+    if isinstance(vocab, dict):
+        seen: dict[int, str] = {}
+        for tok, i in vocab.items():
+            where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"
+            if not isinstance(i, int) or isinstance(i, bool) or i < 0:
+                raise TokenizerFileError(f"{where}: token {tok!r} has id {i!r}; ids are non-negative integers")
+            if i in seen:
+                raise TokenizerFileError(f"{where}: id {i} is given to both {seen[i]!r} and {tok!r}; each id names one token")
+            seen[i] = tok
+        unk = model.get("unk_token")
+        if isinstance(unk, str) and unk not in vocab:
+            line = _line_of(text, '"unk_token"')
+            raise TokenizerFileError(f"{path}:{line}: unk_token {unk!r} is not in the model vocab; add it or fix unk_token")
+
+
 def engine_from_file(path: str | os.PathLike):
-    """Read a ``tokenizer.json`` into an engine; any defect is a :class:`TokenizerFileError` with file:line."""
+    """Read a ``tokenizer.json`` into an engine; any defect is a :class:`TokenizerFileError` with file:line.
+
+    Besides the engine's own parsing, the model vocab is checked (one token per id) and a short
+    text is encoded and decoded once, so a file the engine accepts but cannot run fails here.
+    """
     from tokenizers import Tokenizer as Engine
 
     path = Path(path)
@@ -76,15 +112,28 @@ def engine_from_file(path: str | os.PathLike):
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise TokenizerFileError(f"{path}:{e.lineno}:{e.colno}: malformed JSON ({e.msg}); the file is truncated or corrupt") from None
+    except RecursionError:
+        raise TokenizerFileError(f"{path}:1: JSON nested too deeply; this is not a tokenizer.json") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
         raise TokenizerFileError(f"{path}:1: no 'model' object; this is not a Hugging Face tokenizer.json")
+    _check_model_vocab(path, text, doc["model"])
     try:
-        return Engine.from_str(text)
-    except Exception as e:  # the engine's errors are plain Exceptions with serde's "line X column Y"
+        engine = Engine.from_str(text)
+    except BaseException as e:  # serde's messages carry "line X column Y"
+        if isinstance(e, _PASS_THROUGH):
+            raise
         msg = str(e)
         m = re.search(r"line (\d+)", msg)
         line = m.group(1) if m else "1"
         raise TokenizerFileError(f"{path}:{line}: the tokenizers library rejects this file ({msg}); regenerate it") from None
+    try:
+        Engine.from_str(engine.to_str())  # what HFTokenizer copies must load too
+        engine.decode(engine.encode(_SMOKE_TEXT).ids)
+    except BaseException as e:
+        if isinstance(e, _PASS_THROUGH):
+            raise
+        raise TokenizerFileError(f"{path}:1: the tokenizers library loads this file but cannot run it ({e}); regenerate it") from None
+    return engine
 
 
 def vocab_from_engine(engine, special_tokens: Mapping[str, str] | None = None) -> Vocab:
