@@ -9,7 +9,7 @@ from _hf_data import real_text_file
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokembed.errors import ConfigError, HubIdError, TokenizerFileError
+from tokembed.errors import ConfigError, HubIdError, TokenizerError, TokenizerFileError
 from tokembed.tokenizers import ByteBPETokenizer, HFTokenizer, load_tokenizer
 from tokembed.tokenizers.reference import PATTERNS
 
@@ -82,6 +82,9 @@ def test_tiktoken_file_ids_equal_tiktoken(rank_file, tmp_path, tmp_path_factory)
     assert tok.encode(text) == enc.encode_ordinary(text)
     assert tok.engine.encode(text).ids == enc.encode_ordinary(text)  # the HF engine built from the ranks agrees too
     assert tok.encode("a<|endoftext|>", allowed_special="all") == enc.encode("a<|endoftext|>", allowed_special="all")
+    assert tok.decode(enc.encode("a<|endoftext|>", allowed_special="all")) == "a<|endoftext|>"
+    with pytest.raises(TokenizerError, match="unused slot"):
+        tok.decode([len(ranks)])
     tok.save(tmp_path / "saved")
     back = load_tokenizer(tmp_path / "saved")
     assert back.fingerprint == tok.fingerprint and back.encode(text[:2000]) == tok.encode(text[:2000])

@@ -259,6 +259,8 @@ class HFTokenizer(Tokenizer):
         self._plain.encode_special_tokens = True
         self._asked: dict[tuple[bool, bool], Any] = {}  # engines with the stored truncation/padding
         self.vocab = vocab_from_engine(engine, special_tokens)
+        #: ids the engine leaves empty (``<unused:ID>`` in the vocab): no token to decode.
+        self._holes = {i for i in range(len(self.vocab)) if engine.id_to_token(i) is None}
         self.add_special_tokens = bool(add_special_tokens)
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
         byte_level = self._is_byte_level()
@@ -443,6 +445,13 @@ class HFTokenizer(Tokenizer):
         return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)]
 
     def _decode(self, ids: Sequence[int]) -> str:
+        if self._holes:
+            bad = next((p for p, i in enumerate(ids) if i in self._holes), None)
+            if bad is not None:
+                raise TokenizerError(
+                    f"id {ids[bad]} at position {bad} is an unused slot of this vocabulary (no token); "
+                    "pass ids this tokenizer produced"
+                )
         if self.fast_path is not None:  # exact bytes, invalid UTF-8 -> U+FFFD
             return self.fast_path.encoding.decode(list(ids), errors="replace")
         return self._full.decode(list(ids), skip_special_tokens=False)
