@@ -193,3 +193,22 @@ def test_options_errors(built):
     bare = HFTokenizer(eng)
     with pytest.raises(ConfigError, match="stores no truncation"):
         bare.encode("hello", truncation=True)
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40), max_size=4))
+def test_any_text_equals_raw_engine_every_model_type(tmp_path_factory, texts):
+    for kind in ("bpe", "wordpiece", "unigram", "wordlevel"):
+        tok, raw = _loaded(tmp_path_factory, kind)
+        want = [e.ids for e in raw.encode_batch(texts)]
+        assert tok.encode_batch(texts) == want == [tok.encode(t) for t in texts], kind
+
+
+def _loaded(tmp_path_factory, kind):
+    if kind not in _CACHE:
+        folder = tmp_path_factory.mktemp("any_" + kind)
+        eng = _build(kind)
+        eng.save(str(folder / "tokenizer.json"))
+        raw = _raw(folder)
+        raw.encode_special_tokens = True  # tokembed's rule: special strings are plain text
+        _CACHE[kind] = (load_tokenizer(folder), raw)
+    return _CACHE[kind]
