@@ -120,6 +120,7 @@ def test_tied_head_through_gate():
     torch.testing.assert_close(head(h), h @ emb.weight_matrix().T)
 
 
+@pytest.mark.cuda
 def test_cuda(cuda_device):
     _, _, emb = _gated("hard")
     emb = emb.to(cuda_device)

@@ -84,6 +84,7 @@ def test_bad_options_and_ids():
         EmbeddingDropout(emb, 0.5)(torch.tensor([[10]]))
 
 
+@pytest.mark.cuda
 def test_cuda(cuda_device):
     emb = TokenEmbedding(V, D).to(cuda_device)
     ids = torch.randint(0, V, (2, 5), device=cuda_device)

@@ -77,6 +77,8 @@ def test_limit_duplicates_and_words_with_spaces(tmp_path):
     assert v.tokens == ["the", "cat", ". . ."] and v.duplicates == 1
     assert v.matrix[0].tolist() == [1, 2]  # first wins
     assert read_vectors(p, limit=1, progress=False).tokens == ["the"]
+    with pytest.raises(ConfigError, match="limit=0 reads nothing"):
+        read_vectors(p, limit=0, progress=False)
     b = write_binary(tmp_path / "v.bin", ["a", "b", "a"], MATRIX[:3])
     vb = read_vectors(b, progress=False)
     assert vb.tokens == ["a", "b"] and vb.duplicates == 1 and vb.matrix[0].tolist() == MATRIX[0].tolist()

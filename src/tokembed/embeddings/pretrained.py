@@ -126,8 +126,8 @@ def read_vectors(
     path = Path(path)
     if not path.is_file():
         raise VectorFileError(f"{path}: no such vector file; pass the path of a word2vec/GloVe/fastText file")
-    if limit is not None and limit < 0:
-        raise ConfigError(f"limit={limit} is negative; pass None (all vectors) or a count >= 0")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1")
     fmt = format or detect_format(path)
     if fmt == "fasttext":
         fmt = "word2vec"
@@ -155,20 +155,32 @@ def _parse_header(line: bytes, path: Path) -> tuple[int, int]:
 
 
 class _Rows:
-    """Growable float32 row buffer (preallocated when the header gives the count)."""
+    """Growable float32 row buffer (preallocated when the header gives the count) with first-wins dedup."""
 
     def __init__(self, dim: int, expected: int | None):
         self.dim, self.n = dim, 0
         self.buf = np.empty((max(expected or 1024, 1), dim), dtype=np.float32)
+        self.tokens: list[str] = []
+        self.seen: set[str] = set()
+        self.duplicates = 0
 
-    def add(self, row: np.ndarray) -> None:
+    def add(self, word: str, row: np.ndarray) -> None:
+        if word in self.seen:  # first wins; later entries are counted and dropped
+            self.duplicates += 1
+            return
+        self.seen.add(word)
+        self.tokens.append(word)
         if self.n == len(self.buf):
             self.buf = np.concatenate([self.buf, np.empty_like(self.buf)])
         self.buf[self.n] = row
         self.n += 1
 
-    def result(self) -> np.ndarray:
-        return np.ascontiguousarray(self.buf[: self.n])
+    @property
+    def entries(self) -> int:
+        return self.n + self.duplicates
+
+    def result(self) -> tuple[list[str], np.ndarray, int]:
+        return self.tokens, np.ascontiguousarray(self.buf[: self.n]), self.duplicates
 
 
 def _is_number(s: str) -> bool:
@@ -181,9 +193,6 @@ def _is_number(s: str) -> bool:
 
 def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, errors: str):
     size = None if path.suffix == ".gz" else path.stat().st_size
-    tokens: list[str] = []
-    seen: set[str] = set()
-    dups = 0
     rows: _Rows | None = None
     dim = count = None
     with _open_binary(path) as f, _progress(path, size, "B", progress) as bar:
@@ -193,7 +202,7 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
                 count, dim = _parse_header(raw, path)
                 rows = _Rows(dim, count if limit is None else min(count, limit))
                 continue
-            if limit is not None and len(tokens) >= limit:
+            if limit is not None and rows is not None and rows.n >= limit:
                 break
             try:
                 line = raw.decode("utf-8", errors=errors).rstrip("\r\n")
@@ -232,26 +241,18 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
                 raise VectorFileError(f"{path}:{lineno}: a value of word {word!r} is not a number ({e}); fix or drop this line") from e
             if not np.isfinite(vec).all():
                 raise VectorFileError(f"{path}:{lineno}: word {word!r} has a NaN/Inf value; fix or drop this line")
-            if word in seen:
-                dups += 1
-                continue
-            seen.add(word)
-            tokens.append(word)
-            rows.add(vec)
+            rows.add(word, vec)
     if rows is None:
         raise VectorFileError(f"{path}: no vectors found; pass a word2vec, GloVe or fastText vector file")
-    if count is not None and limit is None and len(tokens) + dups != count:
+    if count is not None and limit is None and rows.entries != count:
         raise VectorFileError(
-            f"{path}: the header announces {count} vectors but the file holds {len(tokens) + dups}; "
+            f"{path}: the header announces {count} vectors but the file holds {rows.entries}; "
             "the file is truncated or the header is wrong (fix the header's first number)"
         )
-    return tokens, rows.result(), dups
+    return rows.result()
 
 
 def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, errors: str):
-    tokens: list[str] = []
-    seen: set[str] = set()
-    dups = 0
     with _open_binary(path) as f:
         header = f.readline()
         count, dim = _parse_header(header, path)
@@ -261,7 +262,7 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
         buf, pos, offset = b"", 0, len(header)  # offset: file offset of buf[0]
         eof = False
         with _progress(path, n_want, "vec", progress) as bar:
-            while len(tokens) + dups < count and len(tokens) < n_want:
+            while rows.entries < count and rows.n < n_want:
                 # make sure the buffer holds a whole entry (word + space + 4·D bytes)
                 while not eof and (buf.find(b" ", pos) < 0 or len(buf) - buf.find(b" ", pos) - 1 < nbytes):
                     chunk = f.read(_CHUNK)
@@ -273,19 +274,19 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
                 space = buf.find(b" ", pos)
                 if space < 0 or len(buf) - space - 1 < nbytes:
                     raise VectorFileError(
-                        f"{path}: byte {offset + pos}: file ends inside entry {len(tokens) + dups + 1} of {count} announced "
+                        f"{path}: byte {offset + pos}: file ends inside entry {rows.entries + 1} of {count} announced "
                         "by the header; the file is truncated (re-download it, or pass limit= to read fewer vectors)"
                     )
                 try:
                     word = buf[pos:space].decode("utf-8", errors=errors)
                 except UnicodeDecodeError as e:
                     raise VectorFileError(
-                        f"{path}: byte {offset + pos}: word of entry {len(tokens) + dups + 1} is not valid UTF-8; "
+                        f"{path}: byte {offset + pos}: word of entry {rows.entries + 1} is not valid UTF-8; "
                         "pass encoding_errors='replace'"
                     ) from e
                 if not word or len(word) > 10_000:
                     raise VectorFileError(
-                        f"{path}: byte {offset + pos}: entry {len(tokens) + dups + 1} has no readable word; "
+                        f"{path}: byte {offset + pos}: entry {rows.entries + 1} has no readable word; "
                         "the file is not word2vec binary or D in the header is wrong (try format='word2vec')"
                     )
                 vec = np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1)
@@ -293,13 +294,8 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
                     raise VectorFileError(f"{path}: byte {offset + space + 1}: word {word!r} has a NaN/Inf value")
                 pos = space + 1 + nbytes
                 bar.update(1)
-                if word in seen:
-                    dups += 1
-                    continue
-                seen.add(word)
-                tokens.append(word)
-                rows.add(vec)
-    return tokens, rows.result(), dups
+                rows.add(word, vec)
+    return rows.result()
 
 
 # ---------------------------------------------------------------------------------------------
