@@ -165,15 +165,25 @@ class _Rows:
         self.duplicates = 0
 
     def add(self, word: str, row: np.ndarray) -> None:
-        if word in self.seen:  # first wins; later entries are counted and dropped
-            self.duplicates += 1
-            return
-        self.seen.add(word)
-        self.tokens.append(word)
-        if self.n == len(self.buf):
+        self.add_many([word], row[None], limit=self.n + 1)
+
+    def add_many(self, words: list[str], block: np.ndarray, *, limit: int) -> None:
+        """Append the rows of a (n, D) block whose word is new (first wins), until ``limit`` rows are held."""
+        seen, keep = self.seen, []
+        room = limit - self.n
+        for j, word in enumerate(words):
+            if len(keep) >= room:
+                break
+            if word in seen:  # later entries of a word are counted and dropped
+                self.duplicates += 1
+                continue
+            seen.add(word)
+            keep.append(j)
+        self.tokens.extend(words if len(keep) == len(words) else [words[j] for j in keep])
+        while self.n + len(keep) > len(self.buf):
             self.buf = np.concatenate([self.buf, np.empty_like(self.buf)])
-        self.buf[self.n] = row
-        self.n += 1
+        self.buf[self.n : self.n + len(keep)] = block if len(keep) == len(block) else block[keep]
+        self.n += len(keep)
 
     @property
     def entries(self) -> int:
@@ -253,48 +263,60 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
 
 
 def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, errors: str):
+    """Chunked parser: per entry only the word is handled in Python; the vectors of a whole chunk
+    are gathered with one numpy fancy-index (the readable per-entry version is the loop body)."""
     with _open_binary(path) as f:
         header = f.readline()
         count, dim = _parse_header(header, path)
         n_want = count if limit is None else min(count, limit)
         rows = _Rows(dim, n_want)
         nbytes = 4 * dim
-        buf, pos, offset = b"", 0, len(header)  # offset: file offset of buf[0]
-        eof = False
+        buf, offset, eof = b"", len(header), False  # offset: file offset of buf[0]
         with _progress(path, n_want, "vec", progress) as bar:
-            while rows.entries < count and rows.n < n_want:
-                # make sure the buffer holds a whole entry (word + space + 4·D bytes)
-                while not eof and (buf.find(b" ", pos) < 0 or len(buf) - buf.find(b" ", pos) - 1 < nbytes):
-                    chunk = f.read(_CHUNK)
-                    eof = not chunk
-                    offset += pos
-                    buf, pos = buf[pos:] + chunk, 0
-                while pos < len(buf) and buf[pos : pos + 1] in (b"\n", b"\r"):
-                    pos += 1  # word2vec C writes a newline after each vector
-                space = buf.find(b" ", pos)
-                if space < 0 or len(buf) - space - 1 < nbytes:
-                    raise VectorFileError(
-                        f"{path}: byte {offset + pos}: file ends inside entry {rows.entries + 1} of {count} announced "
-                        "by the header; the file is truncated (re-download it, or pass limit= to read fewer vectors)"
-                    )
-                try:
-                    word = buf[pos:space].decode("utf-8", errors=errors)
-                except UnicodeDecodeError as e:
-                    raise VectorFileError(
-                        f"{path}: byte {offset + pos}: word of entry {rows.entries + 1} is not valid UTF-8; "
-                        "pass encoding_errors='replace'"
-                    ) from e
-                if not word or len(word) > 10_000:
-                    raise VectorFileError(
-                        f"{path}: byte {offset + pos}: entry {rows.entries + 1} has no readable word; "
-                        "the file is not word2vec binary or D in the header is wrong (try format='word2vec')"
-                    )
-                vec = np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1)
-                if not np.isfinite(vec).all():
-                    raise VectorFileError(f"{path}: byte {offset + space + 1}: word {word!r} has a NaN/Inf value")
-                pos = space + 1 + nbytes
-                bar.update(1)
-                rows.add(word, vec)
+            while rows.entries < count and rows.n < n_want and not eof:
+                chunk = f.read(max(_CHUNK, 2 * (nbytes + 64)))
+                eof = not chunk
+                buf += chunk
+                pos, starts, words, size = 0, [], [], len(buf)
+                remaining = count - rows.entries
+                while len(words) < remaining:
+                    space = buf.find(b" ", pos)
+                    if space < 0 or size - space - 1 < nbytes:
+                        break  # the entry continues in the next chunk
+                    raw_word = buf[pos:space].lstrip(b"\r\n")  # word2vec C writes a newline after each vector
+                    try:
+                        word = raw_word.decode("utf-8", errors=errors)
+                    except UnicodeDecodeError as e:
+                        raise VectorFileError(
+                            f"{path}: byte {offset + pos}: word of entry {rows.entries + len(words) + 1} is not valid "
+                            "UTF-8; pass encoding_errors='replace'"
+                        ) from e
+                    if not word:
+                        raise VectorFileError(
+                            f"{path}: byte {offset + pos}: entry {rows.entries + len(words) + 1} has an empty word; "
+                            "the file is not word2vec binary or D in the header is wrong (try format='word2vec')"
+                        )
+                    words.append(word)
+                    starts.append(space + 1)
+                    pos = space + 1 + nbytes
+                if words:
+                    view = memoryview(buf)
+                    packed = b"".join(view[s : s + nbytes] for s in starts)  # the n vectors back to back
+                    block = np.frombuffer(packed, dtype="<f4").reshape(len(starts), dim)  # (n, D)
+                    bad = ~np.isfinite(block).all(axis=1)
+                    if bad.any():
+                        j = int(np.argmax(bad))
+                        raise VectorFileError(f"{path}: byte {offset + starts[j]}: word {words[j]!r} has a NaN/Inf value")
+                    before = rows.n
+                    rows.add_many(words, block, limit=n_want)
+                    bar.update(rows.n - before)
+                offset += pos
+                buf = buf[pos:]
+            if rows.entries < count and rows.n < n_want:
+                raise VectorFileError(
+                    f"{path}: byte {offset}: file ends inside entry {rows.entries + 1} of {count} announced "
+                    "by the header; the file is truncated (re-download it, or pass limit= to read fewer vectors)"
+                )
     return rows.result()
 
 
