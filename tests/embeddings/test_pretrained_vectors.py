@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from tokembed.embeddings import TokenEmbedding, init_from_pretrained, read_vectors
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokembed.embeddings import TokenEmbedding, init_from_pretrained, read_vectors, write_vectors
 from tokembed.embeddings.pretrained import candidates, detect_format
 from tokembed.errors import ConfigError, EmbeddingSourceError, VectorFileError
 from tokembed.vocab import Vocab
@@ -192,3 +195,32 @@ def test_projection_pca_and_random():
     wide = torch.ones(50, 10)
     assert init_from_pretrained(wide, vocab, (words, src), project="pca").projection == "pca+zero-pad"
     assert torch.equal(wide[:, 8:], torch.zeros(50, 2))
+
+
+_WORD = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters="\x85\ufeff"),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(
+    words=st.lists(_WORD, min_size=1, max_size=6, unique=True),
+    dim=st.integers(1, 5),
+    data=st.data(),
+    fmt=st.sampled_from(["word2vec", "glove", "word2vec-binary"]),
+)
+def test_write_read_round_trip(tmp_path_factory, words, dim, data, fmt):
+    floats = st.floats(width=32, allow_nan=False, allow_infinity=False)
+    matrix = np.array(data.draw(st.lists(st.lists(floats, min_size=dim, max_size=dim), min_size=len(words), max_size=len(words))), dtype=np.float32).reshape(len(words), dim)
+    p = write_vectors(tmp_path_factory.mktemp("rt") / "v", words, matrix, format=fmt)
+    tokens, back = read_vectors(p, progress=False, format=fmt)
+    assert tokens == words
+    np.testing.assert_array_equal(back, matrix)
+
+
+def test_write_vectors_rejects_what_the_formats_cannot_hold(tmp_path):
+    with pytest.raises(ConfigError, match="contain a space"):
+        write_vectors(tmp_path / "v", ["a b"], np.zeros((1, 2)))
+    with pytest.raises(ConfigError, match="one row per token"):
+        write_vectors(tmp_path / "v", ["a", "b"], np.zeros((1, 2)))

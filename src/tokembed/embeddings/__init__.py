@@ -13,7 +13,7 @@ from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
 from .regularization import EmbeddingDropout, TokenDropout
 from .mixture import MixtureEmbedding
-from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
+from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors, write_vectors
 
 __all__ = [
     "TokenEmbedding",
@@ -33,4 +33,5 @@ __all__ = [
     "Vectors",
     "init_from_pretrained",
     "read_vectors",
+    "write_vectors",
 ]

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import ConfigError, VectorFileError
 
-__all__ = ["Vectors", "read_vectors", "detect_format", "PretrainedInitReport", "init_from_pretrained", "candidates"]
+__all__ = ["Vectors", "read_vectors", "write_vectors", "detect_format", "PretrainedInitReport", "init_from_pretrained", "candidates"]
 
 FORMATS = ("word2vec", "word2vec-binary", "glove", "fasttext")
 _HEADER = re.compile(rb"^\s*(\d+)\s+(\d+)\s*$")
@@ -318,6 +318,41 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
                     "by the header; the file is truncated (re-download it, or pass limit= to read fewer vectors)"
                 )
     return rows.result()
+
+
+def write_vectors(path: str | os.PathLike, tokens: list[str], matrix, *, format: str = "word2vec") -> Path:
+    """Write ``(tokens, matrix)`` as a word-vector file that :func:`read_vectors` (and gensim) read back exactly.
+
+    ``format``: ``"word2vec"``/``"fasttext"`` (text with header), ``"glove"`` (text, no header) or
+    ``"word2vec-binary"``. Text values are written with 9 significant digits, which round-trips
+    float32 exactly. The file is built in memory and written atomically (temp file + rename).
+    Tokens must be non-empty and free of spaces and line breaks (the formats cannot hold them).
+
+    >>> import tempfile, os
+    >>> p = write_vectors(os.path.join(tempfile.mkdtemp(), "v.bin"), ["a", "b"], np.eye(2), format="word2vec-binary")
+    >>> read_vectors(p, progress=False).matrix.tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    from ..artifacts import atomic_write_bytes
+
+    mat = np.asarray(matrix, dtype=np.float32)
+    if mat.ndim != 2 or mat.shape[0] != len(tokens):
+        raise ConfigError(f"matrix has shape {mat.shape}; it needs one row per token ({len(tokens)}, D)")
+    bad = [t for t in tokens if not t or any(c in t for c in " \n\r")]
+    if bad:
+        raise ConfigError(f"tokens {bad[:3]!r} are empty or contain a space/line break; word2vec/GloVe files cannot hold them")
+    if format not in FORMATS:
+        raise ConfigError(f"format={format!r} is not known; choose one of {', '.join(FORMATS)}")
+    n, dim = mat.shape
+    parts = [] if format == "glove" else [f"{n} {dim}\n".encode()]
+    if format == "word2vec-binary":
+        little = mat.astype("<f4")
+        for t, row in zip(tokens, little):
+            parts.append(t.encode("utf-8") + b" " + row.tobytes() + b"\n")
+    else:
+        for t, row in zip(tokens, mat.tolist()):
+            parts.append((t + " " + " ".join(f"{x:.9g}" for x in row) + "\n").encode("utf-8"))
+    return atomic_write_bytes(path, b"".join(parts))
 
 
 # ---------------------------------------------------------------------------------------------
