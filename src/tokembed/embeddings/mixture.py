@@ -141,7 +141,7 @@ class MixtureEmbedding(nn.Module):
 
     def weight_matrix(self) -> torch.Tensor:
         """All V rows (V, D): static features from ``feature_tables``, other features at value 0."""
-        ids = torch.arange(self.num_embeddings, device=self.lexical.weight_matrix().device).unsqueeze(0)
+        ids = torch.arange(self.num_embeddings, device=next(self.parameters()).device).unsqueeze(0)
         return self._combine(ids, self._feature_ids(ids, None, default_missing=True)).squeeze(0)
 
     def extra_repr(self) -> str:
