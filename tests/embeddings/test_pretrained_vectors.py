@@ -40,7 +40,13 @@ def write_binary(path, words, matrix, *, trailing_newline=True):
 
 @pytest.mark.parametrize(
     "kind, fmt",
-    [("w2v", "word2vec"), ("glove", "glove"), ("bin", "word2vec-binary"), ("bin-nonl", "word2vec-binary"), ("crlf", "word2vec")],
+    [
+        ("w2v", "word2vec"),
+        ("glove", "glove"),
+        ("bin", "word2vec-binary"),
+        ("bin-nonl", "word2vec-binary"),
+        ("crlf", "word2vec"),
+    ],
 )
 def test_formats_read_exact_values_and_are_detected(tmp_path, kind, fmt):
     p = tmp_path / "v.txt"
@@ -139,7 +145,7 @@ def test_candidates_cover_markers_and_case():
     assert candidates("The") == [("The", "exact"), ("the", "case")]
     assert candidates("low</w>")[1] == ("low", "marker")
     assert candidates("re@@")[1] == ("re", "marker")
-    assert candidates("##")[:1] == [("##", "exact")] and len(candidates("##")) == 2  # a bare marker is a token  # a bare marker is a token of its own
+    assert candidates("##")[:1] == [("##", "exact")] and len(candidates("##")) == 2  # a bare marker is a token
 
 
 def test_init_coverage_fill_and_padding(tmp_path):
@@ -212,7 +218,8 @@ _WORD = st.text(
 )
 def test_write_read_round_trip(tmp_path_factory, words, dim, data, fmt):
     floats = st.floats(width=32, allow_nan=False, allow_infinity=False)
-    matrix = np.array(data.draw(st.lists(st.lists(floats, min_size=dim, max_size=dim), min_size=len(words), max_size=len(words))), dtype=np.float32).reshape(len(words), dim)
+    rows = data.draw(st.lists(st.lists(floats, min_size=dim, max_size=dim), min_size=len(words), max_size=len(words)))
+    matrix = np.array(rows, dtype=np.float32).reshape(len(words), dim)
     p = write_vectors(tmp_path_factory.mktemp("rt") / "v", words, matrix, format=fmt)
     tokens, back = read_vectors(p, progress=False, format=fmt)
     assert tokens == words

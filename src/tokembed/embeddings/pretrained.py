@@ -43,7 +43,15 @@ import numpy as np
 
 from ..errors import ConfigError, VectorFileError
 
-__all__ = ["Vectors", "read_vectors", "write_vectors", "detect_format", "PretrainedInitReport", "init_from_pretrained", "candidates"]
+__all__ = [
+    "Vectors",
+    "read_vectors",
+    "write_vectors",
+    "detect_format",
+    "PretrainedInitReport",
+    "init_from_pretrained",
+    "candidates",
+]
 
 FORMATS = ("word2vec", "word2vec-binary", "glove", "fasttext")
 _HEADER = re.compile(rb"^\s*(\d+)\s+(\d+)\s*$")
@@ -248,7 +256,9 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
             try:
                 vec = np.array(parts[-dim:], dtype=np.float32)
             except ValueError as e:
-                raise VectorFileError(f"{path}:{lineno}: a value of word {word!r} is not a number ({e}); fix or drop this line") from e
+                raise VectorFileError(
+                    f"{path}:{lineno}: a value of word {word!r} is not a number ({e}); fix or drop this line"
+                ) from e
             if not np.isfinite(vec).all():
                 raise VectorFileError(f"{path}:{lineno}: word {word!r} has a NaN/Inf value; fix or drop this line")
             rows.add(word, vec)
@@ -306,7 +316,9 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
                     bad = ~np.isfinite(block).all(axis=1)
                     if bad.any():
                         j = int(np.argmax(bad))
-                        raise VectorFileError(f"{path}: byte {offset + starts[j]}: word {words[j]!r} has a NaN/Inf value")
+                        raise VectorFileError(
+                            f"{path}: byte {offset + starts[j]}: word {words[j]!r} has a NaN/Inf value"
+                        )
                     before = rows.n
                     rows.add_many(words, block, limit=n_want)
                     bar.update(rows.n - before)
@@ -340,7 +352,9 @@ def write_vectors(path: str | os.PathLike, tokens: list[str], matrix, *, format:
         raise ConfigError(f"matrix has shape {mat.shape}; it needs one row per token ({len(tokens)}, D)")
     bad = [t for t in tokens if not t or any(c in t for c in " \n\r")]
     if bad:
-        raise ConfigError(f"tokens {bad[:3]!r} are empty or contain a space/line break; word2vec/GloVe files cannot hold them")
+        raise ConfigError(
+            f"tokens {bad[:3]!r} are empty or contain a space/line break; word2vec/GloVe files cannot hold them"
+        )
     if format not in FORMATS:
         raise ConfigError(f"format={format!r} is not known; choose one of {', '.join(FORMATS)}")
     n, dim = mat.shape
@@ -440,7 +454,9 @@ def _target_matrix(target) -> tuple[Any, int | None]:
     )
 
 
-def _project(src: np.ndarray, fit_rows: np.ndarray, dim: int, how: str | None, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
+def _project(
+    src: np.ndarray, fit_rows: np.ndarray, dim: int, how: str | None, rng: np.random.Generator
+) -> tuple[np.ndarray, str | None]:
     """Map (N, D_s) vectors to (N, D)."""
     ds = src.shape[1]
     if ds == dim:
