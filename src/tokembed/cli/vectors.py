@@ -32,7 +32,9 @@ def add_parser(sub) -> None:
 
     q = vsub.add_parser("coverage", help="how many tokens of a tokenizer's vocab the file covers (exact/fallback)")
     common(q)
-    q.add_argument("--tokenizer", required=True, metavar="PATH", help="tokenizer folder or file (see tokembed tokenizer)")
+    q.add_argument(
+        "--tokenizer", required=True, metavar="PATH", help="tokenizer folder or file (see tokembed tokenizer)"
+    )
     q.set_defaults(func=_coverage)
 
     q = vsub.add_parser("convert", help="rewrite a vector file in another format")
@@ -88,5 +90,7 @@ def _convert(args) -> int:
 
     v = _read(args)
     out = write_vectors(args.output, v.tokens, v.matrix, format=args.to)
-    print_json({"input": v.path, "input_format": v.format, "output": str(out), "format": args.to, "vectors": len(v.tokens)})
+    print_json(
+        {"input": v.path, "input_format": v.format, "output": str(out), "format": args.to, "vectors": len(v.tokens)}
+    )
     return 0
