@@ -79,6 +79,13 @@ def test_fasttext_vec_and_gzip_and_forced_format(tmp_path):
         read_vectors(p, format="xml", progress=False)
 
 
+def test_detects_text_with_lines_longer_than_the_first_read(tmp_path):
+    wide = np.arange(2 * 9000, dtype=np.float32).reshape(2, 9000) / 7  # ~100 KB per line
+    p = write_vectors(tmp_path / "wide.txt", ["a", "b"], wide)
+    assert detect_format(p) == "word2vec"
+    np.testing.assert_array_equal(read_vectors(p, progress=False).matrix, wide)
+
+
 def test_limit_duplicates_and_words_with_spaces(tmp_path):
     p = tmp_path / "glove.txt"
     p.write_text("the 1 2\ncat 3 4\nthe 5 6\n. . . 7 8\n", encoding="utf-8")

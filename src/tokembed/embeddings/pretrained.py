@@ -82,12 +82,17 @@ def _open_binary(path: Path):
 def detect_format(path: str | os.PathLike) -> str:
     """Guess the format of a vector file from its first bytes: ``word2vec``, ``word2vec-binary`` or ``glove``.
 
-    A first line of two integers is a header (word2vec/fastText); the bytes after it are
-    binary when the first entry's 4·D bytes are not printable UTF-8 text.
+    A first line of two integers is a header (word2vec/fastText); the file is text when the
+    line after it decodes as UTF-8 and ends in D numbers, binary otherwise.
     """
     path = Path(path)
     with _open_binary(path) as f:
         head = f.read(1 << 16)
+        while head.count(b"\n") < 2 and len(head) < (1 << 24):  # long lines (large D): read up to 16 MiB
+            more = f.read(1 << 20)
+            if not more:
+                break
+            head += more
     if not head.strip():
         raise VectorFileError(f"{path}: the file is empty; pass a word2vec, GloVe or fastText vector file")
     first, _, rest = head.partition(b"\n")
