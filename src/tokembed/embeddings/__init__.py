@@ -6,6 +6,7 @@ table, materialised if the design is factorized/hashed), so heads can tie to it 
 diagnostics can read it.
 """
 
+from .adaptive import AdaptiveInput, frequency_permutation
 from .compositional import CompositionalEmbedding, FrequencyGatedEmbedding
 from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
 from .factorized import FactorizedEmbedding
@@ -35,3 +36,4 @@ __all__ = [
     "read_vectors",
     "write_vectors",
 ]
+__all__ += ["AdaptiveInput", "frequency_permutation"]
