@@ -203,6 +203,11 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["bits_per_byte"] == pytest.approx(out["val_bits_per_byte"])
+    # resume without --config reads the run's own config; a longer budget extends the run
+    assert main(["train", "--resume", "-o", str(tmp_path / "run"), "max_steps=8", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 8
+    assert main(["train", "--resume", "-o", str(tmp_path / "run"), "lr=0.5", "--quiet"]) == 2
+    assert "config changed (lr" in capsys.readouterr().err
 
 
 @pytest.mark.slow
