@@ -20,6 +20,9 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 COMMANDS: dict[str, str] = {
     "tokenizer": "tokenizer",
     "vectors": "vectors",
+    "train": "train",
+    "eval": "eval",
+    "embed": "embed",
 }
 
 EXIT_USER_ERROR = 2
