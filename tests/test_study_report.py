@@ -1,0 +1,180 @@
+"""The study report on synthetic rows: recommendations computed from the numbers, a self-contained page,
+and (with Chromium) a real render with no console errors and every image loaded.
+
+The rows here are made up on purpose so the expected recommendations are known exactly;
+tests/test_study.py runs a real (tiny) study end to end.
+"""
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tokembed.study import RESULT_COLUMNS, StudyConfig, StudyResult, write_results
+from tokembed.study_report import build_report, noise_estimate, pareto_front, recommendations, train_bpb_curve, write_report
+
+BANDS = ["top 1%", "1-10%", "10-50%", "50-100%"]
+
+
+def _row(tok, design, V, bpb, total, seed=0, bpt=1.0):
+    row = dict.fromkeys(RESULT_COLUMNS, 0)
+    steps = round(4096 / (4 * 16 * bpt))
+    row.update(
+        id=f"{tok}-{design}-V{V}-s{seed}", tokenizer=tok, design=design, vocab_size=V, d_model=16, seed=seed,
+        embedding_params=V * 16, head_params=0, non_embedding_params=1000, total_params=total, bits_per_byte=bpb,
+        perplexity=2 ** (bpb * bpt), ece=0.05, val_loss=bpb * bpt * math.log(2), train_tokens_per_s=1000.0,
+        train_bytes_per_s=1000.0 * bpt, seconds=1.0, steps=steps, tokens_seen=steps * 64,
+        bytes_seen=round(steps * 64 * bpt), budget_bytes=4096, bytes_per_token=bpt,
+    )
+    return row
+
+
+def _details(row):
+    conf = [(i + 0.5) / 15 for i in range(15)]
+    hist = [{"step": s, "tokens": s * 64, "bytes": s * 64 * row["bytes_per_token"], "loss": 3.0 / s} for s in range(1, 5)]
+    return {
+        "history": hist,
+        "reliability": {"count": [10] * 15, "confidence": conf, "accuracy": [c * 0.9 for c in conf]},
+        "band_stats": {"bands": [{"label": b, "embedding_norm": 1.0 + i, "grad_norm": 0.1 * i} for i, b in enumerate(BANDS)]},
+        "band_loss": [{"label": b, "loss": 2.0 + i} for i, b in enumerate(BANDS)],
+    }
+
+
+def _result(tmp_path, rows, seeds=(0,)):
+    cfg = StudyConfig.from_name("tiny", tokenizers=sorted({r["tokenizer"] for r in rows}), seeds=list(seeds))
+    res = StudyResult(out_dir=tmp_path, rows=rows, details={r["id"]: _details(r) for r in rows},
+                      skipped=[{"tokenizer": "morph", "reason": "tokenizer kind 'morph' is not available"}],
+                      config=cfg, corpus={"bytes": 10_000, "sampled": False}, seconds=3.0)
+    write_results(res)
+    res.report = write_report(res)
+    return res
+
+
+GRID = [
+    _row("byte", "untied", 259, 2.10, 9000),
+    _row("byte", "tied", 259, 2.00, 5000),
+    _row("bpe", "untied", 512, 1.90, 20000, bpt=3.0),
+    _row("bpe", "tied", 512, 1.95, 12000, bpt=3.0),
+]
+
+
+def test_pareto_front_known_answer():
+    assert [r["id"] for r in pareto_front(GRID)] == ["byte-tied-V259-s0", "bpe-tied-V512-s0", "bpe-untied-V512-s0"]
+
+
+def test_noise_is_pooled_seed_std():
+    rows = [_row("byte", "tied", 259, v, 5000, seed=s) for s, v in enumerate([1.0, 1.1, 1.2])]
+    rows += [_row("byte", "untied", 259, v, 9000, seed=s) for s, v in enumerate([2.0, 2.0, 2.0])]
+    # pooled variance = (0.02 + 0) / (2 + 2)
+    assert noise_estimate(rows) == pytest.approx(math.sqrt(0.02 / 4))
+    assert noise_estimate(GRID) is None
+
+
+def test_recommendations_are_computed_and_cite_existing_rows():
+    recs = {r["title"]: r for r in recommendations(GRID)}
+    ids = {r["id"] for r in GRID}
+    for r in recs.values():
+        assert set(r["ids"]) <= ids
+    best = recs["Lowest bits per byte"]
+    assert best["ids"][0] == "bpe-untied-V512-s0" and "1.9000" in best["html"]
+    tying = recs["Tying input and output embeddings"]
+    # byte: 2.10 -> 2.00 (lower), bpe: 1.90 -> 1.95 (higher): mixed, mean -0.025
+    assert "1 of 2 tokenizers" in tying["html"] and "-0.0250" in tying["html"]
+    assert "single seed" in recs["Noise"]["html"]
+    # Change the numbers and the words follow.
+    flipped = [dict(r, bits_per_byte=3.0) if r["design"] == "tied" else r for r in GRID]
+    assert "<b>raised</b>" in {r["title"]: r for r in recommendations(flipped)}["Tying input and output embeddings"]["html"]
+
+
+def test_within_noise_is_said_when_seeds_show_it():
+    rows = []
+    for s, (u, t) in enumerate([(2.00, 2.01), (2.02, 1.99), (1.98, 2.00)]):
+        rows += [_row("byte", "untied", 259, u, 9000, seed=s), _row("byte", "tied", 259, t, 5000, seed=s)]
+    recs = {r["title"]: r for r in recommendations(rows, seeds=[0, 1, 2])}
+    assert "no difference beyond noise" in recs["Tying input and output embeddings"]["html"]
+    assert "pooled σ" in recs["Noise"]["html"]
+
+
+def test_train_curve_is_in_bits_per_byte():
+    xs, ys = train_bpb_curve([{"bytes": 30, "loss": 3 * math.log(2)}, {"bytes": 60, "loss": float("nan")}], 3.0)
+    assert xs == [30.0] and ys == [pytest.approx(1.0)]
+
+
+def test_report_is_self_contained_and_links_resolve(tmp_path):
+    res = _result(tmp_path, GRID)
+    page = Path(res.report).read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "report must not load anything remote"
+    anchors = set(re.findall(r'id="(run-[^"]+)"', page))
+    assert anchors == {f"run-{r['id']}" for r in GRID}
+    links = set(re.findall(r'href="#(run-[^"]+)"', page))
+    assert links and links <= anchors
+    assert page.count("data:image/png;base64,") >= 4  # pareto, reliability, curves, bands
+    assert "Recommendations" in page and page.index("Recommendations") > page.index("Frequency bands")
+    assert "morph" in page  # the skipped kind is reported, not hidden
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["columns"] == RESULT_COLUMNS and len(data["rows"]) == 4
+    header = (tmp_path / "results.csv").read_text().splitlines()[0]
+    assert header.split(",") == RESULT_COLUMNS
+
+
+def test_report_with_no_rows_says_so(tmp_path):
+    page = build_report(StudyResult(out_dir=tmp_path, rows=[], details={}, skipped=[], config=StudyConfig.from_name("tiny"),
+                                    corpus={}, seconds=0.0))
+    assert "nothing to recommend" in page
+
+
+# -- headless Chromium -------------------------------------------------------------------
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+#: Injected before the page's own content: records JS errors, console.error calls and failed
+#: resources, then (on load) every image that did not decode, into a <pre> that --dump-dom prints.
+_PROBE = """<script>
+window.__errs=[];
+window.addEventListener('error',function(e){var t=e.target;if(t&&t!==window&&t.tagName){__errs.push('resource failed: '+t.tagName+' '+(t.src||t.href));}else{__errs.push('js error: '+e.message);}},true);
+(function(){var ce=console.error;console.error=function(){__errs.push('console.error: '+Array.prototype.join.call(arguments,' '));ce.apply(console,arguments);};})();
+window.addEventListener('load',function(){var im=document.images,bad=[];for(var i=0;i<im.length;i++){if(!im[i].complete||im[i].naturalWidth===0)bad.push(im[i].alt||String(i));}
+var remote=document.querySelectorAll('[src^="http"],[href^="http"],link[rel=stylesheet]').length;
+var p=document.createElement('pre');p.id='__tokembed_check';p.textContent=JSON.stringify({images:im.length,broken:bad,errors:__errs,remote:remote,text:document.body.innerText.length});document.body.appendChild(p);});
+</script>"""
+
+
+def chromium_check(html_path: Path, tmp_path: Path) -> dict:
+    """Render ``html_path`` in headless Chromium; return the probe's findings plus console lines from stderr."""
+    page = html_path.read_text(encoding="utf-8")
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text(page.replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8")
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+           "--enable-logging=stderr", "--v=0", "--dump-dom", probe_page.as_uri()]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    m = re.search(r'<pre id="__tokembed_check">(.*?)</pre>', p.stdout, re.S)
+    assert m, f"page did not finish loading in Chromium (rc {p.returncode}): {p.stderr[-2000:]}"
+    import html as _html
+
+    found = json.loads(_html.unescape(m.group(1)))
+    found["console"] = [ln for ln in p.stderr.splitlines() if ":CONSOLE" in ln]
+    return found
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium); .ci/run installs it")
+def test_probe_catches_broken_pages(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text("<!DOCTYPE html><html><head></head><body><img alt=x src='missing.png'><script>nope()</script></body></html>")
+    found = chromium_check(bad, tmp_path)
+    assert found["broken"] == ["x"] and any("nope" in e for e in found["errors"])
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium); .ci/run installs it")
+def test_report_renders_in_chromium(tmp_path):
+    res = _result(tmp_path / "study", GRID)
+    found = chromium_check(Path(res.report), tmp_path)
+    assert found["errors"] == [] and found["console"] == []
+    assert found["images"] >= 4 and found["broken"] == []
+    assert found["remote"] == 0 and found["text"] > 500
