@@ -2,8 +2,12 @@
 
 from .base import DEFAULT_SPECIAL_TOKENS, KINDS, Tokenizer, register, tokenizer_class
 from .byte import ByteTokenizer
+from .bytebpe import ByteBPETokenizer
+from .hf import HFTokenizer
+from .wordpiece import WordPieceTokenizer
 
 __all__ = ["Tokenizer", "ByteTokenizer", "KINDS", "DEFAULT_SPECIAL_TOKENS", "register", "tokenizer_class"]
+__all__ += ["HFTokenizer", "ByteBPETokenizer", "WordPieceTokenizer"]
 
 
 def load_tokenizer(path, **kwargs) -> Tokenizer:
