@@ -39,3 +39,7 @@ def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opt
 
 
 __all__ += ["load_tokenizer", "train_tokenizer"]
+
+from .spm import BPETokenizer, CharTokenizer, SentencePieceTokenizer, UnigramTokenizer  # noqa: E402
+
+__all__ += ["SentencePieceTokenizer", "UnigramTokenizer", "BPETokenizer", "CharTokenizer"]
