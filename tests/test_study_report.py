@@ -17,12 +17,12 @@ import pytest
 from tokembed.study import RESULT_COLUMNS, StudyConfig, StudyResult, write_results
 from tokembed.study_report import build_report, noise_estimate, pareto_front, recommendations, train_bpb_curve, write_report
 
-BANDS = ["top 1%", "1-10%", "10-50%", "50-100%"]
+BANDS = ["0", "1-9", "10-99", "100-999"]
 
 
 def _row(tok, design, V, bpb, total, seed=0, bpt=1.0):
     row = dict.fromkeys(RESULT_COLUMNS, 0)
-    steps = round(4096 / (4 * 16 * bpt))
+    steps = math.ceil(4096 / (4 * 16 * bpt))
     row.update(
         id=f"{tok}-{design}-V{V}-s{seed}", tokenizer=tok, design=design, vocab_size=V, d_model=16, seed=seed,
         embedding_params=V * 16, head_params=0, non_embedding_params=1000, total_params=total, bits_per_byte=bpb,
@@ -39,8 +39,9 @@ def _details(row):
     return {
         "history": hist,
         "reliability": {"count": [10] * 15, "confidence": conf, "accuracy": [c * 0.9 for c in conf]},
-        "band_stats": {"bands": [{"label": b, "embedding_norm": 1.0 + i, "grad_norm": 0.1 * i} for i, b in enumerate(BANDS)]},
-        "band_loss": [{"label": b, "loss": 2.0 + i} for i, b in enumerate(BANDS)],
+        "band_stats": {"bands": [{"name": b} for b in BANDS], "mean_norm": [1.0, 1.5, 2.0, 2.5],
+                       "mean_grad_norm": [0.1, 0.2, None, 0.4]},
+        "band_loss": [{"name": b, "loss": 2.0 + i} for i, b in enumerate(BANDS)],
     }
 
 

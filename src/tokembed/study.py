@@ -10,12 +10,12 @@ from the rows.
 non-embedding architecture (D, layers, heads, sequence length, batch). A tokenizer that
 packs more bytes into a token needs fewer steps to see those bytes, so
 
-    steps = round(budget_bytes / (batch_size · seq_len · bytes_per_token))
+    steps = ceil(budget_bytes / (batch_size · seq_len · bytes_per_token))
 
-with ``bytes_per_token = train_shard.n_bytes / train_shard.n_tokens`` measured on the
-tokenized training shard of that tokenizer. A byte-level run therefore takes about 3–4×
-as many steps as a BPE run; the bytes it sees differ from the budget by less than one
-batch. Runs are compared by **bits per byte** on the validation shard, which does not
+with ``bytes_per_token = train_shard.n_bytes / predicted tokens`` measured on the tokenized
+training shard of that tokenizer (the rule of :func:`tokembed.train.train` for
+``max_bytes``). A byte-level run therefore takes about 3–4× as many steps as a BPE run;
+every run sees at least the budget and less than one batch more. Runs are compared by **bits per byte** on the validation shard, which does not
 depend on the tokenizer (``bpb = Σ CE_nats / ln 2 / UTF-8 bytes``).
 
 Every tokenizer kind is trained once per study and cached inside the study folder by a
@@ -28,8 +28,8 @@ installation does not provide are skipped with a message, never silently.
 (['byte', 'bytebpe'], ['untied', 'tied'])
 >>> steps_for_budget(budget_bytes=65536, batch_size=16, seq_len=64, bytes_per_token=1.0)
 64
->>> steps_for_budget(budget_bytes=65536, batch_size=16, seq_len=64, bytes_per_token=4.0)
-16
+>>> steps_for_budget(budget_bytes=65536, batch_size=16, seq_len=64, bytes_per_token=3.7)
+18
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ RESULT_COLUMNS: list[str] = [
     "bits_per_byte",
     "perplexity",
     "ece",
+    "accuracy",
     "val_loss",
     "train_tokens_per_s",
     "train_bytes_per_s",
@@ -293,11 +294,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 def steps_for_budget(*, budget_bytes: int, batch_size: int, seq_len: int, bytes_per_token: float) -> int:
     """Optimizer steps that make a run see ``budget_bytes`` of text (at least 1).
 
-    ``steps = round(budget_bytes / (B · T · bytes_per_token))``; the bytes seen then differ
-    from the budget by at most half a batch (B · T · bytes_per_token / 2).
+    ``steps = ceil(budget_bytes / (B · T · bytes_per_token))``, the same rule as ``TrainConfig.max_bytes``:
+    the bytes seen are at least the budget and less than one batch (B · T · bytes_per_token) more.
     """
     per_step = batch_size * seq_len * bytes_per_token
-    return max(1, round(budget_bytes / per_step))
+    return max(1, math.ceil(budget_bytes / per_step))
 
 
 def design_overrides(design: str, config: StudyConfig, vocab_size: int) -> dict[str, Any]:
@@ -333,6 +334,7 @@ class StudyResult:
     corpus: dict[str, Any]  # description of the text used
     seconds: float
     report: Path | None = None
+    notes: list[str] = field(default_factory=list)  # caveats the report must show (e.g. lossy tokenizers)
 
 
 def _log_default(msg: str) -> None:
@@ -416,8 +418,10 @@ def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path):
     return build_shards(tok, corpus, folder, val_fraction=config.val_fraction, seed=0)
 
 
-def _n_tokens(shard) -> int:
-    return int(len(shard.tokens))
+def _bytes_per_token(shard) -> float:
+    """UTF-8 bytes per predicted token of a shard (``Shard.bytes_per_token``: eos separators count as tokens)."""
+    n_pred = int(len(shard.tokens)) - 1
+    return shard.n_bytes / n_pred if n_pred > 0 else float("nan")
 
 
 def run_study(
@@ -457,6 +461,7 @@ def run_study(
     corpus, corpus_info = _prepare_corpus(corpus, config, out, log)
     corpus_sha = _sha([_file_sha(f) for f in corpus.files])
     skipped: list[dict[str, str]] = []
+    notes: list[str] = []
     kinds = []
     available = _available_kinds()
     for kind in config.tokenizers:
@@ -492,13 +497,18 @@ def run_study(
         tok = _tokenizer(kind, corpus, corpus_sha, config, out, log)
         shards = _shards(tok, corpus, corpus_sha, config, out)
         train_shard, val_shard = shards["train"], shards["val"]
-        bpt = train_shard.n_bytes / max(1, _n_tokens(train_shard))
-        val_bpt = val_shard.n_bytes / max(1, _n_tokens(val_shard))
+        bpt = _bytes_per_token(train_shard)
+        val_bpt = _bytes_per_token(val_shard)
         steps = steps_for_budget(budget_bytes=config.budget_bytes, batch_size=config.batch_size,
                                  seq_len=config.seq_len, bytes_per_token=bpt)
         eval_tokens = max(config.seq_len + 1, int(config.eval_bytes / val_bpt))
         log(f"tokenizer {kind}: {bpt:.2f} bytes/token on the train shard -> {steps} steps of "
             f"{config.batch_size}×{config.seq_len} tokens")
+        if not getattr(tok, "lossless", True):
+            warn = (f"tokenizer {kind} is lossy (decode(encode(x)) != x: it normalizes or drops characters), so it "
+                    f"does not model every byte and its bits per byte are optimistic")
+            log(f"NOTE {warn}")
+            notes.append(warn)
         for design in designs:
             overrides = design_overrides(design, config, tok.vocab_size)
             for seed in config.seeds:
@@ -507,7 +517,7 @@ def run_study(
                 mc = ModelConfig(vocab_size=tok.vocab_size, d_model=config.d_model, n_layers=config.n_layers,
                                  n_heads=config.n_heads, max_seq_len=config.seq_len, positional=config.positional,
                                  **overrides)
-                tc = TrainConfig(model=mc, seq_len=config.seq_len, batch_size=config.batch_size, max_steps=steps,
+                tc = TrainConfig(model=mc, seq_len=config.seq_len, batch_size=config.batch_size, max_bytes=config.budget_bytes,
                                  lr=config.lr, warmup_steps=min(config.warmup_steps, max(0, steps - 1)), seed=seed,
                                  device=config.device)
                 run_dir = out / "runs" / run_id
@@ -519,7 +529,7 @@ def run_study(
                     log(f"[{i_run}/{len(plan)}] {run_id}: cached, bpb {row['bits_per_byte']:.4f}")
                 else:
                     log(f"[{i_run}/{len(plan)}] {run_id}: training {steps} steps ...")
-                    res = train(tc, tokenizer=tok, shards=shards, out_dir=run_dir / "checkpoint", progress=False)
+                    res = train(tc, tokenizer=tok, shards=shards, out_dir=run_dir, progress=False)
                     model, _, _ = load_checkpoint(res.checkpoint, tokenizer=tok, device="cpu")
                     ev = evaluate(model, tok, val_shard, seq_len=config.seq_len, batch_size=config.batch_size,
                                   max_tokens=eval_tokens, device="cpu")
@@ -532,7 +542,7 @@ def run_study(
                 details[run_id] = det
 
     result = StudyResult(out_dir=out, rows=rows, details=details, skipped=skipped, config=config,
-                         corpus=corpus_info, seconds=time.perf_counter() - t_start)
+                         corpus=corpus_info, seconds=time.perf_counter() - t_start, notes=notes)
     write_results(result)
     if write_report:
         from .study_report import write_report as _write_report
@@ -567,8 +577,9 @@ def _row(run_id, kind, design, seed, tok, config, steps, bpt, res, ev) -> tuple[
     rest = int(params.get("rest", total - emb - head))
     hist = list(res.history or [])
     last = hist[-1] if hist else {}
-    tokens_seen = int(last.get("tokens", steps * config.batch_size * config.seq_len))
-    bytes_seen = int(last.get("bytes", round(tokens_seen * bpt)))
+    steps = int(getattr(res, "steps", 0) or steps)
+    tokens_seen = int(getattr(res, "tokens", 0) or steps * config.batch_size * config.seq_len)
+    bytes_seen = int(round(getattr(res, "bytes", 0) or tokens_seen * bpt))
     row = {
         "id": run_id,
         "tokenizer": kind,
@@ -583,6 +594,7 @@ def _row(run_id, kind, design, seed, tok, config, steps, bpt, res, ev) -> tuple[
         "bits_per_byte": float(ev.bits_per_byte),
         "perplexity": float(ev.perplexity),
         "ece": float(ev.ece),
+        "accuracy": float(getattr(ev, "accuracy", float("nan"))),
         "val_loss": float(ev.loss),
         "train_tokens_per_s": float(res.tokens_per_s),
         "train_bytes_per_s": float(res.tokens_per_s) * bpt,
@@ -642,6 +654,7 @@ def write_results(result: StudyResult) -> tuple[Path, Path]:
             "columns": RESULT_COLUMNS,
             "rows": _jsonable(result.rows),
             "skipped": result.skipped,
+            "notes": result.notes,
             "config": result.config.to_dict(),
             "corpus": result.corpus,
             "seconds": result.seconds,

@@ -411,21 +411,24 @@ def _si_formatter():
 
 
 def _band_series(det: Mapping[str, Any]) -> dict[str, list[tuple[str, float]]]:
-    """{"embedding norm"|"grad norm"|"val loss": [(band label, value)]} from a run's band_stats/band_loss."""
+    """{"embedding norm"|"embedding grad norm"|"validation loss": [(band label, value)]} of one run.
+
+    From ``TrainResult.band_stats`` (``bands`` with ``name``; ``mean_norm``/``mean_grad_norm``: the mean over
+    logged steps per band) and ``EvalResult.band_loss`` (per band: ``name``, ``loss``).
+    """
     out: dict[str, list[tuple[str, float]]] = {}
     bs = det.get("band_stats") or {}
-    bands = bs.get("bands") if isinstance(bs, Mapping) else None
-    if isinstance(bands, Sequence):
-        for key, name in (("embedding_norm", "embedding norm"), ("grad_norm", "embedding grad norm")):
-            vals = [(str(b.get("label", b.get("band", i))), b.get(key)) for i, b in enumerate(bands) if isinstance(b, Mapping)]
-            vals = [(lab, float(v)) for lab, v in vals if _ok(v)]
-            if vals:
-                out[name] = vals
-    bl = det.get("band_loss") or []
-    vals = [(str(b.get("label", b.get("band", i))), b.get("loss")) for i, b in enumerate(bl) if isinstance(b, Mapping)]
-    vals = [(lab, float(v)) for lab, v in vals if _ok(v)]
-    if vals:
-        out["validation loss (nats/token)"] = vals
+    bands = bs.get("bands") or []
+    names = [str(b.get("name", i)) if isinstance(b, Mapping) else str(i) for i, b in enumerate(bands)]
+    for key, label in (("mean_norm", "embedding norm"), ("mean_grad_norm", "embedding grad norm")):
+        vals = bs.get(key) or []
+        pts = [(n, float(v)) for n, v in zip(names, vals) if _ok(v)]
+        if pts:
+            out[label] = pts
+    pts = [(str(b.get("name", i)), float(b["loss"])) for i, b in enumerate(det.get("band_loss") or [])
+           if isinstance(b, Mapping) and _ok(b.get("loss"))]
+    if pts:
+        out["validation loss (nats/token)"] = pts
     return out
 
 
@@ -459,7 +462,8 @@ def _band_plot(rows, details) -> str | None:
     axes[0][-1].legend(fontsize=6)
     return R.figure_img(fig, alt="Frequency-band plots",
                         caption="Per token-frequency band (most frequent first): mean embedding-row norm and mean "
-                                "embedding-gradient norm over training, and validation loss per band.")
+                                "embedding-gradient norm over training, and validation loss per band. Bands are "
+                                "decades of training count (0 = never seen, 1-9, 10-99, ...).")
 
 
 # -- page ------------------------------------------------------------------------
@@ -470,12 +474,13 @@ def _checks(rows, config) -> list[str]:
     parts = []
     if rows:
         seen = [r["bytes_seen"] for r in rows]
-        per_batch = max(r["bytes_per_token"] * config.batch_size * config.seq_len for r in rows)
-        spread = max(seen) - min(seen)
-        msg = (f"Budget: {config.budget_bytes:,} text bytes per run; bytes seen range from {min(seen):,} to {max(seen):,} "
-               f"(spread {spread:,}, one batch is at most {per_batch:,.0f} bytes). steps = round(budget / "
-               f"(batch {config.batch_size} × seq {config.seq_len} × bytes per token)).")
-        parts.append(R.paragraph(msg) if spread <= per_batch else R.warning_box(msg + " The spread exceeds one batch."))
+        over = [r for r in rows if not (r["budget_bytes"] <= r["bytes_seen"]
+                                        < r["budget_bytes"] + r["bytes_per_token"] * config.batch_size * config.seq_len + 1)]
+        msg = (f"Equal budget: {config.budget_bytes:,} text bytes per run; bytes seen range from {min(seen):,} to "
+               f"{max(seen):,} — each run stops at the first step that reaches the budget, steps = ceil(budget / "
+               f"(batch {config.batch_size} × seq {config.seq_len} × bytes per token of its tokenizer)).")
+        parts.append(R.paragraph(msg) if not over else
+                     R.warning_box(msg + f" Outside [budget, budget + one batch): {', '.join(r['id'] for r in over)}."))
         rest = {r["non_embedding_params"] for r in rows}
         if len(rest) == 1:
             parts.append(R.paragraph(f"Every run has the same non-embedding architecture: {rest.pop():,} parameters outside "
@@ -500,6 +505,7 @@ def build_report(result) -> str:
            f"seeds {config.seeds}; {result.seconds:.0f} s.")
     sections = []
     skipped = [R.warning_box(s["reason"]) for s in result.skipped]
+    skipped += [R.warning_box(n) for n in getattr(result, "notes", [])]
     table_rows = [{c: r.get(c) for c in TABLE_COLUMNS} for r in rows]
     for t in table_rows:  # whole numbers read better than 4 significant digits here
         for c in ("train_tokens_per_s",):
