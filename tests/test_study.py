@@ -89,3 +89,109 @@ def test_every_design_maps_onto_model_config_fields():
         over = design_overrides(d, cfg, 1000)
         assert over["embedding"] in ("lookup", "factorized", "adaptive") and "head" in over
     assert design_overrides("adaptive", cfg, 1000)["cutoffs"] == [250, 500]
+
+
+# -- a tiny study end to end --------------------------------------------------------------
+
+WORDS = ("the embedding of a token is a row of the table and the head maps hidden states back to logits "
+         "tied heads share the table while untied heads learn their own matrix").split()
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """byte (+ bytebpe when installed) × untied/tied on a ~24 KB corpus of 240 documents, plus an unknown kind."""
+    pytest.importorskip("tokembed.train", reason="needs the model branch's train/evaluate")
+    from tokembed.corpus import Corpus
+    from tokembed.study import run_study
+    from tokembed.tokenizers import KINDS
+
+    root = tmp_path_factory.mktemp("study")
+    docs = []
+    for i in range(240):
+        words = [WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(12 + i % 9)]
+        docs.append(" ".join(words).capitalize() + f". Document {i}.\n")
+    (root / "corpus.txt").write_text("\n".join(docs), encoding="utf-8")
+    kinds = ["byte"] + [k for k in ("bytebpe",) if k in KINDS] + ["nosuchkind"]
+    cfg = StudyConfig.from_name("tiny", tokenizers=kinds, vocab_size={"default": 300}, val_fraction=0.2)
+    log: list[str] = []
+    res = run_study(cfg, Corpus([str(root / "corpus.txt")]), root / "out", log=log.append)
+    return res, log, cfg, root
+
+
+def test_tiny_study_writes_results_with_the_schema(tiny_study):
+    res, log, cfg, _ = tiny_study
+    kinds = [k for k in cfg.tokenizers if k != "nosuchkind"]
+    assert [(r["tokenizer"], r["design"]) for r in res.rows] == [(k, d) for k in kinds for d in cfg.designs]
+    with open(res.out_dir / "results.csv", newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert list(csv_rows[0]) == RESULT_COLUMNS and [r["id"] for r in csv_rows] == [r["id"] for r in res.rows]
+    data = json.loads((res.out_dir / "results.json").read_text())
+    assert data["columns"] == RESULT_COLUMNS and data["config"]["budget_bytes"] == cfg.budget_bytes
+    for r in data["rows"]:
+        assert set(r) == set(RESULT_COLUMNS)
+        assert 0 < r["bits_per_byte"] < 9 and r["perplexity"] > 1 and 0 <= r["ece"] <= 1
+        assert r["total_params"] == r["embedding_params"] + r["head_params"] + r["non_embedding_params"]
+    assert set(data["details"]) == {r["id"] for r in res.rows}
+    for r in res.rows:
+        if r["design"] == "tied":  # tying removes the D×V head matrix (and its bias)
+            untied = next(u for u in res.rows if u["tokenizer"] == r["tokenizer"] and u["design"] == "untied")
+            assert untied["total_params"] - r["total_params"] == r["vocab_size"] * cfg.d_model + r["vocab_size"]
+
+
+def test_equal_budget_and_equal_architecture(tiny_study):
+    res, _, cfg, _ = tiny_study
+    for r in res.rows:
+        batch_bytes = r["bytes_per_token"] * cfg.batch_size * cfg.seq_len
+        assert cfg.budget_bytes <= r["bytes_seen"] < cfg.budget_bytes + batch_bytes + 1
+        assert r["steps"] == steps_for_budget(budget_bytes=cfg.budget_bytes, batch_size=cfg.batch_size,
+                                              seq_len=cfg.seq_len, bytes_per_token=r["bytes_per_token"])
+    assert len({r["non_embedding_params"] for r in res.rows}) == 1
+    by_kind = {r["tokenizer"]: r for r in res.rows}
+    if "bytebpe" in by_kind:  # more bytes per token -> fewer steps for the same bytes
+        assert by_kind["bytebpe"]["bytes_per_token"] > 1.0 and by_kind["bytebpe"]["steps"] < by_kind["byte"]["steps"]
+
+
+def test_missing_kind_is_skipped_with_a_message(tiny_study):
+    res, log, _, _ = tiny_study
+    assert [s["tokenizer"] for s in res.skipped if "tokenizer" in s] == ["nosuchkind"]
+    assert any(line.startswith("SKIP") and "nosuchkind" in line for line in log)
+    assert "nosuchkind" in res.report.read_text()
+
+
+def test_report_is_self_contained_and_recommendations_cite_rows(tiny_study):
+    res, _, _, _ = tiny_study
+    page = res.report.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert page.count("data:image/png;base64,") >= 3
+    anchors = set(re.findall(r'<tr id="(run-[^"]+)"', page))
+    assert anchors == {f"run-{r['id']}" for r in res.rows}
+    recs = page[page.index("<h2>Recommendations</h2>"):]
+    cited = set(re.findall(r'href="#(run-[^"]+)"', recs))
+    assert cited and cited <= anchors
+    best = min(res.rows, key=lambda r: r["bits_per_byte"])
+    assert f"{best['bits_per_byte']:.4f}" in recs and f'href="#run-{best["id"]}"' in recs
+
+
+def test_rerun_reuses_tokenizers_and_runs(tiny_study):
+    from tokembed.corpus import Corpus
+    from tokembed.study import run_study
+
+    res, _, cfg, root = tiny_study
+    log: list[str] = []
+    again = run_study(cfg, Corpus([str(root / "corpus.txt")]), res.out_dir, log=log.append, write_report=False)
+    assert [r["bits_per_byte"] for r in again.rows] == [r["bits_per_byte"] for r in res.rows]
+    assert sum("cached" in line for line in log) == len(res.rows) + len(again.rows) // len(cfg.designs)
+
+
+def test_cli_study_and_bad_config(tiny_study, tmp_path, capsys):
+    from tokembed.cli import main
+
+    _, _, _, root = tiny_study
+    (tmp_path / "bad.toml").write_text('preset = "tiny"\nseq_len = 0\n')
+    assert main(["study", "--config", str(tmp_path / "bad.toml"), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "seq_len" in err and "bad.toml" in err
+    (tmp_path / "ok.toml").write_text('preset = "tiny"\ndesigns = ["tied"]\nval_fraction = 0.2\n')
+    assert main(["study", "--config", str(tmp_path / "ok.toml"), str(root / "corpus.txt"), "-o", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert f"report:  {tmp_path / 'o' / 'report.html'}" in out and (tmp_path / "o" / "report.html").is_file()

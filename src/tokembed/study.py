@@ -40,6 +40,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -133,6 +134,9 @@ class StudyConfig:
     corpus_bytes: int | None = 1_048_576  # sample the corpus down to about this many bytes (None = all of it)
     val_fraction: float = 0.05  # document-level validation split
     device: str = "cpu"  # "cpu", "cuda" or "auto"
+    workers: int = 0  # runs trained in parallel processes (0 = one per CPU core; 1 = in this process)
+    threads: int = 1  # torch threads per run: these models are too small to gain from more, and a busy
+    #                   machine makes intra-op threads spin (measured 10-100x slower with 2 threads at load 10)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -144,12 +148,14 @@ class StudyConfig:
         def bad(key: str, why: str) -> ConfigError:
             return ConfigError(f"study config: {key}={getattr(self, key)!r} {why}")
 
-        for key in ("d_model", "n_layers", "n_heads", "seq_len", "batch_size", "budget_bytes", "rank", "eval_bytes"):
+        for key in ("d_model", "n_layers", "n_heads", "seq_len", "batch_size", "budget_bytes", "rank", "eval_bytes", "threads"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad(key, "must be a positive integer")
         if self.warmup_steps < 0 or isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
             raise bad("warmup_steps", "must be an integer >= 0")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise bad("workers", "must be an integer >= 0 (0 = one per CPU core)")
         if self.d_model % self.n_heads:
             raise bad("d_model", f"must be divisible by n_heads={self.n_heads}")
         if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not (0 < self.lr < 1):
@@ -276,6 +282,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "tiny": {
         "tokenizers": ["byte"],
+        "workers": 1,
         "designs": ["untied", "tied"],
         "d_model": 16,
         "n_heads": 2,
@@ -398,12 +405,12 @@ def _tokenizer(kind: str, corpus, corpus_sha: str, config: StudyConfig, out_dir:
     if (folder / "tokembed.json").is_file():
         tok = load_tokenizer(folder)
         log(f"tokenizer {kind}: cached, V={tok.vocab_size} ({folder})")
-        return tok
+        return tok, folder
     t0 = time.perf_counter()
     tok = train_tokenizer(kind, corpus, V)
     tok.save(folder)
     log(f"tokenizer {kind}: trained V={tok.vocab_size} in {time.perf_counter() - t0:.1f}s")
-    return tok
+    return tok, folder
 
 
 def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path):
@@ -412,10 +419,10 @@ def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path):
     folder = out_dir / "shards" / f"{tok.kind}-{_sha({'tok': tok.fingerprint, 'corpus': corpus_sha, 'val': config.val_fraction})[:12]}"
     if folder.is_dir():
         try:
-            return load_shards(folder, tokenizer=tok)
+            return load_shards(folder, tokenizer=tok), folder
         except TokembedError:
             pass  # stale or partial: rebuild below
-    return build_shards(tok, corpus, folder, val_fraction=config.val_fraction, seed=0)
+    return build_shards(tok, corpus, folder, val_fraction=config.val_fraction, seed=0), folder
 
 
 def _bytes_per_token(shard) -> float:
@@ -452,9 +459,8 @@ def run_study(
     t_start = time.perf_counter()
 
     try:
-        from .evaluate import evaluate
         from .model import ModelConfig, build_model
-        from .train import TrainConfig, load_checkpoint, train
+        from .train import TrainConfig
     except ImportError as e:
         raise TokembedError(f"the study needs tokembed's model/train/evaluate modules, which this install lacks ({e})") from e
 
@@ -490,15 +496,12 @@ def run_study(
     log(f"study: {len(kinds)} tokenizer kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) = {len(plan)} runs, "
         f"budget {config.budget_bytes:,} text bytes each -> {out}")
 
-    rows: list[dict[str, Any]] = []
-    details: dict[str, dict[str, Any]] = {}
-    i_run = 0
+    specs: list[_RunSpec] = []
     for kind in kinds:
-        tok = _tokenizer(kind, corpus, corpus_sha, config, out, log)
-        shards = _shards(tok, corpus, corpus_sha, config, out)
-        train_shard, val_shard = shards["train"], shards["val"]
-        bpt = _bytes_per_token(train_shard)
-        val_bpt = _bytes_per_token(val_shard)
+        tok, tok_dir = _tokenizer(kind, corpus, corpus_sha, config, out, log)
+        shards, shard_dir = _shards(tok, corpus, corpus_sha, config, out)
+        bpt = _bytes_per_token(shards["train"])
+        val_bpt = _bytes_per_token(shards["val"])
         steps = steps_for_budget(budget_bytes=config.budget_bytes, batch_size=config.batch_size,
                                  seq_len=config.seq_len, bytes_per_token=bpt)
         eval_tokens = max(config.seq_len + 1, int(config.eval_bytes / val_bpt))
@@ -512,34 +515,53 @@ def run_study(
         for design in designs:
             overrides = design_overrides(design, config, tok.vocab_size)
             for seed in config.seeds:
-                i_run += 1
                 run_id = f"{kind}-{design}-V{tok.vocab_size}-s{seed}"
                 mc = ModelConfig(vocab_size=tok.vocab_size, d_model=config.d_model, n_layers=config.n_layers,
                                  n_heads=config.n_heads, max_seq_len=config.seq_len, positional=config.positional,
                                  **overrides)
-                tc = TrainConfig(model=mc, seq_len=config.seq_len, batch_size=config.batch_size, max_bytes=config.budget_bytes,
-                                 lr=config.lr, warmup_steps=min(config.warmup_steps, max(0, steps - 1)), seed=seed,
-                                 device=config.device)
-                run_dir = out / "runs" / run_id
+                tc = TrainConfig(model=mc, seq_len=config.seq_len, batch_size=config.batch_size,
+                                 max_bytes=config.budget_bytes, lr=config.lr,
+                                 warmup_steps=min(config.warmup_steps, max(0, steps - 1)), seed=seed, device=config.device)
                 key = _sha({"train": dataclasses.asdict(tc), "tok": tok.fingerprint, "corpus": corpus_sha,
                             "eval_tokens": eval_tokens, "budget": config.budget_bytes})
-                cached = _load_cached_run(run_dir, key)
-                if cached is not None:
-                    row, det = cached
-                    log(f"[{i_run}/{len(plan)}] {run_id}: cached, bpb {row['bits_per_byte']:.4f}")
-                else:
-                    log(f"[{i_run}/{len(plan)}] {run_id}: training {steps} steps ...")
-                    res = train(tc, tokenizer=tok, shards=shards, out_dir=run_dir, progress=False)
-                    model, _, _ = load_checkpoint(res.checkpoint, tokenizer=tok, device="cpu")
-                    ev = evaluate(model, tok, val_shard, seq_len=config.seq_len, batch_size=config.batch_size,
-                                  max_tokens=eval_tokens, device="cpu")
-                    row, det = _row(run_id, kind, design, seed, tok, config, steps, bpt, res, ev)
-                    _save_run(run_dir, key, row, det)
-                    log(f"[{i_run}/{len(plan)}] {run_id}: bpb {row['bits_per_byte']:.4f}, "
-                        f"{row['total_params']:,} params, {row['seconds']:.1f}s "
-                        f"(elapsed {time.perf_counter() - t_start:.0f}s)")
-                rows.append(row)
-                details[run_id] = det
+                specs.append(_RunSpec(run_id=run_id, kind=kind, design=design, seed=seed, train=tc, study=config,
+                                      tokenizer_dir=tok_dir, shard_dir=shard_dir, run_dir=out / "runs" / run_id,
+                                      key=key, steps=steps, bytes_per_token=bpt, eval_tokens=eval_tokens))
+
+    results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    todo = []
+    for i, spec in enumerate(specs, 1):
+        cached = _load_cached_run(spec.run_dir, spec.key)
+        if cached is not None:
+            results[spec.run_id] = cached
+            log(f"[{i}/{len(specs)}] {spec.run_id}: cached, bpb {cached[0]['bits_per_byte']:.4f}")
+        else:
+            todo.append(spec)
+    workers = min(config.workers or (os.cpu_count() or 1), len(todo)) if todo else 0
+    if todo:
+        log(f"training {len(todo)} run(s) in {workers} process(es), {config.threads} torch thread(s) each")
+
+    def done(spec: _RunSpec, out_: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        results[spec.run_id] = out_
+        row = out_[0]
+        log(f"[{len(results)}/{len(specs)}] {spec.run_id}: {spec.steps} steps, bpb {row['bits_per_byte']:.4f}, "
+            f"{row['total_params']:,} params, {row['seconds']:.1f}s train (elapsed {time.perf_counter() - t_start:.0f}s)")
+
+    if workers <= 1:
+        for spec in todo:
+            log(f"{spec.run_id}: training {spec.steps} steps ...")
+            done(spec, _execute(spec))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_execute, spec): spec for spec in todo}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+    rows = [results[s.run_id][0] for s in specs]
+    details = {s.run_id: results[s.run_id][1] for s in specs}
 
     result = StudyResult(out_dir=out, rows=rows, details=details, skipped=skipped, config=config,
                          corpus=corpus_info, seconds=time.perf_counter() - t_start, notes=notes)
@@ -550,6 +572,50 @@ def run_study(
         result.report = _write_report(result)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+@dataclass
+class _RunSpec:
+    """One grid cell, everything a (possibly separate) process needs to train and evaluate it."""
+
+    run_id: str
+    kind: str
+    design: str
+    seed: int
+    train: Any  # TrainConfig
+    study: StudyConfig
+    tokenizer_dir: Path
+    shard_dir: Path
+    run_dir: Path
+    key: str  # fingerprint of everything that determines the result (the run cache key)
+    steps: int
+    bytes_per_token: float
+    eval_tokens: int
+
+
+def _execute(spec: _RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train and evaluate one run (in this process or a worker) and save ``runs/<id>/result.json``."""
+    import torch
+
+    from .data import load_shards
+    from .evaluate import evaluate
+    from .tokenizers import load_tokenizer
+    from .train import load_checkpoint, train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(spec.study.threads)
+    try:
+        tok = load_tokenizer(spec.tokenizer_dir)
+        shards = load_shards(spec.shard_dir, tokenizer=tok)
+        res = train(spec.train, tokenizer=tok, shards=shards, out_dir=spec.run_dir, progress=False)
+        model, _, _ = load_checkpoint(res.checkpoint, tokenizer=tok, device="cpu")
+        ev = evaluate(model, tok, shards["val"], seq_len=spec.study.seq_len, batch_size=spec.study.batch_size,
+                      max_tokens=spec.eval_tokens, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    row, det = _row(spec.run_id, spec.kind, spec.design, spec.seed, tok, spec.study, spec.steps, spec.bytes_per_token, res, ev)
+    _save_run(spec.run_dir, spec.key, row, det)
+    return row, det
 
 
 def _jsonable(x: Any) -> Any:

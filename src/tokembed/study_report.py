@@ -432,6 +432,14 @@ def _band_series(det: Mapping[str, Any]) -> dict[str, list[tuple[str, float]]]:
     return out
 
 
+def _band_order(name: str) -> float:
+    """Sort key of a band name ('0', '1-9', '10-99', ...): its lower count bound."""
+    try:
+        return float(name.split("-")[0])
+    except ValueError:
+        return math.inf
+
+
 def _band_plot(rows, details) -> str | None:
     series = {r["id"]: _band_series(details.get(r["id"], {})) for r in rows}
     kinds = [k for k in ("embedding norm", "embedding grad norm", "validation loss (nats/token)")
@@ -447,12 +455,13 @@ def _band_plot(rows, details) -> str | None:
     for j, t in enumerate(toks):
         for i, k in enumerate(kinds):
             ax = axes[i][j]
-            for r in rows:
-                if r["tokenizer"] != t or r.get("seed") != rows[0].get("seed") or k not in series[r["id"]]:
-                    continue
+            mine = [r for r in rows if r["tokenizer"] == t and r.get("seed") == rows[0].get("seed") and k in series[r["id"]]]
+            names = sorted({n for r in mine for n, _ in series[r["id"]][k]}, key=_band_order)  # one x axis per panel
+            pos = {n: i for i, n in enumerate(names)}
+            for r in mine:
                 labels, vals = zip(*series[r["id"]][k])
-                ax.plot(range(len(vals)), vals, marker="o", ms=3, color=col[r["design"]], label=r["design"])
-                ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=30)
+                ax.plot([pos[n] for n in labels], vals, marker="o", ms=3, color=col[r["design"]], label=r["design"])
+            ax.set_xticks(range(len(names)), names, fontsize=6, rotation=30)
             if i == 0:
                 ax.set_title(t, fontsize=9)
             if j == 0:
@@ -461,7 +470,7 @@ def _band_plot(rows, details) -> str | None:
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=6)
     return R.figure_img(fig, alt="Frequency-band plots",
-                        caption="Per token-frequency band (most frequent first): mean embedding-row norm and mean "
+                        caption="Per token-frequency band (rarest first): mean embedding-row norm and mean "
                                 "embedding-gradient norm over training, and validation loss per band. Bands are "
                                 "decades of training count (0 = never seen, 1-9, 10-99, ...).")
 
