@@ -130,7 +130,7 @@ class StudyConfig:
     lr: float = 3e-3  # peak learning rate (AdamW)
     warmup_steps: int = 10  # linear warmup, then cosine decay
     positional: str = "rope"  # positional scheme, the same for every run
-    eval_bytes: int = 65_536  # validation text evaluated per run (bytes; converted to tokens per tokenizer)
+    eval_bytes: int = 32_768  # validation text evaluated per run (bytes; converted to tokens per tokenizer)
     corpus_bytes: int | None = 1_048_576  # sample the corpus down to about this many bytes (None = all of it)
     val_fraction: float = 0.05  # document-level validation split
     device: str = "cpu"  # "cpu", "cuda" or "auto"
@@ -450,13 +450,17 @@ def run_study(
     """
     from .corpus import Corpus
 
-    log = log or _log_default
+    t_start = time.perf_counter()
+    user_log = log or _log_default
+
+    def log(msg: str) -> None:
+        user_log(f"[{time.perf_counter() - t_start:5.0f}s] {msg}")
+
     config = config or StudyConfig()
     config.validate()
     corpus = corpus if corpus is not None else Corpus()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
 
     try:
         from .model import ModelConfig, build_model
@@ -545,7 +549,7 @@ def run_study(
         results[spec.run_id] = out_
         row = out_[0]
         log(f"[{len(results)}/{len(specs)}] {spec.run_id}: {spec.steps} steps, bpb {row['bits_per_byte']:.4f}, "
-            f"{row['total_params']:,} params, {row['seconds']:.1f}s train (elapsed {time.perf_counter() - t_start:.0f}s)")
+            f"{row['total_params']:,} params, {row['seconds']:.1f}s train ")
 
     if workers <= 1:
         for spec in todo:
