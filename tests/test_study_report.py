@@ -91,6 +91,13 @@ def test_recommendations_are_computed_and_cite_existing_rows():
     assert "<b>raised</b>" in {r["title"]: r for r in recommendations(flipped)}["Tying input and output embeddings"]["html"]
 
 
+def test_a_lossy_best_run_gets_a_caveat_and_the_best_lossless_run():
+    rows = [dict(r, lossless=r["tokenizer"] != "bpe") for r in GRID]
+    best = {r["title"]: r for r in recommendations(rows)}["Lowest bits per byte"]
+    assert "lossy" in best["html"] and best["ids"][-1] == "byte-tied-V259-s0"
+    assert "lossy" not in {r["title"]: r for r in recommendations(GRID)}["Lowest bits per byte"]["html"]
+
+
 def test_within_noise_is_said_when_seeds_show_it():
     rows = []
     for s, (u, t) in enumerate([(2.00, 2.01), (2.02, 1.99), (1.98, 2.00)]):

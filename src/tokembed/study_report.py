@@ -169,6 +169,16 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
         text += (f" The runner-up, {html.escape(second['tokenizer'])}/{html.escape(second['design'])} "
                  f"({_links(second['ids'])}), is {d:.4f} bpb worse{judge.note(d)}.")
         ids += second["ids"]
+    lossy = {r["tokenizer"] for r in rows if r.get("lossless") is False}
+    if best["tokenizer"] in lossy:
+        clean = [m for m in ranked if m["tokenizer"] not in lossy]
+        text += (f" Caveat: {html.escape(best['tokenizer'])} is lossy (it normalizes or drops characters, so it predicts "
+                 f"less than every byte)")
+        if clean:
+            text += (f"; the best lossless run is {html.escape(clean[0]['tokenizer'])}/{html.escape(clean[0]['design'])} "
+                     f"at {clean[0]['bits_per_byte']:.4f} bpb ({_links(clean[0]['ids'])})")
+            ids += clean[0]["ids"]
+        text += "."
     recs.append({"title": "Lowest bits per byte", "html": text, "ids": ids})
 
     # 2. Pareto front: what to pick under a parameter budget.
