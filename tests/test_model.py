@@ -120,3 +120,51 @@ def test_bad_configs_and_ids_raise():
         build_model(cfg())(torch.tensor([[1, 300]]))
     with pytest.raises(ConfigError, match="max_seq_len=32"):
         build_model(cfg())(torch.zeros(1, 33, dtype=torch.long))
+
+
+@pytest.mark.parametrize("head", ["untied", "tied"])
+def test_factorized_and_hashed_designs_plug_in(head):
+    m = build_model(cfg(embedding="factorized", rank=8, head=head))
+    n = m.num_parameters()
+    assert n["embedding"] == V * 8 + 8 * 32  # V·r + r·D
+    assert n["head"] == (V * 32 + V if head == "untied" else 0)
+    ids = torch.tensor([[1, 2, 3]])
+    assert m(ids).logits.shape == (1, 3, V)
+    m = build_model(cfg(embedding="hashed", head=head, extra={"num_buckets": 16, "num_hashes": 2}))
+    assert m.num_parameters()["embedding"] == 16 * 32 + V * 2  # n_b·D buckets + V·k importance weights
+    with pytest.raises(ConfigError, match="model.rank"):
+        build_model(cfg(embedding="factorized"))
+
+
+def test_type_dropout_drops_whole_types_in_training_only():
+    m = build_model(cfg(positional="none"), embedding_dropout=0.5)
+    ids = torch.tensor([[4, 4, 4, 4, 9, 9, 9, 9] * 4])
+    torch.manual_seed(0)
+    x = m.hidden(ids, output_hidden_states=True).hidden_states[0][0]  # (T, D)
+    e = m.embedding(ids)[0]
+    scale = (x / e)[:, 0]  # 0 (dropped) or 1/(1-p) = 2 per position
+    assert set(scale[ids[0] == 4].tolist()) in ({0.0}, {2.0}) and set(scale[ids[0] == 9].tolist()) in ({0.0}, {2.0})
+    m.eval()
+    torch.testing.assert_close(m.hidden(ids, output_hidden_states=True).hidden_states[0], m.embedding(ids))
+
+
+def test_adaptive_input_and_softmax_designs():
+    from tokembed.embeddings.adaptive import adaptive_param_count
+    from tokembed.heads_adaptive import adaptive_softmax_param_count
+
+    counts = torch.arange(V)  # id V-1 is the most frequent
+    for head in ("adaptive", "adaptive_tied", "tied", "untied"):
+        m = build_model(cfg(embedding="adaptive", head=head, cutoffs=[16, 64]), token_counts=counts).eval()
+        n = m.num_parameters()
+        assert n["embedding"] == adaptive_param_count(V, 32, [16, 64], 4.0)  # Σ n_k·d_k + Σ d_k·D
+        if head == "adaptive":
+            assert n["head"] == adaptive_softmax_param_count(32, V, [16, 64], 4.0, head_bias=True)
+        ids = torch.tensor([[V - 1, 3, 100, 7]])
+        lp = m.head.log_prob(m.hidden(ids).last_hidden)  # (1, T, V)
+        torch.testing.assert_close(lp.exp().sum(-1), torch.ones(1, 4))
+        tgt = torch.tensor([[3, 100, 7, V - 1]])
+        ref = -lp.gather(-1, tgt[..., None]).mean()
+        torch.testing.assert_close(m.loss(ids, tgt), ref, atol=1e-5, rtol=1e-5)
+    assert m.embedding.order[0].item() == V - 1  # frequency order from the counts
+    with pytest.raises(ConfigError, match="embedding='adaptive'"):
+        build_model(cfg(head="adaptive_tied"))

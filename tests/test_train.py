@@ -83,10 +83,11 @@ def test_param_groups_cover_every_parameter_once_with_own_lr_and_decay():
         assert (groups["embedding"]["lr"], groups["embedding"]["weight_decay"]) == (1e-3, 0.01)
         if head == "untied":
             assert groups["head"]["params"] == [m.head.proj.weight] and groups["head"]["lr"] == 5e-3
-            assert groups["head"]["weight_decay"] == 0.2 and groups["head_no_decay"]["weight_decay"] == 0.0
+            assert groups["head"]["weight_decay"] == 0.2 and groups["head.no_decay"]["weight_decay"] == 0.0
         else:
             assert "head" not in groups  # the tied table is trained once, in the embedding group
-        assert all(p.ndim < 2 for p in groups["no_decay"]["params"])
+        assert all(p.ndim < 2 for p in groups["other.no_decay"]["params"])
+        assert groups["other"]["weight_decay"] == cfg.weight_decay
 
 
 def test_frequency_bands_are_decades():
@@ -233,3 +234,20 @@ def test_killed_subprocess_resumes_bit_identically(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "straight/checkpoint/model.safetensors").read_bytes() == (killed / "checkpoint/model.safetensors").read_bytes()
     assert read_json(killed / "checkpoint/train_state.json")["step"] == 150
+
+
+@pytest.mark.parametrize("design", [dict(embedding="factorized", rank=4, head="tied"),
+                                    dict(embedding="hashed", head="tied_bias", extra={"num_buckets": 32}),
+                                    dict(embedding="adaptive", head="adaptive_tied", cutoffs=[8, 32])])
+def test_every_design_trains_and_reloads(tmp_path, shards, design):
+    cfg = tiny(max_steps=3)
+    for k, v in design.items():
+        setattr(cfg.model, k, v)
+    r = train(cfg, tokenizer=ByteTokenizer(), shards=shards, out_dir=tmp_path, progress=False)
+    assert all(math.isfinite(h["loss"]) for h in r.history)
+    model, _, _ = load_checkpoint(tmp_path)
+    saved = weights(tmp_path)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved.items())
+    if design["embedding"] == "adaptive":  # frequency order rebuilt from the saved training counts
+        assert model.embedding.order[0].item() == int(np.argmax(np.bincount(shards["train"].tokens, minlength=259)))

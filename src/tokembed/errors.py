@@ -30,6 +30,7 @@ __all__ = [
     "DependencyError",
     "NonFiniteError",
     "EmbeddingSourceError",
+    "VectorFileError",
     "TokenNotFoundError",
 ]
 
@@ -96,6 +97,10 @@ class NonFiniteError(TokembedError, FloatingPointError):
 
 class EmbeddingSourceError(TokembedError):
     """An embedding source (checkpoint, model folder, vector file) cannot be read."""
+
+
+class VectorFileError(EmbeddingSourceError, ValueError):
+    """A word-vector file (word2vec/GloVe/fastText) is malformed: names the file, the line or byte offset and the fix."""
 
 
 class TokenNotFoundError(TokembedError, KeyError):

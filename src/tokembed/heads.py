@@ -79,7 +79,11 @@ class UntiedHead(_Head):
 
 
 class TiedHead(_Head):
-    """``z = E h (+ b)``: the input embedding's table, not a copy (gradients reach E from both ends)."""
+    """``z = E h (+ b)``: the input embedding's table, not a copy (gradients reach E from both ends).
+
+    If the embedding has a method ``logits(h, bias)`` (e.g. ``FactorizedEmbedding``: ``(h Bᵀ) Aᵀ``),
+    it is used instead of materialising ``E``; ``forward_reference`` always builds ``E``.
+    """
 
     def __init__(self, embedding: nn.Module, *, bias: bool = False):
         super().__init__()
@@ -89,8 +93,20 @@ class TiedHead(_Head):
         self.bias = nn.Parameter(torch.zeros(self.num_embeddings)) if bias else None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        fast = getattr(self.embedding, "logits", None)
+        if callable(fast):
+            return fast(h, self.bias)  # (..., V): the embedding's own z = E h + b without building E
+        return self.forward_reference(h)
+
+    def forward_reference(self, h: torch.Tensor) -> torch.Tensor:
         E = self.embedding.weight_matrix()  # (V, D)
         return F.linear(h, E, self.bias)  # (..., V): z = E h + b
 
     def weight_matrix(self) -> torch.Tensor:
         return self.embedding.weight_matrix()
+
+
+# adaptive softmax lives in its own module; re-exported here so every head is importable from tokembed.heads
+from .heads_adaptive import AdaptiveSoftmax  # noqa: E402
+
+__all__ += ["AdaptiveSoftmax"]
