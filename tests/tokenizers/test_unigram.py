@@ -57,3 +57,15 @@ def test_vocab_too_small_and_too_large():
 def test_unknown_option():
     with pytest.raises(ConfigError, match="unknown option"):
         UnigramTokenizer.train(training_lines(), 400, coverage=1.0)
+
+
+def test_language_smoothing_reaches_training(tmp_path):
+    """LANG=PATH corpora are sampled p_l ∝ n_l^α: with α=0 a tiny language's letters make the alphabet."""
+    en, xx = tmp_path / "en.txt", tmp_path / "xx.txt"
+    en.write_text("\n".join(training_lines(60)) + "\n")
+    xx.write_text("ÆØÅ æøå ÞÐ þð\n")
+    specs = [f"en={en}", f"xx={xx}"]
+    proportional = train_tokenizer("unigram", specs, 360, alpha=1.0)
+    uniform = train_tokenizer("unigram", specs, 360, alpha=0.0)
+    assert "Æ" not in proportional.vocab and "Æ" in uniform.vocab
+    assert uniform.options["alpha"] == 0.0

@@ -43,3 +43,6 @@ __all__ += ["load_tokenizer", "train_tokenizer"]
 from .spm import BPETokenizer, CharTokenizer, SentencePieceTokenizer, UnigramTokenizer  # noqa: E402
 
 __all__ += ["SentencePieceTokenizer", "UnigramTokenizer", "BPETokenizer", "CharTokenizer"]
+from .morph import DictSegmenter, MorfessorSegmenter, MorphTokenizer, Segmenter, register_segmenter  # noqa: E402
+
+__all__ += ["MorphTokenizer", "Segmenter", "MorfessorSegmenter", "DictSegmenter", "register_segmenter"]

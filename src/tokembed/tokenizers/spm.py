@@ -65,6 +65,7 @@ DEFAULT_VOCAB_SIZE = 8000
 _ROLE_ORDER = ("unk", "bos", "eos", "pad")
 
 _SAMPLING_LOCK = threading.Lock()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _spm():
@@ -77,7 +78,7 @@ def _spm():
 class SpmTrainConfig:
     """Training options of the sentencepiece kinds (keyword options of ``train``)."""
 
-    character_coverage: float = 0.9995  # share of character occurrences the alphabet must cover (rest: bytes/unk)
+    character_coverage: float = 0.9995  # share of character occurrences the alphabet covers, in [0.98, 1] (rest: bytes/unk)
     byte_fallback: bool = True  # unknown chars -> <0xNN> byte tokens (False: -> <unk>, lossy)
     special_tokens: dict[str, str] | None = None  # role -> string; default {"unk": "<unk>"} + DEFAULT_SPECIAL_TOKENS
     alpha: float = 0.3  # language smoothing of LANG=PATH corpora (p_l ∝ n_l^α), see Corpus.training_texts
@@ -91,8 +92,8 @@ class SpmTrainConfig:
     verbose: bool = False  # sentencepiece's own log on stderr
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.character_coverage <= 1.0:
-            raise ConfigError(f"character_coverage={self.character_coverage} is outside (0, 1]; 0.9995 is usual")
+        if not 0.98 <= self.character_coverage <= 1.0:  # sentencepiece's own bounds (trainer_interface.cc)
+            raise ConfigError(f"character_coverage={self.character_coverage} is outside [0.98, 1]; 0.9995 is usual")
         if self.max_sentence_length < 16:
             raise ConfigError(f"max_sentence_length={self.max_sentence_length} is below 16 bytes")
         if self.num_threads < 1:
@@ -115,8 +116,11 @@ class SpmTrainConfig:
         if len(set(ordered.values())) != len(ordered):
             raise ConfigError(f"special_tokens={sp} maps two roles to one string; give each role its own string")
         for r, s in ordered.items():
-            if not s or not isinstance(s, str):
-                raise ConfigError(f"special token {r}={s!r} must be a non-empty string")
+            if not isinstance(s, str) or len(s) < 2:
+                raise ConfigError(
+                    f"special token {r}={s!r} must be a string of 2+ characters (a one-character special "
+                    "would take that character away from ordinary text), e.g. '<mask>'"
+                )
         return ordered
 
 
@@ -258,11 +262,14 @@ class SentencePieceTokenizer(Tokenizer):
                 return self._enc.encode(
                     texts, enable_sampling=True, alpha=samp["alpha"], nbest_size=samp["nbest_size"], num_threads=1
                 )
-        except UnicodeEncodeError as e:
-            raise TokenizerError(
-                f"text has a lone surrogate {e.object[e.start]!r} at char {e.start}; it is not valid Unicode text — "
-                "decode your bytes with errors='replace'"
-            ) from None
+        except (UnicodeEncodeError, TypeError) as e:
+            for t in texts:
+                if m := _SURROGATE.search(t):
+                    raise TokenizerError(
+                        f"text has a lone surrogate {m.group()!r} at char {m.start()}; it is not valid Unicode text — "
+                        "decode your bytes with errors='replace'"
+                    ) from None
+            raise TokenizerError(f"sentencepiece cannot encode this input: {e}") from e
 
     def _encode_chunks(self, texts: list[str], samp: dict[str, Any] | None = None, threads: int = 1) -> list[list[int]]:
         """Encode each text; a literal "▁" becomes its byte tokens (else it would decode as a space)."""
@@ -374,6 +381,8 @@ class SentencePieceTokenizer(Tokenizer):
         except RuntimeError as e:
             if feed.error is not None:
                 raise feed.error from None
+            if feed.n_lines == 0:
+                raise EmptyCorpusError("the corpus holds no text to train on; pass files with at least one non-blank line") from None
             raise _typed_train_error(str(e), model_type, vocab_size, cfg, len(specials)) from e
         finally:
             feed.close()
@@ -414,27 +423,30 @@ class _Feed:
         self.texts, self.max_bytes, self.tsv = texts, max_bytes, tsv
         self.n_lines = 0
         self.error: BaseException | None = None
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         self.bar = tqdm(desc="tokenizer training: lines", unit=" lines", disable=(None if progress is None else not progress))
 
     def __iter__(self) -> Iterator[str]:
         limit = self.max_bytes // 4  # chars per chunk: <= max_bytes bytes in UTF-8 (<= 4 bytes a char)
+        tsv, n, update = self.tsv, 0, self.bar.update
         try:
             for t in self.texts:
                 if not t:
                     continue
-                self.n_lines += 1
-                self.bar.update()
-                if self.tsv:
-                    yield t  # "piece<TAB>count", built short by the caller
-                elif len(t) <= limit:
+                n += 1
+                if not n & 0xFFF:  # the bar every 4,096 lines: per-line updates cost more than sentencepiece's reading
+                    update(0x1000)
+                if tsv or len(t) <= limit:  # tsv rows ("piece<TAB>count") are built short by the caller
                     yield t
                 else:
                     for k in range(0, len(t), limit):
                         yield t[k : k + limit]
         except Exception as e:  # noqa: BLE001 - re-raised by the caller after sentencepiece returns
             self.error = e
+        finally:
+            self.n_lines = n
+            update(n & 0xFFF)
 
     def close(self) -> None:
         self.bar.close()
