@@ -27,7 +27,7 @@ from typing import Any
 from ..corpus import DEFAULT_ALPHA
 from ..errors import ConfigError, TokenizerError, TokenizerFileError, VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf import HFTokenizer, train_engine
+from .hf import HFTokenizer, _interactive, train_engine
 from .reference import PATTERNS
 from .tiktoken_path import byte_level_bpe
 
@@ -44,7 +44,7 @@ class ByteBPETokenizer(HFTokenizer):
 
     def __init__(self, engine, *, special_tokens: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None, tiktoken: bool = True):
         super().__init__(engine, special_tokens=special_tokens, add_special_tokens=False, options=options, tiktoken=tiktoken)
-        bpe = byte_level_bpe(engine)
+        bpe = self.fast_path.bpe if self.fast_path is not None else byte_level_bpe(engine)
         if bpe is None:
             raise TokenizerFileError("the engine is not a plain byte-level BPE (see tiktoken_path.byte_level_bpe); load it as kind 'hf'")
         #: The readable reference encoder over the same merges (used for BPE-dropout).
@@ -98,7 +98,7 @@ class ByteBPETokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=list(dict.fromkeys(specials.values())),
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=progress,
+            show_progress=progress and _interactive(),
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
         options = {"pattern": pattern, "min_frequency": min_frequency, "alpha": alpha, "seed": seed}

@@ -139,6 +139,13 @@ def _without_lone_surrogates(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def _interactive() -> bool:
+    """Progress bars only on a terminal (the engine's bars write blank lines into pipes and logs)."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
 def train_engine(engine, trainer, corpus: Any, *, alpha: float, seed: int) -> int:
     """Train ``engine`` with ``trainer`` on ``corpus.training_texts(alpha=alpha, seed=seed)``; returns the text count.
 
@@ -200,7 +207,7 @@ class HFTokenizer(Tokenizer):
         self._plain.no_truncation()
         self._plain.no_padding()
         self._plain.encode_special_tokens = True
-        self._asked: Any = None  # lazily built engine with the stored padding/truncation
+        self._asked: dict[tuple[bool, bool], Any] = {}  # engines with the stored truncation/padding
         self.vocab = vocab_from_engine(engine, special_tokens)
         self.add_special_tokens = bool(add_special_tokens)
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
@@ -212,6 +219,8 @@ class HFTokenizer(Tokenizer):
 
     def _is_byte_level(self) -> bool:
         """True when decode(encode(x)) == x: byte-level pre-tokenizer and decoder, no normalizer."""
+        if type(self.engine.model).__name__ != "BPE":
+            return False
         doc = json.loads(self.engine.to_str())
         if doc.get("normalizer") or doc.get("model", {}).get("type") != "BPE":
             return False
@@ -313,6 +322,21 @@ class HFTokenizer(Tokenizer):
         final = [next(it) if sid is not None else (0, 0) for sid in out.sequence_ids]
         return out.ids, final
 
+    def encode_batch(self, texts, *, add_special_tokens: bool | None = None, **kwargs: Any) -> list[list[int]]:
+        """Encode many texts through the parallel path; ``add_special_tokens`` as in :meth:`encode`."""
+        texts = list(texts)
+        if add_special_tokens is None or kwargs:
+            if add_special_tokens is not None:
+                kwargs["add_special_tokens"] = add_special_tokens
+            return super().encode_batch(texts, **kwargs)
+        for t in texts:
+            if not isinstance(t, str):
+                raise TokenizerError(f"encode_batch takes str items, got {type(t).__name__}")
+        if self.fast_path is not None:  # its vocabularies have no post-processor tokens to add
+            return self.fast_path.encode_batch(texts)
+        texts = [_without_lone_surrogates(t) for t in texts]
+        return [e.ids for e in self._plain.encode_batch(texts, add_special_tokens=bool(add_special_tokens))]
+
     def _check_disallowed(self, text: str, allowed: set[str], disallowed_special: str) -> None:
         if disallowed_special not in ("plain", "raise"):
             raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")
@@ -338,15 +362,18 @@ class HFTokenizer(Tokenizer):
             raise ConfigError("truncation=True, but the tokenizer file stores no truncation settings; truncate the ids yourself")
         if padding and self._stored_padding is None:
             raise ConfigError("padding=True, but the tokenizer file stores no padding settings; pad the ids yourself")
-        from tokenizers import Tokenizer as Engine
+        key = (bool(truncation), bool(padding))
+        if key not in self._asked:  # an engine copy with the file's own settings, built once
+            from tokenizers import Tokenizer as Engine
 
-        eng = Engine.from_str(self._plain.to_str())
-        eng.encode_special_tokens = True
-        if not truncation:
-            eng.no_truncation()
-        if not padding:
-            eng.no_padding()
-        return eng
+            eng = Engine.from_str(self.engine.to_str())
+            eng.encode_special_tokens = True
+            if not truncation:
+                eng.no_truncation()
+            if not padding:
+                eng.no_padding()
+            self._asked[key] = eng
+        return self._asked[key]
 
     def _encode_ordinary(self, text: str, **sampling: Any) -> list[int]:
         if sampling:
