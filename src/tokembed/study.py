@@ -127,7 +127,7 @@ class StudyConfig:
     budget_bytes: int = 196_608  # text bytes every run sees (the equal budget); 3 MiB/16
     seeds: list[int] = field(default_factory=lambda: [0])  # one run per seed; >1 seed lets the report estimate noise
     rank: int = 16  # r of the factorized design (E ≈ A·B, A ∈ R^{V×r}, B ∈ R^{r×D})
-    cutoffs: list[float] = field(default_factory=lambda: [0.25])  # adaptive cutoffs as fractions of V
+    cutoffs: list[float] = field(default_factory=lambda: [0.0625, 0.25])  # adaptive cutoffs as fractions of V (V/16, V/4 as tokembed.model)
     lr: float = 3e-3  # peak learning rate (AdamW)
     warmup_steps: int = 10  # linear warmup, then cosine decay
     positional: str = "rope"  # positional scheme, the same for every run
