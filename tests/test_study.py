@@ -17,7 +17,7 @@ def test_defaults_cover_the_issue_grid():
     cfg = StudyConfig()
     assert cfg.tokenizers == ["byte", "bytebpe", "unigram", "wordpiece", "morph"]
     assert cfg.designs == ["untied", "tied", "tied_bias", "factorized", "adaptive"]
-    assert cfg.vocab_for("byte") is None and cfg.vocab_for("unigram") == 1024
+    assert cfg.vocab_for("byte") == [None] and cfg.vocab_for("unigram") == [1024]
 
 
 def test_toml_and_yaml_files_load_the_same_config(tmp_path):
@@ -29,7 +29,7 @@ def test_toml_and_yaml_files_load_the_same_config(tmp_path):
     b = StudyConfig.from_file(tmp_path / "s.yaml")
     assert a == b
     assert a.designs == ["tied"] and a.seeds == [0, 1] and a.d_model == PRESETS["tiny"]["d_model"]
-    assert a.vocab_for("bytebpe") == 500 and a.vocab_for("unigram") == 300
+    assert a.vocab_for("bytebpe") == [500] and a.vocab_for("unigram") == [300]
 
 
 def test_file_keys_override_the_cli_preset(tmp_path):
@@ -49,6 +49,7 @@ def test_file_keys_override_the_cli_preset(tmp_path):
         ("cutoffs = [0.5, 0.25]\n", "cutoffs"),
         ("lr = 2.0\n", "lr"),
         ("[vocab_size]\nbytebpe = 3\n", "vocab_size.bytebpe"),
+        ("[vocab_size]\nbytebpe = [300, 300]\n", "vocab_size.bytebpe"),
         ("batch_sise = 3\n", "batch_sise"),
         ('preset = "huge"\n', "preset"),
         ('device = "tpu"\n', "device"),
@@ -111,16 +112,19 @@ def tiny_study(tmp_path_factory):
         docs.append(" ".join(words).capitalize() + f". Document {i}.\n")
     (root / "corpus.txt").write_text("\n".join(docs), encoding="utf-8")
     kinds = ["byte"] + [k for k in ("bytebpe",) if k in KINDS] + ["nosuchkind"]
-    cfg = StudyConfig.from_name("tiny", tokenizers=kinds, vocab_size={"default": 300}, val_fraction=0.2)
+    cfg = StudyConfig.from_name("tiny", tokenizers=kinds, vocab_size={"default": 300, "bytebpe": [280, 320]}, val_fraction=0.2)
     log: list[str] = []
     res = run_study(cfg, Corpus([str(root / "corpus.txt")]), root / "out", log=log.append)
     return res, log, cfg, root
 
 
+@pytest.mark.slow  # shares one tiny study: ~8 s of CPU on 2 idle cores
 def test_tiny_study_writes_results_with_the_schema(tiny_study):
     res, log, cfg, _ = tiny_study
     kinds = [k for k in cfg.tokenizers if k != "nosuchkind"]
-    assert [(r["tokenizer"], r["design"]) for r in res.rows] == [(k, d) for k in kinds for d in cfg.designs]
+    assert [(r["tokenizer"], r["design"]) for r in res.rows] == [(k, d) for k in kinds for _ in cfg.vocab_for(k) for d in cfg.designs]
+    if "bytebpe" in kinds:  # one tokenizer per requested V
+        assert sorted({r["vocab_size"] for r in res.rows if r["tokenizer"] == "bytebpe"}) == [280, 320]
     with open(res.out_dir / "results.csv", newline="") as f:
         csv_rows = list(csv.DictReader(f))
     assert list(csv_rows[0]) == RESULT_COLUMNS and [r["id"] for r in csv_rows] == [r["id"] for r in res.rows]
@@ -133,10 +137,12 @@ def test_tiny_study_writes_results_with_the_schema(tiny_study):
     assert set(data["details"]) == {r["id"] for r in res.rows}
     for r in res.rows:
         if r["design"] == "tied":  # tying removes the D×V head matrix (and its bias)
-            untied = next(u for u in res.rows if u["tokenizer"] == r["tokenizer"] and u["design"] == "untied")
+            untied = next(u for u in res.rows if u["tokenizer"] == r["tokenizer"] and u["design"] == "untied"
+                          and u["vocab_size"] == r["vocab_size"])
             assert untied["total_params"] - r["total_params"] == r["vocab_size"] * cfg.d_model + r["vocab_size"]
 
 
+@pytest.mark.slow  # shares one tiny study: ~8 s of CPU on 2 idle cores
 def test_equal_budget_and_equal_architecture(tiny_study):
     res, _, cfg, _ = tiny_study
     for r in res.rows:
@@ -150,6 +156,7 @@ def test_equal_budget_and_equal_architecture(tiny_study):
         assert by_kind["bytebpe"]["bytes_per_token"] > 1.0 and by_kind["bytebpe"]["steps"] < by_kind["byte"]["steps"]
 
 
+@pytest.mark.slow  # shares one tiny study: ~8 s of CPU on 2 idle cores
 def test_missing_kind_is_skipped_with_a_message(tiny_study):
     res, log, _, _ = tiny_study
     assert [s["tokenizer"] for s in res.skipped if "tokenizer" in s] == ["nosuchkind"]
@@ -157,6 +164,7 @@ def test_missing_kind_is_skipped_with_a_message(tiny_study):
     assert "nosuchkind" in res.report.read_text()
 
 
+@pytest.mark.slow  # shares one tiny study: ~8 s of CPU on 2 idle cores
 def test_report_is_self_contained_and_recommendations_cite_rows(tiny_study):
     res, _, _, _ = tiny_study
     page = res.report.read_text(encoding="utf-8")
@@ -171,6 +179,7 @@ def test_report_is_self_contained_and_recommendations_cite_rows(tiny_study):
     assert f"{best['bits_per_byte']:.4f}" in recs and f'href="#run-{best["id"]}"' in recs
 
 
+@pytest.mark.slow  # shares one tiny study: ~8 s of CPU on 2 idle cores
 def test_rerun_reuses_tokenizers_and_runs(tiny_study):
     from tokembed.corpus import Corpus
     from tokembed.study import run_study
@@ -179,9 +188,11 @@ def test_rerun_reuses_tokenizers_and_runs(tiny_study):
     log: list[str] = []
     again = run_study(cfg, Corpus([str(root / "corpus.txt")]), res.out_dir, log=log.append, write_report=False)
     assert [r["bits_per_byte"] for r in again.rows] == [r["bits_per_byte"] for r in res.rows]
-    assert sum("cached" in line for line in log) == len(res.rows) + len(again.rows) // len(cfg.designs)
+    n_tokenizers = sum(len(cfg.vocab_for(k)) for k in cfg.tokenizers if k != "nosuchkind")
+    assert sum("cached" in line for line in log) == len(res.rows) + n_tokenizers
 
 
+@pytest.mark.slow  # shares one tiny study: ~8 s of CPU on 2 idle cores
 def test_cli_study_and_bad_config(tiny_study, tmp_path, capsys):
     from tokembed.cli import main
 

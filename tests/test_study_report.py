@@ -98,6 +98,13 @@ def test_a_lossy_best_run_gets_a_caveat_and_the_best_lossless_run():
     assert "lossy" not in {r["title"]: r for r in recommendations(GRID)}["Lowest bits per byte"]["html"]
 
 
+def test_several_vocab_sizes_get_a_vocabulary_recommendation():
+    rows = GRID + [_row("bpe", "untied", 2048, 1.80, 40000, bpt=3.5), _row("bpe", "tied", 2048, 1.85, 24000, bpt=3.5)]
+    rec = {r["title"]: r for r in recommendations(rows)}["Vocabulary size (bpe)"]
+    assert "V=2,048 gives the lowest bits per byte, 0.1000 bpb ahead of V=512" in rec["html"]
+    assert rec["ids"] == ["bpe-untied-V2048-s0", "bpe-untied-V512-s0"]
+
+
 def test_within_noise_is_said_when_seeds_show_it():
     rows = []
     for s, (u, t) in enumerate([(2.00, 2.01), (2.02, 1.99), (1.98, 2.00)]):

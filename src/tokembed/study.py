@@ -118,7 +118,8 @@ class StudyConfig:
 
     tokenizers: list[str] = field(default_factory=lambda: list(ALL_KINDS))  # tokenizer kinds, report order
     designs: list[str] = field(default_factory=lambda: list(DESIGNS))  # embedding designs (keys of DESIGNS)
-    vocab_size: dict[str, int] = field(default_factory=lambda: {"default": 1024})  # V per kind; "default" for the rest
+    vocab_size: dict[str, int | list[int]] = field(default_factory=lambda: {"default": 1024})  # V per kind (a list = one
+    #                                            tokenizer per V); "default" for kinds not named; byte is fixed at 259
     d_model: int = 64  # D, the same for every run
     n_layers: int = 2  # Transformer blocks
     n_heads: int = 4  # attention heads
@@ -183,19 +184,25 @@ class StudyConfig:
         if not isinstance(self.vocab_size, dict):
             raise bad("vocab_size", "must be a table kind -> V, e.g. {default = 1024, byte = 259}")
         for k, v in self.vocab_size.items():
-            if isinstance(v, bool) or not isinstance(v, int) or v < 16:
-                raise ConfigError(f"study config: vocab_size.{k}={v!r} must be an integer >= 16")
+            vs = v if isinstance(v, list) and v else [v]
+            if any(isinstance(x, bool) or not isinstance(x, int) or x < 16 for x in vs) or len(set(vs)) != len(vs):
+                raise ConfigError(f"study config: vocab_size.{k}={v!r} must be an integer >= 16 or a list of distinct ones")
         if self.device not in ("cpu", "cuda", "auto"):
             raise bad("device", "must be 'cpu', 'cuda' or 'auto'")
         if self.positional not in ("sinusoidal", "learned", "rope", "alibi", "none"):
             raise bad("positional", "must be one of sinusoidal, learned, rope, alibi, none")
 
     # -- derived -----------------------------------------------------------------
-    def vocab_for(self, kind: str) -> int | None:
-        """Requested V of a kind (``None`` for ``byte``: its V is fixed at 256 + specials)."""
+    def vocab_for(self, kind: str) -> list[int | None]:
+        """Requested vocabulary sizes of a kind (``[None]`` for ``byte``: its V is fixed at 256 + specials).
+
+        >>> StudyConfig(vocab_size={"default": 512, "bytebpe": [256 + 3 + 200, 2048]}).vocab_for("bytebpe")
+        [459, 2048]
+        """
         if kind == "byte":
-            return None
-        return self.vocab_size.get(kind, self.vocab_size.get("default", 1024))
+            return [None]
+        v = self.vocab_size.get(kind, self.vocab_size.get("default", 1024))
+        return list(v) if isinstance(v, list) else [v]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -396,11 +403,10 @@ def _available_kinds() -> set[str]:
     return set(KINDS)
 
 
-def _tokenizer(kind: str, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path, log):
-    """Train ``kind`` once per study: cached in ``DIR/tokenizers/<kind>-<key>`` by (kind, V, corpus)."""
+def _tokenizer(kind: str, V: int | None, corpus, corpus_sha: str, out_dir: Path, log):
+    """Train ``kind`` at ``V`` once per study: cached in ``DIR/tokenizers/<kind>-<key>`` by (kind, V, corpus)."""
     from .tokenizers import load_tokenizer, train_tokenizer
 
-    V = config.vocab_for(kind)
     key = _sha({"kind": kind, "V": V, "corpus": corpus_sha})[:12]
     folder = out_dir / "tokenizers" / f"{kind}-{key}"
     if (folder / "tokembed.json").is_file():
@@ -497,26 +503,28 @@ def run_study(
             continue
         designs.append(d)
 
-    plan = [(k, d, s) for k in kinds for d in designs for s in config.seeds]
-    log(f"study: {len(kinds)} tokenizer kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) = {len(plan)} runs, "
+    n_tok = sum(len(config.vocab_for(k)) for k in kinds)
+    plan = [(k, d, s) for k in range(n_tok) for d in designs for s in config.seeds]
+    log(f"study: {n_tok} tokenizer(s) of {len(kinds)} kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) = {len(plan)} runs, "
         f"budget {config.budget_bytes:,} text bytes each -> {out}")
 
     specs: list[_RunSpec] = []
-    for kind in kinds:
-        tok, tok_dir = _tokenizer(kind, corpus, corpus_sha, config, out, log)
+    for kind, V in ((k, v) for k in kinds for v in config.vocab_for(k)):
+        tok, tok_dir = _tokenizer(kind, V, corpus, corpus_sha, out, log)
         shards, shard_dir = _shards(tok, corpus, corpus_sha, config, out)
         bpt = _bytes_per_token(shards["train"])
         val_bpt = _bytes_per_token(shards["val"])
         steps = steps_for_budget(budget_bytes=config.budget_bytes, batch_size=config.batch_size,
                                  seq_len=config.seq_len, bytes_per_token=bpt)
         eval_tokens = max(config.seq_len + 1, int(config.eval_bytes / val_bpt))
-        log(f"tokenizer {kind}: {bpt:.2f} bytes/token on the train shard -> {steps} steps of "
+        log(f"tokenizer {kind} V={tok.vocab_size}: {bpt:.2f} bytes/token on the train shard -> {steps} steps of "
             f"{config.batch_size}×{config.seq_len} tokens")
         if not getattr(tok, "lossless", True):
             warn = (f"tokenizer {kind} is lossy (decode(encode(x)) != x: it normalizes or drops characters), so it "
                     f"does not model every byte and its bits per byte are optimistic")
-            log(f"NOTE {warn}")
-            notes.append(warn)
+            if warn not in notes:
+                log(f"NOTE {warn}")
+                notes.append(warn)
         for design in designs:
             overrides = design_overrides(design, config, tok.vocab_size)
             for seed in config.seeds:

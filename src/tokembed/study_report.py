@@ -251,14 +251,22 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
                 + f" (paired {base} → {alt}, same tokenizer, V, D and seed).<ul>{lis}</ul>")
         recs.append({"title": title, "html": text, "ids": [i for a, b in found for i in (a["id"], b["id"])]})
 
-    # Vocabulary size, when the grid holds several V of one kind.
+    # Vocabulary size, when the grid holds several V of one kind: the best design per V, with its parameters.
     multi_v = {t for t in by_tok if len({m["vocab_size"] for m in means if m["tokenizer"] == t}) > 1}
     for t in sorted(multi_v):
-        ms = sorted((m for m in means if m["tokenizer"] == t), key=lambda m: m["bits_per_byte"])
+        best_per_v: dict[Any, dict[str, Any]] = {}
+        for m in means:
+            if m["tokenizer"] == t and (m["vocab_size"] not in best_per_v
+                                        or m["bits_per_byte"] < best_per_v[m["vocab_size"]]["bits_per_byte"]):
+                best_per_v[m["vocab_size"]] = m
+        ms = sorted(best_per_v.values(), key=lambda m: m["bits_per_byte"])
+        lis = "".join(f"<li>V={m['vocab_size']:,}: {m['bits_per_byte']:.4f} bpb with {html.escape(m['design'])}, "
+                      f"{m['total_params']:,} parameters ({_links(m['ids'])})</li>" for m in ms)
+        d = ms[1]["bits_per_byte"] - ms[0]["bits_per_byte"]
         recs.append({
             "title": f"Vocabulary size ({t})",
-            "html": f"For {html.escape(t)}, V={ms[0]['vocab_size']:,} gives the lowest bits per byte "
-                    f"({ms[0]['bits_per_byte']:.4f}, {_links(ms[0]['ids'])}).",
+            "html": (f"For {html.escape(t)}, V={ms[0]['vocab_size']:,} gives the lowest bits per byte, "
+                     f"{d:.4f} bpb ahead of V={ms[1]['vocab_size']:,}{judge.note(d)}:<ol>{lis}</ol>"),
             "ids": [i for m in ms for i in m["ids"]],
         })
 
