@@ -203,7 +203,8 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
             by_tok[m["tokenizer"]] = m
     order = sorted(by_tok.values(), key=lambda m: m["bits_per_byte"])
     lis = "".join(
-        f"<li>{html.escape(m['tokenizer'])} (V={m['vocab_size']:,}): {m['bits_per_byte']:.4f} bpb with "
+        f"<li>{html.escape(m['tokenizer'])}{' (lossy)' if m['tokenizer'] in lossy else ''} "
+        f"(V={m['vocab_size']:,}): {m['bits_per_byte']:.4f} bpb with "
         f"{html.escape(m['design'])} ({_links(m['ids'])})</li>" for m in order
     )
     text = f"Best run of each tokenizer kind, best first:<ol>{lis}</ol>"
