@@ -282,7 +282,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_model": 32,
         "seq_len": 64,
         "batch_size": 8,
-        "budget_bytes": 32_768,
+        "budget_bytes": 98_304,
         "eval_bytes": 16_384,
         "corpus_bytes": 262_144,
         "rank": 8,
