@@ -53,6 +53,7 @@ def test_file_keys_override_the_cli_preset(tmp_path):
         ("batch_sise = 3\n", "batch_sise"),
         ('preset = "huge"\n', "preset"),
         ('device = "tpu"\n', "device"),
+        ("corpus_bytes = 100\n", "corpus_bytes"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_key(tmp_path, text, key):

@@ -133,7 +133,7 @@ class StudyConfig:
     warmup_steps: int = 10  # linear warmup, then cosine decay
     positional: str = "rope"  # positional scheme, the same for every run
     eval_bytes: int = 32_768  # validation text evaluated per run (bytes; converted to tokens per tokenizer)
-    corpus_bytes: int | None = 1_048_576  # sample the corpus down to about this many bytes (None = all of it)
+    corpus_bytes: int | None = 1_048_576  # sample the corpus down to about this many bytes (0 or None = all of it)
     val_fraction: float = 0.05  # document-level validation split
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     workers: int = 0  # runs trained in parallel processes (0 = one per CPU core; 1 = in this process)
@@ -164,8 +164,9 @@ class StudyConfig:
             raise bad("lr", "must be a number in (0, 1)")
         if not isinstance(self.val_fraction, (int, float)) or not (0 < self.val_fraction < 0.5):
             raise bad("val_fraction", "must be in (0, 0.5)")
-        if self.corpus_bytes is not None and (not isinstance(self.corpus_bytes, int) or self.corpus_bytes < 1024):
-            raise bad("corpus_bytes", "must be an integer >= 1024, or null for the whole corpus")
+        if self.corpus_bytes is not None and (isinstance(self.corpus_bytes, bool) or not isinstance(self.corpus_bytes, int)
+                                              or 0 < self.corpus_bytes < 1024 or self.corpus_bytes < 0):
+            raise bad("corpus_bytes", "must be an integer >= 1024, or 0 (or null) for the whole corpus")
         for key in ("tokenizers", "designs", "seeds", "cutoffs"):
             v = getattr(self, key)
             if not isinstance(v, list) or not v:
@@ -379,7 +380,7 @@ def _prepare_corpus(corpus, config: StudyConfig, out_dir: Path, log) -> tuple[An
 
     total = sum(corpus.byte_sizes().values())
     sources = [str(f) for f in corpus.files]
-    if config.corpus_bytes is None or total <= config.corpus_bytes:
+    if not config.corpus_bytes or total <= config.corpus_bytes:
         return corpus, {"sources": sources, "bytes": total, "sampled": False}
     path = out_dir / "data" / "corpus.txt"
     rng = random.Random(0)
