@@ -6,6 +6,7 @@ import math
 import re
 
 import pytest
+from _chromium import CHROMIUM, NO_CHROMIUM, chromium_check
 
 from tokembed.errors import ConfigError
 from tokembed.study import DESIGNS, PRESETS, RESULT_COLUMNS, StudyConfig, design_overrides, steps_for_budget
@@ -178,6 +179,16 @@ def test_report_is_self_contained_and_recommendations_cite_rows(tiny_study):
     assert cited and cited <= anchors
     best = min(res.rows, key=lambda r: r["bits_per_byte"])
     assert f"{best['bits_per_byte']:.4f}" in recs and f'href="#run-{best["id"]}"' in recs
+
+
+@pytest.mark.slow
+@pytest.mark.chromium
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_real_report_renders_in_chromium(tiny_study, tmp_path):
+    res, _, _, _ = tiny_study
+    found = chromium_check(res.report, tmp_path)
+    assert found["errors"] == [] and found["console"] == [] and found["broken"] == []
+    assert found["images"] >= 3 and found["remote"] == 0
 
 
 @pytest.mark.slow  # shares one tiny study: ~8 s of CPU on 2 idle cores

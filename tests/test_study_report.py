@@ -8,11 +8,10 @@ tests/test_study.py runs a real (tiny) study end to end.
 import json
 import math
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from _chromium import CHROMIUM, NO_CHROMIUM, chromium_check
 
 from tokembed.study import RESULT_COLUMNS, StudyConfig, StudyResult, write_results
 from tokembed.study_report import build_report, noise_estimate, pareto_front, recommendations, train_bpb_curve, write_report
@@ -144,40 +143,8 @@ def test_report_with_no_rows_says_so(tmp_path):
 
 # -- headless Chromium -------------------------------------------------------------------
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-
-#: Injected before the page's own content: records JS errors, console.error calls and failed
-#: resources, then (on load) every image that did not decode, into a <pre> that --dump-dom prints.
-_PROBE = """<script>
-window.__errs=[];
-window.addEventListener('error',function(e){var t=e.target;if(t&&t!==window&&t.tagName){__errs.push('resource failed: '+t.tagName+' '+(t.src||t.href));}else{__errs.push('js error: '+e.message);}},true);
-(function(){var ce=console.error;console.error=function(){__errs.push('console.error: '+Array.prototype.join.call(arguments,' '));ce.apply(console,arguments);};})();
-window.addEventListener('load',function(){var im=document.images,bad=[];for(var i=0;i<im.length;i++){if(!im[i].complete||im[i].naturalWidth===0)bad.push(im[i].alt||String(i));}
-var remote=document.querySelectorAll('[src^="http"],[href^="http"],link[rel=stylesheet]').length;
-var p=document.createElement('pre');p.id='__tokembed_check';p.textContent=JSON.stringify({images:im.length,broken:bad,errors:__errs,remote:remote,text:document.body.innerText.length});document.body.appendChild(p);});
-</script>"""
-
-
-def chromium_check(html_path: Path, tmp_path: Path) -> dict:
-    """Render ``html_path`` in headless Chromium; return the probe's findings plus console lines from stderr."""
-    page = html_path.read_text(encoding="utf-8")
-    probe_page = tmp_path / "probe.html"
-    probe_page.write_text(page.replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8")
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           "--enable-logging=stderr", "--v=0", "--dump-dom", probe_page.as_uri()]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    m = re.search(r'<pre id="__tokembed_check">(.*?)</pre>', p.stdout, re.S)
-    assert m, f"page did not finish loading in Chromium (rc {p.returncode}): {p.stderr[-2000:]}"
-    import html as _html
-
-    found = json.loads(_html.unescape(m.group(1)))
-    found["console"] = [ln for ln in p.stderr.splitlines() if ":CONSOLE" in ln]
-    return found
-
-
 @pytest.mark.chromium
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium); .ci/run installs it")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_probe_catches_broken_pages(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text("<!DOCTYPE html><html><head></head><body><img alt=x src='missing.png'><script>nope()</script></body></html>")
@@ -186,7 +153,7 @@ def test_probe_catches_broken_pages(tmp_path):
 
 
 @pytest.mark.chromium
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium); .ci/run installs it")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_report_renders_in_chromium(tmp_path):
     res = _result(tmp_path / "study", GRID)
     found = chromium_check(Path(res.report), tmp_path)
