@@ -217,3 +217,27 @@ def test_cli_study_and_bad_config(tiny_study, tmp_path, capsys):
     assert main(["study", "--config", str(tmp_path / "ok.toml"), str(root / "corpus.txt"), "-o", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert f"report:  {tmp_path / 'o' / 'report.html'}" in out and (tmp_path / "o" / "report.html").is_file()
+
+
+@pytest.mark.slow  # one more tiny study (~4 s of CPU)
+def test_a_failing_run_is_reported_and_the_study_goes_on(tmp_path, monkeypatch):
+    import tokembed.study as study
+    from tokembed.corpus import Corpus
+    from tokembed.errors import NonFiniteError
+
+    real = study._execute
+
+    def flaky(spec):
+        if spec.design == "tied":
+            raise NonFiniteError("loss is nan at step 3 (test)")
+        return real(spec)
+
+    monkeypatch.setattr(study, "_execute", flaky)
+    (tmp_path / "c.txt").write_text("\n".join(f"Document number {i} says hello to the world.\n" for i in range(200)))
+    cfg = StudyConfig.from_name("tiny", val_fraction=0.2)
+    log: list[str] = []
+    res = study.run_study(cfg, Corpus([str(tmp_path / "c.txt")]), tmp_path / "out", log=log.append)
+    assert [r["design"] for r in res.rows] == ["untied"]
+    assert res.skipped == [{"run": "byte-tied-V259-s0", "reason": "run byte-tied-V259-s0 failed: NonFiniteError: loss is nan at step 3 (test)"}]
+    assert any("FAILED run byte-tied-V259-s0" in line for line in log)
+    assert "loss is nan at step 3" in res.report.read_text()

@@ -505,8 +505,8 @@ def run_study(
         designs.append(d)
 
     n_tok = sum(len(config.vocab_for(k)) for k in kinds)
-    plan = [(k, d, s) for k in range(n_tok) for d in designs for s in config.seeds]
-    log(f"study: {n_tok} tokenizer(s) of {len(kinds)} kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) = {len(plan)} runs, "
+    n_runs = n_tok * len(designs) * len(config.seeds)
+    log(f"study: {n_tok} tokenizer(s) of {len(kinds)} kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) = {n_runs} runs, "
         f"budget {config.budget_bytes:,} text bytes each -> {out}")
 
     specs: list[_RunSpec] = []
@@ -555,16 +555,27 @@ def run_study(
     if todo:
         log(f"training {len(todo)} run(s) in {workers} process(es), {config.threads} torch thread(s) each")
 
-    def done(spec: _RunSpec, out_: tuple[dict[str, Any], dict[str, Any]]) -> None:
-        results[spec.run_id] = out_
-        row = out_[0]
-        log(f"[{len(results)}/{len(specs)}] {spec.run_id}: {spec.steps} steps, bpb {row['bits_per_byte']:.4f}, "
-            f"{row['total_params']:,} params, {row['seconds']:.1f}s train ")
+    n_done = len(results)
+
+    def done(spec: _RunSpec, run: Callable[[], tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Record one finished run; a user-level failure (e.g. a non-finite loss) skips that run, not the study."""
+        nonlocal n_done
+        n_done += 1
+        try:
+            results[spec.run_id] = run()
+        except TokembedError as e:
+            reason = f"run {spec.run_id} failed: {type(e).__name__}: {e}"
+            log(f"[{n_done}/{len(specs)}] FAILED {reason}")
+            skipped.append({"run": spec.run_id, "reason": reason})
+            return
+        row = results[spec.run_id][0]
+        log(f"[{n_done}/{len(specs)}] {spec.run_id}: {spec.steps} steps, bpb {row['bits_per_byte']:.4f}, "
+            f"{row['total_params']:,} params, {row['seconds']:.1f}s train")
 
     if workers <= 1:
         for spec in todo:
             log(f"{spec.run_id}: training {spec.steps} steps ...")
-            done(spec, _execute(spec))
+            done(spec, lambda spec=spec: _execute(spec))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -573,9 +584,9 @@ def run_study(
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = {pool.submit(_execute, spec): spec for spec in todo}
             for fut in as_completed(futures):
-                done(futures[fut], fut.result())
-    rows = [results[s.run_id][0] for s in specs]
-    details = {s.run_id: results[s.run_id][1] for s in specs}
+                done(futures[fut], fut.result)
+    rows = [results[s.run_id][0] for s in specs if s.run_id in results]
+    details = {s.run_id: results[s.run_id][1] for s in specs if s.run_id in results}
 
     result = StudyResult(out_dir=out, rows=rows, details=details, skipped=skipped, config=config,
                          corpus=corpus_info, seconds=time.perf_counter() - t_start, notes=notes)
