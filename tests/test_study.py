@@ -241,3 +241,21 @@ def test_a_failing_run_is_reported_and_the_study_goes_on(tmp_path, monkeypatch):
     assert res.skipped == [{"run": "byte-tied-V259-s0", "reason": "run byte-tied-V259-s0 failed: NonFiniteError: loss is nan at step 3 (test)"}]
     assert any("FAILED run byte-tied-V259-s0" in line for line in log)
     assert "loss is nan at step 3" in res.report.read_text()
+
+
+def test_corpus_sample_keeps_whole_documents_deterministically(tmp_path):
+    from tokembed.corpus import Corpus
+    from tokembed.study import _prepare_corpus
+
+    docs = [f"Document {i} line one.\nDocument {i} line two, a little longer.\n" for i in range(400)]
+    (tmp_path / "c.txt").write_text("\n".join(docs))
+    cfg = StudyConfig.from_name("tiny", corpus_bytes=4096)
+    log: list[str] = []
+    sample, info = _prepare_corpus(Corpus([str(tmp_path / "c.txt")]), cfg, tmp_path / "a", log.append)
+    got = list(sample.documents())
+    assert set(got) <= set(docs) and 2048 < info["bytes"] < 8192 and info["sampled"]
+    again, _ = _prepare_corpus(Corpus([str(tmp_path / "c.txt")]), cfg, tmp_path / "b", log.append)
+    assert list(again.documents()) == got
+    (tmp_path / "one.txt").write_text("x" * 10_000 + "\n")  # one huge document: nothing sensible to sample
+    whole, info = _prepare_corpus(Corpus([str(tmp_path / "one.txt")]), cfg, tmp_path / "c", log.append)
+    assert not info["sampled"] and "too few documents" in log[-1]

@@ -15,8 +15,9 @@ packs more bytes into a token needs fewer steps to see those bytes, so
 with ``bytes_per_token = train_shard.n_bytes / predicted tokens`` measured on the tokenized
 training shard of that tokenizer (the rule of :func:`tokembed.train.train` for
 ``max_bytes``). A byte-level run therefore takes about 3–4× as many steps as a BPE run;
-every run sees at least the budget and less than one batch more. Runs are compared by **bits per byte** on the validation shard, which does not
-depend on the tokenizer (``bpb = Σ CE_nats / ln 2 / UTF-8 bytes``).
+every run sees at least the budget and less than one batch more. Runs are compared by
+**bits per byte** on the validation shard, which does not depend on the tokenizer
+(``bpb = Σ CE_nats / ln 2 / UTF-8 bytes``).
 
 Every tokenizer kind is trained once per study and cached inside the study folder by a
 fingerprint of (kind, V, corpus bytes); runs are cached by a fingerprint of their full
@@ -374,6 +375,7 @@ def _prepare_corpus(corpus, config: StudyConfig, out_dir: Path, log) -> tuple[An
 
     The sample keeps whole documents (so the train/validation split stays document-level) and is
     written to ``DIR/data/corpus.txt``, which makes the study reproducible from its folder alone.
+    Language tags (``LANG=PATH``) do not survive sampling; pass ``corpus_bytes = 0`` to keep them.
     """
     from .artifacts import atomic_write_text
     from .corpus import Corpus
@@ -391,6 +393,9 @@ def _prepare_corpus(corpus, config: StudyConfig, out_dir: Path, log) -> tuple[An
         if rng.random() < keep:
             parts.append(doc)
             n += len(doc.encode("utf-8")) + 1
+    if len(parts) < 2:  # a few huge documents: sampling by document would leave (almost) nothing
+        log(f"corpus: {total:,} bytes, too few documents (blank-line separated blocks) to sample; using all of it")
+        return corpus, {"sources": sources, "bytes": total, "sampled": False}
     text = "\n".join(parts)
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         atomic_write_text(path, text)
