@@ -83,7 +83,7 @@ def test_recommendations_are_computed_and_cite_existing_rows():
     assert best["ids"][0] == "bpe-untied-V512-s0" and "1.9000" in best["html"]
     tying = recs["Tying input and output embeddings"]
     # byte: 2.10 -> 2.00 (lower), bpe: 1.90 -> 1.95 (higher): mixed, mean -0.025
-    assert "1 of 2 tokenizers" in tying["html"] and "-0.0250" in tying["html"]
+    assert "in 1 of 2 paired runs (2 tokenizers)" in tying["html"] and "-0.0250" in tying["html"]
     assert "single seed" in recs["Noise"]["html"]
     # Change the numbers and the words follow.
     flipped = [dict(r, bits_per_byte=3.0) if r["design"] == "tied" else r for r in GRID]
@@ -111,6 +111,17 @@ def test_within_noise_is_said_when_seeds_show_it():
     recs = {r["title"]: r for r in recommendations(rows, seeds=[0, 1, 2])}
     assert "no difference beyond noise" in recs["Tying input and output embeddings"]["html"]
     assert "pooled σ" in recs["Noise"]["html"]
+
+
+def test_a_consistent_shift_beats_noise_on_the_mean_of_pairs():
+    # σ = 0.06 within each config; every pair differs by +0.12 < 2·√2·σ = 0.17, but the mean of
+    # 3 pairs is judged against 2σ·√(2/3) = 0.098.
+    rows = []
+    for s, u in enumerate([2.00, 2.06, 1.94]):
+        rows += [_row("byte", "untied", 259, u, 9000, seed=s), _row("byte", "tied", 259, u + 0.12, 5000, seed=s)]
+    tying = {r["title"]: r for r in recommendations(rows, seeds=[0, 1, 2])}["Tying input and output embeddings"]
+    assert "<b>raised</b> bits per byte in every one of 3 paired runs" in tying["html"]
+    assert "larger than noise (2σ·√(1/3+1/3) = 0.0980 bpb)" in tying["html"]
 
 
 def test_train_curve_is_in_bits_per_byte():

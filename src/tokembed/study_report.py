@@ -113,21 +113,32 @@ def _links(ids: Sequence[str]) -> str:
 
 
 class _Judge:
-    """Words for a bpb difference: 'lower'/'higher' or 'within noise' given the noise estimate."""
+    """Words for a bpb difference: 'within noise' or 'larger than noise', given the seed noise σ.
+
+    A difference of two means over ``n1`` and ``n2`` runs has standard deviation σ·√(1/n1 + 1/n2);
+    it is called within noise when ``|Δ| ≤ 2·σ·√(1/n1 + 1/n2)`` (2·√2·σ for two single runs; for the
+    mean of n paired differences, n1 = n2 = n).
+    """
 
     def __init__(self, sigma: float | None):
         self.sigma = sigma
-        self.threshold = None if sigma is None else 2 * sigma * math.sqrt(2)
+        self.threshold = None if sigma is None else 2 * sigma * math.sqrt(2)  # two single runs
 
-    def within(self, delta: float) -> bool:
-        return self.threshold is not None and abs(delta) <= self.threshold
+    def limit(self, n1: int = 1, n2: int = 1) -> float | None:
+        return None if self.sigma is None else 2 * self.sigma * math.sqrt(1 / n1 + 1 / n2)
 
-    def note(self, delta: float) -> str:
-        if self.threshold is None:
+    def within(self, delta: float, n1: int = 1, n2: int = 1) -> bool:
+        lim = self.limit(n1, n2)
+        return lim is not None and abs(delta) <= lim
+
+    def note(self, delta: float, n1: int = 1, n2: int = 1) -> str:
+        lim = self.limit(n1, n2)
+        if lim is None:
             return " (single seed: not tested against noise)"
-        if self.within(delta):
-            return f" — within noise (|Δ| ≤ 2·√2·σ = {self.threshold:.4f} bpb)"
-        return f" — larger than noise (2·√2·σ = {self.threshold:.4f} bpb)"
+        how = "2·√2·σ" if (n1, n2) == (1, 1) else f"2σ·√(1/{n1}+1/{n2})"
+        if abs(delta) <= lim:
+            return f" — within noise (|Δ| ≤ {how} = {lim:.4f} bpb)"
+        return f" — larger than noise ({how} = {lim:.4f} bpb)"
 
 
 def _params_change(mean_saved: float, found) -> str:
@@ -167,7 +178,7 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
         second = ranked[1]
         d = second["bits_per_byte"] - best["bits_per_byte"]
         text += (f" The runner-up, {html.escape(second['tokenizer'])}/{html.escape(second['design'])} "
-                 f"({_links(second['ids'])}), is {d:.4f} bpb worse{judge.note(d)}.")
+                 f"({_links(second['ids'])}), is {d:.4f} bpb worse{judge.note(d, len(best['ids']), len(second['ids']))}.")
         ids += second["ids"]
     lossy = {r["tokenizer"] for r in rows if r.get("lossless") is False}
     if best["tokenizer"] in lossy:
@@ -211,7 +222,7 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
     if len(order) > 1:
         d = order[1]["bits_per_byte"] - order[0]["bits_per_byte"]
         text += (f"Under this byte budget <b>{html.escape(order[0]['tokenizer'])}</b> leads "
-                 f"{html.escape(order[1]['tokenizer'])} by {d:.4f} bpb{judge.note(d)}.")
+                 f"{html.escape(order[1]['tokenizer'])} by {d:.4f} bpb{judge.note(d, len(order[0]['ids']), len(order[1]['ids']))}.")
     recs.append({"title": "Tokenizer", "html": text, "ids": [i for m in order for i in m["ids"]]})
 
     # 4-7. Paired design comparisons within each tokenizer (same V, D, seed).
@@ -239,15 +250,18 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
             f"{_pct(b['total_params'], a['total_params'])}; {_link(a['id'])} vs {_link(b['id'])})</li>"
             for a, b in found
         )
-        if judge.threshold is not None and all(judge.within(d) for d in deltas):
-            verdict = f"{what} made no difference beyond noise at this scale"
+        toks = len({a["tokenizer"] for a, _ in found})
+        scope = f"{len(found)} paired runs ({toks} tokenizer{'s' if toks > 1 else ''})"
+        if judge.threshold is not None and judge.within(mean_d, len(found), len(found)):
+            verdict = f"{what} made no difference beyond noise at this scale, over {scope}"
         elif better == len(found):
-            verdict = f"{what} <b>lowered</b> bits per byte for every tokenizer"
+            verdict = f"{what} <b>lowered</b> bits per byte in every one of {scope}"
         elif better == 0:
-            verdict = f"{what} <b>raised</b> bits per byte for every tokenizer"
+            verdict = f"{what} <b>raised</b> bits per byte in every one of {scope}"
         else:
-            verdict = f"{what} lowered bits per byte for {better} of {len(found)} tokenizers (mixed)"
-        text = (f"{verdict}: mean Δ {mean_d:+.4f} bpb{judge.note(mean_d)}"
+            verdict = f"{what} lowered bits per byte in {better} of {scope} (mixed)"
+        n = len(found)
+        text = (f"{verdict}: mean Δ {mean_d:+.4f} bpb over {n} pair{'s' if n > 1 else ''}{judge.note(mean_d, n, n)}"
                 + (_params_change(statistics.fmean(saved), found) if saved else "")
                 + f" (paired {base} → {alt}, same tokenizer, V, D and seed).<ul>{lis}</ul>")
         recs.append({"title": title, "html": text, "ids": [i for a, b in found for i in (a["id"], b["id"])]})
@@ -267,7 +281,7 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
         recs.append({
             "title": f"Vocabulary size ({t})",
             "html": (f"For {html.escape(t)}, V={ms[0]['vocab_size']:,} gives the lowest bits per byte, "
-                     f"{d:.4f} bpb ahead of V={ms[1]['vocab_size']:,}{judge.note(d)}:<ol>{lis}</ol>"),
+                     f"{d:.4f} bpb ahead of V={ms[1]['vocab_size']:,}{judge.note(d, len(ms[0]['ids']), len(ms[1]['ids']))}:<ol>{lis}</ol>"),
             "ids": [i for m in ms for i in m["ids"]],
         })
 
@@ -292,7 +306,8 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
                  f"<code>seeds = [0, 1, 2]</code> to measure it.")
     else:
         noise = (f"Seed noise: pooled σ = {sigma:.4f} bpb over {n_seeds} seeds; differences below "
-                 f"{judge.threshold:.4f} bpb (2·√2·σ) are reported as within noise.")
+                 f"{judge.threshold:.4f} bpb (2·√2·σ) between two single runs, or below 2σ·√(1/n₁+1/n₂) between "
+                 f"means over n₁ and n₂ runs, are reported as within noise.")
     recs.append({"title": "Noise", "html": noise, "ids": []})
     return recs
 
@@ -354,11 +369,21 @@ def _pareto_plot(rows, front) -> str:
                         caption="Each point is a run; circled points are Pareto-optimal (labelled with their row id).")
 
 
+def _panel(rows) -> dict[str, str]:
+    """Run id -> plot panel: the tokenizer, or "tokenizer V=..." when the study has several V of that kind."""
+    vs: dict[str, set] = defaultdict(set)
+    for r in rows:
+        vs[r["tokenizer"]].add(r.get("vocab_size"))
+    return {r["id"]: r["tokenizer"] if len(vs[r["tokenizer"]]) == 1 else f"{r['tokenizer']} V={r.get('vocab_size')}"
+            for r in rows}
+
+
 def _reliability_plot(rows, details) -> str | None:
-    toks = [t for t in dict.fromkeys(r["tokenizer"] for r in rows)]
+    panel = _panel(rows)
+    toks = list(dict.fromkeys(panel[r["id"]] for r in rows))
     pairs = []
     for t in toks:
-        by_design = {r["design"]: r for r in rows if r["tokenizer"] == t and r.get("seed") == rows[0].get("seed")}
+        by_design = {r["design"]: r for r in rows if panel[r["id"]] == t and r.get("seed") == rows[0].get("seed")}
         shown = [by_design[d] for d in ("untied", "tied") if d in by_design and details.get(by_design[d]["id"], {}).get("reliability")]
         if shown:
             pairs.append((t, shown))
@@ -389,7 +414,8 @@ def _reliability_plot(rows, details) -> str | None:
 
 
 def _curves_plot(rows, details) -> str | None:
-    toks = list(dict.fromkeys(r["tokenizer"] for r in rows))
+    panel = _panel(rows)
+    toks = list(dict.fromkeys(panel[r["id"]] for r in rows))
     designs = list(dict.fromkeys(r["design"] for r in rows))
     col = _colors(designs)
     n = len(toks)
@@ -399,7 +425,7 @@ def _curves_plot(rows, details) -> str | None:
     drawn = False
     for ax, t in zip(axes, toks):
         for r in rows:
-            if r["tokenizer"] != t:
+            if panel[r["id"]] != t:
                 continue
             xs, ys = train_bpb_curve(details.get(r["id"], {}).get("history", []), r["bytes_per_token"])
             if xs:
@@ -465,7 +491,8 @@ def _band_plot(rows, details) -> str | None:
              if any(k in s for s in series.values())]
     if not kinds:
         return None
-    toks = list(dict.fromkeys(r["tokenizer"] for r in rows))
+    panel = _panel(rows)
+    toks = list(dict.fromkeys(panel[r["id"]] for r in rows))
     designs = list(dict.fromkeys(r["design"] for r in rows))
     col = _colors(designs)
     fig, _ = R.new_figure(min(3.2 * len(toks), 16), 2.8 * len(kinds))
@@ -474,7 +501,7 @@ def _band_plot(rows, details) -> str | None:
     for j, t in enumerate(toks):
         for i, k in enumerate(kinds):
             ax = axes[i][j]
-            mine = [r for r in rows if r["tokenizer"] == t and r.get("seed") == rows[0].get("seed") and k in series[r["id"]]]
+            mine = [r for r in rows if panel[r["id"]] == t and r.get("seed") == rows[0].get("seed") and k in series[r["id"]]]
             names = sorted({n for r in mine for n, _ in series[r["id"]][k]}, key=_band_order)  # one x axis per panel
             pos = {n: i for i, n in enumerate(names)}
             for r in mine:
