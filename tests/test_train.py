@@ -19,13 +19,9 @@ from tokembed.model import ModelConfig
 from tokembed.tokenizers import ByteTokenizer
 from tokembed.train import TrainConfig, frequency_bands, load_checkpoint, param_groups, train
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a shared CPU more threads mostly wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _torch_threads import single_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -207,6 +203,11 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["bits_per_byte"] == pytest.approx(out["val_bits_per_byte"])
+    # resume without --config reads the run's own config; a longer budget extends the run
+    assert main(["train", "--resume", "-o", str(tmp_path / "run"), "max_steps=8", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 8
+    assert main(["train", "--resume", "-o", str(tmp_path / "run"), "lr=0.5", "--quiet"]) == 2
+    assert "config changed (lr" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -251,3 +252,12 @@ def test_every_design_trains_and_reloads(tmp_path, shards, design):
     assert all(torch.equal(state[k], v) for k, v in saved.items())
     if design["embedding"] == "adaptive":  # frequency order rebuilt from the saved training counts
         assert model.embedding.order[0].item() == int(np.argmax(np.bincount(shards["train"].tokens, minlength=259)))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_autocast_trains_and_checkpoints_on_cpu_loadable_weights(tmp_path, shards):
+    r = train(tiny(max_steps=4, device="cuda"), tokenizer=ByteTokenizer(), shards=shards, out_dir=tmp_path, progress=False)
+    assert all(math.isfinite(h["loss"]) for h in r.history)
+    model, _, _ = load_checkpoint(tmp_path, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"

@@ -463,7 +463,8 @@ def train(
         train_seconds = 0.0
         if resume:
             start_step, history, band_stats, train_seconds = _restore(ckpt_dir, config, model, optimizer, stream, device)
-        (out_dir / "run_config.json").exists() or write_json(out_dir / "run_config.json", config.to_dict())
+        if not (out_dir / "run_config.json").exists():
+            write_json(out_dir / "run_config.json", config.to_dict())
 
         band_of = torch.from_numpy(band_of_np).to(device)
         band_sizes = torch.bincount(band_of, minlength=len(bands)).clamp(min=1).double()

@@ -5,10 +5,11 @@ import json
 import os
 
 import pytest
+from _hf_data import real_text_file
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokembed.errors import ConfigError, HubIdError, TokenizerFileError
+from tokembed.errors import ConfigError, HubIdError, TokenizerError, TokenizerFileError
 from tokembed.tokenizers import ByteBPETokenizer, HFTokenizer, load_tokenizer
 from tokembed.tokenizers.reference import PATTERNS
 
@@ -57,9 +58,7 @@ def rank_file(tmp_path_factory):
     """A tiktoken rank file written from a trained bytebpe (ranks = ids, specials left out)."""
     from tokembed.corpus import Corpus
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TOKEMBED_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        src = ByteBPETokenizer.train(Corpus([]), 700, special_tokens={}, progress=False)
+    src = ByteBPETokenizer.train(Corpus([str(real_text_file(tmp_path_factory))]), 700, special_tokens={}, progress=False)
     ranks = src.fast_path.bpe.ranks
     path = tmp_path_factory.mktemp("tk") / "toy.tiktoken"
     path.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in sorted(ranks.items(), key=lambda kv: kv[1])))
@@ -72,19 +71,20 @@ def _tiktoken_encoding(ranks, specials):
     return tiktoken.Encoding("toy", pat_str=PATTERNS["cl100k"], mergeable_ranks=ranks, special_tokens=specials)
 
 
-def test_tiktoken_file_ids_equal_tiktoken(rank_file, tmp_path):
+def test_tiktoken_file_ids_equal_tiktoken(rank_file, tmp_path, tmp_path_factory):
     path, ranks = rank_file
     specials = {"<|endoftext|>": len(ranks) + 2}  # a gap before the special id, as in cl100k
     tok = load_tokenizer(path, pattern="cl100k", special_tokens=specials)
     assert isinstance(tok, ByteBPETokenizer) and tok.special_tokens == {"eos": "<|endoftext|>"}
     assert tok.vocab_size == len(ranks) + 3 and tok.vocab.token(len(ranks)) == f"<unused:{len(ranks)}>"
     enc = _tiktoken_encoding(ranks, specials)
-    from tokembed.corpus import default_corpus_path
-
-    text = default_corpus_path().read_text(encoding="utf-8")[:30_000]
+    text = real_text_file(tmp_path_factory).read_text(encoding="utf-8")[:30_000]
     assert tok.encode(text) == enc.encode_ordinary(text)
     assert tok.engine.encode(text).ids == enc.encode_ordinary(text)  # the HF engine built from the ranks agrees too
     assert tok.encode("a<|endoftext|>", allowed_special="all") == enc.encode("a<|endoftext|>", allowed_special="all")
+    assert tok.decode(enc.encode("a<|endoftext|>", allowed_special="all")) == "a<|endoftext|>"
+    with pytest.raises(TokenizerError, match="unused slot"):
+        tok.decode([len(ranks)])
     tok.save(tmp_path / "saved")
     back = load_tokenizer(tmp_path / "saved")
     assert back.fingerprint == tok.fingerprint and back.encode(text[:2000]) == tok.encode(text[:2000])
@@ -159,6 +159,11 @@ def test_hub_ids_and_missing_paths(tmp_path, monkeypatch):
         (b'{"model": {"type": "Nope"}}', r"tokenizer.json:1: the tokenizers library rejects"),
         (b"[1, 2, 3]", r"tokenizer.json:1: no 'model' object"),
         (b"", r"tokenizer.json:1:1: malformed JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, r"tokenizer.json:1: JSON nested too deeply"),
+        (b'{"model": {"type": "WordPiece", "unk_token": "[UNK]",\n "vocab": {"[UNK]": 0,\n "a": 1,\n "b": 1}}}',
+         r"tokenizer.json:4: id 1 is given to both 'a' and 'b'"),
+        (b'{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"a": 0}}}', r"unk_token '\[UNK\]' is not in the model vocab"),
+        (b'{"model": {"type": "WordLevel", "unk_token": "a", "vocab": {"a": -3}}}', r"token 'a' has id -3"),
     ],
 )
 def test_bad_tokenizer_json(tmp_path, content, match):
@@ -188,3 +193,56 @@ def test_tokembed_folder_rejects_loader_options(tmp_path):
     with pytest.raises(ConfigError, match="no loader options"):
         load_tokenizer(tmp_path / "b", lowercase=True)
     assert json.loads((tmp_path / "b" / "tokembed.json").read_text())["kind"] == "byte"
+
+
+def test_mutated_tokenizer_json_never_crashes(tmp_path):
+    """Fault test: 150 random type/value mutations of valid files load and run, or raise a TokembedError."""
+    import copy
+    import random
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from tokembed.errors import TokembedError
+
+    text = ["hello world the quick brown fox"] * 10
+    wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wp.train_from_iterator(text, trainer=trainers.WordPieceTrainer(vocab_size=60, special_tokens=["[UNK]", "[CLS]"], show_progress=False))
+    bl = Tokenizer(models.BPE())
+    bl.pre_tokenizer = pre_tokenizers.ByteLevel()
+    bl.decoder = decoders.ByteLevel()
+    bl.train_from_iterator(text, trainer=trainers.BpeTrainer(vocab_size=280, special_tokens=["<s>"], show_progress=False,
+                                                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
+    docs = [json.loads(wp.to_str()), json.loads(bl.to_str())]
+    values = [None, 0, -1, 10**12, "x", "", [], {}, [1, "a"], {"a": 1}, True, 1.5, "[UNK]", "Ġ"]
+
+    def paths(o, pre=()):
+        if pre:
+            yield pre
+        items = o.items() if isinstance(o, dict) else enumerate(o[:5]) if isinstance(o, list) else ()
+        for k, v in items:
+            yield from paths(v, pre + (k,))
+
+    rng = random.Random(0)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(150):
+        doc = copy.deepcopy(rng.choice(docs))
+        where = list(paths(doc))
+        for _ in range(rng.randint(1, 3)):
+            *parent, key = rng.choice(where)
+            o = doc
+            try:
+                for k in parent:
+                    o = o[k]
+                o[key] = rng.choice(values)
+            except (KeyError, IndexError, TypeError):
+                pass
+        (tmp_path / "tokenizer.json").write_text(json.dumps(doc))
+        try:
+            tok = load_tokenizer(tmp_path / "tokenizer.json")
+            tok.decode(tok.encode("hello [CLS] world"))
+            tok.encode_batch(["a b", "hello"])
+            outcomes["ok"] += 1
+        except TokembedError:
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0

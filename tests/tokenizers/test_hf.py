@@ -162,8 +162,9 @@ def test_roles():
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=50))
 def test_byte_level_bpe_file_round_trip_and_tiktoken_path(tmp_path_factory, text):
-    tok = _bytelevel_tok(tmp_path_factory)
+    tok = _bytelevel_tok(tmp_path_factory)  # GPT-2 layout: ByteLevel pre-tokenizer with its own regex
     ids = tok.encode(text, add_special_tokens=False)
+    assert ids == tok.engine.encode(text).ids == tok.fast_path.bpe.reference().encode(text)  # tiktoken == HF == reference
     assert tok.decode(ids) == text
 
 
@@ -192,3 +193,22 @@ def test_options_errors(built):
     bare = HFTokenizer(eng)
     with pytest.raises(ConfigError, match="stores no truncation"):
         bare.encode("hello", truncation=True)
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40), max_size=4))
+def test_any_text_equals_raw_engine_every_model_type(tmp_path_factory, texts):
+    for kind in ("bpe", "wordpiece", "unigram", "wordlevel"):
+        tok, raw = _loaded(tmp_path_factory, kind)
+        want = [e.ids for e in raw.encode_batch(texts)]
+        assert tok.encode_batch(texts) == want == [tok.encode(t) for t in texts], kind
+
+
+def _loaded(tmp_path_factory, kind):
+    if kind not in _CACHE:
+        folder = tmp_path_factory.mktemp("any_" + kind)
+        eng = _build(kind)
+        eng.save(str(folder / "tokenizer.json"))
+        raw = _raw(folder)
+        raw.encode_special_tokens = True  # tokembed's rule: special strings are plain text
+        _CACHE[kind] = (load_tokenizer(folder), raw)
+    return _CACHE[kind]

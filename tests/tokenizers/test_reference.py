@@ -1,10 +1,11 @@
 """The pure-Python reference BPE vs the HF engine vs tiktoken: identical ids, on real text and with hypothesis."""
 
 import pytest
+from _hf_data import real_text_file
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokembed.corpus import Corpus, default_corpus_path
+from tokembed.corpus import Corpus
 from tokembed.tokenizers import ByteBPETokenizer
 from tokembed.tokenizers.reference import PATTERNS, ReferenceBPE, bytes_to_unicode, token_to_bytes
 from tokembed.tokenizers.tiktoken_path import PROBE_TEXT, TiktokenPath, byte_level_bpe
@@ -16,9 +17,7 @@ regexy = st.text(alphabet=st.sampled_from(list("aZé東1'sdtmlvre .,!?\n\r\t\u00
 
 @pytest.fixture(scope="module", params=["cl100k", "gpt2"])
 def tok(request, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TOKEMBED_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        return ByteBPETokenizer.train(Corpus([]), 1500, pattern=request.param, progress=False)
+    return ByteBPETokenizer.train(Corpus([str(real_text_file(tmp_path_factory))]), 1500, pattern=request.param, progress=False)
 
 
 def _engine_ids(tok, text):
@@ -38,8 +37,8 @@ def test_byte_alphabet():
     assert token_to_bytes("Ġthe") == b" the" and token_to_bytes("日") is None
 
 
-def test_three_engines_agree_on_real_text(tok):
-    text = default_corpus_path().read_text(encoding="utf-8")[:60_000] + PROBE_TEXT
+def test_three_engines_agree_on_real_text(tok, tmp_path_factory):
+    text = real_text_file(tmp_path_factory).read_text(encoding="utf-8")[:60_000] + PROBE_TEXT
     ref = tok.reference.encode(text)
     assert ref == _engine_ids(tok, text)  # reference == HF engine
     assert ref == tok.fast_path.encode(text)  # == tiktoken

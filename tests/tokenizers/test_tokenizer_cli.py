@@ -59,6 +59,11 @@ def test_tiktoken_file_with_pattern(tmp_path, capsys):
     assert rc == 0 and json.loads(stdout)["ids"] == [104, 105]
     rc, _, err = _run(capsys, "tokenizer", "info", str(path))
     assert rc == 2 and "pattern=" in err and err.count("\n") == 1
+    _run(capsys, "tokenizer", "train", "--kind", "byte", "-o", str(tmp_path / "byte"))
+    rc, stdout, _ = _run(capsys, "tokenizer", "compare", str(path), str(tmp_path / "byte"), "--pattern", "gpt2", "--json",
+                         "--corpus", str(path))  # fmt: skip
+    rows = json.loads(stdout)
+    assert rc == 0 and rows[0]["n_tokens"] == rows[1]["n_tokens"]  # 256-byte ranks == byte tokenizer
 
 
 def test_user_errors_one_line(tmp_path, capsys):

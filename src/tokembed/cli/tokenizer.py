@@ -45,8 +45,10 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args: argparse.Namespace):
     from ..tokenizers import load_tokenizer
 
+    from pathlib import Path
+
     opts = parse_options(getattr(args, "load_option", None))
-    if getattr(args, "pattern", None):
+    if getattr(args, "pattern", None) and not Path(path).is_dir():  # --pattern is for rank files (compare may mix)
         opts["pattern"] = args.pattern
     return load_tokenizer(path, **opts)
 

@@ -14,7 +14,7 @@ from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
 from .regularization import EmbeddingDropout, TokenDropout
 from .mixture import MixtureEmbedding
-from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
+from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors, write_vectors
 
 __all__ = [
     "TokenEmbedding",
@@ -34,5 +34,6 @@ __all__ = [
     "Vectors",
     "init_from_pretrained",
     "read_vectors",
+    "write_vectors",
 ]
 __all__ += ["AdaptiveInput", "frequency_permutation"]

@@ -148,9 +148,12 @@ class TiktokenPath:
         self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
 
     @classmethod
-    def for_engine(cls, engine, **kwargs) -> "TiktokenPath | None":
-        """The fast path for an HF engine, or None when the vocabulary does not qualify or the probe differs."""
-        bpe = byte_level_bpe(engine)
+    def for_engine(cls, engine, *, bpe: ByteLevelBPE | None = None, **kwargs) -> "TiktokenPath | None":
+        """The fast path for an HF engine, or None when the vocabulary does not qualify or the probe differs.
+
+        ``bpe``: :func:`byte_level_bpe` of the engine when the caller already has it.
+        """
+        bpe = bpe if bpe is not None else byte_level_bpe(engine)
         if bpe is None:
             return None
         try:

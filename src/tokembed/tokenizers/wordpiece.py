@@ -134,15 +134,18 @@ class WordPieceTokenizer(HFTokenizer):
 
 #: BERT's pre-tokenizer splits at White_Space and keeps each punctuation character (ASCII
 #: punctuation or Unicode P*) as a word of its own (HF ``BertPreTokenizer``).
-_BERT_SEPARATORS = r"[\p{White_Space}\p{P}!-/:-@\[-`{-~]+"
+_BERT_SEPARATORS = r"[\p{White_Space}\p{P}!-/:-@\[-`{-~]"
 
 
 def _continuation_alphabet(engine, corpus: Any, *, alpha: float, seed: int, chunk_lines: int = 4096) -> list[str]:
-    """Sorted ``##c`` for every character ``c`` that occurs inside a word (after normalization).
+    """Sorted ``##c`` for every character ``c`` that can occur inside a word after normalization.
 
-    The BERT normalizer acts character by character, so it is applied once to the *distinct*
-    raw words (normalizing the whole text is the slow part); then separators become one space,
-    the first character of each word is dropped, and the characters left are the continuations.
+    One cheap pass: the distinct space-separated pieces of the corpus give the raw characters
+    seen at a piece's start and inside it; the BERT normalizer acts character by character, so
+    normalizing each distinct character is enough. A character whose normalized form holds a
+    space (CJK characters are padded) is a word of its own and never a continuation. The result
+    can hold a few extra characters (one glued after punctuation inside a piece), never fewer,
+    so every ``##c`` the trainer needs has a fixed id.
     """
     import regex
 
@@ -150,7 +153,6 @@ def _continuation_alphabet(engine, corpus: Any, *, alpha: float, seed: int, chun
 
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
-    separators = regex.compile(_BERT_SEPARATORS)
     words: set[str] = set()  # distinct space-separated pieces (str.split(" ") is exact and fast)
     chunk: list[str] = []
     for text in corpus.training_texts(alpha=alpha, seed=seed):
@@ -159,10 +161,21 @@ def _continuation_alphabet(engine, corpus: Any, *, alpha: float, seed: int, chun
             words.update(" ".join(chunk).split(" "))
             chunk.clear()
     words.update(" ".join(chunk).split(" "))
-    normalized = separators.sub(" ", engine.normalizer.normalize_str(" ".join(sorted(words))))
-    inner = set(regex.sub(r"(?:^| )[^ ]", " ", normalized, flags=regex.DOTALL))
-    inner.discard(" ")
-    return ["##" + c for c in sorted(inner)]
+    first: set[str] = set()
+    inner: set[str] = set()
+    for w in words:
+        if w:
+            first.add(w[0])
+            inner.update(w[1:])
+    separator = regex.compile(_BERT_SEPARATORS)
+    normalize = engine.normalizer.normalize_str
+    out: set[str] = set()
+    for chars, skip in ((inner, 0), (first, 1)):
+        for c in chars:
+            n = normalize(c)
+            if not separator.search(n):  # punctuation, whitespace and padded CJK never continue a word
+                out.update(n[skip:])
+    return ["##" + c for c in sorted(out)]
 
 
 def _drop_added(engine, *, keep: set[str]):
