@@ -630,7 +630,7 @@ def _execute(spec: _RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     from .data import load_shards
     from .evaluate import evaluate
     from .tokenizers import load_tokenizer
-    from .train import load_checkpoint, train
+    from .train import load_checkpoint, resolve_device, train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(spec.study.threads)
@@ -638,9 +638,10 @@ def _execute(spec: _RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         tok = load_tokenizer(spec.tokenizer_dir)
         shards = load_shards(spec.shard_dir, tokenizer=tok)
         res = train(spec.train, tokenizer=tok, shards=shards, out_dir=spec.run_dir, progress=False)
-        model, _, _ = load_checkpoint(res.checkpoint, tokenizer=tok, device="cpu")
+        device = str(resolve_device(spec.study.device))  # evaluate where it trained
+        model, _, _ = load_checkpoint(res.checkpoint, tokenizer=tok, device=device)
         ev = evaluate(model, tok, shards["val"], seq_len=spec.study.seq_len, batch_size=spec.study.batch_size,
-                      max_tokens=spec.eval_tokens, device="cpu")
+                      max_tokens=spec.eval_tokens, device=device)
     finally:
         torch.set_num_threads(threads)
     row, det = _row(spec.run_id, spec.kind, spec.design, spec.seed, tok, spec.study, spec.steps, spec.bytes_per_token, res, ev)
