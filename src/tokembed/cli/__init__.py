@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "eval": "eval",
     "embed": "embed",
+    "study": "study",
 }
 
 EXIT_USER_ERROR = 2
