@@ -134,9 +134,9 @@ elif kind == "bytebpe":
 elif kind == "wordpiece":
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     eng = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    eng.normalizer = normalizers.BertNormalizer(lowercase=False)
+    eng.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
     eng.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tr = trainers.WordPieceTrainer(vocab_size=vocab, special_tokens=["<pad>", "<s>", "</s>", "[UNK]"], show_progress=False)
+    tr = trainers.WordPieceTrainer(vocab_size=vocab, min_frequency=2, special_tokens=["<pad>", "<s>", "</s>", "[UNK]"], show_progress=False)
     def lines():
         with open(path, encoding="utf-8") as f:
             for l in f:
@@ -144,7 +144,7 @@ elif kind == "wordpiece":
                 if l.strip():
                     yield l
     eng.train_from_iterator(lines(), trainer=tr)
-else:  # sentencepiece kinds, same options as tokembed's defaults
+else:  # sentencepiece kinds, the same options as tokembed's defaults (SpmTrainConfig)
     import sentencepiece as spm
     def lines():
         with open(path, encoding="utf-8") as f:
@@ -154,7 +154,8 @@ else:  # sentencepiece kinds, same options as tokembed's defaults
                     yield l
     spm.SentencePieceTrainer.train(sentence_iterator=lines(), model_writer=io.BytesIO(), model_type=kind,
         vocab_size=vocab, character_coverage=0.9995, byte_fallback=True, normalization_rule_name="identity",
-        add_dummy_prefix=False, remove_extra_whitespaces=False, num_threads=2, minloglevel=2,
+        add_dummy_prefix=False, remove_extra_whitespaces=False, num_threads=4, minloglevel=2,
+        allow_whitespace_only_pieces=True, max_sentencepiece_length=16, max_sentence_length=4192, split_digits=False,
         unk_id=3, bos_id=1, eos_id=2, pad_id=0, unk_piece="<unk>", bos_piece="<s>", eos_piece="</s>", pad_piece="<pad>")
 secs = time.perf_counter() - t0
 # VmHWM (not ru_maxrss, which Linux carries over from the parent across fork+exec)
