@@ -10,7 +10,7 @@ shared mean direction (anisotropy), a 64-dimensional "topic" subspace, norms tha
 a Zipf frequency rank, 2,000 "unused" rows near the mean with small norm, 50 planted
 near-duplicate pairs and 3 NaN rows. ``inspect`` runs in a child process (``python -m
 tokembed inspect ... --no-progress``, no t-SNE/UMAP) so its wall time and peak RSS
-(``getrusage(RUSAGE_CHILDREN).ru_maxrss``) are its own. Neighbours: tokembed's blocked
+(``VmHWM`` of the child's own address space) are its own. Neighbours: tokembed's blocked
 exact top-k (``topk_cosine``) and gensim's ``KeyedVectors.most_similar`` (one call per
 query, its API) on the same vectors in this process, side by side, repeated; both include
 their row normalisation; the neighbour lists are compared id by id.
@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -77,20 +76,32 @@ def make_matrix(V: int, D: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
     return X, tokens
 
 
+# The child runs the CLI, then reports its own peak RSS (VmHWM of its address space). getrusage's
+# ru_maxrss is no good here: Linux carries it across fork+exec, so it would include this parent's matrix.
+_CHILD = (
+    "import sys\n"
+    "from tokembed.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
+    "print(f'VmHWM_KB={hwm}', file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
+
+
 def bench_inspect(tmp: Path, X: np.ndarray, tokens: list[str]) -> dict:
     np.save(tmp / "E.npy", X)
     (tmp / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     t0 = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-m", "tokembed", "inspect", str(tmp / "E.npy"), "--vocab", str(tmp / "vocab.txt"),
+        [sys.executable, "-c", _CHILD, "inspect", str(tmp / "E.npy"), "--vocab", str(tmp / "vocab.txt"),
          "-o", str(tmp / "out"), "--no-progress"],
         env=env, capture_output=True, text=True,
     )
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"inspect failed:\n{r.stderr}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(next(ln for ln in r.stderr.splitlines() if ln.startswith("VmHWM_KB=")).split("=")[1])
     summary = json.loads((tmp / "out" / "summary.json").read_text())
     return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak_kb / 1024, 1), "steps_s": summary["timings_s"],
             "matrix_mib": round(X.nbytes / 2**20, 1), "headline": summary["headline"]}
