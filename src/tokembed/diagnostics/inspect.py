@@ -123,8 +123,12 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
 
         bar = tqdm(total=len(steps), desc="inspect", unit="step", leave=False)
 
+    last = [t0]
+
     def step(name):
-        timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
+        now = time.perf_counter()
+        timings[name] = round(now - last[0], 3)
+        last[0] = now
         if bar is not None:
             bar.set_postfix_str(name)
             bar.update(1)
