@@ -17,8 +17,8 @@ Layout of one split (``train``/``val``) in the shard folder::
 ``n_bytes`` is the UTF-8 byte count of the documents' text (inner newlines included, the
 blank separator lines and eos tokens excluded): the denominator of bits per byte.
 
->>> is_validation(0, seed=0, val_fraction=0.5), is_validation(1, seed=0, val_fraction=0.5)
-(False, True)
+>>> [is_validation(i, seed=0, val_fraction=0.5) for i in range(5)]
+[False, False, False, True, True]
 """
 
 from __future__ import annotations

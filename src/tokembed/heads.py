@@ -104,3 +104,9 @@ class TiedHead(_Head):
 
     def weight_matrix(self) -> torch.Tensor:
         return self.embedding.weight_matrix()
+
+
+# adaptive softmax lives in its own module; re-exported here so every head is importable from tokembed.heads
+from .heads_adaptive import AdaptiveSoftmax  # noqa: E402
+
+__all__ += ["AdaptiveSoftmax"]

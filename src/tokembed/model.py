@@ -31,10 +31,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .embeddings.adaptive import AdaptiveInput, frequency_permutation
+from .embeddings.factorized import FactorizedEmbedding
+from .embeddings.hashed import HashEmbedding
 from .embeddings.lookup import TokenEmbedding
+from .embeddings.regularization import EmbeddingDropout
 from .embeddings.positional import POSITIONAL_KINDS, Positional, build_positional
 from .errors import ConfigError
 from .heads import TiedHead, UntiedHead
+from .heads_adaptive import AdaptiveSoftmax
 
 __all__ = [
     "ModelConfig",
@@ -43,9 +48,11 @@ __all__ = [
     "Block",
     "CausalSelfAttention",
     "MLP",
+    "attention_reference",
     "build_model",
     "build_embedding",
     "build_head",
+    "default_cutoffs",
     "EMBEDDING_KINDS",
     "HEAD_KINDS",
     "PRESETS",
@@ -56,6 +63,12 @@ HEAD_KINDS = ("untied", "tied", "tied_bias", "adaptive", "adaptive_tied")
 
 #: GPT-2's init std (Radford et al. 2019); residual projections are scaled by 1/sqrt(2·n_layers) (GPT-2 §2.3).
 INIT_STD = 0.02
+
+#: Hashed embeddings default to V/4 buckets (Svenstrup et al. 2017 use far fewer buckets than tokens); model.extra.num_buckets overrides.
+DEFAULT_HASH_BUCKET_FRACTION = 4
+
+#: Width divisor per adaptive band (Baevski & Auli 2019 and Grave et al. 2017 use 4); model.extra.factor overrides.
+DEFAULT_ADAPTIVE_FACTOR = 4.0
 
 #: Named sizes (D, layers, heads); "tiny" is for tests and smoke runs.
 PRESETS: dict[str, dict[str, int]] = {
@@ -134,6 +147,20 @@ class ModelOutput:
     last_hidden: torch.Tensor | None = None  # (B, T, D) after the final LayerNorm: what the head reads
 
 
+def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Slow, readable causal attention: ``softmax(q k^T / sqrt(hs) + bias + causal mask) v``; (B, H, T, hs).
+
+    The reference :class:`CausalSelfAttention`'s ``scaled_dot_product_attention`` call is tested against.
+    """
+    T, hs = q.shape[-2], q.shape[-1]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(hs)  # (B, H, T, T)
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    scores = scores.masked_fill(~causal, float("-inf"))
+    if bias is not None:
+        scores = scores + bias  # (H, T, T) broadcast over B
+    return scores.softmax(dim=-1) @ v  # (B, H, T, hs)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention; positions enter through ``positional.rotate``/``attn_bias``."""
 
@@ -143,6 +170,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)  # (D -> 3D): q, k, v
         self.proj = nn.Linear(config.d_model, config.d_model)
         self.dropout = config.dropout
+        self.reference = False  # True: use attention_reference (slow; for tests)
         self.resid_drop = nn.Dropout(config.dropout)
         # Not a submodule: the positional module is shared by every block and registered once on the Transformer.
         object.__setattr__(self, "positional", positional)
@@ -154,7 +182,9 @@ class CausalSelfAttention(nn.Module):
         q, k = self.positional.rotate(q, k)  # RoPE (identity for other kinds)
         bias = self.positional.attn_bias(T, device=x.device, dtype=q.dtype)  # ALiBi (H, T, T) or None
         p = self.dropout if self.training else 0.0
-        if bias is None:
+        if self.reference:
+            y = attention_reference(q, k, v, bias)
+        elif bias is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, H, T, hs)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)  # causal mask is inside bias
@@ -198,7 +228,8 @@ class Transformer(nn.Module):
         embedding: ids (B, T) -> (B, T, D); exposes ``num_embeddings``, ``embedding_dim``, ``weight_matrix()``.
         head: (…, D) -> logits (…, V), with ``loss(h, targets, **ce)`` and ``log_prob(h)``.
         positional: a :class:`~tokembed.embeddings.positional.Positional` (default: from ``config.positional``).
-        embedding_dropout: dropout on the embedding output ``x_t`` (a regularizer from the train config).
+        embedding_dropout: probability of dropping whole token *types* for a batch (AWD-LSTM embedding
+            dropout, :class:`~tokembed.embeddings.EmbeddingDropout`; global RNG, so resume restores it).
     """
 
     def __init__(
@@ -220,7 +251,9 @@ class Transformer(nn.Module):
         self.positional = positional or build_positional(
             config.positional, d_model=config.d_model, n_heads=config.n_heads, max_seq_len=config.max_seq_len
         )
-        self.emb_drop = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = embedding_dropout
+        # Not a submodule (it would register the embedding twice): only its mask sampler is used.
+        object.__setattr__(self, "_type_dropout", EmbeddingDropout(embedding, embedding_dropout) if embedding_dropout else None)
         self.blocks = nn.ModuleList(Block(config, self.positional) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model)
         self.head = head
@@ -234,7 +267,10 @@ class Transformer(nn.Module):
     def hidden(self, ids: torch.Tensor, *, output_hidden_states: bool = False) -> ModelOutput:
         """Run everything but the head; ``last_hidden`` is the (B, T, D) input of the head."""
         x = self.embedding(ids)  # (B, T, D): e_t = E[i_t]
-        x = self.emb_drop(self.positional.add(x))  # x_t = e_t + PE_t (additive kinds)
+        if self.training and self._type_dropout is not None:
+            m = self._type_dropout.sample_mask(ids.device)  # (V,) 0 or 1/(1-p) per token type
+            x = x * m[ids].unsqueeze(-1).to(x.dtype)  # e_t · m[i_t] / (1-p)
+        x = self.positional.add(x)  # x_t = e_t + PE_t (additive kinds)
         states = [x] if output_hidden_states else None
         for block in self.blocks:
             x = block(x)
@@ -296,22 +332,59 @@ def _init_rest(model: Transformer, seed: int) -> None:
 
 def build_embedding(config: ModelConfig, *, token_counts=None, seed: int = 0) -> nn.Module:
     """The input embedding named by ``config.embedding``."""
+    V, D = config.vocab_size, config.d_model
     if config.embedding == "lookup":
-        return TokenEmbedding(config.vocab_size, config.d_model, scale=config.embedding_scale, seed=seed)
-    raise ConfigError(
-        f"embedding={config.embedding!r} is not available in this build yet; use embedding='lookup'"
-    )
+        return TokenEmbedding(V, D, scale=config.embedding_scale, seed=seed)
+    if config.embedding == "factorized":
+        if config.rank is None:
+            raise ConfigError("embedding='factorized' needs model.rank=r (1 <= r <= d_model), e.g. model.rank=32")
+        return FactorizedEmbedding(V, D, config.rank, scale=config.embedding_scale, seed=seed)
+    if config.embedding == "hashed":
+        buckets = int(config.extra.get("num_buckets", max(1, V // DEFAULT_HASH_BUCKET_FRACTION)))
+        return HashEmbedding(V, D, num_buckets=buckets, num_hashes=int(config.extra.get("num_hashes", 2)), seed=seed)
+    if config.embedding == "adaptive":
+        return AdaptiveInput(V, D, default_cutoffs(config), float(config.extra.get("factor", DEFAULT_ADAPTIVE_FACTOR)),
+                             permutation=_order(config, token_counts), seed=seed)
+    raise ConfigError(f"embedding={config.embedding!r} is not known; choose one of {', '.join(EMBEDDING_KINDS)}")
 
 
-def build_head(config: ModelConfig, embedding: nn.Module, *, seed: int = 0) -> nn.Module:
-    """The output head named by ``config.head`` (tied heads share ``embedding``'s table)."""
+def default_cutoffs(config: ModelConfig) -> list[int]:
+    """``config.cutoffs`` or ``[V/16, V/4]`` (rank boundaries of the frequency bands; V implied as the last)."""
+    if config.cutoffs:
+        return [int(c) for c in config.cutoffs]
+    V = config.vocab_size
+    cuts = sorted({c for c in (V // 16, V // 4) if 0 < c < V})
+    if not cuts:
+        raise ConfigError(f"vocab_size={V} is too small for adaptive bands; pass model.cutoffs=[...] or another design")
+    return cuts
+
+
+def _order(config: ModelConfig, token_counts) -> torch.Tensor | None:
+    """Frequency order ``order[rank] = id`` from training counts (None: ids are taken as already sorted)."""
+    if token_counts is None:
+        return None
+    return frequency_permutation(torch.as_tensor(token_counts, dtype=torch.int64))
+
+
+def build_head(config: ModelConfig, embedding: nn.Module, *, seed: int = 0, token_counts=None) -> nn.Module:
+    """The output head named by ``config.head`` (tied heads share ``embedding``'s table; an untied adaptive
+    softmax sorts by ``token_counts`` or by the adaptive input's order)."""
     if config.head == "untied":
         return UntiedHead(config.d_model, config.vocab_size, bias=config.head_bias, seed=seed + 1)
     if config.head == "tied":
         return TiedHead(embedding, bias=False)
     if config.head == "tied_bias":
         return TiedHead(embedding, bias=True)
-    raise ConfigError(f"head={config.head!r} is not available in this build yet; use 'untied', 'tied' or 'tied_bias'")
+    factor = float(config.extra.get("factor", DEFAULT_ADAPTIVE_FACTOR))
+    if config.head == "adaptive":
+        order = embedding.order if isinstance(embedding, AdaptiveInput) else _order(config, token_counts)
+        return AdaptiveSoftmax(config.d_model, config.vocab_size, default_cutoffs(config), factor,
+                               head_bias=config.head_bias, permutation=order, seed=seed + 1)
+    if config.head == "adaptive_tied":
+        if not isinstance(embedding, AdaptiveInput):
+            raise ConfigError("head='adaptive_tied' shares the bands of an adaptive input; set embedding='adaptive' too")
+        return AdaptiveSoftmax(config.d_model, config.vocab_size, head_bias=config.head_bias, tie_with=embedding, seed=seed + 1)
+    raise ConfigError(f"head={config.head!r} is not known; choose one of {', '.join(HEAD_KINDS)}")
 
 
 def build_model(config: ModelConfig, *, token_counts=None, seed: int = 0, embedding_dropout: float = 0.0) -> Transformer:
@@ -322,7 +395,7 @@ def build_model(config: ModelConfig, *, token_counts=None, seed: int = 0, embedd
     if config.vocab_size < 1:
         raise ConfigError(f"vocab_size={config.vocab_size}; set it from the tokenizer (tokenizer.vocab_size)")
     embedding = build_embedding(config, token_counts=token_counts, seed=seed)
-    head = build_head(config, embedding, seed=seed)
+    head = build_head(config, embedding, seed=seed, token_counts=token_counts)
     model = Transformer(config, embedding=embedding, head=head, embedding_dropout=embedding_dropout)
     _init_rest(model, seed + 2)
     if token_counts is not None:

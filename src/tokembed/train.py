@@ -253,22 +253,23 @@ def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, min_lr_rati
 
 
 def param_groups(model: Transformer, config: TrainConfig) -> list[dict[str, Any]]:
-    """AdamW groups: embedding (own LR/decay), head (own LR/decay; biases undecayed), block matrices (decayed),
-    other block parameters — biases, LayerNorm — undecayed. A tied head's table belongs to the embedding group."""
-    groups = model._groups()
-    head_wd = config.weight_decay if config.head_weight_decay is None else config.head_weight_decay
-    spec = [
-        ("embedding", [p for _, p in groups["embedding"]], config.embedding_lr or config.lr, config.embedding_weight_decay),
-        ("head", [p for _, p in groups["head"] if p.ndim >= 2], config.head_lr or config.lr, head_wd),
-        ("head_no_decay", [p for _, p in groups["head"] if p.ndim < 2], config.head_lr or config.lr, 0.0),
-        ("decay", [p for _, p in groups["rest"] if p.ndim >= 2], config.lr, config.weight_decay),
-        ("no_decay", [p for _, p in groups["rest"] if p.ndim < 2], config.lr, 0.0),
-    ]
-    return [
-        {"name": n, "params": ps, "lr": lr, "base_lr": lr, "weight_decay": wd}
-        for n, ps, lr, wd in spec
-        if ps
-    ]
+    """AdamW groups from :func:`tokembed.embeddings.embedding_param_groups` — embedding, head and the rest,
+    each with its own LR and decay, biases and norms undecayed; a tied table belongs to the embedding group.
+    Each group also keeps its peak LR as ``base_lr`` for the schedule."""
+    from .embeddings.control import embedding_param_groups
+
+    groups = embedding_param_groups(
+        model,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        embedding_lr=config.embedding_lr,
+        embedding_weight_decay=config.embedding_weight_decay,
+        head_lr=config.head_lr,
+        head_weight_decay=config.head_weight_decay,
+    )
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    return groups
 
 
 def token_counts(tokens: np.ndarray, vocab_size: int, *, chunk: int = 1 << 24) -> np.ndarray:
@@ -462,7 +463,8 @@ def train(
         train_seconds = 0.0
         if resume:
             start_step, history, band_stats, train_seconds = _restore(ckpt_dir, config, model, optimizer, stream, device)
-        (out_dir / "run_config.json").exists() or write_json(out_dir / "run_config.json", config.to_dict())
+        if not (out_dir / "run_config.json").exists():
+            write_json(out_dir / "run_config.json", config.to_dict())
 
         band_of = torch.from_numpy(band_of_np).to(device)
         band_sizes = torch.bincount(band_of, minlength=len(bands)).clamp(min=1).double()
@@ -600,7 +602,18 @@ def _record_bands(model, band_of, band_sizes, n_bands, band_stats, step) -> None
         band_stats["grad_norm"].append([float(v) for v in gn.tolist()])
 
 
+def _recover_checkpoint(ckpt_dir: Path) -> None:
+    """After a kill inside ``atomic_dir``'s swap (old folder moved aside, new not yet in place), put the old one back."""
+    if ckpt_dir.exists():
+        return
+    for old in sorted(ckpt_dir.parent.glob(f".{ckpt_dir.name}.*.old")):
+        if (old / "x" / "train_state.json").is_file():
+            os.replace(old / "x", ckpt_dir)
+            return
+
+
 def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: TokenStream, device):
+    _recover_checkpoint(ckpt_dir)
     if not (ckpt_dir / "train_state.json").is_file():
         raise ArtifactError(f"{ckpt_dir}: no train_state.json to resume from; start without --resume")
     state = read_json(ckpt_dir / "train_state.json")

@@ -1,6 +1,7 @@
 """wordpiece: BERT-style training, options, save/load, determinism, documented lossiness, bad input."""
 
 import pytest
+from _hf_data import real_text_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,15 +12,14 @@ from tokembed.tokenizers import WordPieceTokenizer, load_tokenizer, train_tokeni
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:  # the session's default-corpus cache (see conftest)
-        mp.setenv("TOKEMBED_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        return WordPieceTokenizer.train(Corpus([]), 2000, progress=False)
+    return WordPieceTokenizer.train(Corpus([str(real_text_file(tmp_path_factory))]), 2000, progress=False)
 
 
 def test_bert_style_pieces(tok):
     assert tok.special_tokens == {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "[UNK]"}
-    toks = tok.tokens("Tokenization works")
-    assert toks[0] == "token" and toks[1].startswith("##")  # lowercased, ## continuation
+    toks = tok.tokens("Tokenization")
+    assert len(toks) > 1 and all(t.startswith("##") for t in toks[1:])  # ## continuations
+    assert toks[0] + "".join(t[2:] for t in toks[1:]) == "tokenization"  # lowercased
     assert tok.encode("東") == [tok.vocab["[UNK]"]] or tok.decode(tok.encode("東")) == "東"
     assert tok.decode(tok.encode("Hello, World!")) == "hello, world!"  # lowercase: lossy by design
     assert not tok.lossless
@@ -82,3 +82,29 @@ def test_long_line_and_repeats(tok):
     line = "ab" * 500_000  # one 1,000,000-character word: longer than max_input_chars_per_word -> [UNK]
     assert tok.encode(line) == [tok.vocab["[UNK]"]]
     assert len(tok.encode("e " * 100_000)) == 100_000
+
+
+@pytest.mark.parametrize("lowercase, strip_accents", [(True, None), (False, None), (False, False)])
+def test_continuation_alphabet_covers_the_exact_one(tmp_path, lowercase, strip_accents):
+    """The fast pre-pass vs the slow exact one (normalize + pre-tokenize every line): never a character fewer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    from tokembed.tokenizers.wordpiece import _continuation_alphabet
+
+    p = tmp_path / "mixed.txt"
+    p.write_text(
+        "東京とソウル は 大きい 都市 です。中文字符测试，混合text的句子。\n"
+        "Käse, Straße und Grüße — naïve café; Ünïcödé ✓ 🙂 (parenthesised) \"quoted\" it's\n"
+        "Привет, мир! مرحبا بالعالم ελληνικά 한국어 텍스트 tab\tseparated\u3000words a\x01b\n",
+        encoding="utf-8",
+    )
+    eng = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    eng.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=strip_accents)
+    eng.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    corpus = Corpus([str(p)])
+    fast = set(_continuation_alphabet(eng, corpus, alpha=0.3, seed=0))
+    exact = set()
+    for text in corpus.texts():
+        for word, _ in eng.pre_tokenizer.pre_tokenize_str(eng.normalizer.normalize_str(text)):
+            exact.update("##" + c for c in word[1:])
+    assert exact <= fast and len(fast - exact) <= 5

@@ -6,13 +6,15 @@ table, materialised if the design is factorized/hashed), so heads can tie to it 
 diagnostics can read it.
 """
 
+from .adaptive import AdaptiveInput, frequency_permutation
 from .compositional import CompositionalEmbedding, FrequencyGatedEmbedding
 from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
 from .factorized import FactorizedEmbedding
 from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
 from .regularization import EmbeddingDropout, TokenDropout
-from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
+from .mixture import MixtureEmbedding
+from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors, write_vectors
 
 __all__ = [
     "TokenEmbedding",
@@ -20,6 +22,7 @@ __all__ = [
     "HashEmbedding",
     "CompositionalEmbedding",
     "FrequencyGatedEmbedding",
+    "MixtureEmbedding",
     "EmbeddingDropout",
     "TokenDropout",
     "FrozenRows",
@@ -31,4 +34,6 @@ __all__ = [
     "Vectors",
     "init_from_pretrained",
     "read_vectors",
+    "write_vectors",
 ]
+__all__ += ["AdaptiveInput", "frequency_permutation"]

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TokenIdError
 from .lookup import check_ids
 
 __all__ = ["HashEmbedding", "universal_hash_params", "hash_ids_reference"]
@@ -61,6 +61,19 @@ def universal_hash_params(num_hashes: int, seed: int) -> list[tuple[int, int]]:
 def hash_ids_reference(ids: list[int], params: list[tuple[int, int]], modulus: int) -> list[list[int]]:
     """Readable pure-Python reference of the hash: ``[[h_j(x) for (a_j, b_j) in params] for x in ids]``."""
     return [[((a * (x % MERSENNE_P) + b) % MERSENNE_P) % modulus for a, b in params] for x in ids]
+
+
+def _check_hashable_ids(ids: torch.Tensor) -> None:
+    """Integer dtype and non-negative; there is no upper bound."""
+    dtype = ids.dtype if isinstance(ids, torch.Tensor) else None
+    if dtype is None or dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+        check_ids(ids, _INT64_MAX, where="HashEmbedding")  # raises the type/dtype error
+    neg = ids < 0
+    if bool(neg.any()):
+        raise TokenIdError(
+            f"HashEmbedding: ids {ids[neg][:5].tolist()} at positions {neg.nonzero()[:5].tolist()} are negative; "
+            "any id >= 0 can be hashed (also ids beyond the vocabulary), negative ids come from a bug upstream"
+        )
 
 
 class HashEmbedding(nn.Module):
@@ -102,7 +115,8 @@ class HashEmbedding(nn.Module):
         self.importance = nn.Parameter(torch.empty(num_embeddings, num_hashes))  # (V, k) = P
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            self.buckets.copy_(torch.empty(num_buckets, embedding_dim).normal_(0.0, init_std / math.sqrt(num_hashes), generator=g))
+            bucket_std = init_std / math.sqrt(num_hashes)
+            self.buckets.copy_(torch.empty(num_buckets, embedding_dim).normal_(0.0, bucket_std, generator=g))
             self.importance.copy_(torch.empty(num_embeddings, num_hashes).normal_(0.0, 1.0, generator=g))
 
     def _universal(self, ids: torch.Tensor, j: slice) -> torch.Tensor:
@@ -120,14 +134,17 @@ class HashEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if self.validate:
-            check_ids(ids, _INT64_MAX, where="HashEmbedding")
+            _check_hashable_ids(ids)
         ids = ids.long()
         buckets = self.bucket_ids(ids)  # (B, T, k)
         weights = F.embedding(self.importance_rows(ids), self.importance)  # (B, T, k) = P[i, :]
         k = self.num_hashes
         # Σ_j P[i, j] E_b[h_j(i)] as a weighted bag sum, without building (B, T, k, D)
         out = F.embedding_bag(
-            buckets.reshape(-1, k), self.buckets, per_sample_weights=weights.reshape(-1, k).to(self.buckets.dtype), mode="sum"
+            buckets.reshape(-1, k),  # (B·T, k) bags
+            self.buckets,
+            per_sample_weights=weights.reshape(-1, k).to(self.buckets.dtype),
+            mode="sum",
         )  # (B·T, D)
         return out.reshape(*ids.shape, self.embedding_dim)  # (B, T, D)
 
@@ -144,4 +161,6 @@ class HashEmbedding(nn.Module):
         return self.forward(ids.unsqueeze(0)).squeeze(0)
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}, num_buckets={self.num_buckets}, num_hashes={self.num_hashes}"
+        return (
+            f"{self.num_embeddings}, {self.embedding_dim}, num_buckets={self.num_buckets}, num_hashes={self.num_hashes}"
+        )

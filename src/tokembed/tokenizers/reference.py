@@ -84,6 +84,8 @@ class ReferenceBPE:
         token_bytes: id -> bytes for every non-special token (all 256 single bytes included).
         pattern: pre-tokenization regex (Python ``regex`` syntax).
         special_tokens: special string -> id (only used by :meth:`decode`).
+        whole_pieces: take a piece that is itself a token whole, before merging (tiktoken's rule,
+            HF's ``ignore_merges``); used for vocabularies loaded from tiktoken rank files.
     """
 
     def __init__(
@@ -92,6 +94,8 @@ class ReferenceBPE:
         token_bytes: Mapping[int, bytes],
         pattern: str,
         special_tokens: Mapping[str, int] | None = None,
+        *,
+        whole_pieces: bool = False,
     ):
         import regex
 
@@ -105,6 +109,8 @@ class ReferenceBPE:
         self._re = regex.compile(pattern)
         self.special_tokens = dict(special_tokens or {})
         self._special_bytes = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        self.whole_pieces = whole_pieces
+        self._whole = {b: i for i, b in self.token_bytes.items()} if whole_pieces else {}
 
     @classmethod
     def from_merges(cls, merges: Iterable[tuple[bytes, bytes]], *, pattern: str) -> "ReferenceBPE":
@@ -134,6 +140,8 @@ class ReferenceBPE:
         return ids
 
     def _merge(self, data: bytes, dropout: float, rng: random.Random | None) -> list[int]:
+        if data in self._whole and rng is None:
+            return [self._whole[data]]
         ids = [self.byte_ids[b] for b in data]
         while len(ids) > 1:
             best = None  # (merged id, position)

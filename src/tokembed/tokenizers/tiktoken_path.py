@@ -49,10 +49,12 @@ class ByteLevelBPE:
     ranks: dict[bytes, int]  # token bytes -> id (= tiktoken rank) for every mergeable token
     merges: dict[tuple[int, int], int]  # (left id, right id) -> merged id, merged in id order
     special_tokens: dict[str, int] = field(default_factory=dict)  # special string -> id
+    whole_pieces: bool = False  # a piece that is itself a token is taken whole (HF ignore_merges)
 
     def reference(self) -> ReferenceBPE:
         """The pure-Python reference encoder over the same vocabulary."""
-        return ReferenceBPE(self.merges, {i: b for b, i in self.ranks.items()}, self.pattern, self.special_tokens)
+        token_bytes = {i: b for b, i in self.ranks.items()}
+        return ReferenceBPE(self.merges, token_bytes, self.pattern, self.special_tokens, whole_pieces=self.whole_pieces)
 
 
 def _pre_tokenizer_pattern(pre: dict | None) -> str | None:
@@ -115,8 +117,9 @@ def byte_level_bpe(engine) -> ByteLevelBPE | None:
         if b is None:
             return None
         byte_of[i] = b
-    ranks = {b: i for i, b in byte_of.items() if len(b) == 1}
-    if len(ranks) != 256:
+    whole = bool(model.get("ignore_merges"))
+    ranks = {b: i for i, b in byte_of.items() if len(b) == 1 or whole}
+    if sum(len(b) == 1 for b in ranks) != 256:
         return None
     merges: dict[tuple[int, int], int] = {}
     last = -1
@@ -128,7 +131,7 @@ def byte_level_bpe(engine) -> ByteLevelBPE | None:
         last = ab
         merges[(ia, ib)] = ab
         ranks[byte_of[ab]] = ab
-    return ByteLevelBPE(pattern=pattern, ranks=ranks, merges=merges, special_tokens=specials)
+    return ByteLevelBPE(pattern=pattern, ranks=ranks, merges=merges, special_tokens=specials, whole_pieces=whole)
 
 
 class TiktokenPath:
@@ -145,9 +148,12 @@ class TiktokenPath:
         self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
 
     @classmethod
-    def for_engine(cls, engine, **kwargs) -> "TiktokenPath | None":
-        """The fast path for an HF engine, or None when the vocabulary does not qualify or the probe differs."""
-        bpe = byte_level_bpe(engine)
+    def for_engine(cls, engine, *, bpe: ByteLevelBPE | None = None, **kwargs) -> "TiktokenPath | None":
+        """The fast path for an HF engine, or None when the vocabulary does not qualify or the probe differs.
+
+        ``bpe``: :func:`byte_level_bpe` of the engine when the caller already has it.
+        """
+        bpe = bpe if bpe is not None else byte_level_bpe(engine)
         if bpe is None:
             return None
         try:
@@ -171,6 +177,10 @@ class TiktokenPath:
 
     def _encode_block(self, texts: Sequence[str]) -> list[list[int]]:
         enc = self._core.encode_ordinary
+        try:
+            return list(map(enc, texts))  # the common case: no lone surrogates anywhere
+        except UnicodeEncodeError:
+            pass
         out = []
         for t in texts:
             try:

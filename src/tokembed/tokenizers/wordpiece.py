@@ -36,7 +36,7 @@ from typing import Any
 from ..corpus import DEFAULT_ALPHA
 from ..errors import VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf import ENGINE_FILE, HFTokenizer, engine_from_file, train_engine
+from .hf import ENGINE_FILE, HFTokenizer, _interactive, engine_from_file, train_engine
 
 __all__ = ["WordPieceTokenizer", "DEFAULT_WORDPIECE_SPECIALS", "DEFAULT_VOCAB_SIZE"]
 
@@ -106,7 +106,7 @@ class WordPieceTokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=fixed,
             continuing_subword_prefix="##",
-            show_progress=progress,
+            show_progress=progress and _interactive(),
             **limit,
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
@@ -132,18 +132,50 @@ class WordPieceTokenizer(HFTokenizer):
         return cls(engine_from_file(folder / ENGINE_FILE), special_tokens=meta.get("special_tokens"), options=meta.get("options"))
 
 
-def _continuation_alphabet(engine, corpus: Any, *, alpha: float, seed: int) -> list[str]:
-    """Sorted ``##c`` for every character ``c`` that occurs inside a word (after normalization)."""
+#: BERT's pre-tokenizer splits at White_Space and keeps each punctuation character (ASCII
+#: punctuation or Unicode P*) as a word of its own (HF ``BertPreTokenizer``).
+_BERT_SEPARATORS = r"[\p{White_Space}\p{P}!-/:-@\[-`{-~]"
+
+
+def _continuation_alphabet(engine, corpus: Any, *, alpha: float, seed: int, chunk_lines: int = 4096) -> list[str]:
+    """Sorted ``##c`` for every character ``c`` that can occur inside a word after normalization.
+
+    One cheap pass: the distinct space-separated pieces of the corpus give the raw characters
+    seen at a piece's start and inside it; the BERT normalizer acts character by character, so
+    normalizing each distinct character is enough. A character whose normalized form holds a
+    space (CJK characters are padded) is a word of its own and never a continuation. The result
+    can hold a few extra characters (one glued after punctuation inside a piece), never fewer,
+    so every ``##c`` the trainer needs has a fixed id.
+    """
+    import regex
+
     from ..corpus import Corpus
 
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
-    norm, pre = engine.normalizer, engine.pre_tokenizer
-    inner: set[str] = set()
+    words: set[str] = set()  # distinct space-separated pieces (str.split(" ") is exact and fast)
+    chunk: list[str] = []
     for text in corpus.training_texts(alpha=alpha, seed=seed):
-        for word, _ in pre.pre_tokenize_str(norm.normalize_str(text)):
-            inner.update(word[1:])
-    return ["##" + c for c in sorted(inner)]
+        chunk.append(text)
+        if len(chunk) >= chunk_lines:
+            words.update(" ".join(chunk).split(" "))
+            chunk.clear()
+    words.update(" ".join(chunk).split(" "))
+    first: set[str] = set()
+    inner: set[str] = set()
+    for w in words:
+        if w:
+            first.add(w[0])
+            inner.update(w[1:])
+    separator = regex.compile(_BERT_SEPARATORS)
+    normalize = engine.normalizer.normalize_str
+    out: set[str] = set()
+    for chars, skip in ((inner, 0), (first, 1)):
+        for c in chars:
+            n = normalize(c)
+            if not separator.search(n):  # punctuation, whitespace and padded CJK never continue a word
+                out.update(n[skip:])
+    return ["##" + c for c in sorted(out)]
 
 
 def _drop_added(engine, *, keep: set[str]):
