@@ -154,7 +154,7 @@ def test_non_finite_embedding_row_stops_and_keeps_last_good_checkpoint(tmp_path,
             with torch.no_grad():
                 model.embedding.weight[[3, 77]] = float("nan")
 
-    with pytest.raises(NonFiniteError, match=r"embedding table .* rows \[3, 77\] .* after step 8"):
+    with pytest.raises(NonFiniteError, match=r"TokenEmbedding.weight has non-finite rows \[3, 77\] .* after step 8"):
         train(tiny(checkpoint_every=4), tokenizer=ByteTokenizer(), shards=shards, out_dir=tmp_path, progress=False,
               callbacks=[poison])
     state = read_json(tmp_path / "checkpoint/train_state.json")
