@@ -20,3 +20,10 @@ def real_text_file(tmp_path_factory):
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     return path
+
+
+def disputed(text: str) -> bool:
+    """True when ``text`` holds a code point the engines' Unicode tables may classify differently."""
+    from tokembed.tokenizers.tiktoken_path import disputed_code_points
+
+    return disputed_code_points().search(text) is not None

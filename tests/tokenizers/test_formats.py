@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from _hf_data import real_text_file
+from _hf_data import disputed, real_text_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -94,8 +94,10 @@ def test_tiktoken_file_ids_equal_tiktoken(rank_file, tmp_path, tmp_path_factory)
 def test_tiktoken_file_any_text(rank_file, text):
     path, ranks = rank_file
     tok = _cached(path)
-    ids = _tiktoken_encoding(ranks, {}).encode_ordinary(text)
-    assert tok.encode(text) == ids == tok.engine.encode(text).ids == tok.reference.encode(text)
+    ids = tok.engine.encode(text).ids
+    assert tok.encode(text) == ids
+    if not disputed(text):  # code points the engines' Unicode tables disagree on go to the HF engine
+        assert ids == _tiktoken_encoding(ranks, {}).encode_ordinary(text) == tok.reference.encode(text)
     assert tok.decode(ids) == text
 
 

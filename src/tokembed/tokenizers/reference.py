@@ -15,6 +15,10 @@ probability ``p``; if every candidate is skipped the piece stops merging. The ra
 ``random.Random(seed)``, so a seed gives the same segmentation on every run; ``p = 0`` is the
 normal encode, and decoding stays lossless because tokens are still byte strings.
 
+Its regex engine is Python's ``regex`` module, whose Unicode tables can be newer than the
+engines': on code points unassigned in Python's ``unicodedata`` (see
+:func:`~tokembed.tokenizers.tiktoken_path.disputed_code_points`) it may split differently.
+
 >>> ref = ReferenceBPE.from_merges([(b"a", b"b"), (b"ab", b"c")], pattern=PATTERNS["gpt2"])
 >>> ref.encode("abc ab")   # 256 = b"ab", 257 = b"abc"; " ab" has no merge for b" a"
 [257, 32, 256]
