@@ -113,8 +113,8 @@ def test_vocab_txt_only_folder(hf_models, tmp_path):
     (copy / "tokenizer.json").unlink()
     (copy / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     src = load_embeddings(copy)
-    assert src.vocab.tokens == VOCAB and src.tokenizer is None
-    assert src.special_tokens["mask"] == "[MASK]"
+    assert src.vocab.tokens == VOCAB and src.special_tokens["mask"] == "[MASK]"
+    assert src.tokenizer.encode("The foxes") == [VOCAB.index(t) for t in ("the", "fox", "##e", "##s")]
     (copy / "vocab.txt").unlink()
     with pytest.raises(EmbeddingSourceError, match="no tokenizer.json or vocab.txt"):
         load_embeddings(copy)

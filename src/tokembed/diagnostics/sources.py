@@ -427,9 +427,9 @@ def _vocab_from_table(table: list[str], roles: Mapping[str, str], origin: Path) 
 def _hf_vocab(folder: Path, *, rows: int) -> tuple[Vocab, Any, list[str]]:
     """Vocab (and a tokembed tokenizer when one loads) for a Hugging Face folder.
 
-    The tokenizer comes from :func:`tokembed.load_tokenizer`, else from ``tokenizer.json`` through
-    :class:`~tokembed.tokenizers.hf.HFTokenizer`; a folder with only ``vocab.txt`` gets the
-    id -> token table (no encoding). Rows beyond the tokenizer's vocabulary (padding) get ``<row_i>`` names.
+    The tokenizer comes from :func:`tokembed.load_tokenizer` (``tokenizer.json`` or ``vocab.txt``); when
+    none loads, ``vocab.txt`` still names the rows (no encoding). Rows beyond the tokenizer's vocabulary
+    (padding) get ``<row_i>`` names.
     """
     notes: list[str] = []
     tokenizer = _try_load_tokenizer(folder, notes)
@@ -453,27 +453,28 @@ def _hf_vocab(folder: Path, *, rows: int) -> tuple[Vocab, Any, list[str]]:
 
 
 def _try_load_tokenizer(path: Path, notes: list[str]):
-    """A tokembed tokenizer for ``path`` (folder or tokenizer.json), or None when none can be built."""
+    """A tokembed tokenizer for ``path`` through :func:`tokembed.load_tokenizer`, or None (with a note).
+
+    ``tokenizer.json`` / ``vocab.txt`` are loaded without the post-processor's ``[CLS]``/``[SEP]``, so
+    corpus counts and round trips see only the text's own tokens; a ``vocab.txt`` follows the folder's
+    ``do_lower_case`` when ``tokenizer_config.json`` states it.
+    """
     from ..errors import TokembedError
     from ..tokenizers import load_tokenizer
 
     if path.is_dir() and (path / "tokembed.json").is_file():
         return load_tokenizer(path)  # a broken tokembed folder is an error, not a note
+    opts: dict[str, Any] = {"add_special_tokens": False}
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir() and not (path / "tokenizer.json").is_file() and (folder / "tokenizer_config.json").is_file():
+        lower = _read_json(folder / "tokenizer_config.json").get("do_lower_case")
+        if isinstance(lower, bool):
+            opts["lowercase"] = lower
     try:
-        return load_tokenizer(path)
+        return load_tokenizer(path, **opts)
     except TokembedError as e:
-        first_error = str(e).split(";")[0]
-    tj = path if path.is_file() else path / "tokenizer.json"
-    if tj.is_file():
-        from ..tokenizers.hf import HFTokenizer
-
-        try:
-            # no [CLS]/[SEP] around each text: counts and round trips see only the text's own tokens
-            return HFTokenizer.from_file(tj, add_special_tokens=False)
-        except TokembedError as e:
-            first_error = str(e).split(";")[0]
-    notes.append(f"no tokenizer for {path.name} ({first_error}): corpus counts and reachability are skipped")
-    return None
+        notes.append(f"no tokenizer for {path.name} ({str(e).split(';')[0]}): corpus counts and reachability are skipped")
+        return None
 
 
 def _vocab_file(vocab: Path, rows: int) -> tuple[Vocab, Any, list[str]]:
