@@ -74,13 +74,17 @@ def reachability(tokenizer, *, ids: Sequence[int] | None = None, prefixes: int =
             continue
         todo.append(i)
         texts.append(s)
-    enc = tokenizer.encode_batch(texts) if texts else []
-    retry = []
-    for i, e in zip(todo, enc):
-        if i in e:
-            out[i] = "ok"
-        else:
-            retry.append(i)
+    def still_missing(ids_: list[int], texts_: list[str]) -> list[int]:
+        """Mark ids found in the encoding of their text ``ok``; return the others."""
+        left = []
+        for i, e in zip(ids_, tokenizer.encode_batch(texts_) if texts_ else []):
+            if i in e:
+                out[i] = "ok"
+            else:
+                left.append(i)
+        return left
+
+    retry = still_missing(todo, texts)
     if retry and prefixes:
         pre = [
             j
@@ -88,15 +92,7 @@ def reachability(tokenizer, *, ids: Sequence[int] | None = None, prefixes: int =
             if j not in special and token_class(t, convention=conv) == "word-initial" and len(t.strip("Ġ▁ ")) == 1 and t.strip("Ġ▁ ").isalpha()
         ][:prefixes]
         for p in pre:
-            texts = [tokenizer.decode([p, i]) for i in retry]
-            enc = tokenizer.encode_batch(texts)
-            left = []
-            for i, e in zip(retry, enc):
-                if i in e:
-                    out[i] = "ok"
-                else:
-                    left.append(i)
-            retry = left
+            retry = still_missing(retry, [tokenizer.decode([p, i]) for i in retry])
             if not retry:
                 break
     for i in retry:
