@@ -55,12 +55,14 @@ def make_matrix(V: int, D: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
     mean_dir /= np.linalg.norm(mean_dir)
     X += 3.0 * mean_dir
     rank = np.arange(1, V + 1, dtype=np.float32)
-    X *= (1.5 - 0.8 * np.log(rank)[:, None] / np.log(V))  # frequent tokens (low ids) get larger norms
+    X *= 1.5 - 0.8 * np.log(rank)[:, None] / np.log(V)  # frequent tokens (low ids) get larger norms
     unused = rng.choice(np.arange(V // 2, V), 2000, replace=False)
     X[unused] = 0.3 * mean_dir + 0.01 * rng.standard_normal((unused.size, D), dtype=np.float32)
     a = rng.choice(V, 50, replace=False)
     b = (a + V // 3) % V
-    X[b] = X[a] + 0.005 * rng.standard_normal((50, D), dtype=np.float32) * np.linalg.norm(X[a], axis=1, keepdims=True) / np.sqrt(D)
+    X[b] = X[a] + 0.005 * rng.standard_normal((50, D), dtype=np.float32) * np.linalg.norm(
+        X[a], axis=1, keepdims=True
+    ) / np.sqrt(D)
     X[rng.choice(V, 3, replace=False)] = np.nan
     tokens = []
     for i in range(V):  # 55% word-initial (some capitalised), 35% continuations, 7% numbers, 3% punctuation
@@ -94,17 +96,34 @@ def bench_inspect(tmp: Path, X: np.ndarray, tokens: list[str]) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     t0 = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-c", _CHILD, "inspect", str(tmp / "E.npy"), "--vocab", str(tmp / "vocab.txt"),
-         "-o", str(tmp / "out"), "--no-progress"],
-        env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            "inspect",
+            str(tmp / "E.npy"),
+            "--vocab",
+            str(tmp / "vocab.txt"),
+            "-o",
+            str(tmp / "out"),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"inspect failed:\n{r.stderr}")
     peak_kb = int(next(ln for ln in r.stderr.splitlines() if ln.startswith("VmHWM_KB=")).split("=")[1])
     summary = json.loads((tmp / "out" / "summary.json").read_text())
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak_kb / 1024, 1), "steps_s": summary["timings_s"],
-            "matrix_mib": round(X.nbytes / 2**20, 1), "headline": summary["headline"]}
+    return {
+        "wall_s": round(wall, 2),
+        "peak_rss_mib": round(peak_kb / 1024, 1),
+        "steps_s": summary["timings_s"],
+        "matrix_mib": round(X.nbytes / 2**20, 1),
+        "headline": summary["headline"],
+    }
 
 
 def bench_neighbours(X: np.ndarray, n_queries: int, repeats: int, k: int = 10, seed: int = 1) -> dict:
@@ -140,12 +159,20 @@ def bench_neighbours(X: np.ndarray, n_queries: int, repeats: int, k: int = 10, s
     same_sets = int(sum(set(a) == set(b) for a, b in zip(ids_ours.tolist(), ids_theirs.tolist())))
     ratios = [t / o for o, t in zip(ours, theirs)]
     return {
-        "queries": n_queries, "k": k, "rows": int(Xf.shape[0]), "repeats": repeats,
-        "tokembed_s": [round(t, 3) for t in ours], "gensim_s": [round(t, 3) for t in theirs],
-        "speedup_median": round(statistics.median(ratios), 2), "speedup_min": round(min(ratios), 2), "speedup_max": round(max(ratios), 2),
-        "identical_ordered_lists": same_rows, "identical_sets": same_sets,
+        "queries": n_queries,
+        "k": k,
+        "rows": int(Xf.shape[0]),
+        "repeats": repeats,
+        "tokembed_s": [round(t, 3) for t in ours],
+        "gensim_s": [round(t, 3) for t in theirs],
+        "speedup_median": round(statistics.median(ratios), 2),
+        "speedup_min": round(min(ratios), 2),
+        "speedup_max": round(max(ratios), 2),
+        "identical_ordered_lists": same_rows,
+        "identical_sets": same_sets,
         # rank by rank cosine difference: ~1e-7 means any order difference is a float32 tie
-        "max_abs_cosine_diff": float(np.abs(sims_ours - sims_theirs).max()), "blas_threads": threads,
+        "max_abs_cosine_diff": float(np.abs(sims_ours - sims_theirs).max()),
+        "blas_threads": threads,
     }
 
 
@@ -163,20 +190,32 @@ def main() -> None:
         ins = bench_inspect(Path(d), X, tokens)
     nb = bench_neighbours(X, nq, args.repeats)
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "numpy": np.__version__, "torch": torch.__version__, "gensim": gensim.__version__,
-                    "load_avg_1min": os.getloadavg()[0]},
-        "mode": "quick" if args.quick else "full", "matrix": [V, D], "inspect": ins, "neighbours": nb,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "gensim": gensim.__version__,
+            "load_avg_1min": os.getloadavg()[0],
+        },
+        "mode": "quick" if args.quick else "full",
+        "matrix": [V, D],
+        "inspect": ins,
+        "neighbours": nb,
     }
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     name = "diagnostics" + ("_quick" if args.quick else "")
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
-        f"# diagnostics benchmark ({result['mode']}: {V:,} × {D} fp32)", "",
+        f"# diagnostics benchmark ({result['mode']}: {V:,} × {D} fp32)",
+        "",
         f"machine: {os.cpu_count()} CPUs, numpy {np.__version__}, torch {torch.__version__}, gensim {gensim.__version__}, "
-        f"1-min load average at the end {result['machine']['load_avg_1min']:.1f} (the machine is shared)", "",
-        "| measure | value |", "|---|---|",
+        f"1-min load average at the end {result['machine']['load_avg_1min']:.1f} (the machine is shared)",
+        "",
+        "| measure | value |",
+        "|---|---|",
         f"| `tokembed inspect` wall time (no t-SNE/UMAP) | {ins['wall_s']} s |",
         f"| peak RSS of the inspect process | {ins['peak_rss_mib']} MiB (matrix alone: {ins['matrix_mib']} MiB) |",
         f"| top-{nb['k']} neighbours, {nb['queries']:,} queries: tokembed `topk_cosine` | {', '.join(map(str, nb['tokembed_s']))} s |",
@@ -185,8 +224,11 @@ def main() -> None:
         f"| identical neighbour lists: ordered / as sets | {nb['identical_ordered_lists']} / {nb['identical_sets']} of {nb['queries']} "
         f"(max rank-by-rank cosine difference {nb['max_abs_cosine_diff']:.1e}: order differences are float ties) |",
         f"| BLAS threads (both sides) | {nb['blas_threads']} |",
-        "", "inspect steps (s): " + ", ".join(f"{k} {v}" for k, v in ins["steps_s"].items()), "",
-        "command: `PYTHONPATH=src python benchmarks/bench_diagnostics.py" + (" --quick" if args.quick else "") + "`", "",
+        "",
+        "inspect steps (s): " + ", ".join(f"{k} {v}" for k, v in ins["steps_s"].items()),
+        "",
+        "command: `PYTHONPATH=src python benchmarks/bench_diagnostics.py" + (" --quick" if args.quick else "") + "`",
+        "",
     ]
     (out / f"{name}.md").write_text("\n".join(md))
     print("\n".join(md))

@@ -77,7 +77,9 @@ class Spectrum:
 
     def project(self, X: np.ndarray, n: int = 2) -> np.ndarray:
         """PCA coordinates (rows, n) = (X − μ) P[:, :n]."""
-        return (np.asarray(X, dtype=np.float32) - self.mean.astype(np.float32)) @ self.components[:, :n].astype(np.float32)
+        return (np.asarray(X, dtype=np.float32) - self.mean.astype(np.float32)) @ self.components[:, :n].astype(
+            np.float32
+        )
 
 
 def spectrum(X: np.ndarray, valid: np.ndarray | None = None, *, block: int = _BLOCK) -> Spectrum:
@@ -279,15 +281,23 @@ def geometry_summary(
     t = THRESHOLDS
     warnings = []
     if bad.size:
-        warnings.append(f"{bad.size} rows hold NaN/Inf (e.g. {', '.join(repr(name(int(i))) for i in bad[:5])}); they are left out of every measure")
+        warnings.append(
+            f"{bad.size} rows hold NaN/Inf (e.g. {', '.join(repr(name(int(i))) for i in bad[:5])}); they are left out of every measure"
+        )
     if zero.sum() > t["zero_rows_share_max"] * V:
-        warnings.append(f"{int(zero.sum())} rows are all zeros (e.g. {', '.join(repr(name(int(i))) for i in np.flatnonzero(zero)[:5])})")
+        warnings.append(
+            f"{int(zero.sum())} rows are all zeros (e.g. {', '.join(repr(name(int(i))) for i in np.flatnonzero(zero)[:5])})"
+        )
     if aniso > t["anisotropy_max"]:
         warnings.append(f"anisotropy {aniso:.3f} > {t['anisotropy_max']}: rows share a common direction (narrow cone)")
     if erank < t["effective_rank_ratio_min"] * D:
-        warnings.append(f"effective rank {erank:.1f} < {t['effective_rank_ratio_min']}·D = {t['effective_rank_ratio_min'] * D:.0f}: dimensional collapse")
+        warnings.append(
+            f"effective rank {erank:.1f} < {t['effective_rank_ratio_min']}·D = {t['effective_rank_ratio_min'] * D:.0f}: dimensional collapse"
+        )
     if D > 1 and share[0] > t["top1_variance_share_max"]:
-        warnings.append(f"first principal component holds {share[0]:.1%} of the variance > {t['top1_variance_share_max']:.0%}: one dominant direction")
+        warnings.append(
+            f"first principal component holds {share[0]:.1%} of the variance > {t['top1_variance_share_max']:.0%}: one dominant direction"
+        )
     if iso < t["isoscore_min"]:
         warnings.append(f"IsoScore {iso:.3f} < {t['isoscore_min']}: variance concentrated in few dimensions")
     if clusters:
