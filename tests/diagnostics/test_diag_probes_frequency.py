@@ -103,3 +103,15 @@ def test_frequency_summary_bands_and_unseen():
     assert fs["never_seen"] == 9 and fs["never_seen_examples"][0] == "t1"  # special t0 left out
     assert fs["norm_logfreq_correlation"] > 0.5
     assert band_names(np.array([0, 9, 10, 10000])) == ["0", "1-9", "10-99", "10k+"]
+
+
+def test_umap_without_the_package_names_the_extra():
+    import importlib.util
+
+    if importlib.util.find_spec("umap") is not None:
+        pytest.skip("umap-learn is installed")
+    from tokembed.diagnostics.projection import umap_2d
+    from tokembed.errors import DependencyError
+
+    with pytest.raises(DependencyError, match=r"tokembed\[umap\]"):
+        umap_2d(np.zeros((10, 3), dtype=np.float32))
