@@ -100,6 +100,7 @@ def test_frequency_summary_bands_and_unseen():
     )
     assert [b["band"] for b in fs["bands"]] == ["0", "1-9", "10-99", "1k-9k"]
     assert [b["tokens"] for b in fs["bands"]] == [10, 20, 20, 10]
+    assert [b["same_band_chance"] for b in fs["bands"]] == [10 / 60, 20 / 60, 20 / 60, 10 / 60]
     assert fs["never_seen"] == 9 and fs["never_seen_examples"][0] == "t1"  # special t0 left out
     assert fs["norm_logfreq_correlation"] > 0.5
     assert band_names(np.array([0, 9, 10, 10000])) == ["0", "1-9", "10-99", "10k+"]

@@ -122,6 +122,7 @@ def frequency_summary(
                 "mean_norm": float(nm.mean()) if nm.size else float("nan"),
                 f"mean_top{k}_cosine": c[0] if c else float("nan"),
                 "same_band_neighbours": c[1] if c else float("nan"),
+                "same_band_chance": float(members.size / V),  # the share a random neighbour would give
                 "sampled": c[2] if c else 0,
             }
         )

@@ -300,6 +300,9 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
             marker="s",
             label="neighbours in same band",
         )
+        ax.plot(
+            [b["band"] for b in bands], [b["same_band_chance"] for b in bands], ls=":", color="#ff7f0e", label="same band by chance"
+        )
         ax.set_xlabel("frequency band (count on corpus)")
         ax.legend()
         fig("coherence_vs_frequency", f, "neighbour coherence per frequency band (sampled tokens)")
