@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tokembed.artifacts import load_tensors, read_json
 from tokembed.cli import main
@@ -152,7 +154,7 @@ def test_non_finite_embedding_row_stops_and_keeps_last_good_checkpoint(tmp_path,
             with torch.no_grad():
                 model.embedding.weight[[3, 77]] = float("nan")
 
-    with pytest.raises(NonFiniteError, match=r"embedding table .* rows \[3, 77\] .* after step 8"):
+    with pytest.raises(NonFiniteError, match=r"TokenEmbedding.weight has non-finite rows \[3, 77\] .* after step 8"):
         train(tiny(checkpoint_every=4), tokenizer=ByteTokenizer(), shards=shards, out_dir=tmp_path, progress=False,
               callbacks=[poison])
     state = read_json(tmp_path / "checkpoint/train_state.json")
@@ -261,3 +263,18 @@ def test_cuda_bf16_autocast_trains_and_checkpoints_on_cpu_loadable_weights(tmp_p
     assert all(math.isfinite(h["loss"]) for h in r.history)
     model, _, _ = load_checkpoint(tmp_path, device="cpu")
     assert next(model.parameters()).device.type == "cpu"
+
+
+@given(st.integers(0, 500), st.integers(1, 500), st.integers(0, 50), st.floats(0.0, 1.0))
+def test_lr_multiplier_stays_between_min_and_peak(step, total, warmup, min_ratio):
+    from tokembed.train import lr_multiplier
+
+    step = step % total  # steps 0 .. total-1
+    m = lr_multiplier(step, total_steps=total, warmup_steps=warmup, min_lr_ratio=min_ratio)
+    assert 0.0 <= m <= 1.0 + 1e-12
+    if step < warmup:
+        assert m == (step + 1) / warmup
+    else:
+        assert m >= min_ratio - 1e-12
+    if total > warmup and step == total - 1:
+        assert m == pytest.approx(min_ratio if total - 1 > warmup else 1.0)

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "embed": "embed",
     "study": "study",
+    "inspect": "inspect",
+    "neighbors": "neighbors",
 }
 
 EXIT_USER_ERROR = 2

@@ -14,6 +14,14 @@ from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
 from .regularization import EmbeddingDropout, TokenDropout
 from .mixture import MixtureEmbedding
+from .positional import (
+    ALiBiPositions,
+    LearnedPositions,
+    NoPositions,
+    RotaryPositions,
+    SinusoidalPositions,
+    build_positional,
+)
 from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors, write_vectors
 
 __all__ = [
@@ -37,3 +45,4 @@ __all__ = [
     "write_vectors",
 ]
 __all__ += ["AdaptiveInput", "frequency_permutation"]
+__all__ += ["SinusoidalPositions", "LearnedPositions", "RotaryPositions", "ALiBiPositions", "NoPositions", "build_positional"]
