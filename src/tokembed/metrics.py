@@ -28,6 +28,7 @@ __all__ = [
     "reliability_bins",
     "nn_overlap",
     "effective_rank",
+    "effective_rank_from_singular_values",
     "anisotropy",
     "ECE_BINS",
 ]
@@ -120,6 +121,16 @@ def effective_rank(matrix) -> float:
     4.0
     """
     s = np.linalg.svd(_as_np(matrix).astype(np.float64), compute_uv=False)
+    return effective_rank_from_singular_values(s)
+
+
+def effective_rank_from_singular_values(s) -> float:
+    """:func:`effective_rank` from the singular values alone (e.g. ``sqrt`` of the Gram eigenvalues of a tall matrix).
+
+    >>> round(effective_rank_from_singular_values([2.0, 2.0, 0.0]), 6)
+    2.0
+    """
+    s = np.asarray(s, dtype=np.float64)
     s = s[s > 0]
     if s.size == 0:
         return 0.0

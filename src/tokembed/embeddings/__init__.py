@@ -7,14 +7,32 @@ diagnostics can read it.
 """
 
 from .adaptive import AdaptiveInput, frequency_permutation
+from .compositional import CompositionalEmbedding, FrequencyGatedEmbedding
 from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, unfreeze
 from .factorized import FactorizedEmbedding
+from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
-from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
+from .regularization import EmbeddingDropout, TokenDropout
+from .mixture import MixtureEmbedding
+from .positional import (
+    ALiBiPositions,
+    LearnedPositions,
+    NoPositions,
+    RotaryPositions,
+    SinusoidalPositions,
+    build_positional,
+)
+from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors, write_vectors
 
 __all__ = [
     "TokenEmbedding",
     "FactorizedEmbedding",
+    "HashEmbedding",
+    "CompositionalEmbedding",
+    "FrequencyGatedEmbedding",
+    "MixtureEmbedding",
+    "EmbeddingDropout",
+    "TokenDropout",
     "FrozenRows",
     "embedding_param_groups",
     "freeze",
@@ -24,5 +42,7 @@ __all__ = [
     "Vectors",
     "init_from_pretrained",
     "read_vectors",
+    "write_vectors",
 ]
 __all__ += ["AdaptiveInput", "frequency_permutation"]
+__all__ += ["SinusoidalPositions", "LearnedPositions", "RotaryPositions", "ALiBiPositions", "NoPositions", "build_positional"]

@@ -1,0 +1,62 @@
+"""``tokembed eval``: bits per byte, perplexity, ECE, band loss, speed and size of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import print_json
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint: bits per byte, perplexity, ECE, loss per frequency band")
+    p.add_argument("checkpoint", help="run folder or checkpoint folder written by 'tokembed train'")
+    p.add_argument("--corpus", nargs="+", default=None, metavar="CORPUS",
+                   help="text to evaluate on (default: the run's held-out validation documents)")
+    p.add_argument("--seq-len", type=int, default=None, help="window length (default: the training seq_len)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-tokens", type=int, default=None, help="evaluate the first whole documents within this many tokens")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write the reliability diagram here")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--errors", choices=["strict", "replace"], default="strict")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve_checkpoint
+    from ..corpus import Corpus
+    from ..data import load_shards
+    from ..errors import ConfigError
+    from ..evaluate import evaluate, plot_reliability
+
+    ckpt = resolve_checkpoint(args.checkpoint)
+    model, tokenizer, config = load_checkpoint(ckpt, device=args.device)
+    if args.corpus:
+        data = Corpus.from_args(args.corpus, errors=args.errors)
+    else:
+        data_dir = (ckpt.parent if ckpt.name == CHECKPOINT_DIR else ckpt) / "data"
+        if not (data_dir / "val.json").is_file():
+            raise ConfigError(f"{ckpt}: no validation shard next to it ({data_dir}); pass --corpus FILE to evaluate on")
+        data = load_shards(data_dir, tokenizer=tokenizer)["val"]
+    r = evaluate(model, tokenizer, data, seq_len=args.seq_len or config.seq_len, batch_size=args.batch_size,
+                 max_tokens=args.max_tokens, device=args.device)
+    if args.plot:
+        plot_reliability(r, Path(args.plot))
+    if args.json:
+        print_json(r.to_dict())
+        return 0
+    print(f"tokens          {r.n_tokens:,} predicted, {r.n_bytes:,} bytes")
+    print(f"loss            {r.loss:.4f} nats/token (perplexity {r.perplexity:.2f})")
+    print(f"bits per byte   {r.bits_per_byte:.4f}")
+    print(f"ECE (top-1)     {r.ece:.4f} (accuracy {r.accuracy:.3f})")
+    print(f"tokens/s        {r.tokens_per_s:,.0f}")
+    p = r.params
+    print(f"parameters      embedding {p['embedding']:,}, head {p['head']:,}, rest {p['rest']:,}, total {p['total']:,}")
+    print(f"embedding bytes {r.embedding_bytes:,}")
+    for b in r.band_loss:
+        loss = "-" if b["loss"] is None else f"{b['loss']:.3f}"
+        print(f"  band count {b['name']:>10}: {b['n_types']:6} types, {b['n_tokens']:8} tokens, loss {loss}")
+    return 0

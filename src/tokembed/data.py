@@ -1,0 +1,331 @@
+"""Token shards: a corpus tokenized once into memory-mapped arrays for LM training and evaluation.
+
+Unlike :mod:`tokembed.corpus` (which streams text), a shard holds token ids: one flat
+``uint16`` array (``uint32`` when V > 65536) per split, memory-mapped so training reads
+windows without loading the whole corpus. Documents (blank-line separated blocks of the
+corpus) are the unit of the train/validation split, which is deterministic: document ``i``
+goes to validation iff ``sha256("seed:i") / 2^64 < val_fraction`` — it depends on neither
+the order of processing nor the number of workers.
+
+Layout of one split (``train``/``val``) in the shard folder::
+
+    {split}.bin        tokens: eos, doc_1 ids, eos, doc_2 ids, eos, ...  (every document token has a left context)
+    {split}.docs.bin   int64 (n_docs, 2): token end offset (exclusive) and cumulative UTF-8 bytes per document
+    {split}.json       dtype, n_tokens, n_bytes, n_docs, tokenizer fingerprint, vocab size, eos id, split rule
+    tokenizer/         the tokenizer the shards were made with (workers load it from here)
+
+``n_bytes`` is the UTF-8 byte count of the documents' text (inner newlines included, the
+blank separator lines and eos tokens excluded): the denominator of bits per byte.
+
+>>> [is_validation(i, seed=0, val_fraction=0.5) for i in range(5)]
+[False, False, False, True, True]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifacts import TOKEMBED_VERSION, atomic_dir, read_json, write_json
+from .errors import ArtifactError, ConfigError, EmptyCorpusError, FingerprintMismatchError
+
+__all__ = [
+    "Shard",
+    "build_shards",
+    "load_shards",
+    "encode_documents",
+    "is_validation",
+    "token_dtype",
+    "SPLITS",
+]
+
+SPLITS = ("train", "val")
+SHARD_FORMAT = 1
+#: A block of documents sent to one worker: large enough that process overhead is negligible.
+BLOCK_BYTES = 1 << 20
+BLOCK_DOCS = 4096
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """``uint16`` when every id fits (V ≤ 65536), else ``uint32``."""
+    return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32)
+
+
+def is_validation(doc_index: int, *, seed: int, val_fraction: float) -> bool:
+    """Document-level split: ``u = sha256(f"{seed}:{i}")[:8] / 2^64``; validation iff ``u < val_fraction``."""
+    h = hashlib.sha256(f"{seed}:{doc_index}".encode("ascii")).digest()
+    return int.from_bytes(h[:8], "big") / 2.0**64 < val_fraction
+
+
+@dataclass
+class Shard:
+    """One split: ``tokens`` (memmap), the UTF-8 bytes and documents it holds, and its tokenizer fingerprint."""
+
+    tokens: np.ndarray  # (N,) uint16/uint32, memory-mapped
+    n_bytes: int  # UTF-8 bytes of the documents' text
+    n_docs: int
+    fingerprint: str  # tokenizer vocab fingerprint
+    doc_index: np.ndarray | None = None  # (n_docs, 2) int64: token end offset, cumulative bytes
+    vocab_size: int = 0
+    eos_id: int = -1
+    path: Path | None = None
+    split: str = ""
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def bytes_per_token(self) -> float:
+        """UTF-8 bytes per predicted token (eos separators included in the token count)."""
+        n_pred = len(self) - 1
+        return self.n_bytes / n_pred if n_pred > 0 else float("nan")
+
+    def prefix(self, max_tokens: int | None) -> tuple[int, int]:
+        """(tokens, bytes) of the longest prefix of whole documents with at most ``max_tokens`` tokens
+        (at least one document). The prefix starts with the leading eos and ends with a document's eos."""
+        if max_tokens is None or max_tokens >= len(self) or self.doc_index is None or self.n_docs == 0:
+            return len(self), self.n_bytes
+        ends = self.doc_index[:, 0]
+        k = int(np.searchsorted(ends, max_tokens, side="right"))  # documents whose end ≤ max_tokens
+        k = max(k, 1)
+        return int(ends[k - 1]), int(self.doc_index[k - 1, 1])
+
+
+def _eos_id(tokenizer) -> int:
+    eos = tokenizer.vocab.special_id("eos")
+    if eos is None:
+        raise ConfigError(
+            f"tokenizer {tokenizer!r} has no 'eos' special token to separate documents; "
+            "train it with the default special tokens (pad, bos, eos)"
+        )
+    return eos
+
+
+def encode_documents(tokenizer, documents: Sequence[str], *, eos_id: int | None = None, leading_eos: bool = True):
+    """Tokenize documents into one stream ``[eos] d1 [eos] d2 [eos] ...``.
+
+    Returns ``(tokens int64 (N,), doc_index int64 (n_docs, 2), n_bytes)``; doc_index holds each
+    document's token end offset (after its eos) and the cumulative UTF-8 bytes.
+
+    >>> from tokembed.tokenizers import ByteTokenizer
+    >>> toks, idx, n = encode_documents(ByteTokenizer(), ["hi\\n", "é"])
+    >>> toks.tolist(), idx.tolist(), n
+    ([258, 104, 105, 10, 258, 195, 169, 258], [[5, 3], [8, 5]], 5)
+    """
+    eos = _eos_id(tokenizer) if eos_id is None else eos_id
+    encoded = tokenizer.encode_batch(list(documents))
+    parts = [np.array([eos], dtype=np.int64)] if leading_eos else []
+    index = np.zeros((len(encoded), 2), dtype=np.int64)
+    pos = 1 if leading_eos else 0
+    nbytes = 0
+    for j, (doc, ids) in enumerate(zip(documents, encoded)):
+        parts.append(np.asarray(ids + [eos], dtype=np.int64))
+        pos += len(ids) + 1
+        nbytes += len(doc.encode("utf-8", errors="surrogatepass"))
+        index[j] = (pos, nbytes)
+    tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return tokens, index, nbytes
+
+
+# -- workers (spawned processes; they load the tokenizer from its saved folder) --------------
+_WORKER_TOKENIZER = None
+
+
+def _worker_init(tokenizer_dir: str) -> None:
+    global _WORKER_TOKENIZER
+    from .tokenizers import load_tokenizer
+
+    _WORKER_TOKENIZER = load_tokenizer(tokenizer_dir)
+
+
+def _encode_block(tokenizer, start: int, docs: list[str], seed: int, val_fraction: float, dtype: str) -> dict:
+    """Encode one block of documents (global indices start, start+1, ...) into per-split arrays."""
+    eos = _eos_id(tokenizer)
+    encoded = tokenizer.encode_batch(docs)
+    out: dict[str, Any] = {}
+    for split in SPLITS:
+        out[split] = {"tokens": [], "lens": [], "bytes": []}
+    for j, (doc, ids) in enumerate(zip(docs, encoded)):
+        split = "val" if is_validation(start + j, seed=seed, val_fraction=val_fraction) else "train"
+        o = out[split]
+        o["tokens"].append(np.asarray(ids + [eos], dtype=dtype))
+        o["lens"].append(len(ids) + 1)
+        o["bytes"].append(len(doc.encode("utf-8", errors="surrogatepass")))
+    for split in SPLITS:
+        o = out[split]
+        o["tokens"] = np.concatenate(o["tokens"]) if o["tokens"] else np.zeros(0, dtype=dtype)
+        o["lens"] = np.asarray(o["lens"], dtype=np.int64)
+        o["bytes"] = np.asarray(o["bytes"], dtype=np.int64)
+    return out
+
+
+def _encode_block_in_worker(start: int, docs: list[str], seed: int, val_fraction: float, dtype: str) -> dict:
+    return _encode_block(_WORKER_TOKENIZER, start, docs, seed, val_fraction, dtype)
+
+
+def _blocks(documents: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    start, buf, size, i = 0, [], 0, 0
+    for i, doc in enumerate(documents):
+        buf.append(doc)
+        size += len(doc)
+        if size >= BLOCK_BYTES or len(buf) >= BLOCK_DOCS:
+            yield start, buf
+            start, buf, size = i + 1, [], 0
+    if buf:
+        yield start, buf
+
+
+class _SplitWriter:
+    def __init__(self, folder: Path, split: str, dtype: np.dtype, eos: int):
+        self.split = split
+        self.f = open(folder / f"{split}.bin", "wb")
+        self.fi = open(folder / f"{split}.docs.bin", "wb")
+        self.f.write(np.asarray([eos], dtype=dtype).tobytes())  # leading eos: the first document has a context
+        self.n_tokens, self.n_bytes, self.n_docs = 1, 0, 0
+
+    def write(self, part: dict) -> None:
+        self.f.write(part["tokens"].tobytes())
+        ends = self.n_tokens + np.cumsum(part["lens"])
+        cum = self.n_bytes + np.cumsum(part["bytes"])
+        self.fi.write(np.stack([ends, cum], axis=1).astype(np.int64).tobytes() if len(ends) else b"")
+        self.n_tokens += int(part["lens"].sum())
+        self.n_bytes += int(part["bytes"].sum())
+        self.n_docs += len(part["lens"])
+
+    def close(self) -> None:
+        self.f.close()
+        self.fi.close()
+
+
+def build_shards(
+    tokenizer,
+    corpus,
+    out_dir: str | os.PathLike,
+    *,
+    val_fraction: float = 0.05,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = False,
+) -> dict[str, Shard]:
+    """Tokenize ``corpus`` (a :class:`~tokembed.corpus.Corpus` or a list of documents) into ``out_dir``.
+
+    Blocks of documents are encoded in ``workers`` spawned processes (default: CPU count; a corpus
+    that fits one block is encoded in this process). Each worker loads the tokenizer from the
+    saved ``out_dir/tokenizer`` folder. The folder is written atomically.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction={val_fraction} must be in [0, 1)")
+    out_dir = Path(out_dir)
+    eos = _eos_id(tokenizer)
+    dtype = token_dtype(tokenizer.vocab_size)
+    documents = corpus.documents() if hasattr(corpus, "documents") else iter(corpus)
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="tokenize", unit="doc")
+    with atomic_dir(out_dir) as tmp:
+        tokenizer.save(tmp / "tokenizer")
+        writers = {s: _SplitWriter(tmp, s, dtype, eos) for s in SPLITS}
+        blocks = _blocks(documents)
+        first = next(blocks, None)
+        if first is None:
+            raise EmptyCorpusError("the corpus holds no documents; pass files with text")
+        second = next(blocks, None)
+
+        def emit(part: dict) -> None:
+            for s in SPLITS:
+                writers[s].write(part[s])
+            if bar is not None:
+                bar.update(sum(len(part[s]["lens"]) for s in SPLITS))
+
+        if second is None or n_workers <= 1:
+            for start, docs in (b for b in (first, second) if b is not None):
+                emit(_encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str))
+            for start, docs in blocks:
+                emit(_encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str))
+        else:
+            import itertools
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")  # no fork of a process that may hold torch/tokenizers threads
+            with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(str(tmp / "tokenizer"),)) as ex:
+                pending = []
+                for start, docs in itertools.chain([first, second], blocks):
+                    pending.append(ex.submit(_encode_block_in_worker, start, docs, seed, val_fraction, dtype.str))
+                    if len(pending) >= 2 * n_workers:  # back-pressure: keep memory bounded, results in order
+                        emit(pending.pop(0).result())
+                for fut in pending:
+                    emit(fut.result())
+        for s, w in writers.items():
+            w.close()
+            write_json(
+                tmp / f"{s}.json",
+                {
+                    "format": SHARD_FORMAT,
+                    "split": s,
+                    "dtype": dtype.name,
+                    "n_tokens": w.n_tokens,
+                    "n_bytes": w.n_bytes,
+                    "n_docs": w.n_docs,
+                    "fingerprint": tokenizer.fingerprint,
+                    "tokenizer_kind": tokenizer.kind,
+                    "vocab_size": tokenizer.vocab_size,
+                    "eos_id": eos,
+                    "split_rule": {"hash": "sha256(seed:doc_index)[:8]/2^64 < val_fraction", "seed": seed, "val_fraction": val_fraction},
+                    "tokembed_version": TOKEMBED_VERSION,
+                },
+            )
+    if bar is not None:
+        bar.close()
+    return load_shards(out_dir, tokenizer=tokenizer)
+
+
+def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shard]:
+    """Open the shards in ``out_dir`` (memory-mapped); a tokenizer with another fingerprint raises
+    :class:`FingerprintMismatchError`."""
+    out_dir = Path(out_dir)
+    shards = {}
+    for s in SPLITS:
+        meta_path = out_dir / f"{s}.json"
+        if not meta_path.is_file():
+            raise ArtifactError(f"{meta_path}: not found; {out_dir} is not a shard folder — build it with build_shards")
+        meta = read_json(meta_path)
+        if tokenizer is not None and meta["fingerprint"] != tokenizer.fingerprint:
+            raise FingerprintMismatchError(
+                f"{out_dir}: shards were tokenized with a {meta.get('tokenizer_kind')} tokenizer "
+                f"(V={meta.get('vocab_size')}, fingerprint {meta['fingerprint'][:12]}), but the tokenizer passed is "
+                f"{tokenizer.kind} (V={tokenizer.vocab_size}, fingerprint {tokenizer.fingerprint[:12]}); "
+                f"rebuild the shards with this tokenizer or pass the one in {out_dir / 'tokenizer'}"
+            )
+        dtype = np.dtype(meta["dtype"])
+        n = int(meta["n_tokens"])
+        bin_path = out_dir / f"{s}.bin"
+        expected = n * dtype.itemsize
+        if not bin_path.is_file() or bin_path.stat().st_size != expected:
+            size = bin_path.stat().st_size if bin_path.is_file() else "missing"
+            raise ArtifactError(f"{bin_path}: size {size} bytes, expected {expected} ({n} tokens × {dtype}); rebuild the shards")
+        tokens = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n,))
+        n_docs = int(meta["n_docs"])
+        idx_path = out_dir / f"{s}.docs.bin"
+        doc_index = np.fromfile(idx_path, dtype=np.int64).reshape(n_docs, 2) if n_docs else np.zeros((0, 2), np.int64)
+        shards[s] = Shard(
+            tokens=tokens,
+            n_bytes=int(meta["n_bytes"]),
+            n_docs=n_docs,
+            fingerprint=meta["fingerprint"],
+            doc_index=doc_index,
+            vocab_size=int(meta["vocab_size"]),
+            eos_id=int(meta["eos_id"]),
+            path=bin_path,
+            split=s,
+        )
+    return shards

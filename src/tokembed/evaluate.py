@@ -1,0 +1,209 @@
+"""Evaluate a language model: loss, perplexity, bits per byte, calibration, frequency bands, speed, size.
+
+Unlike :mod:`tokembed.train` this never updates weights; it reads a shard (or tokenizes a
+corpus the same way :mod:`tokembed.data` does) and scores every next-token prediction.
+
+What is counted (so bits per byte compares tokenizers fairly):
+
+- the text is a list of whole documents, tokenized as ``[eos] d_1 [eos] d_2 [eos] ...``;
+- **predicted tokens**: every token after the leading eos — each document token and the eos
+  closing each document (the leading eos is context only); ``N`` of them;
+- **bytes**: the UTF-8 bytes of those documents' text (inner newlines included, the eos
+  separators count 0 bytes) — ``n_bytes``;
+- ``loss = Σ nats / N``; ``perplexity = exp(loss)``; ``bits_per_byte = Σ nats / ln 2 / n_bytes``
+  (:func:`tokembed.metrics.bits_per_byte`);
+- ``max_tokens`` keeps the longest prefix of *whole documents* within that many tokens, so
+  the byte count stays exact;
+- the text is scored in consecutive windows of ``seq_len`` predicted tokens; each token sees
+  the tokens before it inside its window (no context carried across windows).
+
+ECE is the expected calibration error of the top-1 prediction (15 bins,
+:func:`tokembed.metrics.expected_calibration_error`); the band loss is the mean loss of the
+target tokens per training-frequency band (decades of counts, :func:`tokembed.train.frequency_bands`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import Shard, encode_documents
+from .errors import EmptyCorpusError, FingerprintMismatchError
+from .metrics import bits_per_byte, expected_calibration_error, perplexity, reliability_bins
+
+__all__ = ["EvalResult", "evaluate", "plot_reliability", "as_shard"]
+
+
+@dataclass
+class EvalResult:
+    loss: float  # mean nats per predicted token
+    perplexity: float  # exp(loss); never compare across tokenizers
+    bits_per_byte: float  # Σ nats / ln 2 / UTF-8 bytes — compares across tokenizers
+    ece: float  # expected calibration error of top-1 predictions
+    reliability: dict  # {"count": [15], "confidence": [15], "accuracy": [15]} (None for empty bins)
+    tokens_per_s: float  # predicted tokens scored per second
+    params: dict  # {"embedding", "head", "rest", "total"}
+    embedding_bytes: int  # bytes of the embedding + head tables (shared storage once)
+    band_loss: list[dict]  # per training-frequency band: name, lo, hi, n_types, n_tokens, loss
+    n_tokens: int  # predicted tokens N
+    n_bytes: int  # UTF-8 bytes of the evaluated documents
+    accuracy: float = float("nan")  # top-1 accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def as_shard(tokenizer, data) -> Shard:
+    """A :class:`Shard` from a shard, a :class:`~tokembed.corpus.Corpus` or a list of document strings."""
+    if isinstance(data, Shard):
+        if data.fingerprint != tokenizer.fingerprint:
+            raise FingerprintMismatchError(
+                f"shard {data.path} was tokenized with fingerprint {data.fingerprint[:12]}, the model's tokenizer has "
+                f"{tokenizer.fingerprint[:12]}; evaluate on a corpus or on shards built with the model's tokenizer"
+            )
+        return data
+    docs = list(data.documents()) if hasattr(data, "documents") else list(data)
+    if not docs:
+        raise EmptyCorpusError("nothing to evaluate: the corpus holds no documents")
+    tokens, index, n_bytes = encode_documents(tokenizer, docs)
+    return Shard(tokens=tokens, n_bytes=n_bytes, n_docs=len(docs), fingerprint=tokenizer.fingerprint, doc_index=index,
+                 vocab_size=tokenizer.vocab_size)
+
+
+@torch.no_grad()
+def evaluate(
+    model,
+    tokenizer,
+    shard_or_corpus,
+    *,
+    seq_len: int = 128,
+    batch_size: int = 16,
+    max_tokens: int | None = None,
+    device: str | torch.device = "cpu",
+    token_counts=None,
+) -> EvalResult:
+    """Score ``shard_or_corpus`` (a Shard, Corpus or list of documents) with ``model``.
+
+    ``token_counts`` (V,) define the frequency bands; default: the model's training counts, or
+    the counts of the evaluated tokens when the model has none.
+    """
+    from .train import frequency_bands
+
+    shard = as_shard(tokenizer, shard_or_corpus)
+    n_tok, n_bytes = shard.prefix(max_tokens)
+    if n_tok < 2:
+        raise EmptyCorpusError(
+            f"nothing to evaluate: the {shard.split or 'given'} data holds {n_tok} tokens ({shard.n_docs} documents); "
+            "pass a corpus with more documents (blank-line separated) or raise val_fraction"
+        )
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    if next(model.parameters()).device != device:
+        model.to(device)
+    tokens = torch.from_numpy(np.asarray(shard.tokens[:n_tok], dtype=np.int64))  # (n_tok,)
+    V = model.vocab_size
+    counts = token_counts
+    if counts is None:
+        mc = getattr(model, "token_counts", None)
+        counts = mc.cpu().numpy() if mc is not None and int(mc.sum()) > 0 else np.bincount(tokens.numpy(), minlength=V)
+    band_of_np, bands = frequency_bands(np.asarray(counts))
+    band_of = torch.from_numpy(band_of_np)
+
+    T = seq_len
+    n_pred = n_tok - 1
+    n_full = n_pred // T
+    total_nats = 0.0
+    band_nats = torch.zeros(len(bands), dtype=torch.float64)
+    band_n = torch.zeros(len(bands), dtype=torch.float64)
+    confs, corrects = [], []
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def score(x: torch.Tensor, y: torch.Tensor) -> None:
+        nonlocal total_nats
+        with autocast:
+            h = model.hidden(x.to(device)).last_hidden  # (b, t, D)
+            logp = model.head.log_prob(h).float()  # (b, t, V): log softmax(z)
+        y_d = y.to(device)
+        nats = -logp.gather(-1, y_d.unsqueeze(-1)).squeeze(-1).double().cpu()  # (b, t)
+        conf, pred = logp.max(dim=-1)  # top-1 log-confidence and id
+        total_nats += float(nats.sum())
+        b = band_of[y.reshape(-1)]
+        band_nats.index_add_(0, b, nats.reshape(-1))
+        band_n.index_add_(0, b, torch.ones_like(nats.reshape(-1)))
+        confs.append(conf.exp().reshape(-1).cpu().numpy())
+        corrects.append((pred == y_d).reshape(-1).cpu().numpy())
+
+    t0 = time.perf_counter()
+    for b0 in range(0, n_full, batch_size):
+        starts = torch.arange(b0, min(b0 + batch_size, n_full)) * T
+        idx = starts[:, None] + torch.arange(T + 1)  # (b, T+1)
+        w = tokens[idx]
+        score(w[:, :-1], w[:, 1:])
+    if n_pred % T:
+        w = tokens[n_full * T :][None]  # (1, t+1) the last, shorter window
+        score(w[:, :-1], w[:, 1:])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    if was_training:
+        model.train()
+
+    conf = np.concatenate(confs)
+    correct = np.concatenate(corrects).astype(np.float64)
+    count, mconf, acc = reliability_bins(conf, correct)
+    loss = total_nats / n_pred
+    band_loss = [
+        {**bands[i], "n_tokens": int(band_n[i]), "loss": float(band_nats[i] / band_n[i]) if band_n[i] > 0 else None}
+        for i in range(len(bands))
+    ]
+    return EvalResult(
+        loss=loss,
+        perplexity=perplexity(total_nats=total_nats, n_tokens=n_pred),
+        bits_per_byte=bits_per_byte(total_nats=total_nats, n_bytes=n_bytes),
+        ece=expected_calibration_error(conf, correct),
+        reliability={
+            "count": [int(c) for c in count],
+            "confidence": [None if math.isnan(v) else float(v) for v in mconf],
+            "accuracy": [None if math.isnan(v) else float(v) for v in acc],
+        },
+        tokens_per_s=n_pred / seconds if seconds > 0 else float("nan"),
+        params=model.num_parameters(),
+        embedding_bytes=model.embedding_bytes(),
+        band_loss=band_loss,
+        n_tokens=n_pred,
+        n_bytes=n_bytes,
+        accuracy=float(correct.mean()),
+    )
+
+
+def plot_reliability(result: EvalResult, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Reliability diagram: accuracy vs confidence per bin (bars), the diagonal, and the ECE (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rel = result.reliability
+    n = len(rel["count"])
+    centers = (np.arange(n) + 0.5) / n
+    acc = [a if a is not None else 0.0 for a in rel["accuracy"]]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    ax.bar(centers, acc, width=1.0 / n, edgecolor="black", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 probability)", ylabel="accuracy",
+           title=title or f"reliability, ECE = {result.ece:.3f}")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path

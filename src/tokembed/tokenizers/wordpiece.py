@@ -1,0 +1,189 @@
+"""``wordpiece``: BERT-style WordPiece, trained and run by HF ``tokenizers``.
+
+Unlike the byte-level kinds, WordPiece works on normalized *words*: the BERT normalizer
+(control characters removed, CJK characters spaced, optional lowercasing and accent
+stripping), the BERT pre-tokenizer (split on whitespace and punctuation), then greedy
+longest-match-first pieces, continuations spelled ``##piece``. A word it cannot spell becomes
+``[UNK]``.
+
+It is **lossy**: ``decode(encode(x)) == x`` fails for text with
+
+- upper case or accents when ``lowercase``/``strip_accents`` are on (the default, as
+  ``bert-base-uncased``);
+- whitespace other than single spaces between words (runs, tabs, newlines; leading/trailing),
+  and control characters (removed);
+- punctuation not followed by a space in the way the decoder re-attaches it
+  (``"a.b"`` -> ``"a. b"``), and spaces before punctuation other than ``. , ! ?``;
+- characters not seen in training (the whole word becomes ``[UNK]``).
+
+Special tokens (default): ``<pad>``, ``<s>``, ``</s>`` from
+:data:`~tokembed.tokenizers.base.DEFAULT_SPECIAL_TOKENS` (so LM training sees the same roles
+as every other kind) plus ``unk`` = ``[UNK]``. For a BERT layout pass
+``special_tokens={"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}``.
+``encode`` adds none of them (no post-processor); add them with ``allowed_special``.
+
+>>> from tokembed.corpus import Corpus
+>>> tok = WordPieceTokenizer.train(Corpus([]), 2000, progress=False)
+>>> tok.tokens("Tokenization is UNBELIEVABLE")[:3]
+['token', '##ization', 'is']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..corpus import DEFAULT_ALPHA
+from ..errors import VocabSizeError
+from .base import DEFAULT_SPECIAL_TOKENS, register
+from .hf import ENGINE_FILE, HFTokenizer, _interactive, engine_from_file, train_engine
+
+__all__ = ["WordPieceTokenizer", "DEFAULT_WORDPIECE_SPECIALS", "DEFAULT_VOCAB_SIZE"]
+
+#: Default special tokens: the common ones plus BERT's unknown token.
+DEFAULT_WORDPIECE_SPECIALS: dict[str, str] = {**DEFAULT_SPECIAL_TOKENS, "unk": "[UNK]"}
+
+#: Default vocabulary size (BERT uses 30522 on 3.3 B words; 4096 suits corpora of a few MB).
+DEFAULT_VOCAB_SIZE = 4096
+
+
+@register("wordpiece")
+class WordPieceTokenizer(HFTokenizer):
+    """BERT-style WordPiece (``##`` continuations, ``[UNK]``); lossy, see the module docstring."""
+
+    lossless = False
+
+    def __init__(self, engine, *, special_tokens: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None):
+        super().__init__(engine, special_tokens=special_tokens, add_special_tokens=False, options=options, tiktoken=False)
+
+    @classmethod
+    def train(
+        cls,
+        corpus: Any = None,
+        vocab_size: int | None = None,
+        *,
+        special_tokens: Mapping[str, str] | None = None,
+        lowercase: bool = True,
+        strip_accents: bool | None = None,
+        min_frequency: int = 2,
+        limit_alphabet: int | None = None,
+        alpha: float = DEFAULT_ALPHA,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> "WordPieceTokenizer":
+        """Learn a WordPiece vocabulary on ``corpus.training_texts(alpha=alpha, seed=seed)``.
+
+        Args:
+            vocab_size: total size (specials + alphabet + ``##`` alphabet + pieces).
+            special_tokens: role -> string; must include ``unk`` (default :data:`DEFAULT_WORDPIECE_SPECIALS`).
+            lowercase: lowercase before splitting (BERT uncased).
+            strip_accents: remove combining accents; None = same as ``lowercase`` (BERT's rule).
+            limit_alphabet: keep only the most frequent characters (others become [UNK]).
+        """
+        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+        specials = dict(DEFAULT_WORDPIECE_SPECIALS if special_tokens is None else special_tokens)
+        if "unk" not in specials:
+            specials["unk"] = "[UNK]"
+        vocab_size = DEFAULT_VOCAB_SIZE if vocab_size is None else int(vocab_size)
+        n_special = len(set(specials.values()))
+        if vocab_size <= n_special:
+            raise VocabSizeError(f"vocab size {vocab_size} cannot hold the {n_special} special tokens and an alphabet; pass a larger --vocab-size")
+        engine = Tokenizer(models.WordPiece(unk_token=specials["unk"], continuing_subword_prefix="##"))
+        engine.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents, lowercase=lowercase
+        )
+        engine.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        engine.decoder = decoders.WordPiece(prefix="##")
+        # HF's WordPiece trainer numbers the "##c" forms in hash-map order, which breaks ties between
+        # equally frequent pairs differently on every run. Fixing their ids up front (sorted, right
+        # after the specials) makes training deterministic; they are plain vocab entries afterwards.
+        continuation = _continuation_alphabet(engine, corpus, alpha=alpha, seed=seed)
+        fixed = list(dict.fromkeys([*specials.values(), *continuation]))
+        limit = {} if limit_alphabet is None else {"limit_alphabet": int(limit_alphabet)}
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=fixed,
+            continuing_subword_prefix="##",
+            show_progress=progress and _interactive(),
+            **limit,
+        )
+        train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
+        engine = _drop_added(engine, keep=set(specials.values()))
+        got = engine.get_vocab_size(with_added_tokens=True)
+        if got > vocab_size:  # the trainer keeps the whole alphabet even past vocab_size
+            raise VocabSizeError(
+                f"vocab size {vocab_size} cannot hold the {got - n_special} alphabet tokens (characters and their ## forms) "
+                f"of this corpus and {n_special} special tokens; pass --vocab-size >= {got}, or limit_alphabet"
+            )
+        options = {
+            "lowercase": lowercase,
+            "strip_accents": strip_accents,
+            "min_frequency": min_frequency,
+            "limit_alphabet": limit_alphabet,
+            "alpha": alpha,
+            "seed": seed,
+        }
+        return cls(engine, special_tokens=specials, options=options)
+
+    @classmethod
+    def _load(cls, folder, meta):
+        return cls(engine_from_file(folder / ENGINE_FILE), special_tokens=meta.get("special_tokens"), options=meta.get("options"))
+
+
+#: BERT's pre-tokenizer splits at White_Space and keeps each punctuation character (ASCII
+#: punctuation or Unicode P*) as a word of its own (HF ``BertPreTokenizer``).
+_BERT_SEPARATORS = r"[\p{White_Space}\p{P}!-/:-@\[-`{-~]"
+
+
+def _continuation_alphabet(engine, corpus: Any, *, alpha: float, seed: int, chunk_lines: int = 4096) -> list[str]:
+    """Sorted ``##c`` for every character ``c`` that can occur inside a word after normalization.
+
+    One cheap pass: the distinct space-separated pieces of the corpus give the raw characters
+    seen at a piece's start and inside it; the BERT normalizer acts character by character, so
+    normalizing each distinct character is enough. A character whose normalized form holds a
+    space (CJK characters are padded) is a word of its own and never a continuation. The result
+    can hold a few extra characters (one glued after punctuation inside a piece), never fewer,
+    so every ``##c`` the trainer needs has a fixed id.
+    """
+    import regex
+
+    from ..corpus import Corpus
+
+    if not isinstance(corpus, Corpus):
+        corpus = Corpus.from_args(corpus)
+    words: set[str] = set()  # distinct space-separated pieces (str.split(" ") is exact and fast)
+    chunk: list[str] = []
+    for text in corpus.training_texts(alpha=alpha, seed=seed):
+        chunk.append(text)
+        if len(chunk) >= chunk_lines:
+            words.update(" ".join(chunk).split(" "))
+            chunk.clear()
+    words.update(" ".join(chunk).split(" "))
+    first: set[str] = set()
+    inner: set[str] = set()
+    for w in words:
+        if w:
+            first.add(w[0])
+            inner.update(w[1:])
+    separator = regex.compile(_BERT_SEPARATORS)
+    normalize = engine.normalizer.normalize_str
+    out: set[str] = set()
+    for chars, skip in ((inner, 0), (first, 1)):
+        for c in chars:
+            n = normalize(c)
+            if not separator.search(n):  # punctuation, whitespace and padded CJK never continue a word
+                out.update(n[skip:])
+    return ["##" + c for c in sorted(out)]
+
+
+def _drop_added(engine, *, keep: set[str]):
+    """A copy of ``engine`` whose added tokens are only ``keep`` (the model vocab is unchanged)."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    doc = json.loads(engine.to_str())
+    doc["added_tokens"] = [a for a in doc.get("added_tokens") or [] if a["content"] in keep]
+    return Tokenizer.from_str(json.dumps(doc))

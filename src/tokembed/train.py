@@ -1,0 +1,638 @@
+"""Training loop for the LM of :mod:`tokembed.model`: config, optimizer groups, schedule, exact resume.
+
+Unlike a trainer framework, this is one explicit loop: AdamW with separate parameter groups
+for the embedding and the head (own LR and weight decay), linear warmup then cosine decay
+to ``min_lr_ratio·lr``, gradient clipping and accumulation, label smoothing and embedding
+dropout. CPU by default; CUDA with bf16 autocast when present (``device="auto"``).
+
+The budget is ``max_steps`` or ``max_bytes`` — UTF-8 bytes of text seen, so runs with
+different tokenizers see the same text (``bytes = tokens × shard bytes-per-token``).
+
+Data order: the train tokens are cut into ``batch_size`` contiguous regions, each read
+front to back ``seq_len`` tokens at a time (the "batchify" order of classic LM training);
+the position in that stream, the optimizer, the schedule and the RNG state go into every
+checkpoint, so ``resume=True`` continues exactly: N steps straight equal N/2 steps, a kill
+and a resume, bit for bit on the same machine.
+
+A non-finite loss, gradient or embedding row stops the run with :class:`NonFiniteError`
+naming the tensor and rows; checks run before a checkpoint is written, so the last good
+checkpoint is never replaced by a bad one.
+
+Rare-token monitoring: token ids are bucketed into frequency bands by their training counts
+(decades: 0, 1–9, 10–99, ...); at each logged step the mean embedding-row norm and the mean
+embedding-gradient row norm per band are recorded (``band_stats.json``, ``bands.png``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .artifacts import load_tensors, read_json, write_json
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    load_checkpoint,
+    load_model_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    save_checkpoint,
+)
+from .errors import ArtifactError, ConfigError, NonFiniteError
+from .model import ModelConfig, Transformer, build_model
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "load_checkpoint",
+    "lr_multiplier",
+    "frequency_bands",
+    "token_counts",
+    "param_groups",
+    "TokenStream",
+    "resolve_device",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the tokenizer and data (saved with the run)."""
+
+    model: ModelConfig  # architecture; model.vocab_size = 0 means "from the tokenizer"
+    seq_len: int = 128  # T, tokens per training window
+    batch_size: int = 16  # B, windows per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_steps: int | None = None  # budget in optimizer steps ...
+    max_bytes: int | None = None  # ... or in UTF-8 text bytes seen (equal-budget studies); the smaller wins
+    lr: float = 3e-3  # peak LR of the non-embedding parameters
+    embedding_lr: float | None = None  # peak LR of the input embedding (None = lr)
+    head_lr: float | None = None  # peak LR of an untied head (None = lr)
+    weight_decay: float = 0.1  # AdamW decay of matrices in the blocks
+    embedding_weight_decay: float = 0.0  # decay of the embedding table(s)
+    head_weight_decay: float | None = None  # decay of untied head matrices (None = weight_decay)
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas (GPT-3 values, Brown et al. 2020)
+    warmup_steps: int = 20  # linear warmup from lr/warmup to lr
+    min_lr_ratio: float = 0.1  # cosine decays to min_lr_ratio·lr at the last step
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    label_smoothing: float = 0.0
+    embedding_dropout: float = 0.0  # dropout on x_t = e_t + PE_t
+    seed: int = 0
+    device: str = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:1"
+    eval_every: int = 0  # validation every N steps (0 = only at the end)
+    eval_tokens: int | None = 16384  # validation prefix (whole documents) for in-training evals
+    checkpoint_every: int = 0  # write the checkpoint every N steps (0 = only at the end)
+    log_every: int = 0  # history entry every N steps (0 = about 100 entries per run)
+    tokenizer: str = "byte"  # tokenizer kind to train on the corpus, or a tokenizer folder (CLI)
+    vocab_size: int | None = None  # vocab size when the CLI trains the tokenizer
+    val_fraction: float = 0.05  # documents held out for validation (CLI)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
+        self.betas = tuple(self.betas)
+        for name in ("seq_len", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.max_steps is None and self.max_bytes is None:
+            raise ConfigError("no budget: set max_steps=N or max_bytes=N (text bytes to train on)")
+        for name in ("max_steps", "max_bytes"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name}={v} must be >= 1")
+        if self.seq_len > self.model.max_seq_len:
+            raise ConfigError(f"seq_len={self.seq_len} exceeds model.max_seq_len={self.model.max_seq_len}; raise model.max_seq_len")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {unknown}; known: {', '.join(sorted(known))}")
+        model = d.pop("model", None)
+        if model is None:
+            raise ConfigError("the config has no [model] section; add one (at least d_model, n_layers, n_heads)")
+        if isinstance(model, dict):
+            model = ModelConfig.from_dict({"vocab_size": 0, **model})
+        return cls(model=model, **d)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> "TrainConfig":
+        """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file, then apply ``key=value`` overrides
+        (``model.d_model=64``; values parsed as TOML literals, else strings). ``path=None``: defaults only."""
+        d: dict[str, Any] = {}
+        if path is not None:
+            d = _read_config_file(Path(path))
+        d.setdefault("model", {})
+        for item in overrides:
+            apply_override(d, item)
+        return cls.from_dict(d)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; pass a .toml or .yaml file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML ({e}); fix the file") from e
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            d = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML ({e}); fix the file") from e
+    else:
+        raise ConfigError(f"{path}: unknown config format {path.suffix!r}; use .toml, .yaml or .yml")
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: the config must be a table/mapping at top level")
+    return d
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        import tomllib
+    except ImportError:
+        import tomli as tomllib
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # bare strings: positional=rope
+
+
+def apply_override(d: dict[str, Any], item: str) -> None:
+    """Apply ``a.b=value`` to the nested dict ``d``.
+
+    >>> d = {"model": {}}
+    >>> apply_override(d, "model.d_model=64"); apply_override(d, "lr=1e-3"); apply_override(d, "model.positional=alibi")
+    >>> d
+    {'model': {'d_model': 64, 'positional': 'alibi'}, 'lr': 0.001}
+    """
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} has no '='; write key=value, e.g. model.d_model=64")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    cur = d
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"override {item!r}: {p} is not a section")
+    cur[parts[-1]] = _parse_value(value.strip())
+
+
+def is_override(item: str) -> bool:
+    """True if ``item`` names a TrainConfig/ModelConfig field (``lr=...``, ``model.d_model=...``)."""
+    if "=" not in item:
+        return False
+    key = item.split("=", 1)[0]
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    if key.startswith("model."):
+        return key[6:] in model_fields
+    return key in train_fields
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    history: list[dict]  # per logged step: step, tokens, bytes, loss, lr, tokens_per_s, seconds (+ val_loss, val_bpb)
+    band_stats: dict  # per frequency band: mean embedding norm / grad norm over steps
+    seconds: float
+    tokens_per_s: float
+    steps: int = 0
+    tokens: int = 0
+    bytes: float = 0.0
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} but CUDA is not available here; use device='cpu' or 'auto'")
+    return dev
+
+
+def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """LR factor for optimizer step ``step`` (0-based): linear warmup ``(step+1)/warmup``, then cosine
+    ``min + (1 - min)·(1 + cos(π·p))/2`` with ``p`` the progress after warmup in [0, 1].
+
+    >>> [round(lr_multiplier(s, total_steps=10, warmup_steps=2, min_lr_ratio=0.1), 3) for s in (0, 1, 2, 9)]
+    [0.5, 1.0, 1.0, 0.1]
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decay = max(1, total_steps - 1 - warmup_steps)
+    p = min(1.0, (step - warmup_steps) / decay)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def param_groups(model: Transformer, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups from :func:`tokembed.embeddings.embedding_param_groups` — embedding, head and the rest,
+    each with its own LR and decay, biases and norms undecayed; a tied table belongs to the embedding group.
+    Each group also keeps its peak LR as ``base_lr`` for the schedule."""
+    from .embeddings.control import embedding_param_groups
+
+    groups = embedding_param_groups(
+        model,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        embedding_lr=config.embedding_lr,
+        embedding_weight_decay=config.embedding_weight_decay,
+        head_lr=config.head_lr,
+        head_weight_decay=config.head_weight_decay,
+    )
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    return groups
+
+
+def token_counts(tokens: np.ndarray, vocab_size: int, *, chunk: int = 1 << 24) -> np.ndarray:
+    """Occurrences of every id in ``tokens`` (V,), streamed in chunks (tokens may be a memmap)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for i in range(0, len(tokens), chunk):
+        counts += np.bincount(np.asarray(tokens[i : i + chunk]), minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def frequency_bands(counts: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Band of every id by its training count in decades: 0 (unseen), 1–9, 10–99, ...
+
+    Returns ``(band_of (V,) int64, bands)`` with bands ``[{"name", "lo", "hi", "n_types", "count"}]``
+    (empty bands dropped, ids renumbered densely).
+
+    >>> band_of, bands = frequency_bands(np.array([0, 3, 12, 150, 7]))
+    >>> band_of.tolist(), [b["name"] for b in bands]
+    ([0, 1, 2, 3, 1], ['0', '1-9', '10-99', '100-999'])
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    raw = np.where(counts > 0, np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 0)  # 0, 1.., decade+1
+    present = np.unique(raw)
+    remap = {int(r): i for i, r in enumerate(present)}
+    band_of = np.array([remap[int(r)] for r in raw], dtype=np.int64) if len(raw) else np.zeros(0, np.int64)
+    bands = []
+    for r in present:
+        lo, hi = (0, 0) if r == 0 else (10 ** (int(r) - 1), 10 ** int(r) - 1)
+        sel = raw == r
+        bands.append(
+            {
+                "name": "0" if r == 0 else f"{lo}-{hi}",
+                "lo": int(lo),
+                "hi": int(hi),
+                "n_types": int(sel.sum()),
+                "count": int(counts[sel].sum()),
+            }
+        )
+    return band_of, bands
+
+
+class TokenStream:
+    """``batch_size`` contiguous regions of the train tokens, each read ``seq_len`` at a time.
+
+    Window of row r at cursor c: ``tokens[r·L + c : r·L + c + T + 1]`` (inputs = first T, targets = last T),
+    with ``L = (N - 1) // B`` — wraps to c = 0 (a new epoch) when a region is exhausted.
+    """
+
+    def __init__(self, tokens: np.ndarray, *, batch_size: int, seq_len: int, cursor: int = 0, epoch: int = 0):
+        n = len(tokens)
+        self.tokens, self.B, self.T = tokens, batch_size, seq_len
+        self.L = (n - 1) // batch_size
+        if self.L < seq_len + 1:
+            raise ConfigError(
+                f"the train shard has {n} tokens, too few for batch_size={batch_size} rows of seq_len+1={seq_len + 1} "
+                f"tokens; pass a larger corpus or lower batch_size/seq_len"
+            )
+        self.cursor, self.epoch = cursor, epoch
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cursor + self.T + 1 > self.L:
+            self.cursor, self.epoch = 0, self.epoch + 1
+        starts = np.arange(self.B) * self.L + self.cursor
+        rows = np.stack([np.asarray(self.tokens[s : s + self.T + 1], dtype=np.int64) for s in starts])  # (B, T+1)
+        self.cursor += self.T
+        t = torch.from_numpy(rows)
+        return t[:, :-1], t[:, 1:]  # (B, T) inputs, (B, T) targets
+
+    def state(self) -> dict[str, int]:
+        return {"cursor": self.cursor, "epoch": self.epoch}
+
+
+def _embedding_row_grad(model: Transformer) -> torch.Tensor | None:
+    """Gradient of the embedding's (V, ·) table if it has one (lookup-like designs); else None."""
+    V = model.vocab_size
+    for p in model.embedding.parameters():
+        if p.ndim == 2 and p.shape[0] == V and p.grad is not None:
+            return p.grad
+    return None
+
+
+def _check_finite(name: str, t: torch.Tensor, step: int) -> None:
+    """Raise :class:`NonFiniteError` naming ``name`` and its non-finite rows (one reduction when all is well)."""
+    t = t.detach()
+    if bool(torch.isfinite(t).all()):
+        return
+    if t.ndim < 2:
+        raise NonFiniteError(f"{name} is {t.flatten()[:4].tolist()} at step {step}; lower the LR or enable grad_clip")
+    bad = ~torch.isfinite(t).reshape(t.shape[0], -1).all(dim=1)
+    rows = bad.nonzero().flatten().tolist()
+    raise NonFiniteError(
+        f"{name} has non-finite rows {rows[:10]}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {t.shape[0]}) "
+        f"after step {step}; the last good checkpoint is kept — lower the LR, enable grad_clip or resume from it"
+    )
+
+
+def _check_embedding(model: Transformer, step: int) -> None:
+    """Every parameter of the embedding (for a lookup table its rows are token ids), without materialising E."""
+    for name, p in model.embedding.named_parameters():
+        _check_finite(f"embedding parameter {type(model.embedding).__name__}.{name}", p, step)
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    out = {"rng.cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        out["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(tensors["rng.cpu"])
+    if device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+
+
+#: Fields that may change between a run and its resume (they do not change the computed weights
+#: except through the schedule length); anything else must match.
+_RESUMABLE_CHANGES = {"max_steps", "max_bytes", "checkpoint_every", "eval_every", "log_every", "device", "eval_tokens"}
+
+
+def _total_steps(config: TrainConfig, bytes_per_token: float) -> int:
+    tokens_per_step = config.batch_size * config.seq_len * config.grad_accum
+    steps = []
+    if config.max_steps is not None:
+        steps.append(config.max_steps)
+    if config.max_bytes is not None:
+        steps.append(max(1, math.ceil(config.max_bytes / (tokens_per_step * bytes_per_token))))
+    return min(steps)
+
+
+def _plot_bands(band_stats: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
+    steps = band_stats["steps"]
+    for i, b in enumerate(band_stats["bands"]):
+        label = f"count {b['name']} ({b['n_types']} types)"
+        a1.plot(steps, [row[i] for row in band_stats["norm"]], label=label)
+        a2.plot(steps, [row[i] if row[i] is not None else float("nan") for row in band_stats["grad_norm"]], label=label)
+    a1.set(title="mean embedding row norm per frequency band", xlabel="step", ylabel="‖e_i‖")
+    a2.set(title="mean embedding-gradient row norm", xlabel="step", ylabel="‖∂L/∂e_i‖", yscale="log")
+    a1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    tokenizer,
+    shards,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Callable[[int, Transformer], None]] = (),
+) -> TrainResult:
+    """Train a model on ``shards["train"]`` (evaluating on ``shards["val"]``) and write the run into ``out_dir``.
+
+    ``callbacks(step, model)`` run after every optimizer step, before the finiteness checks.
+    ``resume=True`` continues from ``out_dir/checkpoint`` exactly where it stopped.
+    """
+    from .evaluate import evaluate
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out_dir / CHECKPOINT_DIR
+    if config.model.vocab_size in (0, None):
+        config.model.vocab_size = tokenizer.vocab_size
+    if config.model.vocab_size != tokenizer.vocab_size:
+        raise ConfigError(f"model.vocab_size={config.model.vocab_size} but the tokenizer has {tokenizer.vocab_size} tokens; drop model.vocab_size")
+    train_shard, val_shard = shards["train"], shards.get("val")
+    if train_shard.fingerprint != tokenizer.fingerprint:
+        from .errors import FingerprintMismatchError
+
+        raise FingerprintMismatchError(
+            f"train shard fingerprint {train_shard.fingerprint[:12]} differs from the tokenizer's {tokenizer.fingerprint[:12]}; "
+            "rebuild the shards with this tokenizer"
+        )
+    device = resolve_device(config.device)
+    counts = token_counts(train_shard.tokens, tokenizer.vocab_size)
+    band_of_np, bands = frequency_bands(counts)
+    total_steps = _total_steps(config, train_shard.bytes_per_token)
+    tokens_per_step = config.batch_size * config.seq_len * config.grad_accum
+    log_every = config.log_every or max(1, total_steps // 100)
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, token_counts=counts, seed=config.seed, embedding_dropout=config.embedding_dropout)
+        model.to(device)
+        optimizer = torch.optim.AdamW(param_groups(model, config), betas=config.betas, eps=1e-8)
+        stream = TokenStream(train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len)
+        start_step, history = 0, []
+        band_stats: dict[str, Any] = {"bands": bands, "steps": [], "norm": [], "grad_norm": []}
+        train_seconds = 0.0
+        if resume:
+            start_step, history, band_stats, train_seconds = _restore(ckpt_dir, config, model, optimizer, stream, device)
+        if not (out_dir / "run_config.json").exists():
+            write_json(out_dir / "run_config.json", config.to_dict())
+
+        band_of = torch.from_numpy(band_of_np).to(device)
+        band_sizes = torch.bincount(band_of, minlength=len(bands)).clamp(min=1).double()
+        autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+        ce_kwargs = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
+
+        def save(step: int) -> None:
+            tensors, opt_meta = optimizer_to_tensors(optimizer)
+            tensors.update(_rng_state(device))
+            state = {
+                "step": step,
+                "total_steps": total_steps,
+                "stream": stream.state(),
+                "optimizer": opt_meta,
+                "history": history,
+                "band_stats": band_stats,
+                "train_seconds": train_seconds,
+                "config": config.to_dict(),
+            }
+            save_checkpoint(ckpt_dir, model=model, tokenizer=tokenizer, config=config, train_tensors=tensors, train_state=state)
+
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+        model.train()
+        step = start_step
+        t_last, tok_last = time.perf_counter(), 0
+        for step in range(start_step + 1, total_steps + 1):
+            t0 = time.perf_counter()
+            mult = lr_multiplier(step - 1, total_steps=total_steps, warmup_steps=config.warmup_steps, min_lr_ratio=config.min_lr_ratio)
+            for g in optimizer.param_groups:
+                g["lr"] = g["base_lr"] * mult
+            loss_sum = 0.0
+            for micro in range(config.grad_accum):
+                x, y = stream.next()
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with autocast:
+                    loss = model.loss(x, y, **ce_kwargs)  # mean CE (nats) over B·T targets
+                if not bool(torch.isfinite(loss)):
+                    raise NonFiniteError(
+                        f"loss is {loss.item()} at step {step} (micro-batch {micro}); the last good checkpoint is kept — "
+                        "lower lr, enable grad_clip or check the data"
+                    )
+                (loss / config.grad_accum).backward()
+                loss_sum += loss.item()
+            logging_now = step % log_every == 0 or step == total_steps
+            if logging_now:
+                _record_bands(model, band_of, band_sizes, len(bands), band_stats, step)
+            if config.grad_clip:
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                if not bool(torch.isfinite(gnorm)):
+                    for name, p in model.named_parameters():
+                        if p.grad is not None:
+                            _check_finite(f"gradient of {name}", p.grad, step)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            for cb in callbacks:
+                cb(step, model)
+            _check_embedding(model, step)
+            train_seconds += time.perf_counter() - t0
+            tok_last += tokens_per_step
+            if logging_now:
+                now = time.perf_counter()
+                entry = {
+                    "step": step,
+                    "tokens": step * tokens_per_step,
+                    "bytes": step * tokens_per_step * train_shard.bytes_per_token,
+                    "loss": loss_sum / config.grad_accum,
+                    "lr": config.lr * mult,
+                    "tokens_per_s": tok_last / max(now - t_last, 1e-9),
+                    "seconds": train_seconds,
+                    "epoch": stream.epoch,
+                }
+                t_last, tok_last = now, 0
+                if config.eval_every and step % config.eval_every == 0 and val_shard is not None and len(val_shard) > 1:
+                    r = evaluate(model, tokenizer, val_shard, seq_len=config.seq_len, batch_size=config.batch_size,
+                                 max_tokens=config.eval_tokens, device=device)
+                    model.train()
+                    entry.update(val_loss=r.loss, val_bpb=r.bits_per_byte)
+                history.append(entry)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{entry['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
+            if bar is not None:
+                bar.update(1)
+            if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == total_steps:
+                save(step)
+        if bar is not None:
+            bar.close()
+        if start_step >= total_steps:  # nothing left to do (resume of a finished run)
+            save(total_steps)
+
+    band_stats["mean_norm"] = _column_means(band_stats["norm"])
+    band_stats["mean_grad_norm"] = _column_means(band_stats["grad_norm"])
+    write_json(out_dir / "history.json", history)
+    write_json(out_dir / "band_stats.json", band_stats)
+    if band_stats["steps"]:
+        _plot_bands(band_stats, out_dir / "bands.png")
+    tokens = total_steps * tokens_per_step
+    done = tokens - start_step * tokens_per_step
+    return TrainResult(
+        checkpoint=ckpt_dir,
+        history=history,
+        band_stats=band_stats,
+        seconds=train_seconds,
+        tokens_per_s=tokens / train_seconds if train_seconds > 0 else float("nan") if done else 0.0,
+        steps=total_steps,
+        tokens=tokens,
+        bytes=tokens * train_shard.bytes_per_token,
+    )
+
+
+def _column_means(rows: list[list[float | None]]) -> list[float | None]:
+    if not rows:
+        return []
+    out = []
+    for col in zip(*rows):
+        vals = [v for v in col if v is not None]
+        out.append(float(np.mean(vals)) if vals else None)
+    return out
+
+
+@torch.no_grad()
+def _record_bands(model, band_of, band_sizes, n_bands, band_stats, step) -> None:
+    E = model.embedding.weight_matrix().detach().float()  # (V, D)
+    norms = torch.bincount(band_of, weights=E.norm(dim=1).double(), minlength=n_bands) / band_sizes
+    band_stats["steps"].append(step)
+    band_stats["norm"].append([float(v) for v in norms.tolist()])
+    g = _embedding_row_grad(model)
+    if g is None:
+        band_stats["grad_norm"].append([None] * n_bands)
+    else:
+        gn = torch.bincount(band_of, weights=g.detach().float().norm(dim=1).double(), minlength=n_bands) / band_sizes
+        band_stats["grad_norm"].append([float(v) for v in gn.tolist()])
+
+
+def _recover_checkpoint(ckpt_dir: Path) -> None:
+    """After a kill inside ``atomic_dir``'s swap (old folder moved aside, new not yet in place), put the old one back."""
+    if ckpt_dir.exists():
+        return
+    for old in sorted(ckpt_dir.parent.glob(f".{ckpt_dir.name}.*.old")):
+        if (old / "x" / "train_state.json").is_file():
+            os.replace(old / "x", ckpt_dir)
+            return
+
+
+def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: TokenStream, device):
+    _recover_checkpoint(ckpt_dir)
+    if not (ckpt_dir / "train_state.json").is_file():
+        raise ArtifactError(f"{ckpt_dir}: no train_state.json to resume from; start without --resume")
+    state = read_json(ckpt_dir / "train_state.json")
+    saved = state["config"]
+    now = config.to_dict()
+    diffs = sorted(k for k in set(saved) | set(now) if k not in _RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    if diffs:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diffs[:4])
+        raise ConfigError(f"cannot resume {ckpt_dir}: the config changed ({detail}); resume with the run's own config")
+    load_model_tensors(model, load_tensors(ckpt_dir / "model.safetensors", device=str(device)), where=str(ckpt_dir))
+    tensors = load_tensors(ckpt_dir / "train_state.safetensors")
+    optimizer_from_tensors(optimizer, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")}, state["optimizer"])
+    _set_rng_state(tensors, device)
+    stream.cursor, stream.epoch = state["stream"]["cursor"], state["stream"]["epoch"]
+    return int(state["step"]), state["history"], state["band_stats"], float(state.get("train_seconds", 0.0))
