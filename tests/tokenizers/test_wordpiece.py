@@ -143,3 +143,10 @@ def test_training_is_deterministic_on_a_larger_corpus(tmp_path):
     (tmp_path / "c.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     fps = {train_tokenizer("wordpiece", [str(tmp_path / "c.txt")], 300, progress=False).fingerprint for _ in range(3)}
     assert len(fps) == 1
+
+
+@given(st.text())
+def test_distinct_chars_is_set(text):
+    from tokembed.tokenizers.wordpiece import _distinct_chars
+
+    assert _distinct_chars(text) == set(text)
