@@ -1,5 +1,9 @@
+import os
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokembed import data as data_mod
 from tokembed.corpus import Corpus
@@ -90,3 +94,21 @@ def test_fingerprint_mismatch_and_corruption_raise(tmp_path):
         load_shards(tmp_path / "s")
     with pytest.raises(ConfigError, match="no 'eos'"):
         build_shards(ByteTokenizer(special_tokens={"pad": "<pad>"}), docs(2), tmp_path / "t")
+
+
+@settings(max_examples=int(os.environ.get("TOKEMBED_HYPOTHESIS_EXAMPLES", "100")) // 4 or 1)
+@given(st.lists(st.text(st.characters(exclude_categories=("Cs",))), min_size=1, max_size=8))
+def test_shard_round_trip_documents(tmp_path_factory, documents):
+    tok = ByteTokenizer()
+    s = build_shards(tok, documents, tmp_path_factory.mktemp("h"), val_fraction=0.0, workers=1)["train"]
+    ids = s.tokens.tolist()
+    assert ids[0] == EOS and ids[-1] == EOS
+    parts, cur = [], []
+    for i in ids[1:]:
+        if i == EOS:
+            parts.append(tok.decode(cur))
+            cur = []
+        else:
+            cur.append(i)
+    assert parts == documents  # '</s>' inside a document stays text: the eos id only separates
+    assert s.n_bytes == sum(len(d.encode("utf-8")) for d in documents)

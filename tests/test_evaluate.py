@@ -11,17 +11,13 @@ from tokembed.metrics import expected_calibration_error
 from tokembed.model import ModelConfig, build_model
 from tokembed.tokenizers import ByteTokenizer
 
+from _torch_threads import single_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 EOS = 258
 DOCS = ["ab\n", "c"]  # 4 UTF-8 bytes
 TOKENS = [EOS, 97, 98, 10, EOS, 99, EOS]  # leading eos, doc 1, eos, doc 2, eos
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -186,6 +186,10 @@ def test_bad_input():
         AdaptiveSoftmax(D, V, [5, 20], tie_with=inp)
     with pytest.raises(ConfigError, match="factor"):
         AdaptiveSoftmax(D, V, div_value=4.0, tie_with=inp)
+    with pytest.raises(ConfigError, match="same V and D"):
+        AdaptiveSoftmax(D, V + 1, tie_with=inp)
+    with pytest.raises(ConfigError, match="AdaptiveInput"):
+        AdaptiveSoftmax(D, V, tie_with=nn.Embedding(V, D))
     with pytest.raises(ConfigError, match="needs cutoffs"):
         AdaptiveSoftmax(D, V)
     sm = AdaptiveSoftmax(D, V, CUTOFFS, 2.0)
@@ -209,3 +213,17 @@ def test_fused_nll_matches_autograd_cross_entropy():
     (_reference_nll(z2, t) * w).sum().backward()
     torch.testing.assert_close(z1.grad, z2.grad, rtol=0, atol=1e-6)
     torch.testing.assert_close(_nll(z1, t), _reference_nll(z2, t))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu():
+    inp = AdaptiveInput.from_counts(torch.randint(0, 50, (V,), generator=torch.Generator().manual_seed(4)), D, CUTOFFS, 2.0)
+    sm = AdaptiveSoftmax(D, V, tie_with=inp)
+    ids = torch.randint(0, V, (2, 5), generator=torch.Generator().manual_seed(8))
+    t = torch.roll(ids, -1, 1)
+    ref = sm.loss(inp(ids), t)
+    inp_c, sm_c = inp.cuda(), sm.cuda()
+    out = sm_c.loss(inp_c(ids.cuda()), t.cuda())
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(sm_c.log_prob(inp_c(ids.cuda())).exp().sum(-1).cpu(), torch.ones(2, 5), rtol=0, atol=1e-5)

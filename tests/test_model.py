@@ -6,12 +6,9 @@ from tokembed.errors import ConfigError, TokenIdError
 from tokembed.heads import TiedHead, UntiedHead
 from tokembed.model import ModelConfig, Transformer, build_model
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest on a shared CPU
-    yield
-    torch.set_num_threads(n)
+from _torch_threads import single_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 V = 259  # ByteTokenizer: 256 bytes + <pad>, <s>, </s>

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tokembed.artifacts import load_tensors, read_json
 from tokembed.cli import main
@@ -19,13 +21,9 @@ from tokembed.model import ModelConfig
 from tokembed.tokenizers import ByteTokenizer
 from tokembed.train import TrainConfig, frequency_bands, load_checkpoint, param_groups, train
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a shared CPU more threads mostly wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _torch_threads import single_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -156,7 +154,7 @@ def test_non_finite_embedding_row_stops_and_keeps_last_good_checkpoint(tmp_path,
             with torch.no_grad():
                 model.embedding.weight[[3, 77]] = float("nan")
 
-    with pytest.raises(NonFiniteError, match=r"embedding table .* rows \[3, 77\] .* after step 8"):
+    with pytest.raises(NonFiniteError, match=r"TokenEmbedding.weight has non-finite rows \[3, 77\] .* after step 8"):
         train(tiny(checkpoint_every=4), tokenizer=ByteTokenizer(), shards=shards, out_dir=tmp_path, progress=False,
               callbacks=[poison])
     state = read_json(tmp_path / "checkpoint/train_state.json")
@@ -207,6 +205,11 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["bits_per_byte"] == pytest.approx(out["val_bits_per_byte"])
+    # resume without --config reads the run's own config; a longer budget extends the run
+    assert main(["train", "--resume", "-o", str(tmp_path / "run"), "max_steps=8", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 8
+    assert main(["train", "--resume", "-o", str(tmp_path / "run"), "lr=0.5", "--quiet"]) == 2
+    assert "config changed (lr" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -251,3 +254,27 @@ def test_every_design_trains_and_reloads(tmp_path, shards, design):
     assert all(torch.equal(state[k], v) for k, v in saved.items())
     if design["embedding"] == "adaptive":  # frequency order rebuilt from the saved training counts
         assert model.embedding.order[0].item() == int(np.argmax(np.bincount(shards["train"].tokens, minlength=259)))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_autocast_trains_and_checkpoints_on_cpu_loadable_weights(tmp_path, shards):
+    r = train(tiny(max_steps=4, device="cuda"), tokenizer=ByteTokenizer(), shards=shards, out_dir=tmp_path, progress=False)
+    assert all(math.isfinite(h["loss"]) for h in r.history)
+    model, _, _ = load_checkpoint(tmp_path, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"
+
+
+@given(st.integers(0, 500), st.integers(1, 500), st.integers(0, 50), st.floats(0.0, 1.0))
+def test_lr_multiplier_stays_between_min_and_peak(step, total, warmup, min_ratio):
+    from tokembed.train import lr_multiplier
+
+    step = step % total  # steps 0 .. total-1
+    m = lr_multiplier(step, total_steps=total, warmup_steps=warmup, min_lr_ratio=min_ratio)
+    assert 0.0 <= m <= 1.0 + 1e-12
+    if step < warmup:
+        assert m == (step + 1) / warmup
+    else:
+        assert m >= min_ratio - 1e-12
+    if total > warmup and step == total - 1:
+        assert m == pytest.approx(min_ratio if total - 1 > warmup else 1.0)

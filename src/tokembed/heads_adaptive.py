@@ -146,7 +146,7 @@ class AdaptiveSoftmax(nn.Module):
         self.embedding_dim = D = int(embedding_dim)
         self.num_embeddings = V = int(num_embeddings)
         if tie_with is not None:
-            cutoffs, div_value = self._check_tie(tie_with, cutoffs, div_value, permutation)
+            cutoffs, div_value = self._check_tie(tie_with, V, D, cutoffs, div_value, permutation)
         if cutoffs is None:
             raise ConfigError("AdaptiveSoftmax needs cutoffs=[...] (e.g. [V//16, V//4]) or tie_with=AdaptiveInput(...)")
         self.div_value = 4.0 if div_value is None else float(div_value)
@@ -185,9 +185,14 @@ class AdaptiveSoftmax(nn.Module):
             self.tail_proj = None if self.tie_proj else nn.ModuleList([linear(D, d) for d in self.tail_dims])
 
     @staticmethod
-    def _check_tie(inp: AdaptiveInput, cutoffs, div_value, permutation):
+    def _check_tie(inp: AdaptiveInput, V: int, D: int, cutoffs, div_value, permutation):
         if not isinstance(inp, AdaptiveInput):
             raise ConfigError(f"tie_with must be an AdaptiveInput, got {type(inp).__name__}; use TiedHead for other embeddings")
+        if (inp.num_embeddings, inp.embedding_dim) != (V, D):
+            raise ConfigError(
+                f"tied AdaptiveInput is V={inp.num_embeddings}, D={inp.embedding_dim} but the head was asked for "
+                f"V={V}, D={D}; build both with the same V and D"
+            )
         if cutoffs is not None and [int(c) for c in cutoffs] != inp.cutoffs:
             raise ConfigError(f"cutoffs={list(cutoffs)} differ from the tied AdaptiveInput's {inp.cutoffs}; omit cutoffs to use its own")
         if div_value is not None and float(div_value) != inp.factor:
@@ -195,13 +200,6 @@ class AdaptiveSoftmax(nn.Module):
         if permutation is not None and not torch.equal(torch.as_tensor(permutation).long().cpu(), inp.order.cpu()):
             raise ConfigError("permutation differs from the tied AdaptiveInput's order; omit it (the input's order is used)")
         return inp.cutoffs, inp.factor
-
-    def _check_dims(self) -> None:
-        if self.tied is not None and (self.tied.num_embeddings, self.tied.embedding_dim) != (self.num_embeddings, self.embedding_dim):
-            raise ConfigError(
-                f"tied AdaptiveInput is {self.tied.num_embeddings}×{self.tied.embedding_dim} but the head is "
-                f"V={self.num_embeddings}, D={self.embedding_dim}; build both with the same V and D"
-            )
 
     # ------------------------------------------------------------------ pieces
     def _rank(self) -> torch.Tensor:
@@ -239,7 +237,6 @@ class AdaptiveSoftmax(nn.Module):
     # ------------------------------------------------------------------ interface
     def log_prob(self, h: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
         """Exact ``log p`` over the full vocabulary, tokenizer-id order: (..., D) -> (..., V)."""
-        self._check_dims()
         lead = h.shape[:-1]
         lp = self._log_prob_by_rank(h.reshape(-1, self.embedding_dim)).index_select(-1, self._rank())  # (N, V) id order
         if temperature != 1.0:
@@ -286,7 +283,6 @@ class AdaptiveSoftmax(nn.Module):
         full ``log_prob`` (every cluster for every token; memory N·V).
         h (..., D), targets (...); ``reduction="none"`` returns (...) with 0 at ignored targets.
         """
-        self._check_dims()
         if reduction not in _REDUCTIONS:
             raise ConfigError(f"reduction={reduction!r} is not one of {_REDUCTIONS}")
         if not 0.0 <= label_smoothing <= 1.0:

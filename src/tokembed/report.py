@@ -24,7 +24,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.88em;margin:.6em 0}th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}tr.best td{background:#eef9ee}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}tr.best td{background:#eef9ee}tr:target td{background:#fff3b0}.scroll{overflow-x:auto}td:first-child{white-space:nowrap}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.5em .8em;margin:.5em 0}
 .fig{margin:.8em 0}.fig img{max-width:100%}.small{color:#666;font-size:.85em}code{background:#f4f4f4;padding:0 .2em}
 """
@@ -43,18 +43,40 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, *, highlight: Iterable[int] = ()) -> str:
-    """An HTML table of ``rows`` (dicts); ``highlight`` row indices get the ``best`` class."""
+def table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
+    *,
+    highlight: Iterable[int] = (),
+    row_ids: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """An HTML table of ``rows`` (dicts); ``highlight`` row indices get the ``best`` class.
+
+    ``row_ids`` gives each ``<tr>`` an ``id`` so text elsewhere can link to it (``href="#id"``);
+    ``labels`` maps column keys to header text. Wide tables scroll horizontally.
+
+    >>> table([{"a": 1}], row_ids=["run-x"])
+    '<div class=scroll><table><thead><tr><th>a</th></tr></thead><tbody><tr id="run-x"><td>1</td></tr></tbody></table></div>'
+    """
     if not rows:
         return "<p class=small>(no rows)</p>"
     cols = list(columns or rows[0].keys())
     hl = set(highlight)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    if row_ids is not None and len(row_ids) != len(rows):
+        raise ValueError(f"row_ids has {len(row_ids)} entries for {len(rows)} rows; pass one id per row")
+    labels = labels or {}
+    head = "".join(f"<th>{html.escape(str(labels.get(c, c)))}</th>" for c in cols)
+
+    def tr(i: int) -> str:
+        rid = f' id="{html.escape(row_ids[i])}"' if row_ids is not None else ""
+        return f"<tr{rid}{' class=best' if i in hl else ''}>"
+
     body = "".join(
-        f"<tr{' class=best' if i in hl else ''}>" + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
-        for i, r in enumerate(rows)
+        tr(i) + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for i, r in enumerate(rows)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    out = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class=scroll>{out}</div>" if row_ids is not None or labels else out
 
 
 def new_figure(width: float = 6.4, height: float = 4.0):

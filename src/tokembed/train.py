@@ -352,17 +352,24 @@ def _embedding_row_grad(model: Transformer) -> torch.Tensor | None:
 
 
 def _check_finite(name: str, t: torch.Tensor, step: int) -> None:
-    if t.ndim < 2:
-        if not bool(torch.isfinite(t).all()):
-            raise NonFiniteError(f"{name} is {t.flatten()[:4].tolist()} at step {step}; lower the LR or enable grad_clip")
+    """Raise :class:`NonFiniteError` naming ``name`` and its non-finite rows (one reduction when all is well)."""
+    t = t.detach()
+    if bool(torch.isfinite(t).all()):
         return
-    bad = ~torch.isfinite(t.detach()).reshape(t.shape[0], -1).all(dim=1)
-    if bool(bad.any()):
-        rows = bad.nonzero().flatten().tolist()
-        raise NonFiniteError(
-            f"{name} has non-finite rows {rows[:10]}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {t.shape[0]}) "
-            f"after step {step}; the last good checkpoint is kept — lower the LR, enable grad_clip or resume from it"
-        )
+    if t.ndim < 2:
+        raise NonFiniteError(f"{name} is {t.flatten()[:4].tolist()} at step {step}; lower the LR or enable grad_clip")
+    bad = ~torch.isfinite(t).reshape(t.shape[0], -1).all(dim=1)
+    rows = bad.nonzero().flatten().tolist()
+    raise NonFiniteError(
+        f"{name} has non-finite rows {rows[:10]}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {t.shape[0]}) "
+        f"after step {step}; the last good checkpoint is kept — lower the LR, enable grad_clip or resume from it"
+    )
+
+
+def _check_embedding(model: Transformer, step: int) -> None:
+    """Every parameter of the embedding (for a lookup table its rows are token ids), without materialising E."""
+    for name, p in model.embedding.named_parameters():
+        _check_finite(f"embedding parameter {type(model.embedding).__name__}.{name}", p, step)
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -463,7 +470,8 @@ def train(
         train_seconds = 0.0
         if resume:
             start_step, history, band_stats, train_seconds = _restore(ckpt_dir, config, model, optimizer, stream, device)
-        (out_dir / "run_config.json").exists() or write_json(out_dir / "run_config.json", config.to_dict())
+        if not (out_dir / "run_config.json").exists():
+            write_json(out_dir / "run_config.json", config.to_dict())
 
         band_of = torch.from_numpy(band_of_np).to(device)
         band_sizes = torch.bincount(band_of, minlength=len(bands)).clamp(min=1).double()
@@ -524,7 +532,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             for cb in callbacks:
                 cb(step, model)
-            _check_finite(f"embedding table ({type(model.embedding).__name__}.weight_matrix())", model.embedding.weight_matrix(), step)
+            _check_embedding(model, step)
             train_seconds += time.perf_counter() - t0
             tok_last += tokens_per_step
             if logging_now:

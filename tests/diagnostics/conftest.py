@@ -25,7 +25,9 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 def build_wordpiece_tokenizer():
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(VOCAB)}, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok = Tokenizer(
+        models.WordPiece({t: i for i, t in enumerate(VOCAB)}, unk_token="[UNK]", max_input_chars_per_word=100)
+    )
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
@@ -52,16 +54,33 @@ def hf_models(tmp_path_factory, tokenizer_json):
     """name -> (folder, state dict as numpy): bert (no head), bert_mlm (tied), gpt2 (tied),
     llama_sharded (untied, 4+ shards), llama_tied."""
     import torch
-    from transformers import BertConfig, BertForMaskedLM, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        BertModel,
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     torch.manual_seed(0)
     V = len(VOCAB)
     bert_cfg = dict(vocab_size=V, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    llama_cfg = dict(vocab_size=V, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
+    llama_cfg = dict(
+        vocab_size=V,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
     models = {
         "bert": BertModel(BertConfig(**bert_cfg)),
         "bert_mlm": BertForMaskedLM(BertConfig(**bert_cfg)),
-        "gpt2": GPT2LMHeadModel(GPT2Config(vocab_size=V, n_embd=16, n_layer=1, n_head=2, n_positions=32, bos_token_id=2, eos_token_id=3)),
+        "gpt2": GPT2LMHeadModel(
+            GPT2Config(vocab_size=V, n_embd=16, n_layer=1, n_head=2, n_positions=32, bos_token_id=2, eos_token_id=3)
+        ),
         "llama_sharded": LlamaForCausalLM(LlamaConfig(**llama_cfg, tie_word_embeddings=False)),
         "llama_tied": LlamaForCausalLM(LlamaConfig(**llama_cfg, tie_word_embeddings=True)),
     }

@@ -21,7 +21,9 @@ def test_spectrum_matches_numpy():
     X = rng.standard_normal((300, 12)).astype(np.float32) * np.arange(1, 13) + 5
     s = spectrum(X, block=37)
     np.testing.assert_allclose(s.mean, X.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(s.variances, np.sort(np.linalg.eigvalsh(np.cov(X.T.astype(np.float64))))[::-1], rtol=1e-4)
+    np.testing.assert_allclose(
+        s.variances, np.sort(np.linalg.eigvalsh(np.cov(X.T.astype(np.float64))))[::-1], rtol=1e-4
+    )
     np.testing.assert_allclose(s.singular_values, np.linalg.svd(X.astype(np.float64), compute_uv=False), rtol=1e-4)
 
 

@@ -26,9 +26,19 @@ def corpus_file(tmp_path):
 def test_inspect_hf_folder_with_corpus_and_labels(hf_models, corpus_file, tmp_path):
     folder, _ = hf_models["llama_sharded"]
     labels = tmp_path / "pos.csv"
-    labels.write_text("token,label\n" + "".join(f"{w},{'N' if i % 2 else 'V'}\n" for i, w in enumerate(VOCAB[10:50])), encoding="utf-8")
+    labels.write_text(
+        "token,label\n" + "".join(f"{w},{'N' if i % 2 else 'V'}\n" for i, w in enumerate(VOCAB[10:50])),
+        encoding="utf-8",
+    )
     out = tmp_path / "rep"
-    cfg = InspectConfig(corpus=Corpus([str(corpus_file)]), labels=str(labels), progress=False, projector_rows=20, tsne=True, label_tokens=["fox", "dog"])
+    cfg = InspectConfig(
+        corpus=Corpus([str(corpus_file)]),
+        labels=str(labels),
+        progress=False,
+        projector_rows=20,
+        tsne=True,
+        label_tokens=["fox", "dog"],
+    )
     s = inspect(load_embeddings(folder), out, cfg)
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "Under-trained tokens" in html
@@ -42,7 +52,16 @@ def test_inspect_hf_folder_with_corpus_and_labels(hf_models, corpus_file, tmp_pa
     assert ut["main_indicator"] == "head_cosine_to_unused" and ut["reference_size"] >= 5
     assert "[unused0]" in ut["reference_examples"]
     assert any(p["probe"] == "user:pos.csv" for p in s["probes"])
-    for name in ("pca_classes", "pca_frequency", "tsne_classes", "norms", "spectrum", "norm_vs_frequency", "coherence_vs_frequency", "undertrained"):
+    for name in (
+        "pca_classes",
+        "pca_frequency",
+        "tsne_classes",
+        "norms",
+        "spectrum",
+        "norm_vs_frequency",
+        "coherence_vs_frequency",
+        "undertrained",
+    ):
         assert (out / "plots" / f"{name}.png").stat().st_size > 1000, name
     vec = (out / "projector" / "vectors.tsv").read_text().splitlines()
     meta = (out / "projector" / "metadata.tsv").read_text().splitlines()
@@ -58,7 +77,9 @@ def test_nan_and_inf_rows_are_reported_not_fatal(matrix_folder, tmp_path, capsys
     E[21, 2] = np.inf  # 'l'
     E[22] *= 1e-4  # 'm': tiny norm, the top candidate
     np.save(d / "E.npy", E)
-    rc = main(["inspect", str(d / "E.npy"), "--vocab", str(d / "vocab.txt"), "-o", str(tmp_path / "o"), "--no-progress"])
+    rc = main(
+        ["inspect", str(d / "E.npy"), "--vocab", str(d / "vocab.txt"), "-o", str(tmp_path / "o"), "--no-progress"]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "WARNING: 2 rows hold NaN/Inf (e.g. 'k', 'l')" in out
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
@@ -69,7 +90,22 @@ def test_nan_and_inf_rows_are_reported_not_fatal(matrix_folder, tmp_path, capsys
 
 def test_inspect_cli_json(matrix_folder, tmp_path, capsys):
     d, _ = matrix_folder
-    assert main(["inspect", str(d / "E.npy"), "--vocab", str(d / "vocab.txt"), "-o", str(tmp_path / "o"), "--json", "--projector-rows", "0"]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                str(d / "E.npy"),
+                "--vocab",
+                str(d / "vocab.txt"),
+                "-o",
+                str(tmp_path / "o"),
+                "--json",
+                "--projector-rows",
+                "0",
+            ]
+        )
+        == 0
+    )
     s = json.loads(capsys.readouterr().out)
     assert s["source"]["kind"] == "matrix" and s["headline"] and "projector_rows" not in s["projection"]
 
@@ -98,12 +134,21 @@ def checkpoint(tmp_path_factory):
 def test_checkpoint_source_contextual_geometry_and_verification(checkpoint, corpus_file, tmp_path):
     d, model = checkpoint
     src = load_embeddings(d.parent)  # the run folder that holds checkpoint/
-    assert src.kind == "checkpoint" and src.tied and src.output is src.input and src.vocab.tokens[:2] == ["<0x00>", "<0x01>"]
+    assert (
+        src.kind == "checkpoint"
+        and src.tied
+        and src.output is src.input
+        and src.vocab.tokens[:2] == ["<0x00>", "<0x01>"]
+    )
     np.testing.assert_array_equal(src.input, model.embedding.weight_matrix().detach().numpy())
     # every ASCII byte but NUL and newline occurs: those two (zero count) form the reference set of unused tokens
     text = corpus_file.read_text() + "".join(chr(c) for c in range(1, 128) if c != 10) + "\n"
     (tmp_path / "c.txt").write_text(text, encoding="utf-8")
-    s = inspect(src, tmp_path / "o", InspectConfig(corpus=Corpus([str(tmp_path / "c.txt")]), progress=False, verify=True, projector_rows=0))
+    s = inspect(
+        src,
+        tmp_path / "o",
+        InspectConfig(corpus=Corpus([str(tmp_path / "c.txt")]), progress=False, verify=True, projector_rows=0),
+    )
     assert s["undertrained"]["reference_size"] == 2 and s["undertrained"]["main_indicator"] == "head_cosine_to_unused"
     layers = s["contextual"]["layers"]
     assert [r["layer"] for r in layers] == [0, 1, 2] and all(-1 <= r["anisotropy"] <= 1 for r in layers)

@@ -8,12 +8,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokembed.cli import main
-from tokembed.diagnostics.neighbors import approximate_topk, neighbors_of, normalize_rows, topk_cosine, topk_cosine_reference
+from tokembed.diagnostics.neighbors import (
+    approximate_topk,
+    neighbors_of,
+    normalize_rows,
+    topk_cosine,
+    topk_cosine_reference,
+)
 from tokembed.diagnostics.sources import load_embeddings
 from tokembed.errors import TokenNotFoundError
 
 
-@given(V=st.integers(1, 40), Q=st.integers(1, 6), k=st.integers(1, 12), block=st.integers(1, 17), seed=st.integers(0, 10**6))
+@given(
+    V=st.integers(1, 40),
+    Q=st.integers(1, 6),
+    k=st.integers(1, 12),
+    block=st.integers(1, 17),
+    seed=st.integers(0, 10**6),
+)
 def test_blocked_topk_equals_reference(V, Q, k, block, seed):
     rng = np.random.default_rng(seed)
     X = rng.integers(-3, 4, size=(V, 4)).astype(np.float32)  # small integers: exact ties and zero rows happen
@@ -25,7 +37,8 @@ def test_blocked_topk_equals_reference(V, Q, k, block, seed):
     rid, rsims = topk_cosine_reference(X, X[q], k=min(k, V), exclude=ex)
     np.testing.assert_allclose(sims, rsims, atol=1e-5)
     # same similarity profile; each returned id really has the similarity reported, and is not excluded
-    U = np.nan_to_num(X / np.linalg.norm(X, axis=1, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):  # zero and NaN rows become 0 below
+        U = np.nan_to_num(X / np.linalg.norm(X, axis=1, keepdims=True))
     for qi, (a, s) in enumerate(zip(ids, sims)):
         ok = np.isfinite(s)
         assert (a[ok] >= 0).all() and (a[~ok] == -1).all() and q[qi] not in a[ok]
@@ -93,9 +106,13 @@ def test_neighbors_of_with_faiss(matrix_folder):
 
 def test_neighbors_cli_json_and_error(matrix_folder, capsys):
     d, E = matrix_folder
-    assert main(["neighbors", str(d / "E.npy"), "--vocab", str(d / "vocab.txt"), "the", "dog", "-k", "2", "--json"]) == 0
+    assert (
+        main(["neighbors", str(d / "E.npy"), "--vocab", str(d / "vocab.txt"), "the", "dog", "-k", "2", "--json"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["the", "dog"] and len(out["dog"]) == 2 and set(out["dog"][0]) == {"rank", "id", "token", "cosine"}
+    assert (
+        list(out) == ["the", "dog"] and len(out["dog"]) == 2 and set(out["dog"][0]) == {"rank", "id", "token", "cosine"}
+    )
     assert main(["neighbors", str(d / "E.npy"), "--vocab", str(d / "vocab.txt"), "doge"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "did you mean 'dog'" in err

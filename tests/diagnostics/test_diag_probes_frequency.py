@@ -47,7 +47,11 @@ def test_read_label_csv(tmp_path):
     p = tmp_path / "pos.csv"
     p.write_text('token,label\nthe,DET\ndog,NOUN\n"##s",SUFFIX\nzebra,NOUN\n', encoding="utf-8")
     labels, stats = read_label_csv(p, v)
-    assert labels == {0: "DET", 1: "NOUN", 2: "SUFFIX"} and stats["missing"] == 1 and stats["missing_examples"] == ["zebra"]
+    assert (
+        labels == {0: "DET", 1: "NOUN", 2: "SUFFIX"}
+        and stats["missing"] == 1
+        and stats["missing_examples"] == ["zebra"]
+    )
     p.write_text("zebra,NOUN\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="none of its 1 tokens is in the vocabulary"):
         read_label_csv(p, v)
@@ -62,9 +66,18 @@ def test_token_classes_per_convention():
     assert token_class("the", convention="bytelevel") == "continuation"
     assert token_class("▁The", convention="sentencepiece") == "word-initial"
     assert token_class("Ġ2024", convention="bytelevel") == "digit"
-    assert token_classes(["[CLS]", "##ed", "."], special_ids=[0], convention="wordpiece").tolist() == ["special", "continuation", "punctuation"]
+    assert token_classes(["[CLS]", "##ed", "."], special_ids=[0], convention="wordpiece").tolist() == [
+        "special",
+        "continuation",
+        "punctuation",
+    ]
     lab = string_labels(["[CLS]", "The", "##ed", "extraordinary"], special_ids=[0], convention="wordpiece")
-    assert lab["length"].tolist() == [None, "2-3", "2-3", "7+"] and lab["word-initial"].tolist() == [None, True, False, True]
+    assert lab["length"].tolist() == [None, "2-3", "2-3", "7+"] and lab["word-initial"].tolist() == [
+        None,
+        True,
+        False,
+        True,
+    ]
 
 
 def test_token_counts_with_the_byte_tokenizer(tmp_path):
@@ -82,9 +95,24 @@ def test_frequency_summary_bands_and_unseen():
     V = 60
     counts = np.array([0] * 10 + [5] * 20 + [50] * 20 + [5000] * 10)
     X = rng.standard_normal((V, 6)).astype(np.float32) * (1 + np.log1p(counts))[:, None]
-    fs = frequency_summary(counts, np.linalg.norm(X, axis=1), normalize_rows(X), [f"t{i}" for i in range(V)], special_ids=[0], k=3)
+    fs = frequency_summary(
+        counts, np.linalg.norm(X, axis=1), normalize_rows(X), [f"t{i}" for i in range(V)], special_ids=[0], k=3
+    )
     assert [b["band"] for b in fs["bands"]] == ["0", "1-9", "10-99", "1k-9k"]
     assert [b["tokens"] for b in fs["bands"]] == [10, 20, 20, 10]
+    assert [b["same_band_chance"] for b in fs["bands"]] == [10 / 60, 20 / 60, 20 / 60, 10 / 60]
     assert fs["never_seen"] == 9 and fs["never_seen_examples"][0] == "t1"  # special t0 left out
     assert fs["norm_logfreq_correlation"] > 0.5
     assert band_names(np.array([0, 9, 10, 10000])) == ["0", "1-9", "10-99", "10k+"]
+
+
+def test_umap_without_the_package_names_the_extra():
+    import importlib.util
+
+    if importlib.util.find_spec("umap") is not None:
+        pytest.skip("umap-learn is installed")
+    from tokembed.diagnostics.projection import umap_2d
+    from tokembed.errors import DependencyError
+
+    with pytest.raises(DependencyError, match=r"tokembed\[umap\]"):
+        umap_2d(np.zeros((10, 3), dtype=np.float32))

@@ -65,7 +65,10 @@ def test_config_that_disagrees_with_tensor_shapes(hf_models, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(folder, bad)
     write_config(bad, vocab_size=len(VOCAB) + 7)
-    with pytest.raises(EmbeddingSourceError, match=rf"vocab_size={len(VOCAB) + 7} but tensor 'transformer.wte.weight'.*{len(VOCAB)} rows"):
+    with pytest.raises(
+        EmbeddingSourceError,
+        match=rf"vocab_size={len(VOCAB) + 7} but tensor 'transformer.wte.weight'.*{len(VOCAB)} rows",
+    ):
         load_embeddings(bad)
     write_config(bad, vocab_size=len(VOCAB), n_embd=32)
     with pytest.raises(EmbeddingSourceError, match="hidden size 32 but tensor"):
@@ -98,7 +101,9 @@ def test_padded_rows_beyond_the_tokenizer_get_placeholder_names(hf_models, tmp_p
     from transformers import GPT2Config, GPT2LMHeadModel
 
     V = len(VOCAB) + 3
-    GPT2LMHeadModel(GPT2Config(vocab_size=V, n_embd=8, n_layer=1, n_head=2, n_positions=16, bos_token_id=2, eos_token_id=3)).save_pretrained(str(tmp_path))
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=V, n_embd=8, n_layer=1, n_head=2, n_positions=16, bos_token_id=2, eos_token_id=3)
+    ).save_pretrained(str(tmp_path))
     (tmp_path / "tokenizer.json").write_bytes((hf_models["gpt2"][0] / "tokenizer.json").read_bytes())
     src = load_embeddings(tmp_path)
     assert src.vocab.tokens[-3:] == [f"<row_{len(VOCAB)}>", f"<row_{len(VOCAB) + 1}>", f"<row_{len(VOCAB) + 2}>"]
@@ -113,8 +118,8 @@ def test_vocab_txt_only_folder(hf_models, tmp_path):
     (copy / "tokenizer.json").unlink()
     (copy / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     src = load_embeddings(copy)
-    assert src.vocab.tokens == VOCAB and src.tokenizer is None
-    assert src.special_tokens["mask"] == "[MASK]"
+    assert src.vocab.tokens == VOCAB and src.special_tokens["mask"] == "[MASK]"
+    assert src.tokenizer.encode("The foxes") == [VOCAB.index(t) for t in ("the", "fox", "##e", "##s")]
     (copy / "vocab.txt").unlink()
     with pytest.raises(EmbeddingSourceError, match="no tokenizer.json or vocab.txt"):
         load_embeddings(copy)
@@ -178,4 +183,6 @@ def test_hub_id_and_missing_path(tmp_path):
 def test_find_embedding_tensors_prefers_shortest_input_name():
     got = find_embedding_tensors(["decoder.embed_tokens.weight", "shared.weight", "model.embed_tokens.weight"])
     assert got["input"] == "model.embed_tokens.weight" and got["family"] == "llama"
-    assert find_embedding_tensors(["embeddings.word_embeddings.weight"], {"architectures": ["BertModel"]})["tied"] is False
+    assert (
+        find_embedding_tensors(["embeddings.word_embeddings.weight"], {"architectures": ["BertModel"]})["tied"] is False
+    )

@@ -69,7 +69,9 @@ def test_planted_untrained_rows_rank_first(wp):
     W[untrained] = init + 0.05 * rng.standard_normal((len(untrained), D)).astype(np.float32)
     E = rng.standard_normal((V, D)).astype(np.float32) * 2
     E[untrained] *= 0.01  # untied input rows of unused tokens keep a small norm
-    src = EmbeddingSource(path=__import__("pathlib").Path("x"), kind="matrix", vocab=wp.vocab, input=E, output=W, tokenizer=wp)
+    src = EmbeddingSource(
+        path=__import__("pathlib").Path("x"), kind="matrix", vocab=wp.vocab, input=E, output=W, tokenizer=wp
+    )
     s = undertrained_summary(src, top=10, progress=False)
     assert s["main_indicator"] == "head_cosine_to_unused" and s["indicators"] == ["head_cosine_to_unused", "input_norm"]
     top7 = {c["id"] for c in s["candidates"][:7]}
@@ -83,7 +85,9 @@ def test_without_tokenizer_or_corpus_input_norm_ranks():
     E = rng.standard_normal((30, 4)).astype(np.float32)
     E[7] *= 1e-3
     E[9] = np.nan
-    src = EmbeddingSource(path=__import__("pathlib").Path("x"), kind="matrix", vocab=Vocab([f"t{i}" for i in range(30)]), input=E)
+    src = EmbeddingSource(
+        path=__import__("pathlib").Path("x"), kind="matrix", vocab=Vocab([f"t{i}" for i in range(30)]), input=E
+    )
     s = undertrained_summary(src, progress=False)
     assert s["main_indicator"] == "input_norm" and s["candidates"][0]["token"] == "t7"
     assert "t9" not in [c["token"] for c in s["candidates"]] and "no reference set" in s["notes"][0]

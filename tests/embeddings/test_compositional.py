@@ -45,14 +45,19 @@ def test_pieces_sum_and_mean_known_answer(check_interface):
     pieces = [[0], [1, 2], [3, 4, 4], [2]]
     W = pieces_table.weight.detach()
     for reduce in ("sum", "mean"):
-        emb = CompositionalEmbedding(["x", "yz", "abb", "z"], 3, mode="pieces", piece_embedding=pieces_table, pieces=pieces, reduce=reduce)
+        emb = CompositionalEmbedding(
+            ["x", "yz", "abb", "z"], 3, mode="pieces", piece_embedding=pieces_table, pieces=pieces, reduce=reduce
+        )
         out = emb(torch.tensor([[1, 2]]))[0]
         s1, s2 = W[1] + W[2], W[3] + 2 * W[4]
         torch.testing.assert_close(out[0], s1 if reduce == "sum" else s1 / 2)
         torch.testing.assert_close(out[1], s2 if reduce == "sum" else s2 / 3)
         check_interface(emb)
     fn = {"yzz": [1, 2, 2]}.get
-    emb = CompositionalEmbedding(["x", "yz", "abb", "z"], 3, mode="pieces", piece_embedding=pieces_table, pieces=pieces, piece_fn=fn, reduce="sum")
+    emb = CompositionalEmbedding(
+        ["x", "yz", "abb", "z"], 3, mode="pieces", piece_embedding=pieces_table, pieces=pieces, piece_fn=fn,
+        reduce="sum",
+    )
     torch.testing.assert_close(emb.embed_strings(["yzz"])[0], W[1] + 2 * W[2])
     # gradients reach the piece table
     emb(torch.tensor([[2]])).sum().backward()
@@ -120,6 +125,7 @@ def test_tied_head_through_gate():
     torch.testing.assert_close(head(h), h @ emb.weight_matrix().T)
 
 
+@pytest.mark.cuda
 def test_cuda(cuda_device):
     _, _, emb = _gated("hard")
     emb = emb.to(cuda_device)

@@ -36,7 +36,8 @@ def test_type_dropout_agrees_with_full_table_reference():
 
 def test_seeded_and_eval_identity():
     ids = torch.randint(0, V, (2, 30), generator=torch.Generator().manual_seed(1))
-    for cls, kw in ((EmbeddingDropout, {}), (TokenDropout, {}), (TokenDropout, {"mode": "replace", "replacement_id": 0})):
+    kinds = ((EmbeddingDropout, {}), (TokenDropout, {}), (TokenDropout, {"mode": "replace", "replacement_id": 0}))
+    for cls, kw in kinds:
         a = cls(TokenEmbedding(V, D), 0.3, seed=7, **kw)
         b = cls(TokenEmbedding(V, D), 0.3, seed=7, **kw)
         assert torch.equal(a(ids), b(ids)) and torch.equal(a(ids), b(ids))  # same mask sequence
@@ -84,6 +85,7 @@ def test_bad_options_and_ids():
         EmbeddingDropout(emb, 0.5)(torch.tensor([[10]]))
 
 
+@pytest.mark.cuda
 def test_cuda(cuda_device):
     emb = TokenEmbedding(V, D).to(cuda_device)
     ids = torch.randint(0, V, (2, 5), device=cuda_device)

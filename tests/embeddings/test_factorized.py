@@ -82,6 +82,7 @@ def test_init_from_pretrained_writes_through_load_matrix():
     torch.testing.assert_close(emb.weight_matrix(), torch.from_numpy(mat), atol=1e-5, rtol=0)
 
 
+@pytest.mark.cuda
 def test_cuda(cuda_device, check_interface):
     emb = FactorizedEmbedding(50, 16, 4).to(cuda_device)
     ids = torch.randint(0, 50, (2, 3), device=cuda_device)

@@ -94,6 +94,7 @@ def test_state_dict_keeps_hash_parameters():
     assert torch.equal(a(ids), b(ids))
 
 
+@pytest.mark.cuda
 def test_cuda(cuda_device):
     emb = HashEmbedding(100, 8, num_buckets=31).to(cuda_device)
     ids = torch.tensor([[1, 2, 10**7]], device=cuda_device)

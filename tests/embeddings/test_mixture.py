@@ -74,6 +74,7 @@ def test_errors():
         MixtureEmbedding(TokenEmbedding(V, D), FEATS, feature_tables={"case": torch.zeros(3)})
 
 
+@pytest.mark.cuda
 def test_cuda(cuda_device):
     emb = MixtureEmbedding(TokenEmbedding(V, D), FEATS, combine="gate").to(cuda_device)
     ids, f = _inputs()

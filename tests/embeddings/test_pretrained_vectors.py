@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from tokembed.embeddings import TokenEmbedding, init_from_pretrained, read_vectors
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokembed.embeddings import TokenEmbedding, init_from_pretrained, read_vectors, write_vectors
 from tokembed.embeddings.pretrained import candidates, detect_format
 from tokembed.errors import ConfigError, EmbeddingSourceError, VectorFileError
 from tokembed.vocab import Vocab
@@ -37,7 +40,13 @@ def write_binary(path, words, matrix, *, trailing_newline=True):
 
 @pytest.mark.parametrize(
     "kind, fmt",
-    [("w2v", "word2vec"), ("glove", "glove"), ("bin", "word2vec-binary"), ("bin-nonl", "word2vec-binary"), ("crlf", "word2vec")],
+    [
+        ("w2v", "word2vec"),
+        ("glove", "glove"),
+        ("bin", "word2vec-binary"),
+        ("bin-nonl", "word2vec-binary"),
+        ("crlf", "word2vec"),
+    ],
 )
 def test_formats_read_exact_values_and_are_detected(tmp_path, kind, fmt):
     p = tmp_path / "v.txt"
@@ -70,6 +79,13 @@ def test_fasttext_vec_and_gzip_and_forced_format(tmp_path):
         read_vectors(p, format="xml", progress=False)
 
 
+def test_detects_text_with_lines_longer_than_the_first_read(tmp_path):
+    wide = np.arange(2 * 9000, dtype=np.float32).reshape(2, 9000) / 7  # ~100 KB per line
+    p = write_vectors(tmp_path / "wide.txt", ["a", "b"], wide)
+    assert detect_format(p) == "word2vec"
+    np.testing.assert_array_equal(read_vectors(p, progress=False).matrix, wide)
+
+
 def test_limit_duplicates_and_words_with_spaces(tmp_path):
     p = tmp_path / "glove.txt"
     p.write_text("the 1 2\ncat 3 4\nthe 5 6\n. . . 7 8\n", encoding="utf-8")
@@ -77,6 +93,8 @@ def test_limit_duplicates_and_words_with_spaces(tmp_path):
     assert v.tokens == ["the", "cat", ". . ."] and v.duplicates == 1
     assert v.matrix[0].tolist() == [1, 2]  # first wins
     assert read_vectors(p, limit=1, progress=False).tokens == ["the"]
+    with pytest.raises(ConfigError, match="limit=0 reads nothing"):
+        read_vectors(p, limit=0, progress=False)
     b = write_binary(tmp_path / "v.bin", ["a", "b", "a"], MATRIX[:3])
     vb = read_vectors(b, progress=False)
     assert vb.tokens == ["a", "b"] and vb.duplicates == 1 and vb.matrix[0].tolist() == MATRIX[0].tolist()
@@ -134,7 +152,7 @@ def test_candidates_cover_markers_and_case():
     assert candidates("The") == [("The", "exact"), ("the", "case")]
     assert candidates("low</w>")[1] == ("low", "marker")
     assert candidates("re@@")[1] == ("re", "marker")
-    assert candidates("##")[:1] == [("##", "exact")] and len(candidates("##")) == 2  # a bare marker is a token  # a bare marker is a token of its own
+    assert candidates("##")[:1] == [("##", "exact")] and len(candidates("##")) == 2  # a bare marker is a token
 
 
 def test_init_coverage_fill_and_padding(tmp_path):
@@ -190,3 +208,33 @@ def test_projection_pca_and_random():
     wide = torch.ones(50, 10)
     assert init_from_pretrained(wide, vocab, (words, src), project="pca").projection == "pca+zero-pad"
     assert torch.equal(wide[:, 8:], torch.zeros(50, 2))
+
+
+_WORD = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters="\x85\ufeff"),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(
+    words=st.lists(_WORD, min_size=1, max_size=6, unique=True),
+    dim=st.integers(1, 5),
+    data=st.data(),
+    fmt=st.sampled_from(["word2vec", "glove", "word2vec-binary"]),
+)
+def test_write_read_round_trip(tmp_path_factory, words, dim, data, fmt):
+    floats = st.floats(width=32, allow_nan=False, allow_infinity=False)
+    rows = data.draw(st.lists(st.lists(floats, min_size=dim, max_size=dim), min_size=len(words), max_size=len(words)))
+    matrix = np.array(rows, dtype=np.float32).reshape(len(words), dim)
+    p = write_vectors(tmp_path_factory.mktemp("rt") / "v", words, matrix, format=fmt)
+    tokens, back = read_vectors(p, progress=False, format=fmt)
+    assert tokens == words
+    np.testing.assert_array_equal(back, matrix)
+
+
+def test_write_vectors_rejects_what_the_formats_cannot_hold(tmp_path):
+    with pytest.raises(ConfigError, match="contain a space"):
+        write_vectors(tmp_path / "v", ["a b"], np.zeros((1, 2)))
+    with pytest.raises(ConfigError, match="one row per token"):
+        write_vectors(tmp_path / "v", ["a", "b"], np.zeros((1, 2)))

@@ -112,6 +112,7 @@ def test_stable_embedding_layer_norm_and_scale():
     assert emb.norm.weight.grad is not None and emb.weight.grad is not None
 
 
+@pytest.mark.cuda
 def test_cuda(cuda_device):
     emb = TokenEmbedding(10, 4, max_norm=1.0, layer_norm=True).to(cuda_device)
     out = emb(torch.tensor([[1, 2]], device=cuda_device))

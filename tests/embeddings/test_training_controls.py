@@ -143,3 +143,27 @@ def test_param_groups_tied_param_listed_once_and_adamw_accepts_them():
 def test_param_groups_bare_embedding():
     emb = TokenEmbedding(V, D)
     assert [g["name"] for g in embedding_param_groups(emb, lr=1.0, weight_decay=0.1)] == ["embedding"]
+
+
+def test_frozen_rows_follow_a_dtype_change_of_the_module():
+    emb = TokenEmbedding(V, D)
+    handle = freeze_rows(emb, [4])
+    saved = emb.weight.detach()[4].clone()
+    emb.double()  # same Parameter object, new storage: the saved rows are converted on the next restore
+    opt = torch.optim.AdamW(emb.parameters(), lr=0.1, weight_decay=0.5)
+    emb(torch.tensor([[4, 5]])).sum().backward()
+    opt.step()
+    assert emb.weight.dtype == torch.float64 and torch.equal(emb.weight.detach()[4], saved.double())
+    handle.remove()
+
+
+@pytest.mark.cuda
+def test_frozen_rows_on_cuda(cuda_device):
+    emb = TokenEmbedding(V, D).to(cuda_device)
+    handle = freeze_rows(emb, [1])
+    saved = emb.weight.detach()[1].clone()
+    opt = torch.optim.AdamW(emb.parameters(), lr=0.1, weight_decay=0.5)
+    emb(torch.tensor([[1, 2]], device=cuda_device)).sum().backward()
+    opt.step()
+    assert torch.equal(emb.weight.detach()[1], saved)
+    handle.remove()

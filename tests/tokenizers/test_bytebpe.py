@@ -3,10 +3,11 @@
 import random
 
 import pytest
+from _hf_data import real_text_file
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokembed.corpus import Corpus, default_corpus_path
+from tokembed.corpus import Corpus
 from tokembed.errors import ConfigError, EmptyCorpusError, SpecialTokenError, VocabSizeError
 from tokembed.tokenizers import ByteBPETokenizer, load_tokenizer, train_tokenizer
 
@@ -15,9 +16,7 @@ no_surrogates = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:  # the session's default-corpus cache (see conftest)
-        mp.setenv("TOKEMBED_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        return ByteBPETokenizer.train(Corpus([]), 1000, progress=False)
+    return ByteBPETokenizer.train(Corpus([str(real_text_file(tmp_path_factory))]), 1000, progress=False)
 
 
 def test_vocab_layout_and_fast_path(tok):
@@ -36,8 +35,8 @@ def test_round_trip_lossless(tok, text):
     assert all(0 <= i < tok.vocab_size for i in ids)
 
 
-def test_real_text_round_trip_and_compression(tok):
-    text = default_corpus_path().read_text(encoding="utf-8")[:50_000]
+def test_real_text_round_trip_and_compression(tok, tmp_path_factory):
+    text = real_text_file(tmp_path_factory).read_text(encoding="utf-8")[:50_000]
     ids = tok.encode(text)
     assert tok.decode(ids) == text
     assert len(text.encode()) / len(ids) > 2.0  # merges learned something (bytes per token)
@@ -91,9 +90,9 @@ def test_special_token_string_is_plain_text_unless_allowed(tok):
     assert tok.encode_batch(["a<s>b"]) == [plain]
 
 
-def test_encode_batch_equals_encode(tok):
+def test_encode_batch_equals_encode(tok, tmp_path_factory):
     random.seed(0)
-    lines = default_corpus_path().read_text(encoding="utf-8").splitlines()[:3000]
+    lines = real_text_file(tmp_path_factory).read_text(encoding="utf-8").splitlines()[:3000]
     assert tok.encode_batch(lines) == [tok.encode(x) for x in lines]  # 3000 lines: the 2-block threaded path
 
 
@@ -118,3 +117,39 @@ def test_bpe_dropout_seeded(tok):
     with pytest.raises(ConfigError):
         tok.encode(text, dropout=1.5)
     assert tok.encode("a<s>b", allowed_special="all", dropout=0.5, seed=1)[1] == 1
+
+
+def test_nul_bytes_and_control_characters(tok):
+    text = "a\x00b\x01\x7f\u2028c\r\n"
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_tampered_engine_file_is_detected(tok, tmp_path):
+    import json
+
+    from tokembed.errors import TokenizerFileError
+
+    tok.save(tmp_path / "t")
+    f = tmp_path / "t" / "tokenizer.json"
+    doc = json.loads(f.read_text(encoding="utf-8"))
+    vocab = doc["model"]["vocab"]
+    a, b = sorted(vocab, key=vocab.get)[3:5]
+    vocab[a], vocab[b] = vocab[b], vocab[a]  # swap two byte ids: same tokens, different table
+    f.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(TokenizerFileError, match="fingerprint"):
+        load_tokenizer(tmp_path / "t")
+    doc["pre_tokenizer"] = {"type": "Whitespace"}  # no longer byte-level
+    f.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(TokenizerFileError, match=r"tokenizer.json: not a plain byte-level BPE"):
+        load_tokenizer(tmp_path / "t")
+
+
+def test_invalid_utf8_in_corpus(tmp_path):
+    from tokembed.errors import DecodeError
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good line\nbad \xff byte\n" * 5)
+    with pytest.raises(DecodeError, match=r"bad.txt:2: invalid UTF-8 at byte offset 14"):
+        train_tokenizer("bytebpe", [str(bad)], 300, progress=False)
+    tok = train_tokenizer("bytebpe", Corpus([str(bad)], errors="replace"), 300, progress=False)
+    assert tok.decode(tok.encode("bad \ufffd byte")) == "bad \ufffd byte"

@@ -19,9 +19,11 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 #: subcommand name -> module under tokembed.cli that defines ``add_parser(subparsers)``.
 COMMANDS: dict[str, str] = {
     "tokenizer": "tokenizer",
+    "vectors": "vectors",
     "train": "train",
     "eval": "eval",
     "embed": "embed",
+    "study": "study",
     "inspect": "inspect",
     "neighbors": "neighbors",
     "compress": "compress",

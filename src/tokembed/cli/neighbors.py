@@ -13,11 +13,17 @@ __all__ = ["add_parser"]
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("neighbors", help="nearest neighbours (cosine) of tokens in an embedding")
     add_source_args(p)
-    p.add_argument("tokens", nargs="+", metavar="TOKEN", help="token strings as the vocabulary spells them (e.g. '##ing', 'Ġthe')")
+    p.add_argument(
+        "tokens", nargs="+", metavar="TOKEN", help="token strings as the vocabulary spells them (e.g. '##ing', 'Ġthe')"
+    )
     p.add_argument("-k", type=int, default=10, help="neighbours per token (default 10)")
     p.add_argument("--matrix", choices=["input", "output"], default="input", help="input embedding or LM head rows")
-    p.add_argument("--method", choices=["exact", "faiss", "auto"], default="exact",
-                   help="exact blocked matmul (default), faiss HNSW (approximate, needs faiss-cpu), or auto")
+    p.add_argument(
+        "--method",
+        choices=["exact", "faiss", "auto"],
+        default="exact",
+        help="exact blocked matmul (default), faiss HNSW (approximate, needs faiss-cpu), or auto",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run)
 

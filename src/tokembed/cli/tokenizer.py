@@ -1,55 +1,117 @@
-"""``tokembed tokenizer``: train, inspect and use tokenizers."""
+"""``tokembed tokenizer``: train, inspect, use and compare tokenizers.
+
+PATH is anything :func:`tokembed.tokenizers.load_tokenizer` reads: a tokembed tokenizer
+folder, a ``tokenizer.json`` (or its folder), a BERT ``vocab.txt``, a sentencepiece ``.model``,
+or a tiktoken rank file (with ``--pattern``). The numbers of ``compare`` come from
+:mod:`tokembed.tokenizers.stats`; this module only formats them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+from typing import Any
 
+from ..errors import ConfigError
 from ._common import add_corpus_args, corpus_from_args, print_json
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "parse_options"]
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` -> dict; VALUE is read as JSON when it parses (numbers, true/false, null), else a string.
+
+    >>> parse_options(["min_frequency=3", "pattern=gpt2", "lowercase=false"])
+    {'min_frequency': 3, 'pattern': 'gpt2', 'lowercase': False}
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE, e.g. --option min_frequency=3")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _add_load_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pattern", help="pre-tokenization regex of a tiktoken rank file: cl100k, gpt2 or the regex")
+    p.add_argument("--load-option", action="append", metavar="KEY=VALUE", help="loader option, e.g. lowercase=false for a vocab.txt")
+
+
+def _load(path: str, args: argparse.Namespace):
+    from ..tokenizers import load_tokenizer
+
+    from pathlib import Path
+
+    opts = parse_options(getattr(args, "load_option", None))
+    if getattr(args, "pattern", None) and not Path(path).is_dir():  # --pattern is for rank files (compare may mix)
+        opts["pattern"] = args.pattern
+    return load_tokenizer(path, **opts)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tokenizer", help="train, inspect and use tokenizers")
+    p = sub.add_parser("tokenizer", help="train, inspect, use and compare tokenizers")
     tsub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION", required=True)
 
-    t = tsub.add_parser("train", help="train a tokenizer on a corpus")
+    t = tsub.add_parser("train", help="train a tokenizer on a corpus (progress bar on stderr)")
     t.add_argument("--kind", required=True, help="byte, char, bytebpe, bpe, wordpiece, unigram, morph")
     t.add_argument("--vocab-size", type=int, default=None)
     t.add_argument("-o", "--output", required=True, help="output folder")
+    t.add_argument("--seed", type=int, default=None, help="seed of the language sampling (LANG=PATH corpora)")
+    t.add_argument("--alpha", type=float, default=None, help="α of the language sampling p_l ∝ n_l^α (default 0.3)")
+    t.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="lowercase (wordpiece)")
+    t.add_argument("--option", action="append", metavar="KEY=VALUE", help="kind option, e.g. pattern=gpt2, min_frequency=3")
     add_corpus_args(t)
     t.set_defaults(func=_train)
 
     i = tsub.add_parser("info", help="kind, vocab size, special tokens, fingerprint")
     i.add_argument("path")
     i.add_argument("--json", action="store_true")
+    _add_load_args(i)
     i.set_defaults(func=_info)
 
     e = tsub.add_parser("encode", help="ids and tokens of a text")
     e.add_argument("path")
     e.add_argument("text")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help='print {"ids": [...], "tokens": [...]}')
+    e.add_argument("--allow-special", action="store_true", help="encode special token strings in TEXT as special tokens")
+    _add_load_args(e)
     e.set_defaults(func=_encode)
+
+    c = tsub.add_parser("compare", help="fertility, bytes/token, UNK rate, vocab use, round trip, MB/s per tokenizer")
+    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--max-lines", type=int, default=None, help="evaluate at most this many lines per language")
+    add_corpus_args(c, positional=False)
+    _add_load_args(c)
+    c.set_defaults(func=_compare)
 
 
 def _train(args: argparse.Namespace) -> int:
     from ..tokenizers import train_tokenizer
 
-    tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size)
+    opts = parse_options(args.option)
+    for key in ("seed", "alpha", "lowercase"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size, **opts)
     tok.save(args.output)
     print(f"saved {tok.kind} tokenizer, {tok.vocab_size} tokens, fingerprint {tok.fingerprint[:12]} -> {args.output}")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..tokenizers import load_tokenizer
-
-    tok = load_tokenizer(args.path)
+    tok = _load(args.path, args)
     info = {
         "kind": tok.kind,
         "vocab_size": tok.vocab_size,
         "special_tokens": tok.special_tokens,
         "fingerprint": tok.fingerprint,
+        "lossless": bool(tok.lossless),
         "options": tok.options,
     }
     if args.json:
@@ -61,10 +123,8 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from ..tokenizers import load_tokenizer
-
-    tok = load_tokenizer(args.path)
-    ids = tok.encode(args.text)
+    tok = _load(args.path, args)
+    ids = tok.encode(args.text, allowed_special="all" if args.allow_special else ())
     tokens = [tok.vocab.token(i) for i in ids]
     if args.json:
         print_json({"ids": ids, "tokens": tokens})
@@ -72,3 +132,30 @@ def _encode(args: argparse.Namespace) -> int:
         print(" ".join(map(str, ids)))
         print(" ".join(tokens))
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ..tokenizers.stats import STAT_COLUMNS, compare_tokenizers
+
+    if args.max_lines is not None and args.max_lines < 1:
+        raise ConfigError(f"--max-lines {args.max_lines}; pass a positive number")
+    toks = {path: _load(path, args) for path in args.paths}
+    rows = compare_tokenizers(toks, corpus_from_args(args), max_lines=args.max_lines)
+    if args.json:
+        print_json([r.to_dict() for r in rows])
+        return 0
+    header = ["tokenizer", "lang", "kind", "vocab", *STAT_COLUMNS]
+    table = [header]
+    for r in rows:
+        tok = toks[r.name]
+        table.append([r.name, r.language or "-", tok.kind, str(r.vocab_size), *(_fmt(getattr(r, k)) for k in STAT_COLUMNS)])
+    widths = [max(len(row[j]) for row in table) for j in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) if j < 3 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
+    return 0
+
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and math.isnan(x):
+        return "-"
+    return f"{x:.4f}" if abs(x) < 10 else f"{x:.1f}"

@@ -71,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config is None and (out / "run_config.json").is_file():
             base = read_json(out / "run_config.json")
+            base.pop("corpus", None)  # recorded for the reader, not a training option
             from ..train import apply_override
 
             for o in overrides:

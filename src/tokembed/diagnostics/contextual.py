@@ -22,7 +22,9 @@ from ..metrics import anisotropy
 __all__ = ["collect_hidden_states", "self_similarity", "contextual_summary"]
 
 
-def collect_hidden_states(model, tokenizer, texts, *, max_tokens: int = 20_000, seq_len: int = 64, progress: bool = True):
+def collect_hidden_states(
+    model, tokenizer, texts, *, max_tokens: int = 20_000, seq_len: int = 64, progress: bool = True
+):
     """(ids (N,), [layer (N, D) float32 for each layer]) for up to ``max_tokens`` tokens of ``texts``."""
     import torch
 
@@ -59,7 +61,9 @@ def collect_hidden_states(model, tokenizer, texts, *, max_tokens: int = 20_000, 
     return np.concatenate(ids_all), [np.concatenate(L) for L in layers]
 
 
-def self_similarity(ids: np.ndarray, H: np.ndarray, *, min_occurrences: int = 2, max_per_type: int = 20, seed: int = 0) -> tuple[float, int]:
+def self_similarity(
+    ids: np.ndarray, H: np.ndarray, *, min_occurrences: int = 2, max_per_type: int = 20, seed: int = 0
+) -> tuple[float, int]:
     """(mean over types of the mean pairwise cosine of their occurrences, number of types used).
 
     >>> H = np.array([[1., 0], [1, 0.1], [0, 1], [0.1, 1]])
@@ -92,13 +96,19 @@ def contextual_summary(source, *, corpus=None, max_tokens: int = 20_000, seed: i
     model = source.model_loader()
     model.eval()
     corpus = corpus if corpus is not None else Corpus([])
-    ids, layers = collect_hidden_states(model, source.tokenizer, corpus.texts(), max_tokens=max_tokens, progress=progress)
+    ids, layers = collect_hidden_states(
+        model, source.tokenizer, corpus.texts(), max_tokens=max_tokens, progress=progress
+    )
     rows = []
     for li, H in enumerate(layers):
         a = anisotropy(H, seed=seed)
         s, n_types = self_similarity(ids, H, seed=seed)
-        rows.append({"layer": li, "anisotropy": a, "self_similarity": s, "adjusted_self_similarity": s - a, "types": n_types})
+        rows.append(
+            {"layer": li, "anisotropy": a, "self_similarity": s, "adjusted_self_similarity": s - a, "types": n_types}
+        )
     notes = [f"{ids.size:,} token occurrences; layer 0 is the embedding output (plus positions where they are added)"]
     if rows and rows[-1]["adjusted_self_similarity"] < rows[0]["adjusted_self_similarity"]:
-        notes.append("self-similarity above the anisotropy baseline falls with depth: upper layers are more context-specific")
+        notes.append(
+            "self-similarity above the anisotropy baseline falls with depth: upper layers are more context-specific"
+        )
     return {"layers": rows, "occurrences": int(ids.size), "notes": notes}

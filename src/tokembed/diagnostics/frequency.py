@@ -33,7 +33,9 @@ def band_names(counts: np.ndarray) -> list[str]:
     return [_BAND_LABELS[b] for b in frequency_bands(counts)]
 
 
-def token_counts(tokenizer, corpus, *, V: int, max_bytes: int | None = None, batch: int = 2000, progress: bool = True) -> tuple[np.ndarray, dict]:
+def token_counts(
+    tokenizer, corpus, *, V: int, max_bytes: int | None = None, batch: int = 2000, progress: bool = True
+) -> tuple[np.ndarray, dict]:
     """(V,) int64 counts of every id on ``corpus`` (non-blank lines) and {lines, bytes, tokens} read."""
     counts = np.zeros(V, dtype=np.int64)
     n_bytes = n_lines = n_tok = 0
@@ -113,14 +115,17 @@ def frequency_summary(
         nm = norms[members]
         nm = nm[np.isfinite(nm)]
         c = coherence.get(b)
-        rows.append({
-            "band": label,
-            "tokens": int(members.size),
-            "mean_norm": float(nm.mean()) if nm.size else float("nan"),
-            f"mean_top{k}_cosine": c[0] if c else float("nan"),
-            "same_band_neighbours": c[1] if c else float("nan"),
-            "sampled": c[2] if c else 0,
-        })
+        rows.append(
+            {
+                "band": label,
+                "tokens": int(members.size),
+                "mean_norm": float(nm.mean()) if nm.size else float("nan"),
+                f"mean_top{k}_cosine": c[0] if c else float("nan"),
+                "same_band_neighbours": c[1] if c else float("nan"),
+                "same_band_chance": float(members.size / V),  # the share a random neighbour would give
+                "sampled": c[2] if c else 0,
+            }
+        )
     unseen = [i for i in np.flatnonzero(counts == 0).tolist() if i not in special]
     fin = np.isfinite(norms) & (counts > 0)
     corr = float(np.corrcoef(np.log10(counts[fin]), norms[fin])[0, 1]) if fin.sum() > 2 else float("nan")

@@ -123,8 +123,12 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
 
         bar = tqdm(total=len(steps), desc="inspect", unit="step", leave=False)
 
+    last = [t0]
+
     def step(name):
-        timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
+        now = time.perf_counter()
+        timings[name] = round(now - last[0], 3)
+        last[0] = now
         if bar is not None:
             bar.set_postfix_str(name)
             bar.update(1)
@@ -156,17 +160,27 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
     counts = None
     if cfg.corpus is not None:
         if source.tokenizer is None:
-            summary["frequency"] = {"skipped": "the source has no tokenizer that tokembed can run; counts need its own tokenizer"}
+            summary["frequency"] = {
+                "skipped": "the source has no tokenizer that tokembed can run; counts need its own tokenizer"
+            }
         else:
-            counts, read = token_counts(source.tokenizer, cfg.corpus, V=V, max_bytes=cfg.max_corpus_bytes, progress=cfg.progress)
+            counts, read = token_counts(
+                source.tokenizer, cfg.corpus, V=V, max_bytes=cfg.max_corpus_bytes, progress=cfg.progress
+            )
             fs = frequency_summary(counts, norms, unit, tokens, special_ids=special, k=cfg.k, seed=cfg.seed)
             fs["corpus"] = read
             summary["frequency"] = fs
     step("frequency")
 
     # -- under-trained tokens -------------------------------------------------------------------
-    ut = undertrained_summary(source, counts=counts, verify=cfg.verify, progress=cfg.progress,
-                              input_first_pc=spec.components[:, 0], input_norms=norms)
+    ut = undertrained_summary(
+        source,
+        counts=counts,
+        verify=cfg.verify,
+        progress=cfg.progress,
+        input_first_pc=spec.components[:, 0],
+        input_norms=norms,
+    )
     summary["undertrained"] = ut
     step("undertrained")
 
@@ -192,14 +206,25 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
     lab = {pos[i]: tokens[i] for i in label_ids if i in pos}
     coords = spec.project(X[pts], 2)
     var_share = spec.variances / max(spec.variances.sum(), 1e-30)
-    fig("pca_classes", scatter(coords, classes[pts], title="PCA, by token class", labels=lab, order=CLASSES),
-        f"first two principal components ({var_share[0]:.1%} and {var_share[1]:.1%} of the variance); {pts.size:,} of {V:,} rows")
+    fig(
+        "pca_classes",
+        scatter(coords, classes[pts], title="PCA, by token class", labels=lab, order=CLASSES),
+        f"first two principal components ({var_share[0]:.1%} and {var_share[1]:.1%} of the variance); {pts.size:,} of {V:,} rows",
+    )
     groups_band = None
     if counts is not None:
         groups_band = np.array(band_names(counts), dtype=object)
-        fig("pca_frequency", scatter(coords, groups_band[pts], title="PCA, by corpus frequency band", labels=lab,
-                                     order=["0", "1-9", "10-99", "100-999", "1k-9k", "10k+"]),
-            "count bands on the corpus, tokenized with the source's own tokenizer")
+        fig(
+            "pca_frequency",
+            scatter(
+                coords,
+                groups_band[pts],
+                title="PCA, by corpus frequency band",
+                labels=lab,
+                order=["0", "1-9", "10-99", "100-999", "1k-9k", "10k+"],
+            ),
+            "count bands on the corpus, tokenized with the source's own tokenizer",
+        )
     proj = {"pca_variance_share": var_share[:10].tolist(), "plotted_points": int(pts.size)}
     for method, fn, want in (("tsne", tsne_2d, cfg.tsne), ("umap", umap_2d, cfg.umap)):
         if not want:
@@ -208,15 +233,26 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
         sm = np.union1d(sm, [i for i in label_ids if unit[1][i]]).astype(np.int64)
         c2 = fn(X[sm], seed=cfg.seed)
         p2 = {int(i): j for j, i in enumerate(sm)}
-        fig(f"{method}_classes", scatter(c2, classes[sm], title=f"{method.upper()}, by token class",
-                                         labels={p2[i]: tokens[i] for i in label_ids if i in p2}, order=CLASSES),
-            f"{method.upper()} of {sm.size:,} sampled rows (cosine metric)")
+        fig(
+            f"{method}_classes",
+            scatter(
+                c2,
+                classes[sm],
+                title=f"{method.upper()}, by token class",
+                labels={p2[i]: tokens[i] for i in label_ids if i in p2},
+                order=CLASSES,
+            ),
+            f"{method.upper()} of {sm.size:,} sampled rows (cosine metric)",
+        )
         proj[method] = {"points": int(sm.size)}
     if cfg.projector_rows:
         rows = ok
         if rows.size > cfg.projector_rows:
-            rows = rows[np.argsort(-counts[rows], kind="stable")][: cfg.projector_rows] if counts is not None else \
-                np.sort(rng.choice(rows, cfg.projector_rows, replace=False))
+            rows = (
+                rows[np.argsort(-counts[rows], kind="stable")][: cfg.projector_rows]
+                if counts is not None
+                else np.sort(rng.choice(rows, cfg.projector_rows, replace=False))
+            )
         meta = {"token": tokens, "class": classes}
         if counts is not None:
             meta["count"] = counts
@@ -244,12 +280,29 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
         ax.scatter(np.log10(counts[sm]), norms[sm], s=3, alpha=0.4, linewidths=0)
         ax.set_xlabel("log10 count on corpus")
         ax.set_ylabel("row norm")
-        fig("norm_vs_frequency", f, f"Pearson r(log count, norm) = {fsum['norm_logfreq_correlation']:.3f}; "
-            f"{fsum['never_seen']:,} tokens never seen")
+        fig(
+            "norm_vs_frequency",
+            f,
+            f"Pearson r(log count, norm) = {fsum['norm_logfreq_correlation']:.3f}; "
+            f"{fsum['never_seen']:,} tokens never seen",
+        )
         bands = [b for b in fsum["bands"] if b["sampled"]]
         f, ax = R.new_figure()
-        ax.plot([b["band"] for b in bands], [b[f"mean_top{cfg.k}_cosine"] for b in bands], marker="o", label=f"mean top-{cfg.k} cosine")
-        ax.plot([b["band"] for b in bands], [b["same_band_neighbours"] for b in bands], marker="s", label="neighbours in same band")
+        ax.plot(
+            [b["band"] for b in bands],
+            [b[f"mean_top{cfg.k}_cosine"] for b in bands],
+            marker="o",
+            label=f"mean top-{cfg.k} cosine",
+        )
+        ax.plot(
+            [b["band"] for b in bands],
+            [b["same_band_neighbours"] for b in bands],
+            marker="s",
+            label="neighbours in same band",
+        )
+        ax.plot(
+            [b["band"] for b in bands], [b["same_band_chance"] for b in bands], ls=":", color="#ff7f0e", label="same band by chance"
+        )
         ax.set_xlabel("frequency band (count on corpus)")
         ax.legend()
         fig("coherence_vs_frequency", f, "neighbour coherence per frequency band (sampled tokens)")
@@ -270,10 +323,17 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
     ex_ids = [i for i in label_ids if unit[1][i]][:12]
     examples = []
     if ex_ids:
-        nid, nsim = topk_cosine(unit[0], unit[0][ex_ids], k=cfg.k, exclude=[[i] for i in ex_ids], normalized=True, valid=unit[1])
+        nid, nsim = topk_cosine(
+            unit[0], unit[0][ex_ids], k=cfg.k, exclude=[[i] for i in ex_ids], normalized=True, valid=unit[1]
+        )
         for i, row_i, row_s in zip(ex_ids, nid, nsim):
-            examples.append({"token": tokens[i], "neighbours": [tokens[j] for j in row_i if j >= 0],
-                             "cosines": [float(s) for s in row_s if np.isfinite(s)]})
+            examples.append(
+                {
+                    "token": tokens[i],
+                    "neighbours": [tokens[j] for j in row_i if j >= 0],
+                    "cosines": [float(s) for s in row_s if np.isfinite(s)],
+                }
+            )
     summary["neighbours"] = examples
     step("neighbours")
 
@@ -289,8 +349,11 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
     summary["timings_s"] = timings
     summary["config"] = {k: v for k, v in asdict(cfg).items() if k != "corpus"}
     sections = _sections(summary, figs)
-    page = R.html_page(f"tokembed inspect: {source.path.name}", sections,
-                       subtitle=f"{source.kind} source, {V:,} × {D}, fingerprint {source.fingerprint[:12]}")
+    page = R.html_page(
+        f"tokembed inspect: {source.path.name}",
+        sections,
+        subtitle=f"{source.kind} source, {V:,} × {D}, fingerprint {source.fingerprint[:12]}",
+    )
     from ..artifacts import atomic_write_text
 
     atomic_write_text(out / "report.html", page)
@@ -308,7 +371,11 @@ def headline(s: dict) -> list[str]:
     src, g = s["source"], s["geometry"]
     lines = [
         f"{src['kind']} source{' (' + src['family'] + ')' if src['family'] else ''}: {src['vocab_size']:,} tokens × {src['dim']} dims; "
-        + ("tied input/output embedding" if src["tied"] else ("untied LM head" if src["has_output_head"] else "no LM head")),
+        + (
+            "tied input/output embedding"
+            if src["tied"]
+            else ("untied LM head" if src["has_output_head"] else "no LM head")
+        ),
         f"anisotropy {g['anisotropy']:.3f}, effective rank {g['effective_rank']:.1f}/{g['dim']}, "
         f"top-1 PC {g['variance_share_top1']:.1%} of variance, IsoScore {g['isoscore']:.3f}, "
         f"{g['near_duplicate_pairs']} near-duplicate pairs, {g['nonfinite_rows']} NaN/Inf rows",
@@ -318,16 +385,24 @@ def headline(s: dict) -> list[str]:
         lines.append(f"WARNING (LM head): {w}")
     fq = s.get("frequency")
     if fq and "bands" in fq:
-        lines.append(f"corpus: {fq['corpus']['tokens']:,} tokens; {fq['never_seen']:,} vocabulary tokens never seen "
-                     f"({fq['never_seen_share']:.1%}); r(log count, norm) = {fq['norm_logfreq_correlation']:.3f}")
+        lines.append(
+            f"corpus: {fq['corpus']['tokens']:,} tokens; {fq['never_seen']:,} vocabulary tokens never seen "
+            f"({fq['never_seen_share']:.1%}); r(log count, norm) = {fq['norm_logfreq_correlation']:.3f}"
+        )
     ut = s["undertrained"]
     if ut["candidates"]:
         top = ", ".join(repr(c["token"]) for c in ut["candidates"][:8])
-        lines.append(f"under-trained candidates ({ut['main_indicator']}, reference set {ut['reference_size']} tokens): {top}")
+        lines.append(
+            f"under-trained candidates ({ut['main_indicator']}, reference set {ut['reference_size']} tokens): {top}"
+        )
     ps = [p for p in s["probes"] if "accuracy" in p]
     if ps:
-        lines.append("probes (accuracy / majority / selectivity): " + "; ".join(
-            f"{p['probe']} {p['accuracy']:.2f}/{p['majority_baseline']:.2f}/{p['selectivity']:+.2f}" for p in ps))
+        lines.append(
+            "probes (accuracy / majority / selectivity): "
+            + "; ".join(
+                f"{p['probe']} {p['accuracy']:.2f}/{p['majority_baseline']:.2f}/{p['selectivity']:+.2f}" for p in ps
+            )
+        )
     return lines
 
 
@@ -338,63 +413,130 @@ def _fmt_row(d: dict) -> dict:
 def _sections(s: dict, figs: dict[str, str]) -> list[str]:
     g = s["geometry"]
     out = [R.section("Headline", "".join(R.paragraph(h) for h in s["headline"]))]
-    out.append(R.section("Source", R.table([_fmt_row({k: v for k, v in s["source"].items() if k != "special_tokens"})]),
-                         R.paragraph("special tokens: " + ", ".join(f"{k}={v}" for k, v in s["source"]["special_tokens"].items()))))
+    out.append(
+        R.section(
+            "Source",
+            R.table([_fmt_row({k: v for k, v in s["source"].items() if k != "special_tokens"})]),
+            R.paragraph("special tokens: " + ", ".join(f"{k}={v}" for k, v in s["source"]["special_tokens"].items())),
+        )
+    )
     geo_rows = [
-        {"measure": "anisotropy (mean cosine of random pairs)", "value": g["anisotropy"], "warn if": f"> {g['thresholds']['anisotropy_max']}"},
-        {"measure": "effective rank / D", "value": g["effective_rank_ratio"], "warn if": f"< {g['thresholds']['effective_rank_ratio_min']}"},
-        {"measure": "variance share of PC 1", "value": g["variance_share_top1"], "warn if": f"> {g['thresholds']['top1_variance_share_max']}"},
+        {
+            "measure": "anisotropy (mean cosine of random pairs)",
+            "value": g["anisotropy"],
+            "warn if": f"> {g['thresholds']['anisotropy_max']}",
+        },
+        {
+            "measure": "effective rank / D",
+            "value": g["effective_rank_ratio"],
+            "warn if": f"< {g['thresholds']['effective_rank_ratio_min']}",
+        },
+        {
+            "measure": "variance share of PC 1",
+            "value": g["variance_share_top1"],
+            "warn if": f"> {g['thresholds']['top1_variance_share_max']}",
+        },
         {"measure": "variance share of PCs 1-10", "value": g["variance_share_top10"], "warn if": ""},
         {"measure": "IsoScore", "value": g["isoscore"], "warn if": f"< {g['thresholds']['isoscore_min']}"},
-        {"measure": f"near-duplicate pairs (cos ≥ {g['thresholds']['duplicate_cosine']}, {g['near_duplicate_method']})", "value": g["near_duplicate_pairs"], "warn if": "> 0"},
+        {
+            "measure": f"near-duplicate pairs (cos ≥ {g['thresholds']['duplicate_cosine']}, {g['near_duplicate_method']})",
+            "value": g["near_duplicate_pairs"],
+            "warn if": "> 0",
+        },
         {"measure": "NaN/Inf rows", "value": g["nonfinite_rows"], "warn if": "> 0"},
         {"measure": "zero rows", "value": g["zero_rows"], "warn if": "> 0"},
         {"measure": "mean row norm", "value": g["norm"]["mean"], "warn if": ""},
     ]
     parts = [R.warning_box(w) for w in g["warnings"]] + [R.table(geo_rows)]
     if g["near_duplicate_clusters"]:
-        parts.append(R.table([{"cluster": i + 1, "tokens": " ".join(map(repr, c))} for i, c in enumerate(g["near_duplicate_clusters"])]))
+        parts.append(
+            R.table(
+                [
+                    {"cluster": i + 1, "tokens": " ".join(map(repr, c))}
+                    for i, c in enumerate(g["near_duplicate_clusters"])
+                ]
+            )
+        )
     parts += [figs.get("spectrum", ""), figs.get("norms", "")]
     if "geometry_head" in s:
         gh = s["geometry_head"]
-        parts.append(R.paragraph(f"LM head (untied): anisotropy {gh['anisotropy']:.3f}, effective rank {gh['effective_rank']:.1f}, "
-                                 f"IsoScore {gh['isoscore']:.3f}"))
+        parts.append(
+            R.paragraph(
+                f"LM head (untied): anisotropy {gh['anisotropy']:.3f}, effective rank {gh['effective_rank']:.1f}, "
+                f"IsoScore {gh['isoscore']:.3f}"
+            )
+        )
         parts += [R.warning_box("LM head: " + w) for w in gh["warnings"]]
     out.append(R.section("Collapse and geometry", *parts))
     fq = s.get("frequency")
     if fq:
         if "bands" in fq:
-            out.append(R.section("Frequency vs quality", R.table(fq["bands"]), figs.get("norm_vs_frequency", ""),
-                                 figs.get("coherence_vs_frequency", ""),
-                                 R.paragraph(f"{fq['never_seen']:,} tokens never seen on the corpus, e.g. "
-                                             + " ".join(repr(t) for t in fq["never_seen_examples"][:30]))))
+            out.append(
+                R.section(
+                    "Frequency vs quality",
+                    R.table(fq["bands"]),
+                    figs.get("norm_vs_frequency", ""),
+                    figs.get("coherence_vs_frequency", ""),
+                    R.paragraph(
+                        f"{fq['never_seen']:,} tokens never seen on the corpus, e.g. "
+                        + " ".join(repr(t) for t in fq["never_seen_examples"][:30])
+                    ),
+                )
+            )
         else:
             out.append(R.section("Frequency vs quality", R.paragraph(fq["skipped"])))
     ut = s["undertrained"]
-    ut_parts = [R.paragraph(
-        f"Indicators: {', '.join(ut['indicators']) or 'none'}; reference set of unused tokens: {ut['reference_size']} "
-        f"(unreachable by the tokenizer: {ut['reference_info']['unreachable']}, zero count: {ut['reference_info']['zero_count']}), "
-        f"e.g. {' '.join(map(repr, ut['reference_examples'][:10]))}. Candidates: top {ut['candidate_percentile']}% "
-        f"= {ut['n_candidates']} tokens.")]
+    ut_parts = [
+        R.paragraph(
+            f"Indicators: {', '.join(ut['indicators']) or 'none'}; reference set of unused tokens: {ut['reference_size']} "
+            f"(unreachable by the tokenizer: {ut['reference_info']['unreachable']}, zero count: {ut['reference_info']['zero_count']}), "
+            f"e.g. {' '.join(map(repr, ut['reference_examples'][:10]))}. Candidates: top {ut['candidate_percentile']}% "
+            f"= {ut['n_candidates']} tokens."
+        )
+    ]
     ut_parts += [R.warning_box(n) for n in ut["notes"]]
     ut_parts += [R.table(ut["candidates"]), figs.get("undertrained", "")]
     if ut.get("verification"):
         ut_parts.append(R.table(ut["verification"]))
     out.append(R.section("Under-trained tokens (Fishing for Magikarp)", *ut_parts))
-    out.append(R.section("Linear probes", R.paragraph(
-        "Logistic regression on a held-out split; control = same labels shuffled over tokens; selectivity = accuracy − control."),
-        R.table([_fmt_row(p) for p in s["probes"]])))
+    out.append(
+        R.section(
+            "Linear probes",
+            R.paragraph(
+                "Logistic regression on a held-out split; control = same labels shuffled over tokens; selectivity = accuracy − control."
+            ),
+            R.table([_fmt_row(p) for p in s["probes"]]),
+        )
+    )
     proj_parts = [figs.get(k, "") for k in ("pca_classes", "pca_frequency", "tsne_classes", "umap_classes")]
     if s["projection"].get("projector_rows"):
-        proj_parts.append(R.paragraph(f"Embedding Projector export: projector/ ({s['projection']['projector_rows']:,} rows); "
-                                      "open with tensorboard --logdir <out>/projector or projector.tensorflow.org"))
+        proj_parts.append(
+            R.paragraph(
+                f"Embedding Projector export: projector/ ({s['projection']['projector_rows']:,} rows); "
+                "open with tensorboard --logdir <out>/projector or projector.tensorflow.org"
+            )
+        )
     out.append(R.section("Projections", *proj_parts))
     if s["neighbours"]:
-        out.append(R.section("Nearest neighbours (cosine)", R.table([
-            {"token": e["token"], "neighbours": " ".join(repr(t) for t in e["neighbours"])} for e in s["neighbours"]])))
+        out.append(
+            R.section(
+                "Nearest neighbours (cosine)",
+                R.table(
+                    [
+                        {"token": e["token"], "neighbours": " ".join(repr(t) for t in e["neighbours"])}
+                        for e in s["neighbours"]
+                    ]
+                ),
+            )
+        )
     if s.get("contextual"):
         c = s["contextual"]
-        out.append(R.section("Contextual geometry (Ethayarajh 2019)", R.table(c.get("layers", [])),
-                             *[R.paragraph(n) for n in c.get("notes", [])]))
+        out.append(
+            R.section(
+                "Contextual geometry (Ethayarajh 2019)",
+                R.table(c.get("layers", [])),
+                *[R.paragraph(n) for n in c.get("notes", [])],
+            )
+        )
     out.append(R.section("Timings", R.table([{"step": k, "seconds": v} for k, v in s["timings_s"].items()])))
     return out

@@ -146,7 +146,9 @@ def topk_cosine_reference(table, queries, *, k: int = 10, exclude=None) -> tuple
     return np.array(ids, dtype=np.int64), np.array(sims, dtype=np.float32)
 
 
-def approximate_topk(table: np.ndarray, queries: np.ndarray, *, k: int = 10, m: int = 32, ef: int = 128, threads: int | None = None):
+def approximate_topk(
+    table: np.ndarray, queries: np.ndarray, *, k: int = 10, m: int = 32, ef: int = 128, threads: int | None = None
+):
     """Approximate cosine top-k with a faiss HNSW index (inner product on unit rows).
 
     Needs the optional ``faiss-cpu``; the query row itself is not removed (ask for k+1).
@@ -178,7 +180,9 @@ class Neighbor:
     cosine: float
 
 
-def neighbors_of(source, tokens: Sequence[str], *, k: int = 10, matrix: str = "input", method: str = "exact") -> dict[str, list[Neighbor]]:
+def neighbors_of(
+    source, tokens: Sequence[str], *, k: int = 10, matrix: str = "input", method: str = "exact"
+) -> dict[str, list[Neighbor]]:
     """Top-k cosine neighbours of each token string in ``source`` (an :class:`EmbeddingSource`).
 
     A token that is not in the vocabulary raises :class:`TokenNotFoundError` naming close spellings.
@@ -199,7 +203,9 @@ def neighbors_of(source, tokens: Sequence[str], *, k: int = 10, matrix: str = "i
             if not close:  # difflib misses prefixed spellings; try the convention markers
                 close = [c for c in (f"##{t}", f"Ġ{t}", f"▁{t}", t.lower()) if c in source.vocab][:3]
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; check the spelling"
-            raise TokenNotFoundError(f"token {t!r} is not in the vocabulary of {source.path} ({len(source.vocab)} tokens){hint}")
+            raise TokenNotFoundError(
+                f"token {t!r} is not in the vocabulary of {source.path} ({len(source.vocab)} tokens){hint}"
+            )
         ids.append(i)
     if method == "auto":
         import importlib.util

@@ -44,7 +44,9 @@ def read_label_csv(path: str | os.PathLike, vocab) -> tuple[dict[int, str], dict
             if not row or (lineno == 1 and [c.strip().lower() for c in row[:2]] == ["token", "label"]):
                 continue
             if len(row) < 2:
-                raise ConfigError(f"{path}:{lineno}: expected 'token,label', got {row!r}; quote tokens that hold commas")
+                raise ConfigError(
+                    f"{path}:{lineno}: expected 'token,label', got {row!r}; quote tokens that hold commas"
+                )
             tok, label = row[0], row[1].strip()
             i = vocab.get(tok)
             if i is None:
@@ -77,7 +79,9 @@ def _fit_score(Xtr, ytr, Xte, yte, seed) -> float:
         return float((clf.predict(Xte) == yte).mean())
 
 
-def run_probe(X: np.ndarray, labels, *, name: str, max_rows: int = MAX_PROBE_ROWS, test_size: float = 0.3, seed: int = 0) -> dict:
+def run_probe(
+    X: np.ndarray, labels, *, name: str, max_rows: int = MAX_PROBE_ROWS, test_size: float = 0.3, seed: int = 0
+) -> dict:
     """Train/test one probe. ``labels`` is (V,) with None for unlabelled rows (or a {row: label} dict)."""
     V = X.shape[0]
     if isinstance(labels, dict):
@@ -111,13 +115,15 @@ def run_probe(X: np.ndarray, labels, *, name: str, max_rows: int = MAX_PROBE_ROW
     majority = float((y[te] == majority_label).mean())
     y_ctrl = y[rng.permutation(y.size)]  # control task: same label distribution, shuffled over tokens
     ctrl = _fit_score(Xs[tr], y_ctrl[tr], Xs[te], y_ctrl[te], seed) if len(set(y_ctrl[tr])) > 1 else float("nan")
-    result.update({
-        "train": int(tr.size),
-        "test": int(te.size),
-        "accuracy": acc,
-        "majority_baseline": majority,
-        "control_accuracy": ctrl,
-        "selectivity": acc - ctrl,
-        "gain_over_majority": acc - majority,
-    })
+    result.update(
+        {
+            "train": int(tr.size),
+            "test": int(te.size),
+            "accuracy": acc,
+            "majority_baseline": majority,
+            "control_accuracy": ctrl,
+            "selectivity": acc - ctrl,
+            "gain_over_majority": acc - majority,
+        }
+    )
     return result

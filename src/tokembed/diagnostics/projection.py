@@ -24,7 +24,18 @@ __all__ = ["tsne_2d", "umap_2d", "scatter", "export_projector", "TSNE_MAX_POINTS
 
 #: t-SNE/UMAP run on at most this many sampled rows (t-SNE is O(N log N) per iteration with a large constant)
 TSNE_MAX_POINTS = 3000
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 def tsne_2d(X: np.ndarray, *, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
@@ -32,8 +43,13 @@ def tsne_2d(X: np.ndarray, *, seed: int = 0, perplexity: float = 30.0) -> np.nda
     from sklearn.manifold import TSNE
 
     n = X.shape[0]
-    return TSNE(n_components=2, init="pca", metric="cosine", perplexity=min(perplexity, max(2.0, (n - 1) / 3)),
-                random_state=seed).fit_transform(np.asarray(X, dtype=np.float32))
+    return TSNE(
+        n_components=2,
+        init="pca",
+        metric="cosine",
+        perplexity=min(perplexity, max(2.0, (n - 1) / 3)),
+        random_state=seed,
+    ).fit_transform(np.asarray(X, dtype=np.float32))
 
 
 def umap_2d(X: np.ndarray, *, seed: int = 0) -> np.ndarray:
@@ -42,7 +58,14 @@ def umap_2d(X: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit_transform(np.asarray(X, dtype=np.float32))
 
 
-def scatter(coords: np.ndarray, groups: Sequence[str], *, title: str, labels: Mapping[int, str] | None = None, order: Sequence[str] | None = None):
+def scatter(
+    coords: np.ndarray,
+    groups: Sequence[str],
+    *,
+    title: str,
+    labels: Mapping[int, str] | None = None,
+    order: Sequence[str] | None = None,
+):
     """A matplotlib figure: points coloured by group (legend), ``labels`` = {point index: text} written next to points."""
     from ..report import new_figure
 
@@ -51,7 +74,15 @@ def scatter(coords: np.ndarray, groups: Sequence[str], *, title: str, labels: Ma
     names = [g for g in (order or sorted(set(groups.tolist()), key=str)) if np.any(groups == g)]
     for c, g in enumerate(names):
         m = groups == g
-        ax.scatter(coords[m, 0], coords[m, 1], s=4, alpha=0.5, color=_PALETTE[c % len(_PALETTE)], label=f"{g} ({int(m.sum())})", linewidths=0)
+        ax.scatter(
+            coords[m, 0],
+            coords[m, 1],
+            s=4,
+            alpha=0.5,
+            color=_PALETTE[c % len(_PALETTE)],
+            label=f"{g} ({int(m.sum())})",
+            linewidths=0,
+        )
     for i, text in (labels or {}).items():
         ax.annotate(text, coords[i], fontsize=8, xytext=(2, 2), textcoords="offset points")
         ax.scatter(coords[i, 0], coords[i, 1], s=14, color="black")
@@ -66,7 +97,14 @@ def _tsv_cell(s: str) -> str:
     return s if s.strip() else repr(s)
 
 
-def export_projector(out_dir: str | os.PathLike, X: np.ndarray, rows: Sequence[int], metadata: Mapping[str, Sequence], *, tensor_name: str = "embeddings") -> Path:
+def export_projector(
+    out_dir: str | os.PathLike,
+    X: np.ndarray,
+    rows: Sequence[int],
+    metadata: Mapping[str, Sequence],
+    *,
+    tensor_name: str = "embeddings",
+) -> Path:
     """Write the TensorBoard Embedding Projector files for ``rows`` of ``X``.
 
     ``metadata`` maps column name -> (V,) values (the first column should be the token).
@@ -93,7 +131,7 @@ def export_projector(out_dir: str | os.PathLike, X: np.ndarray, rows: Sequence[i
         out / "projector_config.pbtxt",
         "embeddings {\n"
         f'  tensor_name: "{tensor_name}"\n'
-        f'  tensor_shape: {rows.size}\n  tensor_shape: {V.shape[1]}\n'
+        f"  tensor_shape: {rows.size}\n  tensor_shape: {V.shape[1]}\n"
         '  tensor_path: "vectors.tsv"\n'
         '  metadata_path: "metadata.tsv"\n'
         "}\n",

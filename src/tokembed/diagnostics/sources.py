@@ -171,7 +171,9 @@ def load_embeddings(
                 f"{source!r} looks like a hub model id; tokembed is offline: download the model folder yourself "
                 "and pass its local path"
             )
-        raise EmbeddingSourceError(f"{source}: no such file or folder; pass a model folder, a checkpoint or a vector file")
+        raise EmbeddingSourceError(
+            f"{source}: no such file or folder; pass a model folder, a checkpoint or a vector file"
+        )
     if p.is_dir():
         for ck in (p, p / "checkpoint"):  # a checkpoint folder or the run folder that holds one
             if (ck / "tokenizer").is_dir() and (ck / "config.json").is_file() and (ck / "model.safetensors").is_file():
@@ -210,7 +212,9 @@ def _tensor_index(folder: Path) -> dict[str, Path]:
         for name, fname in wm.items():
             f = folder / fname
             if not f.is_file():
-                raise EmbeddingSourceError(f"{index}: tensor {name!r} is in shard {fname!r}, which is missing from {folder}")
+                raise EmbeddingSourceError(
+                    f"{index}: tensor {name!r} is in shard {fname!r}, which is missing from {folder}"
+                )
             out[name] = f
         return out
     files = sorted(folder.glob("*.safetensors"))
@@ -221,7 +225,9 @@ def _tensor_index(folder: Path) -> dict[str, Path]:
                 for k in sf.keys():
                     out[k] = f
         except Exception as e:  # SafetensorError is not exported as a stable type
-            raise EmbeddingSourceError(f"{f}: not a valid safetensors file ({e}); the file is truncated or corrupt") from e
+            raise EmbeddingSourceError(
+                f"{f}: not a valid safetensors file ({e}); the file is truncated or corrupt"
+            ) from e
     return out
 
 
@@ -285,7 +291,9 @@ def _config_dims(config: Mapping[str, Any]) -> tuple[int | None, int | None]:
     if "vocab_size" not in c and isinstance(c.get("text_config"), dict):
         c = c["text_config"]
     v = c.get("vocab_size")
-    d = next((c[k] for k in ("hidden_size", "n_embd", "d_model", "embedding_size", "dim") if isinstance(c.get(k), int)), None)
+    d = next(
+        (c[k] for k in ("hidden_size", "n_embd", "d_model", "embedding_size", "dim") if isinstance(c.get(k), int)), None
+    )
     return (v if isinstance(v, int) else None), d
 
 
@@ -346,8 +354,16 @@ def _load_hf_folder(folder: Path) -> EmbeddingSource:
     vocab, tokenizer, vnotes = _hf_vocab(folder, rows=E.shape[0])
     notes += vnotes
     return EmbeddingSource(
-        path=folder, kind="hf", vocab=vocab, input=E, output=W, tied=tied, family=found["family"],
-        tokenizer=tokenizer, names=names, notes=notes,
+        path=folder,
+        kind="hf",
+        vocab=vocab,
+        input=E,
+        output=W,
+        tied=tied,
+        family=found["family"],
+        tokenizer=tokenizer,
+        names=names,
+        notes=notes,
     )
 
 
@@ -372,7 +388,9 @@ def _pad_table(table: list[str | None], rows: int, origin: Path, notes: list[str
                 t = "<" + t + ">"
         out.append(t)
     if rows > len(table):
-        notes.append(f"{rows - len(table)} embedding rows beyond the {len(table)}-token vocabulary are named <row_i> (padding)")
+        notes.append(
+            f"{rows - len(table)} embedding rows beyond the {len(table)}-token vocabulary are named <row_i> (padding)"
+        )
     if holes:
         notes.append(f"{holes} ids missing from {origin.name} are named <row_i>")
     return out
@@ -427,9 +445,9 @@ def _vocab_from_table(table: list[str], roles: Mapping[str, str], origin: Path) 
 def _hf_vocab(folder: Path, *, rows: int) -> tuple[Vocab, Any, list[str]]:
     """Vocab (and a tokembed tokenizer when one loads) for a Hugging Face folder.
 
-    The tokenizer comes from :func:`tokembed.load_tokenizer`, else from ``tokenizer.json`` through
-    :class:`~tokembed.tokenizers.hf.HFTokenizer`; a folder with only ``vocab.txt`` gets the
-    id -> token table (no encoding). Rows beyond the tokenizer's vocabulary (padding) get ``<row_i>`` names.
+    The tokenizer comes from :func:`tokembed.load_tokenizer` (``tokenizer.json`` or ``vocab.txt``); when
+    none loads, ``vocab.txt`` still names the rows (no encoding). Rows beyond the tokenizer's vocabulary
+    (padding) get ``<row_i>`` names.
     """
     notes: list[str] = []
     tokenizer = _try_load_tokenizer(folder, notes)
@@ -453,27 +471,30 @@ def _hf_vocab(folder: Path, *, rows: int) -> tuple[Vocab, Any, list[str]]:
 
 
 def _try_load_tokenizer(path: Path, notes: list[str]):
-    """A tokembed tokenizer for ``path`` (folder or tokenizer.json), or None when none can be built."""
+    """A tokembed tokenizer for ``path`` through :func:`tokembed.load_tokenizer`, or None (with a note).
+
+    ``tokenizer.json`` / ``vocab.txt`` are loaded without the post-processor's ``[CLS]``/``[SEP]``, so
+    corpus counts and round trips see only the text's own tokens; a ``vocab.txt`` follows the folder's
+    ``do_lower_case`` when ``tokenizer_config.json`` states it.
+    """
     from ..errors import TokembedError
     from ..tokenizers import load_tokenizer
 
     if path.is_dir() and (path / "tokembed.json").is_file():
         return load_tokenizer(path)  # a broken tokembed folder is an error, not a note
+    opts: dict[str, Any] = {"add_special_tokens": False}
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir() and not (path / "tokenizer.json").is_file() and (folder / "tokenizer_config.json").is_file():
+        lower = _read_json(folder / "tokenizer_config.json").get("do_lower_case")
+        if isinstance(lower, bool):
+            opts["lowercase"] = lower
     try:
-        return load_tokenizer(path)
+        return load_tokenizer(path, **opts)
     except TokembedError as e:
-        first_error = str(e).split(";")[0]
-    tj = path if path.is_file() else path / "tokenizer.json"
-    if tj.is_file():
-        from ..tokenizers.hf import HFTokenizer
-
-        try:
-            # no [CLS]/[SEP] around each text: counts and round trips see only the text's own tokens
-            return HFTokenizer.from_file(tj, add_special_tokens=False)
-        except TokembedError as e:
-            first_error = str(e).split(";")[0]
-    notes.append(f"no tokenizer for {path.name} ({first_error}): corpus counts and reachability are skipped")
-    return None
+        notes.append(
+            f"no tokenizer for {path.name} ({str(e).split(';')[0]}): corpus counts and reachability are skipped"
+        )
+        return None
 
 
 def _vocab_file(vocab: Path, rows: int) -> tuple[Vocab, Any, list[str]]:
@@ -523,7 +544,9 @@ def _load_matrix(path: Path, *, vocab, tensor: str | None) -> EmbeddingSource:
         try:
             M = np.load(path, allow_pickle=False, mmap_mode="r")
         except ValueError as e:  # object arrays need pickle: refused
-            raise EmbeddingSourceError(f"{path}: cannot read without unpickling ({e}); save a plain numeric array") from e
+            raise EmbeddingSourceError(
+                f"{path}: cannot read without unpickling ({e}); save a plain numeric array"
+            ) from e
         except OSError as e:
             raise EmbeddingSourceError(f"{path}: not a .npy file ({e})") from e
         if M.dtype.kind not in "fiu":
@@ -538,7 +561,9 @@ def _load_matrix(path: Path, *, vocab, tensor: str | None) -> EmbeddingSource:
             with safe_open(str(path), framework="np") as sf:
                 keys = list(sf.keys())
         except Exception as e:
-            raise EmbeddingSourceError(f"{path}: not a valid safetensors file ({e}); the file is truncated or corrupt") from e
+            raise EmbeddingSourceError(
+                f"{path}: not a valid safetensors file ({e}); the file is truncated or corrupt"
+            ) from e
         index = {k: path for k in keys}
         if tensor is None:
             found = find_embedding_tensors(keys)
@@ -578,7 +603,9 @@ def _load_vectors(path: Path, *, limit: int | None, progress: bool) -> Embedding
             t = f"{t}#{i}"
         seen[t] = i
         table.append(t)
-    return EmbeddingSource(path=path, kind="vectors", vocab=Vocab(table), input=np.asarray(M, dtype=np.float32), notes=notes[:20])
+    return EmbeddingSource(
+        path=path, kind="vectors", vocab=Vocab(table), input=np.asarray(M, dtype=np.float32), notes=notes[:20]
+    )
 
 
 # -- tokembed checkpoints --------------------------------------------------------------------
@@ -588,7 +615,9 @@ def _load_checkpoint(folder: Path) -> EmbeddingSource:
     try:
         from ..checkpoint import load_checkpoint
     except ImportError as e:
-        raise EmbeddingSourceError(f"{folder}: reading tokembed checkpoints needs tokembed.train, which this build lacks") from e
+        raise EmbeddingSourceError(
+            f"{folder}: reading tokembed checkpoints needs tokembed.train, which this build lacks"
+        ) from e
     model, tokenizer, _cfg = load_checkpoint(folder)
     E = model.embedding.weight_matrix().detach().float().cpu().numpy()  # (V, D)
     head = model.head
@@ -600,6 +629,14 @@ def _load_checkpoint(folder: Path) -> EmbeddingSource:
     if tied:
         W = E
     return EmbeddingSource(
-        path=folder, kind="checkpoint", vocab=tokenizer.vocab, input=E, output=W, tied=bool(tied), family="tokembed",
-        tokenizer=tokenizer, names={"input": "embedding", "output": "head"}, model_loader=lambda: model,
+        path=folder,
+        kind="checkpoint",
+        vocab=tokenizer.vocab,
+        input=E,
+        output=W,
+        tied=bool(tied),
+        family="tokembed",
+        tokenizer=tokenizer,
+        names={"input": "embedding", "output": "head"},
+        model_loader=lambda: model,
     )

@@ -83,14 +83,18 @@ def token_class(token: str, *, convention: str, special: bool = False) -> str:
     return "word-initial" if s.strip() else "other"
 
 
-def token_classes(tokens: Sequence[str], *, special_ids: Iterable[int] = (), convention: str | None = None) -> np.ndarray:
+def token_classes(
+    tokens: Sequence[str], *, special_ids: Iterable[int] = (), convention: str | None = None
+) -> np.ndarray:
     """(V,) array of class names for every token."""
     conv = convention or detect_convention(tokens)
     sp = set(special_ids)
     return np.array([token_class(t, convention=conv, special=i in sp) for i, t in enumerate(tokens)], dtype=object)
 
 
-def string_labels(tokens: Sequence[str], *, special_ids: Iterable[int] = (), convention: str | None = None) -> dict[str, np.ndarray]:
+def string_labels(
+    tokens: Sequence[str], *, special_ids: Iterable[int] = (), convention: str | None = None
+) -> dict[str, np.ndarray]:
     """Built-in probe labels (name -> (V,) labels), derived from the token strings.
 
     ``word-initial`` and ``capitalised`` are binary, ``digit`` and ``punctuation`` too,

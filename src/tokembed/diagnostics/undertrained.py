@@ -74,29 +74,29 @@ def reachability(tokenizer, *, ids: Sequence[int] | None = None, prefixes: int =
             continue
         todo.append(i)
         texts.append(s)
-    enc = tokenizer.encode_batch(texts) if texts else []
-    retry = []
-    for i, e in zip(todo, enc):
-        if i in e:
-            out[i] = "ok"
-        else:
-            retry.append(i)
+
+    def still_missing(ids_: list[int], texts_: list[str]) -> list[int]:
+        """Mark ids found in the encoding of their text ``ok``; return the others."""
+        left = []
+        for i, e in zip(ids_, tokenizer.encode_batch(texts_) if texts_ else []):
+            if i in e:
+                out[i] = "ok"
+            else:
+                left.append(i)
+        return left
+
+    retry = still_missing(todo, texts)
     if retry and prefixes:
         pre = [
             j
             for j, t in enumerate(tokens)
-            if j not in special and token_class(t, convention=conv) == "word-initial" and len(t.strip("Ġ▁ ")) == 1 and t.strip("Ġ▁ ").isalpha()
+            if j not in special
+            and token_class(t, convention=conv) == "word-initial"
+            and len(t.strip("Ġ▁ ")) == 1
+            and t.strip("Ġ▁ ").isalpha()
         ][:prefixes]
         for p in pre:
-            texts = [tokenizer.decode([p, i]) for i in retry]
-            enc = tokenizer.encode_batch(texts)
-            left = []
-            for i, e in zip(retry, enc):
-                if i in e:
-                    out[i] = "ok"
-                else:
-                    left.append(i)
-            retry = left
+            retry = still_missing(retry, [tokenizer.decode([p, i]) for i in retry])
             if not retry:
                 break
     for i in retry:
@@ -104,7 +104,9 @@ def reachability(tokenizer, *, ids: Sequence[int] | None = None, prefixes: int =
     return out
 
 
-def reference_set(tokenizer=None, *, counts: np.ndarray | None = None, V: int, special_ids=()) -> tuple[np.ndarray, dict]:
+def reference_set(
+    tokenizer=None, *, counts: np.ndarray | None = None, V: int, special_ids=()
+) -> tuple[np.ndarray, dict]:
     """Ids of tokens known to be unused: unreachable by the tokenizer ∪ zero count on the corpus.
 
     Returns (sorted ids, info) where info holds the category counts and how many came from each test.
@@ -205,8 +207,11 @@ def undertrained_summary(
     else:
         notes.append(
             "no reference set of unused tokens was found "
-            + ("(every token is reachable and no corpus counts were given)" if source.tokenizer is not None
-               else "(no tokenizer to test reachability and no --corpus)")
+            + (
+                "(every token is reachable and no corpus counts were given)"
+                if source.tokenizer is not None
+                else "(no tokenizer to test reachability and no --corpus)"
+            )
             + "; only the input-norm indicator is used"
         )
     if not source.tied:
@@ -250,7 +255,9 @@ def undertrained_summary(
         "_indicators": indicators,
     }
     if verify and source.model_loader is not None and cand:
-        out["verification"] = verify_repetition(source, [c["id"] for c in cand[: min(len(cand), 20)]], progress=progress)
+        out["verification"] = verify_repetition(
+            source, [c["id"] for c in cand[: min(len(cand), 20)]], progress=progress
+        )
     return out
 
 

@@ -14,7 +14,15 @@ from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
 from .regularization import EmbeddingDropout, TokenDropout
 from .mixture import MixtureEmbedding
-from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors
+from .positional import (
+    ALiBiPositions,
+    LearnedPositions,
+    NoPositions,
+    RotaryPositions,
+    SinusoidalPositions,
+    build_positional,
+)
+from .pretrained import PretrainedInitReport, Vectors, init_from_pretrained, read_vectors, write_vectors
 
 __all__ = [
     "TokenEmbedding",
@@ -34,5 +42,7 @@ __all__ = [
     "Vectors",
     "init_from_pretrained",
     "read_vectors",
+    "write_vectors",
 ]
 __all__ += ["AdaptiveInput", "frequency_permutation"]
+__all__ += ["SinusoidalPositions", "LearnedPositions", "RotaryPositions", "ALiBiPositions", "NoPositions", "build_positional"]

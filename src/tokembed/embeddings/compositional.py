@@ -62,10 +62,19 @@ class CharCNN(nn.Module):
     Parameters: ``259·C + Σ_w (C·w·F_w + F_w) + (Σ_w F_w)·D + D``.
     """
 
-    def __init__(self, embedding_dim: int, *, char_dim: int = 16, widths: Sequence[int] = (1, 2, 3, 4), filters: Sequence[int] = (32, 32, 64, 64)):
+    def __init__(
+        self,
+        embedding_dim: int,
+        *,
+        char_dim: int = 16,
+        widths: Sequence[int] = (1, 2, 3, 4),
+        filters: Sequence[int] = (32, 32, 64, 64),
+    ):
         super().__init__()
         if len(widths) != len(filters) or not widths:
-            raise ConfigError(f"widths {list(widths)} and filters {list(filters)} must be non-empty and of equal length")
+            raise ConfigError(
+                f"widths {list(widths)} and filters {list(filters)} must be non-empty and of equal length"
+            )
         self.byte_embedding = nn.Embedding(NUM_BYTE_SYMBOLS, char_dim, padding_idx=PAD)  # (259, C)
         self.convs = nn.ModuleList(nn.Conv1d(char_dim, f, w) for w, f in zip(widths, filters))
         self.proj = nn.Linear(sum(filters), embedding_dim)  # (ΣF) -> D
@@ -119,11 +128,15 @@ class CompositionalEmbedding(nn.Module):
             self.register_buffer("token_units", byte_ids(self.tokens, max_bytes), persistent=False)  # (V, L)
         elif mode == "pieces":
             if piece_embedding is None or pieces is None:
-                raise ConfigError("mode='pieces' needs piece_embedding (the piece table) and pieces (piece ids per token)")
+                raise ConfigError(
+                    "mode='pieces' needs piece_embedding (the piece table) and pieces (piece ids per token)"
+                )
             if piece_embedding.embedding_dim != embedding_dim:
                 raise ConfigError(f"piece_embedding has D={piece_embedding.embedding_dim}, expected {embedding_dim}")
             if len(pieces) != len(self.tokens):
-                raise ConfigError(f"pieces has {len(pieces)} entries for {len(self.tokens)} tokens; give one list per token")
+                raise ConfigError(
+                    f"pieces has {len(pieces)} entries for {len(self.tokens)} tokens; give one list per token"
+                )
             if reduce not in ("sum", "mean"):
                 raise ConfigError(f"reduce={reduce!r} is not known; choose 'sum' or 'mean'")
             empty = [self.tokens[i] for i, p in enumerate(pieces) if len(p) == 0]
@@ -164,7 +177,10 @@ class CompositionalEmbedding(nn.Module):
             units = byte_ids(list(strings), self.max_bytes)
         else:
             if self.piece_fn is None:
-                raise ConfigError("embed_strings in mode='pieces' needs piece_fn (str -> piece ids), e.g. a subword tokenizer's encode")
+                raise ConfigError(
+                    "embed_strings in mode='pieces' needs piece_fn (str -> piece ids), "
+                    "e.g. a subword tokenizer's encode"
+                )
             units = self._pad_pieces([self.piece_fn(s) or [] for s in strings])
         return self._encode_units(units.to(device))
 
@@ -188,7 +204,9 @@ class FrequencyGatedEmbedding(nn.Module):
         mode: ``"hard"`` or ``"soft"``.
     """
 
-    def __init__(self, lookup: nn.Module, compositional: CompositionalEmbedding, counts, threshold: float, *, mode: str = "hard"):
+    def __init__(
+        self, lookup: nn.Module, compositional: CompositionalEmbedding, counts, threshold: float, *, mode: str = "hard"
+    ):
         super().__init__()
         if lookup.num_embeddings != compositional.num_embeddings or lookup.embedding_dim != compositional.embedding_dim:
             raise ConfigError(
@@ -197,7 +215,9 @@ class FrequencyGatedEmbedding(nn.Module):
             )
         counts_t = torch.as_tensor(counts, dtype=torch.float32).flatten()
         if counts_t.numel() != lookup.num_embeddings or bool((counts_t < 0).any()):
-            raise ConfigError(f"counts must hold {lookup.num_embeddings} non-negative numbers (one per id), got {counts_t.numel()}")
+            raise ConfigError(
+                f"counts must hold {lookup.num_embeddings} non-negative numbers (one per id), got {counts_t.numel()}"
+            )
         if mode not in ("hard", "soft") or threshold <= 0:
             raise ConfigError(f"mode={mode!r}, threshold={threshold}: choose mode 'hard' or 'soft' and threshold > 0")
         self.lookup, self.compositional = lookup, compositional

@@ -197,7 +197,8 @@ def embedding_param_groups(
     >>> from tokembed.heads import TiedHead
     >>> emb = TokenEmbedding(10, 4)
     >>> model = nn.ModuleDict({"emb": emb, "norm": nn.LayerNorm(4), "head": TiedHead(emb, bias=True)})
-    >>> [(g["name"], len(g["params"]), g["lr"], g["weight_decay"]) for g in embedding_param_groups(model, lr=1e-3, weight_decay=0.1)]
+    >>> groups = embedding_param_groups(model, lr=1e-3, weight_decay=0.1)
+    >>> [(g["name"], len(g["params"]), g["lr"], g["weight_decay"]) for g in groups]
     [('embedding', 1, 0.001, 0.0), ('head.no_decay', 1, 0.001, 0.0), ('other.no_decay', 2, 0.001, 0.0)]
     """
     settings = {

@@ -103,7 +103,9 @@ class FactorizedEmbedding(nn.Module):
         """
         m = torch.as_tensor(matrix, dtype=torch.float64, device="cpu")
         if tuple(m.shape) != (self.num_embeddings, self.embedding_dim):
-            raise ConfigError(f"matrix has shape {tuple(m.shape)}, expected (V, D) = ({self.num_embeddings}, {self.embedding_dim})")
+            raise ConfigError(
+                f"matrix has shape {tuple(m.shape)}, expected (V, D) = ({self.num_embeddings}, {self.embedding_dim})"
+            )
         u, s, vh = torch.linalg.svd(m, full_matrices=False)  # u (V, k), s (k,), vh (k, D)
         r = self.rank
         root = s[:r].sqrt()

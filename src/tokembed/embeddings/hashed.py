@@ -65,7 +65,8 @@ def hash_ids_reference(ids: list[int], params: list[tuple[int, int]], modulus: i
 
 def _check_hashable_ids(ids: torch.Tensor) -> None:
     """Integer dtype and non-negative; there is no upper bound."""
-    if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+    dtype = ids.dtype if isinstance(ids, torch.Tensor) else None
+    if dtype is None or dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
         check_ids(ids, _INT64_MAX, where="HashEmbedding")  # raises the type/dtype error
     neg = ids < 0
     if bool(neg.any()):
@@ -114,7 +115,8 @@ class HashEmbedding(nn.Module):
         self.importance = nn.Parameter(torch.empty(num_embeddings, num_hashes))  # (V, k) = P
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            self.buckets.copy_(torch.empty(num_buckets, embedding_dim).normal_(0.0, init_std / math.sqrt(num_hashes), generator=g))
+            bucket_std = init_std / math.sqrt(num_hashes)
+            self.buckets.copy_(torch.empty(num_buckets, embedding_dim).normal_(0.0, bucket_std, generator=g))
             self.importance.copy_(torch.empty(num_embeddings, num_hashes).normal_(0.0, 1.0, generator=g))
 
     def _universal(self, ids: torch.Tensor, j: slice) -> torch.Tensor:
@@ -139,7 +141,10 @@ class HashEmbedding(nn.Module):
         k = self.num_hashes
         # Σ_j P[i, j] E_b[h_j(i)] as a weighted bag sum, without building (B, T, k, D)
         out = F.embedding_bag(
-            buckets.reshape(-1, k), self.buckets, per_sample_weights=weights.reshape(-1, k).to(self.buckets.dtype), mode="sum"
+            buckets.reshape(-1, k),  # (B·T, k) bags
+            self.buckets,
+            per_sample_weights=weights.reshape(-1, k).to(self.buckets.dtype),
+            mode="sum",
         )  # (B·T, D)
         return out.reshape(*ids.shape, self.embedding_dim)  # (B, T, D)
 
@@ -156,4 +161,6 @@ class HashEmbedding(nn.Module):
         return self.forward(ids.unsqueeze(0)).squeeze(0)
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}, num_buckets={self.num_buckets}, num_hashes={self.num_hashes}"
+        return (
+            f"{self.num_embeddings}, {self.embedding_dim}, num_buckets={self.num_buckets}, num_hashes={self.num_hashes}"
+        )

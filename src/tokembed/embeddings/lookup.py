@@ -148,4 +148,7 @@ class TokenEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         extra = f", max_norm={self.max_norm}" if self.max_norm is not None else ""
-        return f"{self.num_embeddings}, {self.embedding_dim}, scale={self.scale != 1.0}, padding_idx={self.padding_idx}{extra}"
+        return (
+            f"{self.num_embeddings}, {self.embedding_dim}, scale={self.scale != 1.0}, "
+            f"padding_idx={self.padding_idx}{extra}"
+        )

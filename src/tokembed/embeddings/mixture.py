@@ -98,11 +98,16 @@ class MixtureEmbedding(nn.Module):
                 raise ConfigError(f"feature_tables has {name!r}, which is not a feature ({', '.join(self.features)})")
             t = torch.as_tensor(table, dtype=torch.long).flatten()
             if t.numel() != self.num_embeddings:
-                raise ConfigError(f"feature_tables[{name!r}] has {t.numel()} entries; it needs one per vocabulary id ({self.num_embeddings})")
+                raise ConfigError(
+                    f"feature_tables[{name!r}] has {t.numel()} entries; "
+                    f"it needs one per vocabulary id ({self.num_embeddings})"
+                )
             self.register_buffer(f"table_{name}", t)
             self.table_names.append(name)
 
-    def _feature_ids(self, ids: torch.Tensor, features: Mapping[str, torch.Tensor] | None, *, default_missing: bool) -> dict:
+    def _feature_ids(
+        self, ids: torch.Tensor, features: Mapping[str, torch.Tensor] | None, *, default_missing: bool
+    ) -> dict:
         features = dict(features or {})
         unknown = set(features) - set(self.features)
         if unknown:
@@ -120,7 +125,9 @@ class MixtureEmbedding(nn.Module):
                     )
                 x = torch.zeros_like(ids)  # weight_matrix(): value 0 ("none")
             if x.shape != ids.shape:
-                raise ConfigError(f"feature {name!r} has shape {tuple(x.shape)}; it needs the ids' shape {tuple(ids.shape)}")
+                raise ConfigError(
+                    f"feature {name!r} has shape {tuple(x.shape)}; it needs the ids' shape {tuple(ids.shape)}"
+                )
             out[name] = x
         return out
 
@@ -141,7 +148,7 @@ class MixtureEmbedding(nn.Module):
 
     def weight_matrix(self) -> torch.Tensor:
         """All V rows (V, D): static features from ``feature_tables``, other features at value 0."""
-        ids = torch.arange(self.num_embeddings, device=self.lexical.weight_matrix().device).unsqueeze(0)
+        ids = torch.arange(self.num_embeddings, device=next(self.parameters()).device).unsqueeze(0)
         return self._combine(ids, self._feature_ids(ids, None, default_missing=True)).squeeze(0)
 
     def extra_repr(self) -> str:

@@ -43,7 +43,15 @@ import numpy as np
 
 from ..errors import ConfigError, VectorFileError
 
-__all__ = ["Vectors", "read_vectors", "detect_format", "PretrainedInitReport", "init_from_pretrained", "candidates"]
+__all__ = [
+    "Vectors",
+    "read_vectors",
+    "write_vectors",
+    "detect_format",
+    "PretrainedInitReport",
+    "init_from_pretrained",
+    "candidates",
+]
 
 FORMATS = ("word2vec", "word2vec-binary", "glove", "fasttext")
 _HEADER = re.compile(rb"^\s*(\d+)\s+(\d+)\s*$")
@@ -74,12 +82,17 @@ def _open_binary(path: Path):
 def detect_format(path: str | os.PathLike) -> str:
     """Guess the format of a vector file from its first bytes: ``word2vec``, ``word2vec-binary`` or ``glove``.
 
-    A first line of two integers is a header (word2vec/fastText); the bytes after it are
-    binary when the first entry's 4·D bytes are not printable UTF-8 text.
+    A first line of two integers is a header (word2vec/fastText); the file is text when the
+    line after it decodes as UTF-8 and ends in D numbers, binary otherwise.
     """
     path = Path(path)
     with _open_binary(path) as f:
         head = f.read(1 << 16)
+        while head.count(b"\n") < 2 and len(head) < (1 << 24):  # long lines (large D): read up to 16 MiB
+            more = f.read(1 << 20)
+            if not more:
+                break
+            head += more
     if not head.strip():
         raise VectorFileError(f"{path}: the file is empty; pass a word2vec, GloVe or fastText vector file")
     first, _, rest = head.partition(b"\n")
@@ -126,8 +139,8 @@ def read_vectors(
     path = Path(path)
     if not path.is_file():
         raise VectorFileError(f"{path}: no such vector file; pass the path of a word2vec/GloVe/fastText file")
-    if limit is not None and limit < 0:
-        raise ConfigError(f"limit={limit} is negative; pass None (all vectors) or a count >= 0")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1")
     fmt = format or detect_format(path)
     if fmt == "fasttext":
         fmt = "word2vec"
@@ -155,20 +168,42 @@ def _parse_header(line: bytes, path: Path) -> tuple[int, int]:
 
 
 class _Rows:
-    """Growable float32 row buffer (preallocated when the header gives the count)."""
+    """Growable float32 row buffer (preallocated when the header gives the count) with first-wins dedup."""
 
     def __init__(self, dim: int, expected: int | None):
         self.dim, self.n = dim, 0
         self.buf = np.empty((max(expected or 1024, 1), dim), dtype=np.float32)
+        self.tokens: list[str] = []
+        self.seen: set[str] = set()
+        self.duplicates = 0
 
-    def add(self, row: np.ndarray) -> None:
-        if self.n == len(self.buf):
+    def add(self, word: str, row: np.ndarray) -> None:
+        self.add_many([word], row[None], limit=self.n + 1)
+
+    def add_many(self, words: list[str], block: np.ndarray, *, limit: int) -> None:
+        """Append the rows of a (n, D) block whose word is new (first wins), until ``limit`` rows are held."""
+        seen, keep = self.seen, []
+        room = limit - self.n
+        for j, word in enumerate(words):
+            if len(keep) >= room:
+                break
+            if word in seen:  # later entries of a word are counted and dropped
+                self.duplicates += 1
+                continue
+            seen.add(word)
+            keep.append(j)
+        self.tokens.extend(words if len(keep) == len(words) else [words[j] for j in keep])
+        while self.n + len(keep) > len(self.buf):
             self.buf = np.concatenate([self.buf, np.empty_like(self.buf)])
-        self.buf[self.n] = row
-        self.n += 1
+        self.buf[self.n : self.n + len(keep)] = block if len(keep) == len(block) else block[keep]
+        self.n += len(keep)
 
-    def result(self) -> np.ndarray:
-        return np.ascontiguousarray(self.buf[: self.n])
+    @property
+    def entries(self) -> int:
+        return self.n + self.duplicates
+
+    def result(self) -> tuple[list[str], np.ndarray, int]:
+        return self.tokens, np.ascontiguousarray(self.buf[: self.n]), self.duplicates
 
 
 def _is_number(s: str) -> bool:
@@ -181,9 +216,6 @@ def _is_number(s: str) -> bool:
 
 def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, errors: str):
     size = None if path.suffix == ".gz" else path.stat().st_size
-    tokens: list[str] = []
-    seen: set[str] = set()
-    dups = 0
     rows: _Rows | None = None
     dim = count = None
     with _open_binary(path) as f, _progress(path, size, "B", progress) as bar:
@@ -193,7 +225,7 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
                 count, dim = _parse_header(raw, path)
                 rows = _Rows(dim, count if limit is None else min(count, limit))
                 continue
-            if limit is not None and len(tokens) >= limit:
+            if limit is not None and rows is not None and rows.n >= limit:
                 break
             try:
                 line = raw.decode("utf-8", errors=errors).rstrip("\r\n")
@@ -229,77 +261,117 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
             try:
                 vec = np.array(parts[-dim:], dtype=np.float32)
             except ValueError as e:
-                raise VectorFileError(f"{path}:{lineno}: a value of word {word!r} is not a number ({e}); fix or drop this line") from e
+                raise VectorFileError(
+                    f"{path}:{lineno}: a value of word {word!r} is not a number ({e}); fix or drop this line"
+                ) from e
             if not np.isfinite(vec).all():
                 raise VectorFileError(f"{path}:{lineno}: word {word!r} has a NaN/Inf value; fix or drop this line")
-            if word in seen:
-                dups += 1
-                continue
-            seen.add(word)
-            tokens.append(word)
-            rows.add(vec)
+            rows.add(word, vec)
     if rows is None:
         raise VectorFileError(f"{path}: no vectors found; pass a word2vec, GloVe or fastText vector file")
-    if count is not None and limit is None and len(tokens) + dups != count:
+    if count is not None and limit is None and rows.entries != count:
         raise VectorFileError(
-            f"{path}: the header announces {count} vectors but the file holds {len(tokens) + dups}; "
+            f"{path}: the header announces {count} vectors but the file holds {rows.entries}; "
             "the file is truncated or the header is wrong (fix the header's first number)"
         )
-    return tokens, rows.result(), dups
+    return rows.result()
 
 
 def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, errors: str):
-    tokens: list[str] = []
-    seen: set[str] = set()
-    dups = 0
+    """Chunked parser: per entry only the word is handled in Python; the vectors of a whole chunk
+    are gathered with one numpy fancy-index (the readable per-entry version is the loop body)."""
     with _open_binary(path) as f:
         header = f.readline()
         count, dim = _parse_header(header, path)
         n_want = count if limit is None else min(count, limit)
         rows = _Rows(dim, n_want)
         nbytes = 4 * dim
-        buf, pos, offset = b"", 0, len(header)  # offset: file offset of buf[0]
-        eof = False
+        buf, offset, eof = b"", len(header), False  # offset: file offset of buf[0]
         with _progress(path, n_want, "vec", progress) as bar:
-            while len(tokens) + dups < count and len(tokens) < n_want:
-                # make sure the buffer holds a whole entry (word + space + 4·D bytes)
-                while not eof and (buf.find(b" ", pos) < 0 or len(buf) - buf.find(b" ", pos) - 1 < nbytes):
-                    chunk = f.read(_CHUNK)
-                    eof = not chunk
-                    offset += pos
-                    buf, pos = buf[pos:] + chunk, 0
-                while pos < len(buf) and buf[pos : pos + 1] in (b"\n", b"\r"):
-                    pos += 1  # word2vec C writes a newline after each vector
-                space = buf.find(b" ", pos)
-                if space < 0 or len(buf) - space - 1 < nbytes:
-                    raise VectorFileError(
-                        f"{path}: byte {offset + pos}: file ends inside entry {len(tokens) + dups + 1} of {count} announced "
-                        "by the header; the file is truncated (re-download it, or pass limit= to read fewer vectors)"
-                    )
-                try:
-                    word = buf[pos:space].decode("utf-8", errors=errors)
-                except UnicodeDecodeError as e:
-                    raise VectorFileError(
-                        f"{path}: byte {offset + pos}: word of entry {len(tokens) + dups + 1} is not valid UTF-8; "
-                        "pass encoding_errors='replace'"
-                    ) from e
-                if not word or len(word) > 10_000:
-                    raise VectorFileError(
-                        f"{path}: byte {offset + pos}: entry {len(tokens) + dups + 1} has no readable word; "
-                        "the file is not word2vec binary or D in the header is wrong (try format='word2vec')"
-                    )
-                vec = np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1)
-                if not np.isfinite(vec).all():
-                    raise VectorFileError(f"{path}: byte {offset + space + 1}: word {word!r} has a NaN/Inf value")
-                pos = space + 1 + nbytes
-                bar.update(1)
-                if word in seen:
-                    dups += 1
-                    continue
-                seen.add(word)
-                tokens.append(word)
-                rows.add(vec)
-    return tokens, rows.result(), dups
+            while rows.entries < count and rows.n < n_want and not eof:
+                chunk = f.read(max(_CHUNK, 2 * (nbytes + 64)))
+                eof = not chunk
+                buf += chunk
+                pos, starts, words, size = 0, [], [], len(buf)
+                remaining = count - rows.entries
+                while len(words) < remaining:
+                    space = buf.find(b" ", pos)
+                    if space < 0 or size - space - 1 < nbytes:
+                        break  # the entry continues in the next chunk
+                    raw_word = buf[pos:space].lstrip(b"\r\n")  # word2vec C writes a newline after each vector
+                    try:
+                        word = raw_word.decode("utf-8", errors=errors)
+                    except UnicodeDecodeError as e:
+                        raise VectorFileError(
+                            f"{path}: byte {offset + pos}: word of entry {rows.entries + len(words) + 1} is not valid "
+                            "UTF-8; pass encoding_errors='replace'"
+                        ) from e
+                    if not word:
+                        raise VectorFileError(
+                            f"{path}: byte {offset + pos}: entry {rows.entries + len(words) + 1} has an empty word; "
+                            "the file is not word2vec binary or D in the header is wrong (try format='word2vec')"
+                        )
+                    words.append(word)
+                    starts.append(space + 1)
+                    pos = space + 1 + nbytes
+                if words:
+                    view = memoryview(buf)
+                    packed = b"".join(view[s : s + nbytes] for s in starts)  # the n vectors back to back
+                    block = np.frombuffer(packed, dtype="<f4").reshape(len(starts), dim)  # (n, D)
+                    bad = ~np.isfinite(block).all(axis=1)
+                    if bad.any():
+                        j = int(np.argmax(bad))
+                        raise VectorFileError(
+                            f"{path}: byte {offset + starts[j]}: word {words[j]!r} has a NaN/Inf value"
+                        )
+                    before = rows.n
+                    rows.add_many(words, block, limit=n_want)
+                    bar.update(rows.n - before)
+                offset += pos
+                buf = buf[pos:]
+            if rows.entries < count and rows.n < n_want:
+                raise VectorFileError(
+                    f"{path}: byte {offset}: file ends inside entry {rows.entries + 1} of {count} announced "
+                    "by the header; the file is truncated (re-download it, or pass limit= to read fewer vectors)"
+                )
+    return rows.result()
+
+
+def write_vectors(path: str | os.PathLike, tokens: list[str], matrix, *, format: str = "word2vec") -> Path:
+    """Write ``(tokens, matrix)`` as a word-vector file that :func:`read_vectors` (and gensim) read back exactly.
+
+    ``format``: ``"word2vec"``/``"fasttext"`` (text with header), ``"glove"`` (text, no header) or
+    ``"word2vec-binary"``. Text values are written with 9 significant digits, which round-trips
+    float32 exactly. The file is built in memory and written atomically (temp file + rename).
+    Tokens must be non-empty and free of spaces and line breaks (the formats cannot hold them).
+
+    >>> import tempfile, os
+    >>> p = write_vectors(os.path.join(tempfile.mkdtemp(), "v.bin"), ["a", "b"], np.eye(2), format="word2vec-binary")
+    >>> read_vectors(p, progress=False).matrix.tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    from ..artifacts import atomic_write_bytes
+
+    mat = np.asarray(matrix, dtype=np.float32)
+    if mat.ndim != 2 or mat.shape[0] != len(tokens):
+        raise ConfigError(f"matrix has shape {mat.shape}; it needs one row per token ({len(tokens)}, D)")
+    bad = [t for t in tokens if not t or any(c in t for c in " \n\r")]
+    if bad:
+        raise ConfigError(
+            f"tokens {bad[:3]!r} are empty or contain a space/line break; word2vec/GloVe files cannot hold them"
+        )
+    if format not in FORMATS:
+        raise ConfigError(f"format={format!r} is not known; choose one of {', '.join(FORMATS)}")
+    n, dim = mat.shape
+    parts = [] if format == "glove" else [f"{n} {dim}\n".encode()]
+    if format == "word2vec-binary":
+        little = mat.astype("<f4")
+        for t, row in zip(tokens, little):
+            parts.append(t.encode("utf-8") + b" " + row.tobytes() + b"\n")
+    else:
+        for t, row in zip(tokens, mat.tolist()):
+            parts.append((t + " " + " ".join(f"{x:.9g}" for x in row) + "\n").encode("utf-8"))
+    return atomic_write_bytes(path, b"".join(parts))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +459,9 @@ def _target_matrix(target) -> tuple[Any, int | None]:
     )
 
 
-def _project(src: np.ndarray, fit_rows: np.ndarray, dim: int, how: str | None, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
+def _project(
+    src: np.ndarray, fit_rows: np.ndarray, dim: int, how: str | None, rng: np.random.Generator
+) -> tuple[np.ndarray, str | None]:
     """Map (N, D_s) vectors to (N, D)."""
     ds = src.shape[1]
     if ds == dim:

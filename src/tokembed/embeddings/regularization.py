@@ -61,7 +61,9 @@ class EmbeddingDropout(nn.Module):
     """Drop whole token types for a batch: ``e_t = E[i_t] · m[i_t] / (1-p)``, ``m ~ Bernoulli(1-p)^V``.
 
     Args:
-        embedding: any embedding module of this package (wrapped, not copied).
+        embedding: any embedding module of this package (wrapped, not copied). The mask covers
+            its V ids, so ids must be below V in training (a ``HashEmbedding``'s ids beyond V
+            are rejected here).
         p: probability of dropping a type.
         seed: seed of the private generator (None: the global torch RNG).
     """

@@ -11,21 +11,11 @@ __all__ += ["HFTokenizer", "ByteBPETokenizer", "WordPieceTokenizer"]
 
 
 def load_tokenizer(path, **kwargs) -> Tokenizer:
-    """Load a tokenizer from a local path: a tokembed tokenizer folder (``tokembed.json``).
+    """Load a tokenizer from a local path: a tokembed folder, ``tokenizer.json``, ``vocab.txt``,
+    a sentencepiece ``.model`` or a tiktoken rank file (see :mod:`tokembed.tokenizers.formats`)."""
+    from .formats import load_tokenizer as _load
 
-    Other formats (HF ``tokenizer.json``, ``vocab.txt``, sentencepiece ``.model``, tiktoken
-    rank files) are added by :mod:`tokembed.tokenizers.formats`.
-    """
-    from pathlib import Path
-
-    from ..errors import TokenizerFileError
-
-    p = Path(path)
-    if (p / "tokembed.json").is_file():
-        if kwargs:
-            raise TokenizerFileError(f"{p}: a tokembed tokenizer folder takes no loader options {sorted(kwargs)}")
-        return Tokenizer.load(p)
-    raise TokenizerFileError(f"{p}: not a tokembed tokenizer folder (no tokembed.json); pass a folder written by 'tokembed tokenizer train'")
+    return _load(path, **kwargs)
 
 
 def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opts) -> Tokenizer:
@@ -39,3 +29,10 @@ def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opt
 
 
 __all__ += ["load_tokenizer", "train_tokenizer"]
+
+from .spm import BPETokenizer, CharTokenizer, SentencePieceTokenizer, UnigramTokenizer  # noqa: E402
+
+__all__ += ["SentencePieceTokenizer", "UnigramTokenizer", "BPETokenizer", "CharTokenizer"]
+from .morph import DictSegmenter, MorfessorSegmenter, MorphTokenizer, Segmenter, register_segmenter  # noqa: E402
+
+__all__ += ["MorphTokenizer", "Segmenter", "MorfessorSegmenter", "DictSegmenter", "register_segmenter"]

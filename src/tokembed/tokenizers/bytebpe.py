@@ -27,7 +27,7 @@ from typing import Any
 from ..corpus import DEFAULT_ALPHA
 from ..errors import ConfigError, TokenizerError, TokenizerFileError, VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf import HFTokenizer, train_engine
+from .hf import HFTokenizer, _interactive, train_engine
 from .reference import PATTERNS
 from .tiktoken_path import byte_level_bpe
 
@@ -42,11 +42,23 @@ DEFAULT_VOCAB_SIZE = 4096
 class ByteBPETokenizer(HFTokenizer):
     """Byte-level BPE (no OOV, lossless). Build with :meth:`train` or load a saved folder."""
 
-    def __init__(self, engine, *, special_tokens: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None, tiktoken: bool = True):
-        super().__init__(engine, special_tokens=special_tokens, add_special_tokens=False, options=options, tiktoken=tiktoken)
+    def __init__(
+        self,
+        engine,
+        *,
+        special_tokens: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        tiktoken: bool = True,
+        source: str = "the engine",
+    ):
         bpe = byte_level_bpe(engine)
         if bpe is None:
-            raise TokenizerFileError("the engine is not a plain byte-level BPE (see tiktoken_path.byte_level_bpe); load it as kind 'hf'")
+            raise TokenizerFileError(
+                f"{source}: not a plain byte-level BPE (see tiktoken_path.byte_level_bpe); load the tokenizer.json as kind 'hf'"
+            )
+        super().__init__(
+            engine, special_tokens=special_tokens, add_special_tokens=False, options=options, tiktoken=tiktoken, _byte_level=bpe
+        )
         #: The readable reference encoder over the same merges (used for BPE-dropout).
         self.reference = bpe.reference()
 
@@ -98,7 +110,7 @@ class ByteBPETokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=list(dict.fromkeys(specials.values())),
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=progress,
+            show_progress=progress and _interactive(),
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
         options = {"pattern": pattern, "min_frequency": min_frequency, "alpha": alpha, "seed": seed}
@@ -120,4 +132,5 @@ class ByteBPETokenizer(HFTokenizer):
     def _load(cls, folder, meta):
         from .hf import ENGINE_FILE, engine_from_file
 
-        return cls(engine_from_file(folder / ENGINE_FILE), special_tokens=meta.get("special_tokens"), options=meta.get("options"))
+        path = folder / ENGINE_FILE
+        return cls(engine_from_file(path), special_tokens=meta.get("special_tokens"), options=meta.get("options"), source=str(path))

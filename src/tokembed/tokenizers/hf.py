@@ -46,6 +46,10 @@ __all__ = ["HFTokenizer", "KNOWN_ROLES", "ENGINE_FILE", "vocab_from_engine", "de
 #: File name of the engine inside a tokembed folder (and of HF's own format).
 ENGINE_FILE = "tokenizer.json"
 
+#: Interrupts are never turned into file errors; everything else the Rust engine raises is (plain
+#: Exceptions, and pyo3's PanicException, which derives from BaseException).
+_PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
 #: Usual spellings of special tokens -> tokembed role (BERT, RoBERTa/XLM-R, T5/Llama, GPT-2, Llama 3).
 KNOWN_ROLES: dict[str, str] = {
     "[UNK]": "unk", "<unk>": "unk", "<|unk|>": "unk",
@@ -58,8 +62,40 @@ KNOWN_ROLES: dict[str, str] = {
 }  # fmt: skip
 
 
+#: Encoded once when a file is loaded, so an engine that fails on text fails at load time.
+_SMOKE_TEXT = "Hello, world! 12345 naïve café 東京 🙂\n\t[UNK] <s> </s>"
+
+
+def _line_of(text: str, needle: str) -> int:
+    """1-based line of the first ``needle`` in ``text`` (1 when absent): where to point the user."""
+    pos = text.find(needle)
+    return text.count("\n", 0, pos) + 1 if pos >= 0 else 1
+
+
+def _check_model_vocab(path: Path, text: str, model: dict) -> None:
+    """The model's token -> id table must be a bijection onto non-negative ints, with its unk token in it."""
+    vocab = model.get("vocab")
+    if isinstance(vocab, dict):
+        seen: dict[int, str] = {}
+        for tok, i in vocab.items():
+            where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"
+            if not isinstance(i, int) or isinstance(i, bool) or i < 0:
+                raise TokenizerFileError(f"{where}: token {tok!r} has id {i!r}; ids are non-negative integers")
+            if i in seen:
+                raise TokenizerFileError(f"{where}: id {i} is given to both {seen[i]!r} and {tok!r}; each id names one token")
+            seen[i] = tok
+        unk = model.get("unk_token")
+        if isinstance(unk, str) and unk not in vocab:
+            line = _line_of(text, '"unk_token"')
+            raise TokenizerFileError(f"{path}:{line}: unk_token {unk!r} is not in the model vocab; add it or fix unk_token")
+
+
 def engine_from_file(path: str | os.PathLike):
-    """Read a ``tokenizer.json`` into an engine; any defect is a :class:`TokenizerFileError` with file:line."""
+    """Read a ``tokenizer.json`` into an engine; any defect is a :class:`TokenizerFileError` with file:line.
+
+    Besides the engine's own parsing, the model vocab is checked (one token per id) and a short
+    text is encoded and decoded once, so a file the engine accepts but cannot run fails here.
+    """
     from tokenizers import Tokenizer as Engine
 
     path = Path(path)
@@ -76,15 +112,28 @@ def engine_from_file(path: str | os.PathLike):
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise TokenizerFileError(f"{path}:{e.lineno}:{e.colno}: malformed JSON ({e.msg}); the file is truncated or corrupt") from None
+    except RecursionError:
+        raise TokenizerFileError(f"{path}:1: JSON nested too deeply; this is not a tokenizer.json") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
         raise TokenizerFileError(f"{path}:1: no 'model' object; this is not a Hugging Face tokenizer.json")
+    _check_model_vocab(path, text, doc["model"])
     try:
-        return Engine.from_str(text)
-    except Exception as e:  # the engine's errors are plain Exceptions with serde's "line X column Y"
+        engine = Engine.from_str(text)
+    except BaseException as e:  # serde's messages carry "line X column Y"
+        if isinstance(e, _PASS_THROUGH):
+            raise
         msg = str(e)
         m = re.search(r"line (\d+)", msg)
         line = m.group(1) if m else "1"
         raise TokenizerFileError(f"{path}:{line}: the tokenizers library rejects this file ({msg}); regenerate it") from None
+    try:
+        Engine.from_str(engine.to_str())  # what HFTokenizer copies must load too
+        engine.decode(engine.encode(_SMOKE_TEXT).ids)
+    except BaseException as e:
+        if isinstance(e, _PASS_THROUGH):
+            raise
+        raise TokenizerFileError(f"{path}:1: the tokenizers library loads this file but cannot run it ({e}); regenerate it") from None
+    return engine
 
 
 def vocab_from_engine(engine, special_tokens: Mapping[str, str] | None = None) -> Vocab:
@@ -139,6 +188,13 @@ def _without_lone_surrogates(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def _interactive() -> bool:
+    """Progress bars only on a terminal (the engine's bars write blank lines into pipes and logs)."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
 def train_engine(engine, trainer, corpus: Any, *, alpha: float, seed: int) -> int:
     """Train ``engine`` with ``trainer`` on ``corpus.training_texts(alpha=alpha, seed=seed)``; returns the text count.
 
@@ -183,6 +239,7 @@ class HFTokenizer(Tokenizer):
         add_special_tokens: bool = True,
         options: Mapping[str, Any] | None = None,
         tiktoken: bool = True,
+        _byte_level: Any = None,
     ):
         from tokenizers import Tokenizer as Engine
 
@@ -200,18 +257,24 @@ class HFTokenizer(Tokenizer):
         self._plain.no_truncation()
         self._plain.no_padding()
         self._plain.encode_special_tokens = True
-        self._asked: Any = None  # lazily built engine with the stored padding/truncation
+        self._asked: dict[tuple[bool, bool], Any] = {}  # engines with the stored truncation/padding
         self.vocab = vocab_from_engine(engine, special_tokens)
+        #: ids the engine leaves empty (``<unused:ID>`` in the vocab): no token to decode.
+        self._holes = {i for i in range(len(self.vocab)) if engine.id_to_token(i) is None}
         self.add_special_tokens = bool(add_special_tokens)
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
-        self.lossless = self._is_byte_level()
+        byte_level = self._is_byte_level()
+        adds_tokens = self.add_special_tokens and engine.num_special_tokens_to_add(False) > 0
+        #: decode(encode(x)) == x for every x without lone surrogates (byte-level, nothing added).
+        self.lossless = byte_level and not adds_tokens
         #: tiktoken over the same vocabulary when it is byte-level BPE (same ids, faster); else None.
-        self.fast_path = TiktokenPath.for_engine(self._plain) if tiktoken and self.lossless else None
+        self.fast_path = TiktokenPath.for_engine(self._plain, bpe=_byte_level) if tiktoken and byte_level else None
 
     # -- engine facts ------------------------------------------------------------------
-
     def _is_byte_level(self) -> bool:
-        """True when decode(encode(x)) == x: byte-level pre-tokenizer and decoder, no normalizer."""
+        """Byte-level pre-tokenizer (without prefix space) and decoder, BPE model, no normalizer."""
+        if type(self.engine.model).__name__ != "BPE":
+            return False
         doc = json.loads(self.engine.to_str())
         if doc.get("normalizer") or doc.get("model", {}).get("type") != "BPE":
             return False
@@ -313,6 +376,21 @@ class HFTokenizer(Tokenizer):
         final = [next(it) if sid is not None else (0, 0) for sid in out.sequence_ids]
         return out.ids, final
 
+    def encode_batch(self, texts, *, add_special_tokens: bool | None = None, **kwargs: Any) -> list[list[int]]:
+        """Encode many texts through the parallel path; ``add_special_tokens`` as in :meth:`encode`."""
+        texts = list(texts)
+        if add_special_tokens is None or kwargs:
+            if add_special_tokens is not None:
+                kwargs["add_special_tokens"] = add_special_tokens
+            return super().encode_batch(texts, **kwargs)
+        for t in texts:
+            if not isinstance(t, str):
+                raise TokenizerError(f"encode_batch takes str items, got {type(t).__name__}")
+        if self.fast_path is not None:  # its vocabularies have no post-processor tokens to add
+            return self.fast_path.encode_batch(texts)
+        texts = [_without_lone_surrogates(t) for t in texts]
+        return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=bool(add_special_tokens))]
+
     def _check_disallowed(self, text: str, allowed: set[str], disallowed_special: str) -> None:
         if disallowed_special not in ("plain", "raise"):
             raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")
@@ -338,15 +416,18 @@ class HFTokenizer(Tokenizer):
             raise ConfigError("truncation=True, but the tokenizer file stores no truncation settings; truncate the ids yourself")
         if padding and self._stored_padding is None:
             raise ConfigError("padding=True, but the tokenizer file stores no padding settings; pad the ids yourself")
-        from tokenizers import Tokenizer as Engine
+        key = (bool(truncation), bool(padding))
+        if key not in self._asked:  # an engine copy with the file's own settings, built once
+            from tokenizers import Tokenizer as Engine
 
-        eng = Engine.from_str(self._plain.to_str())
-        eng.encode_special_tokens = True
-        if not truncation:
-            eng.no_truncation()
-        if not padding:
-            eng.no_padding()
-        return eng
+            eng = Engine.from_str(self.engine.to_str())
+            eng.encode_special_tokens = True
+            if not truncation:
+                eng.no_truncation()
+            if not padding:
+                eng.no_padding()
+            self._asked[key] = eng
+        return self._asked[key]
 
     def _encode_ordinary(self, text: str, **sampling: Any) -> list[int]:
         if sampling:
@@ -356,13 +437,21 @@ class HFTokenizer(Tokenizer):
         return self._plain.encode(_without_lone_surrogates(text), add_special_tokens=self.add_special_tokens).ids
 
     def _encode_ordinary_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """tiktoken in large blocks per worker when available, else the engine's parallel batch encoder."""
+        """tiktoken in large blocks per worker when available, else the engine's parallel batch encoder
+        (``encode_batch_fast``: the same ids, without computing offsets)."""
         if self.fast_path is not None:
             return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
-        return [e.ids for e in self._plain.encode_batch(texts, add_special_tokens=self.add_special_tokens)]
+        return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)]
 
     def _decode(self, ids: Sequence[int]) -> str:
+        if self._holes:
+            bad = next((p for p, i in enumerate(ids) if i in self._holes), None)
+            if bad is not None:
+                raise TokenizerError(
+                    f"id {ids[bad]} at position {bad} is an unused slot of this vocabulary (no token); "
+                    "pass ids this tokenizer produced"
+                )
         if self.fast_path is not None:  # exact bytes, invalid UTF-8 -> U+FFFD
             return self.fast_path.encoding.decode(list(ids), errors="replace")
         return self._full.decode(list(ids), skip_special_tokens=False)

@@ -15,6 +15,10 @@ probability ``p``; if every candidate is skipped the piece stops merging. The ra
 ``random.Random(seed)``, so a seed gives the same segmentation on every run; ``p = 0`` is the
 normal encode, and decoding stays lossless because tokens are still byte strings.
 
+Its regex engine is Python's ``regex`` module, whose Unicode tables can be newer than the
+engines': on code points unassigned in Python's ``unicodedata`` (see
+:func:`~tokembed.tokenizers.tiktoken_path.disputed_code_points`) it may split differently.
+
 >>> ref = ReferenceBPE.from_merges([(b"a", b"b"), (b"ab", b"c")], pattern=PATTERNS["gpt2"])
 >>> ref.encode("abc ab")   # 256 = b"ab", 257 = b"abc"; " ab" has no merge for b" a"
 [257, 32, 256]
@@ -84,6 +88,8 @@ class ReferenceBPE:
         token_bytes: id -> bytes for every non-special token (all 256 single bytes included).
         pattern: pre-tokenization regex (Python ``regex`` syntax).
         special_tokens: special string -> id (only used by :meth:`decode`).
+        whole_pieces: take a piece that is itself a token whole, before merging (tiktoken's rule,
+            HF's ``ignore_merges``); used for vocabularies loaded from tiktoken rank files.
     """
 
     def __init__(
@@ -92,6 +98,8 @@ class ReferenceBPE:
         token_bytes: Mapping[int, bytes],
         pattern: str,
         special_tokens: Mapping[str, int] | None = None,
+        *,
+        whole_pieces: bool = False,
     ):
         import regex
 
@@ -105,6 +113,8 @@ class ReferenceBPE:
         self._re = regex.compile(pattern)
         self.special_tokens = dict(special_tokens or {})
         self._special_bytes = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        self.whole_pieces = whole_pieces
+        self._whole = {b: i for i, b in self.token_bytes.items()} if whole_pieces else {}
 
     @classmethod
     def from_merges(cls, merges: Iterable[tuple[bytes, bytes]], *, pattern: str) -> "ReferenceBPE":
@@ -134,6 +144,8 @@ class ReferenceBPE:
         return ids
 
     def _merge(self, data: bytes, dropout: float, rng: random.Random | None) -> list[int]:
+        if data in self._whole and rng is None:
+            return [self._whole[data]]
         ids = [self.byte_ids[b] for b in data]
         while len(ids) > 1:
             best = None  # (merged id, position)

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .reference import PATTERNS, ReferenceBPE, token_to_bytes
 
-__all__ = ["ByteLevelBPE", "byte_level_bpe", "TiktokenPath", "PROBE_TEXT", "MIN_BLOCK"]
+__all__ = ["ByteLevelBPE", "byte_level_bpe", "TiktokenPath", "PROBE_TEXT", "MIN_BLOCK", "disputed_code_points"]
 
 #: Below this many texts per worker, a plain loop beats starting threads (measured on 2 cores).
 MIN_BLOCK = 256
@@ -41,6 +43,30 @@ PROBE_TEXT = (
 )
 
 
+@lru_cache(maxsize=1)
+def disputed_code_points() -> "re.Pattern[str]":
+    """A regex matching code points unassigned in Python's Unicode database (``unicodedata``).
+
+    The engines classify ``\\p{L}``/``\\p{N}`` with their own Unicode tables (Oniguruma in HF
+    ``tokenizers``, fancy-regex in ``tiktoken``, each of some version); a code point assigned in a
+    recent Unicode version (e.g. U+16EBC) is a letter to one and unassigned to the other, so the
+    two split the text differently. Texts holding such a code point go to the HF engine. Built
+    once per process (~0.2 s); the check is skipped for ASCII texts.
+    """
+    import unicodedata
+
+    ranges: list[str] = []
+    start = None
+    for cp in range(0x110001):
+        unassigned = cp < 0x110000 and unicodedata.category(chr(cp)) == "Cn"
+        if unassigned and start is None:
+            start = cp
+        elif not unassigned and start is not None:
+            ranges.append(f"\\U{start:08x}-\\U{cp - 1:08x}")
+            start = None
+    return re.compile("[" + "".join(ranges) + "]")
+
+
 @dataclass
 class ByteLevelBPE:
     """A byte-level BPE vocabulary in engine-independent form."""
@@ -49,10 +75,12 @@ class ByteLevelBPE:
     ranks: dict[bytes, int]  # token bytes -> id (= tiktoken rank) for every mergeable token
     merges: dict[tuple[int, int], int]  # (left id, right id) -> merged id, merged in id order
     special_tokens: dict[str, int] = field(default_factory=dict)  # special string -> id
+    whole_pieces: bool = False  # a piece that is itself a token is taken whole (HF ignore_merges)
 
     def reference(self) -> ReferenceBPE:
         """The pure-Python reference encoder over the same vocabulary."""
-        return ReferenceBPE(self.merges, {i: b for b, i in self.ranks.items()}, self.pattern, self.special_tokens)
+        token_bytes = {i: b for b, i in self.ranks.items()}
+        return ReferenceBPE(self.merges, token_bytes, self.pattern, self.special_tokens, whole_pieces=self.whole_pieces)
 
 
 def _pre_tokenizer_pattern(pre: dict | None) -> str | None:
@@ -115,8 +143,9 @@ def byte_level_bpe(engine) -> ByteLevelBPE | None:
         if b is None:
             return None
         byte_of[i] = b
-    ranks = {b: i for i, b in byte_of.items() if len(b) == 1}
-    if len(ranks) != 256:
+    whole = bool(model.get("ignore_merges"))
+    ranks = {b: i for i, b in byte_of.items() if len(b) == 1 or whole}
+    if sum(len(b) == 1 for b in ranks) != 256:
         return None
     merges: dict[tuple[int, int], int] = {}
     last = -1
@@ -128,16 +157,20 @@ def byte_level_bpe(engine) -> ByteLevelBPE | None:
         last = ab
         merges[(ia, ib)] = ab
         ranks[byte_of[ab]] = ab
-    return ByteLevelBPE(pattern=pattern, ranks=ranks, merges=merges, special_tokens=specials)
+    return ByteLevelBPE(pattern=pattern, ranks=ranks, merges=merges, special_tokens=specials, whole_pieces=whole)
 
 
 class TiktokenPath:
     """A ``tiktoken.Encoding`` over a :class:`ByteLevelBPE` vocabulary (ids = the HF engine's ids)."""
 
-    def __init__(self, bpe: ByteLevelBPE, *, name: str = "tokembed", workers: int | None = None):
+    def __init__(self, bpe: ByteLevelBPE, *, name: str = "tokembed", workers: int | None = None, engine=None):
         import tiktoken
 
         self.bpe = bpe
+        #: HF engine (special strings as text) for texts with code points the engines' Unicode tables may
+        #: classify differently (see :func:`disputed_code_points`); None: tiktoken for every text.
+        self.engine = engine
+        self._disputed = disputed_code_points() if engine is not None else None
         self.encoding = tiktoken.Encoding(
             name, pat_str=bpe.pattern, mergeable_ranks=bpe.ranks, special_tokens=bpe.special_tokens
         )
@@ -145,13 +178,16 @@ class TiktokenPath:
         self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
 
     @classmethod
-    def for_engine(cls, engine, **kwargs) -> "TiktokenPath | None":
-        """The fast path for an HF engine, or None when the vocabulary does not qualify or the probe differs."""
-        bpe = byte_level_bpe(engine)
+    def for_engine(cls, engine, *, bpe: ByteLevelBPE | None = None, **kwargs) -> "TiktokenPath | None":
+        """The fast path for an HF engine, or None when the vocabulary does not qualify or the probe differs.
+
+        ``bpe``: :func:`byte_level_bpe` of the engine when the caller already has it.
+        """
+        bpe = bpe if bpe is not None else byte_level_bpe(engine)
         if bpe is None:
             return None
         try:
-            path = cls(bpe, **kwargs)
+            path = cls(bpe, engine=engine, **kwargs)
         except Exception:  # e.g. a regex tiktoken's fancy-regex cannot compile
             return None
         was = engine.encode_special_tokens
@@ -162,8 +198,16 @@ class TiktokenPath:
             engine.encode_special_tokens = was
         return path if same else None
 
+    def _is_disputed(self, text: str) -> bool:
+        return self._disputed is not None and not text.isascii() and self._disputed.search(text) is not None
+
+    def _engine_encode(self, text: str) -> list[int]:
+        return self.engine.encode(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), add_special_tokens=False).ids
+
     def encode(self, text: str) -> list[int]:
         """Ordinary text -> ids (special strings are plain text)."""
+        if self._is_disputed(text):
+            return self._engine_encode(text)
         try:
             return self._core.encode_ordinary(text)
         except UnicodeEncodeError:  # lone surrogates: as tiktoken, replace them with U+FFFD
@@ -171,13 +215,12 @@ class TiktokenPath:
 
     def _encode_block(self, texts: Sequence[str]) -> list[list[int]]:
         enc = self._core.encode_ordinary
-        out = []
-        for t in texts:
+        if self._disputed is None or all(t.isascii() for t in texts):
             try:
-                out.append(enc(t))
+                return list(map(enc, texts))  # the common case: no lone surrogates anywhere
             except UnicodeEncodeError:
-                out.append(self.encoding.encode_ordinary(t))
-        return out
+                pass
+        return [self.encode(t) for t in texts]
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Encode many texts: one contiguous block per worker thread (ids in input order)."""

@@ -1,0 +1,169 @@
+"""Minimal reader/rewriter of sentencepiece's ``ModelProto`` (protobuf wire format), no protobuf needed.
+
+sentencepiece's Python package needs the ``protobuf`` package to expose a model's
+normalizer and trainer settings. tokembed reads the few fields it needs straight from the
+wire format instead (schema: sentencepiece/src/sentencepiece_model.proto):
+
+- ``ModelProto``: 1 pieces (repeated SentencePiece), 2 trainer_spec, 3 normalizer_spec
+- ``SentencePiece``: 1 piece (string), 2 score (float), 3 type (enum, default NORMAL=1)
+- ``TrainerSpec``: 3 model_type (UNIGRAM=1, BPE=2, WORD=3, CHAR=4), 4 vocab_size,
+  10 character_coverage (float), 35 byte_fallback (bool)
+- ``NormalizerSpec``: 1 name, 3 add_dummy_prefix, 4 remove_extra_whitespaces,
+  5 escape_whitespaces (bools, default true)
+
+and can retype pieces (used to stop the engine matching user-defined special tokens in text).
+
+>>> blob = _field(1, _msg([(1, b"a"), (3, 1)])) + _field(3, _msg([(1, b"identity"), (3, 0)]))
+>>> info = parse_model(blob)
+>>> info.pieces, info.normalizer_name, info.add_dummy_prefix
+([('a', 0.0, 1)], 'identity', False)
+>>> parse_model(retype_pieces(blob, {0: USER_DEFINED})).pieces
+[('a', 0.0, 4)]
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+__all__ = ["SpmModelInfo", "parse_model", "retype_pieces", "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED", "UNUSED", "BYTE"]
+
+# SentencePiece.Type enum values (sentencepiece_model.proto).
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE, UNUSED = 1, 2, 3, 4, 6, 5
+MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
+
+
+@dataclass
+class SpmModelInfo:
+    """What tokembed needs to know about a sentencepiece model file."""
+
+    pieces: list[tuple[str, float, int]] = field(default_factory=list)  # (piece, score, type) in id order
+    model_type: str = "unigram"
+    vocab_size: int = 0
+    character_coverage: float = 0.9995
+    byte_fallback: bool = False
+    normalizer_name: str = ""
+    add_dummy_prefix: bool = True
+    remove_extra_whitespaces: bool = True
+    escape_whitespaces: bool = True
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError(f"truncated varint at byte {pos}")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError(f"varint longer than 10 bytes at byte {pos}")
+
+
+def _fields(buf: bytes, base: int = 0):
+    """Yield (field_number, wire_type, value, start, end) of one message; value is int or bytes."""
+    pos = 0
+    while pos < len(buf):
+        start = pos
+        key, pos = _varint(buf, pos)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            val, pos = _varint(buf, pos)
+        elif wt == 1:
+            val, pos = buf[pos : pos + 8], pos + 8
+        elif wt == 2:
+            n, pos = _varint(buf, pos)
+            val, pos = buf[pos : pos + n], pos + n
+        elif wt == 5:
+            val, pos = buf[pos : pos + 4], pos + 4
+        else:
+            raise ValueError(f"unsupported wire type {wt} at byte {base + start}")
+        if pos > len(buf) or num == 0:
+            raise ValueError(f"truncated or invalid field {num} at byte {base + start}")
+        yield num, wt, val, start, pos
+
+
+def parse_model(blob: bytes) -> SpmModelInfo:
+    """Read pieces and settings; raises ValueError (with the byte offset) on a malformed blob."""
+    info = SpmModelInfo()
+    for num, wt, val, start, _ in _fields(blob):
+        if num == 1 and wt == 2:
+            piece, score, typ = "", 0.0, NORMAL
+            for n2, w2, v2, _, _ in _fields(val, start):
+                if n2 == 1 and w2 == 2:
+                    try:
+                        piece = v2.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise ValueError(f"piece {len(info.pieces)} is not UTF-8 (near byte {start})") from e
+                elif n2 == 2 and w2 == 5:
+                    (score,) = struct.unpack("<f", v2)
+                elif n2 == 3 and w2 == 0:
+                    typ = v2
+            info.pieces.append((piece, score, typ))
+        elif num == 2 and wt == 2:
+            for n2, w2, v2, _, _ in _fields(val, start):
+                if n2 == 3 and w2 == 0:
+                    info.model_type = MODEL_TYPES.get(v2, f"type{v2}")
+                elif n2 == 4 and w2 == 0:
+                    info.vocab_size = v2
+                elif n2 == 10 and w2 == 5:
+                    (info.character_coverage,) = struct.unpack("<f", v2)
+                elif n2 == 35 and w2 == 0:
+                    info.byte_fallback = bool(v2)
+        elif num == 3 and wt == 2:
+            for n2, w2, v2, _, _ in _fields(val, start):
+                if n2 == 1 and w2 == 2:
+                    info.normalizer_name = v2.decode("utf-8", errors="replace")
+                elif n2 == 3 and w2 == 0:
+                    info.add_dummy_prefix = bool(v2)
+                elif n2 == 4 and w2 == 0:
+                    info.remove_extra_whitespaces = bool(v2)
+                elif n2 == 5 and w2 == 0:
+                    info.escape_whitespaces = bool(v2)
+    return info
+
+
+def _enc_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field(num: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return _enc_varint(num << 3 | 2) + _enc_varint(len(payload)) + payload
+
+
+def _msg(items: list[tuple[int, bytes | int]]) -> bytes:
+    """Encode (field, bytes|int) pairs (bytes: length-delimited, int: varint); for doctests."""
+    return b"".join(_field(n, v) if isinstance(v, bytes) else _enc_varint(n << 3) + _enc_varint(v) for n, v in items)
+
+
+def retype_pieces(blob: bytes, new_types: dict[int, int]) -> bytes:
+    """Copy of ``blob`` with piece ``i`` given type ``new_types[i]``; every other byte unchanged."""
+    out = bytearray()
+    index = 0
+    for num, wt, val, start, end in _fields(blob):
+        if num == 1 and wt == 2:
+            if index in new_types:
+                body = bytearray()
+                for n2, _, _, s2, e2 in _fields(val, start):
+                    if n2 != 3:
+                        body += val[s2:e2]
+                body += _enc_varint(3 << 3) + _enc_varint(new_types[index])
+                out += _field(1, bytes(body))
+            else:
+                out += blob[start:end]
+            index += 1
+        else:
+            out += blob[start:end]
+    return bytes(out)
