@@ -23,9 +23,27 @@ def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opt
     corpus specs, or None for the built-in corpus)."""
     from ..corpus import Corpus
 
+    cls = tokenizer_class(kind)
+    _check_train_options(cls, kind, opts)
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
-    return tokenizer_class(kind).train(corpus, vocab_size, **opts)
+    return cls.train(corpus, vocab_size, **opts)
+
+
+def _check_train_options(cls, kind: str, opts: dict) -> None:
+    """Unknown keyword options of a ``train`` with an explicit signature are a ConfigError
+    (listing the valid ones), not a TypeError; kinds taking ``**opts`` check their own."""
+    import inspect
+
+    from ..errors import ConfigError
+
+    params = inspect.signature(cls.train).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    names = sorted(n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    unknown = sorted(set(opts) - set(names))
+    if unknown:
+        raise ConfigError(f"{kind} tokenizer: unknown option(s) {unknown}; valid options are {names}")
 
 
 __all__ += ["load_tokenizer", "train_tokenizer"]
