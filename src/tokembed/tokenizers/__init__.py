@@ -34,9 +34,18 @@ def _check_train_options(cls, kind: str, opts: dict) -> None:
     """Unknown keyword options of a ``train`` with an explicit signature are a ConfigError
     (listing the valid ones), not a TypeError; kinds taking ``**opts`` check their own."""
     import inspect
+    from collections.abc import Mapping
 
     from ..errors import ConfigError
 
+    sp = opts.get("special_tokens")
+    if sp is not None and not (
+        isinstance(sp, Mapping) and all(isinstance(r, str) and isinstance(t, str) and t for r, t in sp.items())
+    ):
+        raise ConfigError(
+            f"special_tokens={sp!r}: pass a mapping role -> non-empty string, "
+            'e.g. --option \'special_tokens={"pad": "<pad>", "eos": "</s>"}\''
+        )
     params = inspect.signature(cls.train).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
