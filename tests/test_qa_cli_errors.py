@@ -30,3 +30,65 @@ def test_train_malformed_special_tokens_is_one_line(tmp_path, capsys, small_corp
     rc, _, err = _run(capsys, "tokenizer", "train", "--kind", kind, "--vocab-size", "400", "--option",
                       f"special_tokens={value}", "-o", str(tmp_path / "t"), str(small_corpus))  # fmt: skip
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "special_tokens=" in err and "role" in err
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "expect"),
+    [('[model]\nd_model = "big"\n', [], "model.d_model='big' must be an integer"),
+     ("max_steps = 5\n[model]\nd_model = 64\n", ["max_steps=abc"], "max_steps='abc' must be an integer"),
+     ("max_steps = 5\n[model]\nn_heads = 0\n", [], "n_heads=0 must be >= 1"),
+     ("max_steps = 5\nlr = \"fast\"\n[model]\nd_model = 64\n", [], "lr='fast' must be a number"),
+     ("max_steps = 5\n[model]\nd_ff = 2.5\n", [], "model.d_ff=2.5 must be an integer")],
+)  # fmt: skip
+def test_train_config_wrong_type_is_one_line(tmp_path, capsys, small_corpus, config, overrides, expect):
+    (tmp_path / "c.toml").write_text(config)
+    rc, _, err = _run(capsys, "train", "--config", str(tmp_path / "c.toml"), "-o", str(tmp_path / "run"), *overrides,
+                      str(small_corpus))  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and expect in err, err
+
+
+def test_train_config_types_accept_valid_values():
+    from tokembed.train import TrainConfig
+
+    c = TrainConfig.from_dict({"max_steps": 3, "lr": 1, "betas": [0.9, 0.99], "eval_tokens": None,
+                               "model": {"d_model": 32, "n_heads": 2, "cutoffs": [4, 8], "head_bias": False}})  # fmt: skip
+    assert c.lr == 1 and c.betas == (0.9, 0.99) and c.model.cutoffs == [4, 8] and c.model.head_bias is False
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, small_corpus_module):
+    out = tmp_path_factory.mktemp("qa_run") / "run"
+    (out.parent / "c.toml").write_text("max_steps = 2\nseq_len = 16\nbatch_size = 2\n[model]\nd_model = 16\nn_layers = 1\n"
+                                       "n_heads = 2\nmax_seq_len = 16\n")  # fmt: skip
+    assert main(["train", "--config", str(out.parent / "c.toml"), "-o", str(out), "--quiet", "--workers", "1",
+                 str(small_corpus_module)]) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_corpus_module(tmp_path_factory):
+    p = tmp_path_factory.mktemp("qa_corpus") / "c.txt"
+    p.write_text("".join(f"The quick brown fox {i} jumps over the lazy dog.\n\n" for i in range(60)))
+    return p
+
+
+@pytest.mark.parametrize(
+    ("argv", "expect"),
+    [(["--batch-size", "0"], "--batch-size 0; pass a positive number"),
+     (["--max-tokens", "-5"], "--max-tokens -5; pass a positive number"),
+     (["--seq-len", "0"], "--seq-len 0; pass a positive number"),
+     (["--device", "nonsense"], "device='nonsense' is not a device"),
+     (["--device", "cuda:99"], "device")],
+)  # fmt: skip
+def test_eval_bad_arguments_are_one_line(tiny_run, capsys, argv, expect):
+    import torch
+
+    if argv[-1].startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("CUDA present: cuda:99 may be a different error")
+    rc, _, err = _run(capsys, "eval", str(tiny_run), *argv)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and expect in err, err
+
+
+def test_embed_bad_device_is_one_line(tiny_run, capsys):
+    rc, _, err = _run(capsys, "embed", str(tiny_run), "the fox", "--device", "nonsense")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "device='nonsense'" in err, err

@@ -43,6 +43,7 @@ from .heads_adaptive import AdaptiveSoftmax
 
 __all__ = [
     "ModelConfig",
+    "check_field_types",
     "ModelOutput",
     "Transformer",
     "Block",
@@ -101,6 +102,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
+        for name in ("d_model", "n_layers", "n_heads", "max_seq_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; pick d_model = k·n_heads")
         if self.positional not in POSITIONAL_KINDS:
@@ -109,9 +113,6 @@ class ModelConfig:
             raise ConfigError(f"embedding={self.embedding!r} is not known; choose one of {', '.join(EMBEDDING_KINDS)}")
         if self.head not in HEAD_KINDS:
             raise ConfigError(f"head={self.head!r} is not known; choose one of {', '.join(HEAD_KINDS)}")
-        for name in ("d_model", "n_layers", "n_heads", "max_seq_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
 
@@ -132,10 +133,44 @@ class ModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown model option(s) {unknown}; known: {', '.join(sorted(known))}")
+        check_field_types(cls, d, section="model.")
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_field_types(cls: type, d: dict[str, Any], *, section: str = "") -> None:
+    """A config value of the wrong type (``d_model = "big"``, ``max_steps=abc``) is a ConfigError naming
+    the key, the value and the type expected; only scalar fields (int, float, str, bool, optional) are checked."""
+    import types
+    import typing
+
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    hints = typing.get_type_hints(cls)
+    for key, value in d.items():
+        hint = hints.get(key)
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        options = typing.get_args(hint) if union else (hint,)
+        allowed = tuple(a for a in options if a in names or a is type(None))
+        if not allowed or len(allowed) != len(options):
+            continue  # containers and other types are checked by the config itself
+        if value is None and type(None) in allowed:
+            continue
+        ok = (
+            (bool in allowed and isinstance(value, bool))
+            or (int in allowed and isinstance(value, int) and not isinstance(value, bool))
+            or (float in allowed and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (str in allowed and isinstance(value, str))
+        )
+        if not ok:
+            want = " or ".join(names[a] for a in allowed if a in names)
+            raise ConfigError(f"{section}{key}={value!r} must be {want}; e.g. {section}{key}={_field_default(cls, key)}")
+
+
+def _field_default(cls: type, key: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    return f.default if f.default is not dataclasses.MISSING else "..."
 
 
 @dataclass
