@@ -92,3 +92,14 @@ def test_eval_bad_arguments_are_one_line(tiny_run, capsys, argv, expect):
 def test_embed_bad_device_is_one_line(tiny_run, capsys):
     rc, _, err = _run(capsys, "embed", str(tiny_run), "the fox", "--device", "nonsense")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "device='nonsense'" in err, err
+
+
+def test_vectors_error_without_terminal_has_no_progress_bar(tmp_path, capsys):
+    bad = tmp_path / "bad.vec"
+    bad.write_bytes(b"2 2\nthe 1 0\nc\xffat 0 1\n")
+    rc, _, err = _run(capsys, "vectors", "info", str(bad))
+    assert rc == 2 and err.startswith("tokembed vectors: error:") and len(err.strip().splitlines()) == 1, repr(err)
+    glove = tmp_path / "w2v.vec"
+    glove.write_text("2 3\nthe 1 0 1\ncat 0 1 1\n")
+    rc, _, err = _run(capsys, "vectors", "info", str(glove), "--format", "glove")
+    assert rc == 2 and "--format word2vec" in err and "\r" not in err, repr(err)
