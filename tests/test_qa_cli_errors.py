@@ -103,3 +103,12 @@ def test_vectors_error_without_terminal_has_no_progress_bar(tmp_path, capsys):
     glove.write_text("2 3\nthe 1 0 1\ncat 0 1 1\n")
     rc, _, err = _run(capsys, "vectors", "info", str(glove), "--format", "glove")
     assert rc == 2 and "--format word2vec" in err and "\r" not in err, repr(err)
+
+
+@pytest.mark.parametrize("where", ["file", "below_file"])
+def test_study_output_that_is_a_file_is_one_line(tmp_path, capsys, where):
+    f = tmp_path / "taken"
+    f.write_text("x")
+    out = f if where == "file" else f / "study"
+    rc, _, err = _run(capsys, "study", "--quick", "-o", str(out))
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and str(out) in err and "-o" in err, err
