@@ -112,3 +112,22 @@ def test_study_output_that_is_a_file_is_one_line(tmp_path, capsys, where):
     out = f if where == "file" else f / "study"
     rc, _, err = _run(capsys, "study", "--quick", "-o", str(out))
     assert rc == 2 and len(err.strip().splitlines()) == 1 and str(out) in err and "-o" in err, err
+
+
+def test_output_below_a_file_is_one_line(tmp_path, capsys, small_corpus, tiny_run):
+    f = tmp_path / "taken"
+    f.write_text("x")
+    (tmp_path / "c.toml").write_text("max_steps = 1\nseq_len = 8\nbatch_size = 1\n[model]\nd_model = 8\nn_layers = 1\n"
+                                     "n_heads = 2\nmax_seq_len = 8\n")  # fmt: skip
+    vec = tmp_path / "v.vec"
+    vec.write_text("1 2\nthe 1 0\n")
+    cases = [
+        ["tokenizer", "train", "--kind", "byte", "-o", str(f / "tok")],
+        ["train", "--config", str(tmp_path / "c.toml"), "-o", str(f), "--quiet", "--workers", "1", str(small_corpus)],
+        ["train", "--config", str(tmp_path / "c.toml"), "-o", str(f / "run"), "--quiet", "--workers", "1", str(small_corpus)],
+        ["eval", str(tiny_run), "--max-tokens", "50", "--plot", str(f / "rel.png")],
+        ["vectors", "convert", str(vec), str(f / "v.txt"), "--to", "glove"],
+    ]
+    for argv in cases:
+        rc, _, err = _run(capsys, *argv)
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "pass an output path" in err, (argv, err)

@@ -28,6 +28,7 @@ __all__ = [
     "save_tensors",
     "load_tensors",
     "atomic_dir",
+    "make_folder",
     "TOKEMBED_VERSION",
 ]
 
@@ -62,13 +63,26 @@ def _default_mode(path: Path, *, folder: bool = False) -> int:
     return (0o777 if folder else 0o666) & ~_umask()
 
 
+def make_folder(folder: str | os.PathLike, *, for_path: str | os.PathLike | None = None) -> Path:
+    """``mkdir -p folder``; a file in the way or a read-only place is an :class:`ArtifactError`, not an OSError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = f" for {for_path}" if for_path is not None else ""
+        raise ArtifactError(
+            f"cannot create the folder {folder}{what} ({e.strerror}: {e.filename}); pass an output path in a writable folder"
+        ) from None
+    return folder
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + os.replace).
 
     The file gets the permissions a plain write would give it (umask; an existing file keeps its own).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, for_path=path)
     mode = _default_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -148,7 +162,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[P
         raise ArtifactError(f"{path} exists and is not a folder; pass a new output folder")
     if path.exists() and not overwrite:
         raise ArtifactError(f"{path} exists; pass another output folder or allow overwriting")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, for_path=path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp

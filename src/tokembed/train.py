@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .artifacts import load_tensors, read_json, write_json
+from .artifacts import load_tensors, make_folder, read_json, write_json
 from .checkpoint import (
     CHECKPOINT_DIR,
     load_checkpoint,
@@ -435,7 +435,7 @@ def train(
     from .evaluate import evaluate
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     ckpt_dir = out_dir / CHECKPOINT_DIR
     if config.model.vocab_size in (0, None):
         config.model.vocab_size = tokenizer.vocab_size
