@@ -131,3 +131,16 @@ def test_output_below_a_file_is_one_line(tmp_path, capsys, small_corpus, tiny_ru
     for argv in cases:
         rc, _, err = _run(capsys, *argv)
         assert rc == 2 and len(err.strip().splitlines()) == 1 and "pass an output path" in err, (argv, err)
+
+
+@pytest.mark.parametrize("item", ["nosuchkey=1", "d_model=64", "model.nosuch=3"])
+def test_train_unknown_override_is_named(tmp_path, capsys, item):
+    rc, _, err = _run(capsys, "train", "-o", str(tmp_path / "r"), "max_steps=1", item)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and f"{item!r} is neither a training option" in err, err
+
+
+def test_train_lang_path_corpus_still_works(tmp_path, capsys, small_corpus):
+    argv = ["train", "-o", str(tmp_path / "r"), "--quiet", "--workers", "1", "max_steps=1", "seq_len=8", "batch_size=1",
+            "model.d_model=8", "model.n_heads=2", "model.n_layers=1", "model.max_seq_len=8", f"en={small_corpus}"]  # fmt: skip
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 0 and (tmp_path / "r" / "checkpoint" / "model.safetensors").is_file(), err

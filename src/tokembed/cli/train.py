@@ -68,6 +68,14 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     overrides = [i for i in args.items if is_override(i)]
     corpus_specs = [i for i in args.items if not is_override(i)]
+    for spec in corpus_specs:  # `key=value` that is no option and no LANG=PATH file: most likely a typo'd option
+        key, sep, value = spec.partition("=")
+        if sep and not any(c in value for c in "*?[") and value != "-" and not Path(value).exists():
+            raise ConfigError(
+                f"{spec!r} is neither a training option ({key!r} is not a TrainConfig field; model fields take "
+                f"'model.', e.g. model.d_model=64) nor a LANG=PATH corpus ({value!r} does not exist); "
+                "see tokembed train --help and docs/training.md"
+            )
     if args.resume:
         if args.config is None and (out / "run_config.json").is_file():
             base = read_json(out / "run_config.json")
