@@ -144,3 +144,22 @@ def test_train_lang_path_corpus_still_works(tmp_path, capsys, small_corpus):
             "model.d_model=8", "model.n_heads=2", "model.n_layers=1", "model.max_seq_len=8", f"en={small_corpus}"]  # fmt: skip
     rc, _, err = _run(capsys, *argv)
     assert rc == 0 and (tmp_path / "r" / "checkpoint" / "model.safetensors").is_file(), err
+
+
+@pytest.mark.parametrize(
+    ("option", "expect"),
+    [("nosuch=1", "unknown option(s) ['nosuch']; valid options are"), ("lowercase=maybe", "lowercase='maybe' must be true or false")],
+)  # fmt: skip
+def test_tokenizer_load_option_errors_are_one_line(tmp_path, capsys, option, expect):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n##s\n")
+    rc, _, err = _run(capsys, "tokenizer", "info", str(vocab), "--load-option", option)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and expect in err, err
+    rc, out, _ = _run(capsys, "tokenizer", "encode", str(vocab), "The", "--load-option", "lowercase=false")
+    assert rc == 0 and "[UNK]" in out  # a valid option still works (cased: 'The' is not 'the')
+
+
+def test_train_negative_min_frequency_is_one_line(tmp_path, capsys, small_corpus):
+    rc, _, err = _run(capsys, "tokenizer", "train", "--kind", "bytebpe", "--vocab-size", "300", "--option",
+                      "min_frequency=-3", "-o", str(tmp_path / "t"), str(small_corpus))  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "min_frequency=-3 must be >= 0" in err, err

@@ -142,35 +142,12 @@ class ModelConfig:
 
 def check_field_types(cls: type, d: dict[str, Any], *, section: str = "") -> None:
     """A config value of the wrong type (``d_model = "big"``, ``max_steps=abc``) is a ConfigError naming
-    the key, the value and the type expected; only scalar fields (int, float, str, bool, optional) are checked."""
-    import types
+    the key, the value and the type expected (scalar fields only; see :mod:`tokembed.options`)."""
     import typing
 
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    hints = typing.get_type_hints(cls)
-    for key, value in d.items():
-        hint = hints.get(key)
-        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-        options = typing.get_args(hint) if union else (hint,)
-        allowed = tuple(a for a in options if a in names or a is type(None))
-        if not allowed or len(allowed) != len(options):
-            continue  # containers and other types are checked by the config itself
-        if value is None and type(None) in allowed:
-            continue
-        ok = (
-            (bool in allowed and isinstance(value, bool))
-            or (int in allowed and isinstance(value, int) and not isinstance(value, bool))
-            or (float in allowed and isinstance(value, (int, float)) and not isinstance(value, bool))
-            or (str in allowed and isinstance(value, str))
-        )
-        if not ok:
-            want = " or ".join(names[a] for a in allowed if a in names)
-            raise ConfigError(f"{section}{key}={value!r} must be {want}; e.g. {section}{key}={_field_default(cls, key)}")
+    from .options import check_scalar_types
 
-
-def _field_default(cls: type, key: str) -> Any:
-    f = next(f for f in dataclasses.fields(cls) if f.name == key)
-    return f.default if f.default is not dataclasses.MISSING else "..."
+    check_scalar_types(typing.get_type_hints(cls), d, what="config", prefix=section)
 
 
 @dataclass

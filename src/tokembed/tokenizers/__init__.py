@@ -1,5 +1,6 @@
 """Text -> ids: every tokenizer family behind one interface (:class:`Tokenizer`)."""
 
+from ..options import check_options
 from .base import DEFAULT_SPECIAL_TOKENS, KINDS, Tokenizer, register, tokenizer_class
 from .byte import ByteTokenizer
 from .bytebpe import ByteBPETokenizer
@@ -33,7 +34,6 @@ def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opt
 def _check_train_options(cls, kind: str, opts: dict) -> None:
     """Unknown keyword options of a ``train`` with an explicit signature are a ConfigError
     (listing the valid ones), not a TypeError; kinds taking ``**opts`` check their own."""
-    import inspect
     from collections.abc import Mapping
 
     from ..errors import ConfigError
@@ -46,13 +46,9 @@ def _check_train_options(cls, kind: str, opts: dict) -> None:
             f"special_tokens={sp!r}: pass a mapping role -> non-empty string, "
             'e.g. --option \'special_tokens={"pad": "<pad>", "eos": "</s>"}\''
         )
-    params = inspect.signature(cls.train).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    names = sorted(n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
-    unknown = sorted(set(opts) - set(names))
-    if unknown:
-        raise ConfigError(f"{kind} tokenizer: unknown option(s) {unknown}; valid options are {names}")
+    check_options(cls.train, f"{kind} tokenizer", opts)
+    if isinstance(opts.get("min_frequency"), int) and opts["min_frequency"] < 0:
+        raise ConfigError(f"{kind} tokenizer: min_frequency={opts['min_frequency']} must be >= 0 (default 2)")
 
 
 __all__ += ["load_tokenizer", "train_tokenizer"]
