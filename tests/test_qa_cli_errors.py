@@ -163,3 +163,11 @@ def test_train_negative_min_frequency_is_one_line(tmp_path, capsys, small_corpus
     rc, _, err = _run(capsys, "tokenizer", "train", "--kind", "bytebpe", "--vocab-size", "300", "--option",
                       "min_frequency=-3", "-o", str(tmp_path / "t"), str(small_corpus))  # fmt: skip
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "min_frequency=-3 must be >= 0" in err, err
+
+
+@pytest.mark.parametrize("kind", ["bytebpe", "wordpiece"])
+def test_train_one_character_special_token_is_refused(tmp_path, capsys, small_corpus, kind):
+    """wordpiece used to give the text 'a' the id of <pad>; bytebpe failed with an engine message."""
+    rc, _, err = _run(capsys, "tokenizer", "train", "--kind", kind, "--vocab-size", "400", "--option",
+                      'special_tokens={"pad": "a", "unk": "[UNK]"}', "-o", str(tmp_path / "t"), str(small_corpus))  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "special token pad='a' must be a string of 2+" in err, err

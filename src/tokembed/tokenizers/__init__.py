@@ -46,6 +46,12 @@ def _check_train_options(cls, kind: str, opts: dict) -> None:
             f"special_tokens={sp!r}: pass a mapping role -> non-empty string, "
             'e.g. --option \'special_tokens={"pad": "<pad>", "eos": "</s>"}\''
         )
+    for role, token in (sp or {}).items():
+        if len(token) < 2:  # it would be a character of ordinary text too (ids of "a" and <pad> would merge)
+            raise ConfigError(
+                f"special token {role}={token!r} must be a string of 2+ characters (a one-character special "
+                "would take that character away from ordinary text), e.g. '<pad>'"
+            )
     check_options(cls.train, f"{kind} tokenizer", opts)
     if isinstance(opts.get("min_frequency"), int) and opts["min_frequency"] < 0:
         raise ConfigError(f"{kind} tokenizer: min_frequency={opts['min_frequency']} must be >= 0 (default 2)")
