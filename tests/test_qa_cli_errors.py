@@ -171,3 +171,20 @@ def test_train_one_character_special_token_is_refused(tmp_path, capsys, small_co
     rc, _, err = _run(capsys, "tokenizer", "train", "--kind", kind, "--vocab-size", "400", "--option",
                       'special_tokens={"pad": "a", "unk": "[UNK]"}', "-o", str(tmp_path / "t"), str(small_corpus))  # fmt: skip
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "special token pad='a' must be a string of 2+" in err, err
+
+
+@pytest.mark.parametrize("name", ["bert-base-uncased", "bytebp", "./typo"])
+def test_train_tokenizer_that_is_no_kind_and_no_path(tmp_path, capsys, name):
+    rc, _, err = _run(capsys, "train", "-o", str(tmp_path / "r"), "max_steps=1", "--tokenizer", name)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "neither a kind to train" in err and "bytebpe" in err, err
+
+
+def test_train_tokenizer_file_is_loaded(tmp_path, capsys, small_corpus):
+    """A tokenizer *file* (vocab.txt) works like a folder (it used to be taken for a kind name)."""
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n" + "".join(f"{w}\n" for w in "the quick brown fox jumps over lazy dog .".split()))
+    argv = ["train", "-o", str(tmp_path / "r"), "--quiet", "--workers", "1", "--tokenizer", str(vocab), "max_steps=1",
+            "seq_len=8", "batch_size=1", "model.d_model=8", "model.n_heads=2", "model.n_layers=1", "model.max_seq_len=8",
+            str(small_corpus)]  # fmt: skip
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 0 and (tmp_path / "r" / "checkpoint" / "model.safetensors").is_file(), err

@@ -97,10 +97,18 @@ def _run(args: argparse.Namespace) -> int:
         if args.tokenizer:
             config.tokenizer = args.tokenizer
         corpus = Corpus.from_args(corpus_specs, errors=args.errors)
-        if Path(config.tokenizer).is_dir():
+        from ..tokenizers import KINDS
+
+        if Path(config.tokenizer).exists():  # a tokenizer folder or file (tokenizer.json, vocab.txt, .model)
             tokenizer = load_tokenizer(config.tokenizer)
-        else:
+        elif config.tokenizer in KINDS:
             tokenizer = train_tokenizer(config.tokenizer, corpus, config.vocab_size)
+        else:
+            raise ConfigError(
+                f"tokenizer {config.tokenizer!r} is neither a kind to train ({', '.join(sorted(KINDS))}) nor a local "
+                "tokenizer folder or file; tokembed works offline, so a hub id must be downloaded elsewhere and "
+                "passed as a local folder"
+            )
         shards = build_shards(
             tokenizer, corpus, out / "data", val_fraction=config.val_fraction, seed=config.seed,
             workers=args.workers, progress=not args.quiet,
