@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, EmbeddingSourceError, HubIdError, require
+from ._paths import existing_local_path
+from .errors import ConfigError, EmbeddingSourceError, require
 
 __all__ = ["ContextualEmbeddings", "contextual_embeddings", "same_token_similarity", "parse_layers"]
 
 #: A hub id: "name" or "org/name" of word characters, dots and dashes (huggingface_hub's repo id rule).
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
 @dataclass
@@ -113,14 +112,7 @@ def contextual_embeddings(source: str | os.PathLike, text: str, *, layers: str |
 
     A name that is not a local path but looks like a hub id raises :class:`HubIdError` (tokembed is offline).
     """
-    p = Path(source).expanduser()
-    if not p.exists():
-        if _HUB_ID.match(str(source)):
-            raise HubIdError(
-                f"{source!r} is not a local folder and looks like a Hugging Face hub id; tokembed works offline — "
-                f"download the model elsewhere (e.g. huggingface-cli download {source} --local-dir DIR) and pass DIR"
-            )
-        raise EmbeddingSourceError(f"{source}: no such file or folder; pass a tokembed checkpoint or a local model folder")
+    p = existing_local_path(source, expected="a tokembed checkpoint or a local model folder", error=EmbeddingSourceError)
     if not text:
         raise ConfigError("TEXT is empty; pass the text whose token vectors you want")
     if _is_tokembed_checkpoint(p):

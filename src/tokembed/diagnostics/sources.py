@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EmbeddingSourceError, HubIdError
+from .._paths import existing_local_path
+from ..errors import EmbeddingSourceError
 from ..vocab import Vocab
 
 __all__ = ["EmbeddingSource", "load_embeddings", "find_embedding_tensors", "MATRIX_SUFFIXES", "VECTOR_SUFFIXES"]
@@ -164,16 +165,7 @@ def load_embeddings(
         limit: for vector files, read only the first ``limit`` vectors.
         progress: show a progress bar while reading large vector files.
     """
-    p = Path(source).expanduser()
-    if not p.exists():
-        if re.fullmatch(r"[\w.-]+/[\w.-]+", str(source)) and not str(source).startswith("."):
-            raise HubIdError(
-                f"{source!r} looks like a hub model id; tokembed is offline: download the model folder yourself "
-                "and pass its local path"
-            )
-        raise EmbeddingSourceError(
-            f"{source}: no such file or folder; pass a model folder, a checkpoint or a vector file"
-        )
+    p = existing_local_path(source, expected="a model folder, a checkpoint or a vector file", error=EmbeddingSourceError)
     if p.is_dir():
         for ck in (p, p / "checkpoint"):  # a checkpoint folder or the run folder that holds one
             if (ck / "tokenizer").is_dir() and (ck / "config.json").is_file() and (ck / "model.safetensors").is_file():

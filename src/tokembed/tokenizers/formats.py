@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, HubIdError, TokenizerFileError
+from .._paths import existing_local_path, looks_like_hub_id
+from ..errors import ConfigError, TokenizerFileError
 from ..options import check_options
 from .base import META_FILE, Tokenizer
 from .hf import ENGINE_FILE, HFTokenizer, engine_from_file
@@ -52,32 +53,13 @@ __all__ = [
 #: BERT's special tokens, in the roles tokembed gives them.
 BERT_SPECIALS: dict[str, str] = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-
-
-def looks_like_hub_id(name: str) -> bool:
-    """True for ``bert-base-uncased`` or ``org/model``-like names (checked only when no such path exists).
-
-    >>> looks_like_hub_id("bert-base-uncased"), looks_like_hub_id("org/model"), looks_like_hub_id("./x/y/z.json")
-    (True, True, False)
-    """
-    return bool(_HUB_ID.match(name)) and not name.endswith((".json", ".txt", ".model", ".tiktoken"))
-
-
 def load_tokenizer(path: str | os.PathLike, **kwargs: Any) -> Tokenizer:
     """Load a tokenizer from a local path, whatever its format (see the module docstring).
 
     Options by format: ``tokenizer.json``: ``add_special_tokens``; ``vocab.txt``: ``lowercase``,
     ``strip_accents``, ``add_special_tokens``; rank files: ``pattern`` (required), ``special_tokens``.
     """
-    p = Path(path).expanduser()
-    if not p.exists():
-        if looks_like_hub_id(str(path)):
-            raise HubIdError(
-                f"{str(path)!r} is not a local path; it looks like a hub model id, and tokembed works offline: "
-                "download the model's files elsewhere and pass the local folder (with tokenizer.json or vocab.txt)"
-            )
-        raise TokenizerFileError(f"{p}: no such file or folder; pass a tokembed tokenizer folder or a tokenizer file")
+    p = existing_local_path(path, expected="a tokembed tokenizer folder or a tokenizer file", error=TokenizerFileError)
     if p.is_dir():
         if (p / META_FILE).is_file():
             if kwargs:
