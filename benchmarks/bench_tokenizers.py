@@ -177,7 +177,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="built-in corpus only, fewer repeats (< 2 min)")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--only", choices=["all", "train"], default="all",
+                    help="'train': only the training comparison, with --train-repeats alternating pairs "
+                         "(results in tokenizers_train.{json,md})")
+    ap.add_argument("--train-repeats", type=int, default=1, help="alternating tokembed/engine training pairs per kind")
     args = ap.parse_args()
+    if args.only == "train":
+        return main_train(args)
     repeats = args.repeats or (3 if args.quick else 5)
     builtin = default_corpus_path()
     corpora = {"builtin": builtin} if args.quick else {"builtin": builtin, "big": big_corpus(20_000_000)}
@@ -227,6 +233,39 @@ def main() -> None:
         notes.append(f"morph options (segmenter share of training time): {payload['train']['morph']['tokembed']}")
     write_results("tokenizers", payload, table, title="Tokenizers: tokembed vs raw engines", notes="\n\n".join(notes))
     print((Path(__file__).parent / "results" / "tokenizers.md").read_text())
+
+
+def main_train(args) -> None:
+    """Training time only: alternating tokembed/engine pairs (load changes hit both), median and spread."""
+    import statistics
+
+    path = default_corpus_path() if args.quick else big_corpus(20_000_000)
+    kinds = ["bytebpe", "unigram"] if args.quick else ["bytebpe", "wordpiece", "unigram", "bpe", "morph"]
+    payload, table = {"vocab_size": VOCAB, "corpus": str(path), "train": {}}, []
+    for kind in kinds:
+        pairs = []
+        for _ in range(args.train_repeats):
+            te = bench_train(kind, path, VOCAB, "tokembed")
+            raw = bench_train(kind, path, VOCAB, "raw") if kind != "morph" else {}
+            pairs.append({"tokembed": te, "engine": raw})
+            print(kind, te, raw, flush=True)
+        payload["train"][kind] = pairs
+        ratios = [p["tokembed"]["seconds"] / p["engine"]["seconds"] for p in pairs if p["engine"].get("seconds") and p["tokembed"].get("seconds")]
+        te_s = [p["tokembed"].get("seconds", float("nan")) for p in pairs]
+        table.append({
+            "kind": kind,
+            "tokembed s (median)": statistics.median(te_s),
+            "time ratio tokembed/engine (median)": statistics.median(ratios) if ratios else None,
+            "min": min(ratios) if ratios else None,
+            "max": max(ratios) if ratios else None,
+            "peak RSS MB tokembed": max(p["tokembed"].get("peak_rss_mb", 0) for p in pairs),
+            "peak RSS MB engine": max((p["engine"].get("peak_rss_mb", 0) for p in pairs), default=None),
+            "segmenter share": pairs[0]["tokembed"].get("segmenter_share"),
+        })
+    write_results("tokenizers_train", payload, table, title=f"Tokenizer training: tokembed vs raw engine ({path.name}, V={VOCAB})",
+                  notes="Each training runs in its own subprocess (imports not timed); peak RSS is the child's VmHWM. "
+                        "morph has no single raw engine: its row gives the Morfessor segmenter's share of training time.")
+    print((Path(__file__).parent / "results" / "tokenizers_train.md").read_text())
 
 
 if __name__ == "__main__":

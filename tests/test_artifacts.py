@@ -43,3 +43,26 @@ def test_tensors_round_trip_and_corrupt_file(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(ArtifactError, match="not a valid safetensors"):
         load_tensors(tmp_path / "bad.safetensors")
+
+
+def test_artifacts_get_umask_permissions_not_mkstemp_0600(tmp_path):
+    """A report or checkpoint must be readable like any file the user writes (umask), not 0600/0700."""
+    import os
+    import stat
+
+    from tokembed.artifacts import atomic_dir, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "report.html", "x")
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644
+        os.chmod(f, 0o600)  # an existing file keeps its own bits
+        atomic_write_text(f, "y")
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+        with atomic_dir(tmp_path / "ckpt") as d:
+            (d / "config.json").write_text("{}")
+        assert stat.S_IMODE((tmp_path / "ckpt").stat().st_mode) == 0o755
+        os.umask(0o077)
+        assert stat.S_IMODE(atomic_write_text(tmp_path / "private.txt", "z").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

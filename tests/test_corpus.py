@@ -89,3 +89,12 @@ def test_mixed_tagging_rejected(tmp_path):
     p.write_text("x\n")
     with pytest.raises(ConfigError, match="tag every argument"):
         Corpus([f"en={p}", str(p)])
+
+
+def test_folder_skips_pycache(tmp_path):
+    """A source folder (e.g. a Python package) holds __pycache__/*.pyc: bytecode, never text."""
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "mod.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\xa7\r\r\n\x00\x00binary")
+    c = Corpus([str(tmp_path / "pkg")])
+    assert [f.name for f in c.files] == ["mod.py"] and list(c.texts()) == ["def f():", "    return 1"]

@@ -171,3 +171,13 @@ def test_report_renders_in_chromium(tmp_path):
     assert found["errors"] == [] and found["console"] == []
     assert found["images"] >= 4 and found["broken"] == []
     assert found["remote"] == 0 and found["text"] > 500
+
+
+def test_results_table_uses_fixed_decimals(tmp_path):
+    rows = [_row("byte", "untied", 259, 4.38, 9000), _row("byte", "tied", 259, 4.148, 5000)]
+    rows[0]["ece"], rows[1]["ece"] = 0.009641, 0.02507
+    page = _result(tmp_path, rows).report.read_text()
+    cells = re.findall(r'<tr id="run-byte-(?:un)?tied-V259-s0"[^>]*>(.*?)</tr>', page)
+    assert len(cells) == 2
+    assert "<td>4.3800</td>" in cells[0] and "<td>0.0096</td>" in cells[0]
+    assert "<td>4.1480</td>" in cells[1] and "<td>0.0251</td>" in cells[1]

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "save_tensors",
     "load_tensors",
     "atomic_dir",
+    "make_folder",
     "TOKEMBED_VERSION",
 ]
 
@@ -42,12 +44,49 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (no race with other threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: Path, *, folder: bool = False) -> int:
+    """The permission bits a plain ``open``/``mkdir`` would give ``path`` (mkstemp/mkdtemp use 0600/0700),
+    or its current bits when it is being replaced."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(path.stat().st_mode)
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
+def make_folder(folder: str | os.PathLike, *, for_path: str | os.PathLike | None = None) -> Path:
+    """``mkdir -p folder``; a file in the way or a read-only place is an :class:`ArtifactError`, not an OSError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = f" for {for_path}" if for_path is not None else ""
+        raise ArtifactError(
+            f"cannot create the folder {folder}{what} ({e.strerror}: {e.filename}); pass an output path in a writable folder"
+        ) from None
+    return folder
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + os.replace)."""
+    """Write ``data`` to ``path`` atomically (temp file + fsync + os.replace).
+
+    The file gets the permissions a plain write would give it (umask; an existing file keeps its own).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, for_path=path)
+    mode = _default_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -123,7 +162,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[P
         raise ArtifactError(f"{path} exists and is not a folder; pass a new output folder")
     if path.exists() and not overwrite:
         raise ArtifactError(f"{path} exists; pass another output folder or allow overwriting")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, for_path=path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
@@ -131,6 +170,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[P
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode(path, folder=True))
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
             os.replace(path, old / "x")

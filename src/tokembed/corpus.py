@@ -168,8 +168,10 @@ def _expand(spec: str) -> tuple[Path, ...]:
     if p.is_file():
         return (p,)
     if p.is_dir():
-        files = sorted(
-            f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        files = sorted(  # hidden entries (.git) and Python's bytecode caches are never text
+            f
+            for f in p.rglob("*")
+            if f.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in f.relative_to(p).parts)
         )
         if not files:
             raise EmptyCorpusError(f"{spec}: folder holds no files; pass a folder with text files")

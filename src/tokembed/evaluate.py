@@ -203,7 +203,9 @@ def plot_reliability(result: EvalResult, path: str | os.PathLike, *, title: str 
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .artifacts import make_folder
+
+    make_folder(path.parent, for_path=path)
     fig.savefig(path, format="png")
     plt.close(fig)
     return path

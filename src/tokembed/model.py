@@ -43,6 +43,7 @@ from .heads_adaptive import AdaptiveSoftmax
 
 __all__ = [
     "ModelConfig",
+    "check_field_types",
     "ModelOutput",
     "Transformer",
     "Block",
@@ -101,6 +102,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
+        for name in ("d_model", "n_layers", "n_heads", "max_seq_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; pick d_model = k·n_heads")
         if self.positional not in POSITIONAL_KINDS:
@@ -109,9 +113,6 @@ class ModelConfig:
             raise ConfigError(f"embedding={self.embedding!r} is not known; choose one of {', '.join(EMBEDDING_KINDS)}")
         if self.head not in HEAD_KINDS:
             raise ConfigError(f"head={self.head!r} is not known; choose one of {', '.join(HEAD_KINDS)}")
-        for name in ("d_model", "n_layers", "n_heads", "max_seq_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
 
@@ -132,10 +133,21 @@ class ModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown model option(s) {unknown}; known: {', '.join(sorted(known))}")
+        check_field_types(cls, d, section="model.")
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_field_types(cls: type, d: dict[str, Any], *, section: str = "") -> None:
+    """A config value of the wrong type (``d_model = "big"``, ``max_steps=abc``) is a ConfigError naming
+    the key, the value and the type expected (scalar fields only; see :mod:`tokembed.options`)."""
+    import typing
+
+    from .options import check_scalar_types
+
+    check_scalar_types(typing.get_type_hints(cls), d, what="config", prefix=section)
 
 
 @dataclass

@@ -473,7 +473,12 @@ def run_study(
     config.validate()
     corpus = corpus if corpus is not None else Corpus()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} exists and is not a folder; pass -o with a new or existing folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the output folder {out} ({e.strerror}); pass -o with a writable folder") from None
 
     try:
         from .model import ModelConfig, build_model

@@ -568,6 +568,10 @@ def build_report(result) -> str:
                 t[c] = int(round(t[c]))
         if _ok(t.get("seconds")):
             t["seconds"] = round(float(t["seconds"]), 1)
+        # fixed decimals, so a column lines up and 4.38 is not shown next to 4.148 (4 significant digits)
+        for c, spec in (("bits_per_byte", ".4f"), ("ece", ".4f"), ("perplexity", ".1f")):
+            if _ok(t.get(c)):
+                t[c] = format(float(t[c]), spec)
     sections.append(R.section(
         "Results",
         R.paragraph("One row per run; bits per byte on the validation split is the comparable metric (perplexity is per "

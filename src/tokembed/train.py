@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .artifacts import load_tensors, read_json, write_json
+from .artifacts import load_tensors, make_folder, read_json, write_json
 from .checkpoint import (
     CHECKPOINT_DIR,
     load_checkpoint,
@@ -47,7 +47,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .errors import ArtifactError, ConfigError, FingerprintMismatchError, NonFiniteError
-from .model import ModelConfig, Transformer, build_model
+from .model import ModelConfig, Transformer, build_model, check_field_types
 
 __all__ = [
     "TrainConfig",
@@ -128,6 +128,7 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training option(s) {unknown}; known: {', '.join(sorted(known))}")
         model = d.pop("model", None)
+        check_field_types(cls, d)
         if model is None:
             raise ConfigError("the config has no [model] section; add one (at least d_model, n_layers, n_heads)")
         if isinstance(model, dict):
@@ -232,7 +233,10 @@ class TrainResult:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={device!r} is not a device; pass 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r} but CUDA is not available here; use device='cpu' or 'auto'")
     return dev
@@ -438,7 +442,7 @@ def train(
     from .evaluate import evaluate
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     ckpt_dir = out_dir / CHECKPOINT_DIR
     if config.model.vocab_size in (0, None):
         config.model.vocab_size = tokenizer.vocab_size

@@ -84,27 +84,69 @@ def test_long_line_and_repeats(tok):
     assert len(tok.encode("e " * 100_000)) == 100_000
 
 
-@pytest.mark.parametrize("lowercase, strip_accents", [(True, None), (False, None), (False, False)])
-def test_continuation_alphabet_covers_the_exact_one(tmp_path, lowercase, strip_accents):
-    """The fast pre-pass vs the slow exact one (normalize + pre-tokenize every line): never a character fewer."""
+def _bert_engine(lowercase=True, strip_accents=None):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-    from tokembed.tokenizers.wordpiece import _continuation_alphabet
-
-    p = tmp_path / "mixed.txt"
-    p.write_text(
-        "東京とソウル は 大きい 都市 です。中文字符测试，混合text的句子。\n"
-        "Käse, Straße und Grüße — naïve café; Ünïcödé ✓ 🙂 (parenthesised) \"quoted\" it's\n"
-        "Привет, мир! مرحبا بالعالم ελληνικά 한국어 텍스트 tab\tseparated\u3000words a\x01b\n",
-        encoding="utf-8",
-    )
     eng = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     eng.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=strip_accents)
     eng.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    corpus = Corpus([str(p)])
-    fast = set(_continuation_alphabet(eng, corpus, alpha=0.3, seed=0))
-    exact = set()
-    for text in corpus.texts():
-        for word, _ in eng.pre_tokenizer.pre_tokenize_str(eng.normalizer.normalize_str(text)):
-            exact.update("##" + c for c in word[1:])
+    return eng
+
+
+MIXED = (
+    "東京とソウル は 大きい 都市 です。中文字符测试，混合text的句子。\n"
+    "Käse, Straße und Grüße — naïve café; Ünïcödé ✓ 🙂 (parenthesised) \"quoted\" it's İstanbul\n"
+    "Привет, мир! مرحبا بالعالم ελληνικά 한국어 텍스트 tab\tseparated\u3000words a\x01b \x01z\r\n"
+    + "° " * 100 + "x°\n"  # frequent at word starts, once inside: the vectorised branch
+)
+
+
+@pytest.mark.parametrize("lowercase, strip_accents", [(True, None), (False, None), (False, False)])
+@pytest.mark.parametrize("block_bytes", [1 << 20, 5])
+def test_continuation_alphabet_covers_the_exact_one(tmp_path, lowercase, strip_accents, block_bytes):
+    """The fast pre-pass vs the slow exact one (normalize + pre-tokenize every line): never a character fewer.
+
+    ``block_bytes=5`` cuts words and multi-byte characters at block edges.
+    """
+    import gzip
+
+    from tokembed.tokenizers.wordpiece import _continuation_alphabet, _continuation_alphabet_reference
+
+    (tmp_path / "a.txt").write_text(MIXED, encoding="utf-8")
+    with gzip.open(tmp_path / "b.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("zebra Quagga\n")
+    eng = _bert_engine(lowercase, strip_accents)
+    corpus = Corpus([str(tmp_path)])
+    fast = set(_continuation_alphabet(eng, corpus, block_bytes=block_bytes))
+    exact = set(_continuation_alphabet_reference(eng, corpus, alpha=0.3, seed=0))
     assert exact <= fast and len(fast - exact) <= 5
+    assert {"##°", "##b"} <= exact  # inside once; after a removed control character
+    assert ("##Q" in fast) is False  # "Q" only starts a word (lowercased or not)
+
+
+@given(st.text(alphabet="ab Aé\u0301İ.,\t\r\x01東ß", max_size=40), st.integers(1, 9))
+def test_continuation_alphabet_never_misses_a_character(tmp_path_factory, text, block_bytes):
+    from tokembed.tokenizers.wordpiece import _continuation_alphabet, _continuation_alphabet_reference
+
+    p = tmp_path_factory.getbasetemp() / "wp-prop.txt"
+    p.write_text(text + "\nq\n", encoding="utf-8", newline="")
+    for lowercase in (True, False):
+        eng = _bert_engine(lowercase)
+        fast = set(_continuation_alphabet(eng, Corpus([str(p)]), block_bytes=block_bytes))
+        assert set(_continuation_alphabet_reference(eng, Corpus([str(p)]), alpha=0.3, seed=0)) <= fast
+
+
+def test_training_is_deterministic_on_a_larger_corpus(tmp_path):
+    """HF numbers "##c" in hash order (random per trainer): without the fixed alphabet, ties break differently."""
+    words = [a + b + c for a in "bcdfg" for b in "aeiou" for c in "klmnprst"]
+    lines = [" ".join(words[(i * 7 + j) % len(words)] for j in range(12)) for i in range(300)]
+    (tmp_path / "c.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fps = {train_tokenizer("wordpiece", [str(tmp_path / "c.txt")], 300, progress=False).fingerprint for _ in range(3)}
+    assert len(fps) == 1
+
+
+@given(st.text())
+def test_distinct_chars_is_set(text):
+    from tokembed.tokenizers.wordpiece import _distinct_chars
+
+    assert _distinct_chars(text) == set(text)

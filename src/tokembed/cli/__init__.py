@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "study": "study",
     "inspect": "inspect",
     "neighbors": "neighbors",
+    "compress": "compress",
 }
 
 EXIT_USER_ERROR = 2

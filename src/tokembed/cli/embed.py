@@ -21,8 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..contextual import contextual_embeddings
+    from ..train import resolve_device
 
-    ce = contextual_embeddings(args.source, args.text, layers=args.layers, device=args.device)
+    device = str(resolve_device(args.device))
+    ce = contextual_embeddings(args.source, args.text, layers=args.layers, device=device)
     data = ce.to_json()
     if args.json:
         print_json(data)

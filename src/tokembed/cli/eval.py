@@ -32,8 +32,15 @@ def _run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..evaluate import evaluate, plot_reliability
 
+    from ..train import resolve_device
+
+    for name in ("seq_len", "batch_size", "max_tokens"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} {value}; pass a positive number")
+    device = str(resolve_device(args.device))
     ckpt = resolve_checkpoint(args.checkpoint)
-    model, tokenizer, config = load_checkpoint(ckpt, device=args.device)
+    model, tokenizer, config = load_checkpoint(ckpt, device=device)
     if args.corpus:
         data = Corpus.from_args(args.corpus, errors=args.errors)
     else:
@@ -42,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{ckpt}: no validation shard next to it ({data_dir}); pass --corpus FILE to evaluate on")
         data = load_shards(data_dir, tokenizer=tokenizer)["val"]
     r = evaluate(model, tokenizer, data, seq_len=args.seq_len or config.seq_len, batch_size=args.batch_size,
-                 max_tokens=args.max_tokens, device=args.device)
+                 max_tokens=args.max_tokens, device=device)
     if args.plot:
         plot_reliability(r, Path(args.plot))
     if args.json:

@@ -68,6 +68,14 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     overrides = [i for i in args.items if is_override(i)]
     corpus_specs = [i for i in args.items if not is_override(i)]
+    for spec in corpus_specs:  # `key=value` that is no option and no LANG=PATH file: most likely a typo'd option
+        key, sep, value = spec.partition("=")
+        if sep and not any(c in value for c in "*?[") and value != "-" and not Path(value).exists():
+            raise ConfigError(
+                f"{spec!r} is neither a training option ({key!r} is not a TrainConfig field; model fields take "
+                f"'model.', e.g. model.d_model=64) nor a LANG=PATH corpus ({value!r} does not exist); "
+                "see tokembed train --help and docs/training.md"
+            )
     if args.resume:
         if args.config is None and (out / "run_config.json").is_file():
             base = read_json(out / "run_config.json")
@@ -89,10 +97,18 @@ def _run(args: argparse.Namespace) -> int:
         if args.tokenizer:
             config.tokenizer = args.tokenizer
         corpus = Corpus.from_args(corpus_specs, errors=args.errors)
-        if Path(config.tokenizer).is_dir():
+        from ..tokenizers import KINDS
+
+        if Path(config.tokenizer).exists():  # a tokenizer folder or file (tokenizer.json, vocab.txt, .model)
             tokenizer = load_tokenizer(config.tokenizer)
-        else:
+        elif config.tokenizer in KINDS:
             tokenizer = train_tokenizer(config.tokenizer, corpus, config.vocab_size)
+        else:
+            raise ConfigError(
+                f"tokenizer {config.tokenizer!r} is neither a kind to train ({', '.join(sorted(KINDS))}) nor a local "
+                "tokenizer folder or file; tokembed works offline, so a hub id must be downloaded elsewhere and "
+                "passed as a local folder"
+            )
         shards = build_shards(
             tokenizer, corpus, out / "data", val_fraction=config.val_fraction, seed=config.seed,
             workers=args.workers, progress=not args.quiet,

@@ -8,6 +8,7 @@ format is detected unless ``--format`` is given. The work is done by
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ._common import print_json
 
@@ -47,7 +48,9 @@ def add_parser(sub) -> None:
 def _read(args):
     from ..embeddings.pretrained import read_vectors
 
-    return read_vectors(args.file, limit=args.limit, progress=not args.no_progress, format=args.format)
+    # A bar only on a terminal: piped or captured stderr would get the bar glued to the error line.
+    progress = not args.no_progress and sys.stderr.isatty()
+    return read_vectors(args.file, limit=args.limit, progress=progress, format=args.format)
 
 
 def _info(args) -> int:

@@ -140,7 +140,7 @@ def read_vectors(
     if not path.is_file():
         raise VectorFileError(f"{path}: no such vector file; pass the path of a word2vec/GloVe/fastText file")
     if limit is not None and limit < 1:
-        raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1")
+        raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1 (--limit N)")
     fmt = format or detect_format(path)
     if fmt == "fasttext":
         fmt = "word2vec"
@@ -252,7 +252,7 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
                 raise VectorFileError(
                     f"{path}:{lineno}: expected a word and {dim} values, got {len(parts) - 1} values; "
                     + (
-                        "the first line looks like a word2vec header: pass format='word2vec'"
+                        "the first line looks like a word2vec header: pass format='word2vec' (--format word2vec)"
                         if fmt == "glove" and _HEADER.match(first_line)
                         else "the file mixes dimensions (re-export it, or pass limit= to stop before this line)"
                     )

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, HubIdError, TokenizerFileError
+from ..options import check_options
 from .base import META_FILE, Tokenizer
 from .hf import ENGINE_FILE, HFTokenizer, engine_from_file
 from .reference import PATTERNS, bytes_to_unicode
@@ -83,9 +84,9 @@ def load_tokenizer(path: str | os.PathLike, **kwargs: Any) -> Tokenizer:
                 raise ConfigError(f"{p}: a tokembed tokenizer folder takes no loader options, got {sorted(kwargs)}")
             return Tokenizer.load(p)
         if (p / ENGINE_FILE).is_file():
-            return load_hf_json(p / ENGINE_FILE, **kwargs)
+            return _call(load_hf_json, p / ENGINE_FILE, kwargs)
         if (p / "vocab.txt").is_file():
-            return load_vocab_txt(p / "vocab.txt", **kwargs)
+            return _call(load_vocab_txt, p / "vocab.txt", kwargs)
         models = sorted(p.glob("*.model"))
         if models:
             return _load_spm(models[0], **kwargs)
@@ -96,10 +97,16 @@ def load_tokenizer(path: str | os.PathLike, **kwargs: Any) -> Tokenizer:
     if name.endswith(".model"):
         return _load_spm(p, **kwargs)
     if name.endswith(".json"):
-        return load_hf_json(p, **kwargs)
+        return _call(load_hf_json, p, kwargs)
     if name.endswith(".tiktoken"):
-        return load_tiktoken(p, **kwargs)
+        return _call(load_tiktoken, p, kwargs)
     return _sniff(p, **kwargs)
+
+
+def _call(loader, p: Path, kwargs: dict[str, Any]) -> Tokenizer:
+    """``loader(p, **kwargs)`` after checking the options (a wrong name or type is a ConfigError)."""
+    check_options(loader, f"{p.name} ({loader.__name__})", kwargs)
+    return loader(p, **kwargs)
 
 
 def _sniff(p: Path, **kwargs: Any) -> Tokenizer:
@@ -115,10 +122,10 @@ def _sniff(p: Path, **kwargs: Any) -> Tokenizer:
             f"{p}:1: not a text file (NUL bytes or invalid UTF-8); pass tokenizer.json, vocab.txt, a sentencepiece .model or a tiktoken rank file"
         ) from None
     if first.startswith("{"):
-        return load_hf_json(p, **kwargs)
+        return _call(load_hf_json, p, kwargs)
     if re.fullmatch(r"[A-Za-z0-9+/=]+ \d+", first) or "pattern" in kwargs:
-        return load_tiktoken(p, **kwargs)
-    return load_vocab_txt(p, **kwargs)
+        return _call(load_tiktoken, p, kwargs)
+    return _call(load_vocab_txt, p, kwargs)
 
 
 def _load_spm(p: Path, **kwargs: Any) -> Tokenizer:
@@ -129,6 +136,7 @@ def _load_spm(p: Path, **kwargs: Any) -> Tokenizer:
             f"{p}: sentencepiece .model files are loaded by tokembed.tokenizers.spm, which this build lacks; "
             "update tokembed, or convert the model to tokenizer.json"
         ) from None
+    check_options(SentencePieceTokenizer.from_model_file, f"{p.name} (sentencepiece loader)", kwargs)
     return SentencePieceTokenizer.from_model_file(p, **kwargs)
 
 

@@ -98,7 +98,7 @@ class WordPieceTokenizer(HFTokenizer):
         # HF's WordPiece trainer numbers the "##c" forms in hash-map order, which breaks ties between
         # equally frequent pairs differently on every run. Fixing their ids up front (sorted, right
         # after the specials) makes training deterministic; they are plain vocab entries afterwards.
-        continuation = _continuation_alphabet(engine, corpus, alpha=alpha, seed=seed)
+        continuation = _continuation_alphabet(engine, corpus)
         fixed = list(dict.fromkeys([*specials.values(), *continuation]))
         limit = {} if limit_alphabet is None else {"limit_alphabet": int(limit_alphabet)}
         trainer = trainers.WordPieceTrainer(
@@ -136,45 +136,128 @@ class WordPieceTokenizer(HFTokenizer):
 #: punctuation or Unicode P*) as a word of its own (HF ``BertPreTokenizer``).
 _BERT_SEPARATORS = r"[\p{White_Space}\p{P}!-/:-@\[-`{-~]"
 
+#: Characters after which a character always starts a word: BERT's normalizer maps them to " "
+#: and never removes them (other spaces are not needed for a superset).
+_BREAK_CHARS = " \t\n\r"
 
-def _continuation_alphabet(engine, corpus: Any, *, alpha: float, seed: int, chunk_lines: int = 4096) -> list[str]:
+
+def _continuation_alphabet(engine, corpus: Any, *, block_bytes: int = 1 << 20) -> list[str]:
     """Sorted ``##c`` for every character ``c`` that can occur inside a word after normalization.
 
-    One cheap pass: the distinct space-separated pieces of the corpus give the raw characters
-    seen at a piece's start and inside it; the BERT normalizer acts character by character, so
-    normalizing each distinct character is enough. A character whose normalized form holds a
-    space (CJK characters are padded) is a word of its own and never a continuation. The result
-    can hold a few extra characters (one glued after punctuation inside a piece), never fewer,
-    so every ``##c`` the trainer needs has a fixed id.
+    One cheap pass over the raw text of every corpus file, in blocks of ``block_bytes`` (no
+    per-line or per-word Python): a character right after a space, tab or line break starts a
+    word, any other occurrence is inside one. The BERT normalizer acts character by character,
+    so normalizing each distinct character is enough: an inside character ``c`` gives all of
+    its normalized form ``n(c)``, any character gives ``n(c)[1:]`` (``"İ"`` -> ``"i̇"``), and a
+    character whose ``n(c)`` holds a separator (punctuation, whitespace, padded CJK) is a word
+    of its own and gives nothing. Per block, :func:`_distinct_chars` finds the characters; only those
+    not yet seen inside a word are then located (vectorised, numpy), usually none after the
+    first block. The result can hold a few extra characters (one glued after punctuation, or
+    from a line that α-sampling leaves out), never fewer, so every ``##c`` the trainer needs has
+    a fixed id. :func:`_continuation_alphabet_reference` is the slow exact version.
     """
     import regex
+
+    separator = regex.compile(_BERT_SEPARATORS)
+    normalize = engine.normalizer.normalize_str
+    norm: dict[str, str] = {}  # distinct character -> its normalized form, "" when it never continues a word
+    inner: set[str] = set()  # characters seen inside a word
+    for text, carry in _text_blocks(corpus, block_bytes=block_bytes):
+        chars = _distinct_chars(text)
+        for c in chars.difference(norm):
+            n = normalize(c)
+            norm[c] = "" if separator.search(n) else n
+        pending = {c for c in chars.difference(inner) if norm[c]}
+        if pending:
+            inner.update(_inside_chars(text, carry, pending))
+    out: set[str] = set()
+    for c, n in norm.items():
+        out.update(n if c in inner else n[1:])
+    return ["##" + c for c in sorted(out)]
+
+
+def _distinct_chars(text: str) -> set[str]:
+    """``set(text)``, faster on mostly-ASCII text: ASCII from a byte histogram, then ``set`` over
+    the non-ASCII bytes only (each multi-byte UTF-8 sequence is all bytes >= 0x80, so they decode whole).
+    """
+    import numpy as np
+
+    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)  # (bytes,)
+    out = {chr(b) for b in np.flatnonzero(np.bincount(data, minlength=256)[:128])}
+    high = data[data >= 0x80]
+    if high.size:
+        out.update(high.tobytes().decode("utf-8", "surrogatepass"))
+    return out
+
+
+def _text_blocks(corpus: Any, *, block_bytes: int):
+    """Yield (text block, the character before it) over every file; a file starts after a line break."""
+    import codecs
+    import gzip
 
     from ..corpus import Corpus
 
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
-    words: set[str] = set()  # distinct space-separated pieces (str.split(" ") is exact and fast)
-    chunk: list[str] = []
-    for text in corpus.training_texts(alpha=alpha, seed=seed):
-        chunk.append(text)
-        if len(chunk) >= chunk_lines:
-            words.update(" ".join(chunk).split(" "))
-            chunk.clear()
-    words.update(" ".join(chunk).split(" "))
-    first: set[str] = set()
-    inner: set[str] = set()
-    for w in words:
-        if w:
-            first.add(w[0])
-            inner.update(w[1:])
-    separator = regex.compile(_BERT_SEPARATORS)
-    normalize = engine.normalizer.normalize_str
+    for path in corpus.files:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # bad bytes fail later, in training
+        carry = "\n"
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            while True:
+                raw = f.read(block_bytes)
+                text = decoder.decode(raw, final=not raw)
+                if text:
+                    yield text, carry
+                    carry = text[-1]
+                if not raw:
+                    break
+
+
+def _inside_chars(text: str, carry: str, wanted: set[str]) -> set[str]:
+    """Those of ``wanted`` that occur in ``text`` right after a character other than a word break.
+
+    ``carry`` is the character before ``text``, so a word cut by a block edge stays one word.
+    A rare character is looked up occurrence by occurrence (``str.find``); the others in one
+    vectorised pass over the N code points ``a``, ``prev[i]`` being the one before ``a[i]``.
+    """
+    import numpy as np
+
+    found: set[str] = set()
+    common: set[str] = set()
+    for c in wanted:
+        i, hits = text.find(c), 0
+        while i >= 0:
+            if (text[i - 1] if i else carry) not in _BREAK_CHARS:
+                found.add(c)
+                break
+            hits += 1
+            if hits == 64:  # frequent, and so far only at word starts
+                common.add(c)
+                break
+            i = text.find(c, i + 1)
+    if common:
+        a = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (N,)
+        prev = np.empty_like(a)
+        prev[0], prev[1:] = ord(carry), a[:-1]
+        inside = np.ones(a.shape, dtype=bool)  # (N,)
+        for b in _BREAK_CHARS:
+            inside &= prev != ord(b)
+        seen = np.zeros(0x110000, dtype=bool)  # indexed by code point
+        seen[a[inside]] = True
+        found.update(c for c in common if seen[ord(c)])
+    return found
+
+
+def _continuation_alphabet_reference(engine, corpus: Any, *, alpha: float, seed: int) -> list[str]:
+    """The exact ``##c`` set, slowly: normalize and pre-tokenize every training text."""
+    from ..corpus import Corpus
+
+    if not isinstance(corpus, Corpus):
+        corpus = Corpus.from_args(corpus)
     out: set[str] = set()
-    for chars, skip in ((inner, 0), (first, 1)):
-        for c in chars:
-            n = normalize(c)
-            if not separator.search(n):  # punctuation, whitespace and padded CJK never continue a word
-                out.update(n[skip:])
+    for text in corpus.training_texts(alpha=alpha, seed=seed):
+        for word, _ in engine.pre_tokenizer.pre_tokenize_str(engine.normalizer.normalize_str(text)):
+            out.update(word[1:])
     return ["##" + c for c in sorted(out)]
 
 

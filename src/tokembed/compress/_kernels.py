@@ -1,0 +1,307 @@
+"""Fused dequantizing gather: a tiny C kernel built with the system C compiler, plus its torch reference.
+
+Why a kernel: a lookup into an int8 table done as ``q[ids].float() * s[ids]`` materialises
+an int8 copy, an fp32 copy and a product — three passes over the output-sized data — and
+is slower than ``nn.Embedding`` on fp32 (0.75–0.95×). The kernel reads each looked-up int8
+(or packed int4) row once and writes fp32 once, with non-temporal stores for big outputs
+(no read-for-ownership of the output lines). Big outputs are also allocated on
+transparent huge pages (``madvise(MADV_HUGEPAGE)``): with 4 KiB pages the page faults of a
+fresh 256 MiB output cost more than the copy itself.
+
+How it is built: plain C99 (no torch headers, compiles in about a second), ``gcc -O3
+-march=native -ffp-contract=off``, loaded with :mod:`ctypes` (which releases the GIL), run
+on ``torch.get_num_threads()`` pthreads. The shared object is cached under
+``$TOKEMBED_CACHE/kernels/`` keyed by a hash of the source, flags and CPU. If no compiler
+is found, the build fails, or ``TOKEMBED_KERNELS=0``, every call falls back to
+:func:`gather_dequant_reference` — same results, bit for bit (the kernel does the multiply
+and the add as separate roundings, exactly like the reference; ``-ffp-contract=off``
+forbids fusing them into an FMA).
+
+Dequantization formula served by both paths (per row r, group g = d // gs):
+
+    x[n, d] = (q[r, d] + qoff) * S[r, g]  (+ Bz[r, g] if a bias is stored),  r = ids[n]
+
+int8 stores q directly; int4 stores two nibbles per byte (element 2j in the low nibble).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import mmap
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+__all__ = ["gather_dequant", "gather_dequant_reference", "kernel_status", "alloc_output"]
+
+_C_SOURCE = r"""
+#include <stdint.h>
+#include <pthread.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+typedef struct {
+  const uint8_t* q; const float* S; const float* Bz; const int64_t* ids; float* out;
+  int64_t n0, n1, D, G, row_bytes; float qoff; int bits; int nt;
+} job_t;
+
+static void row_i8(const int8_t* qr, const float* sr, const float* br, int64_t D, int64_t G, float qoff, float* o, int nt) {
+  const int64_t gs = D / G;
+  for (int64_t g = 0; g < G; ++g) {
+    const float s = sr[g];
+    const int8_t* qg = qr + g * gs;
+    float* og = o + g * gs;
+    int64_t d = 0;
+#ifdef __AVX2__
+    const __m256 vs = _mm256_set1_ps(s), vo = _mm256_set1_ps(qoff);
+    const int aligned = (((uintptr_t)og) & 31) == 0;
+    if (br) {
+      const __m256 vb = _mm256_set1_ps(br[g]);
+      for (; d + 8 <= gs; d += 8) {
+        __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(qg + d))));
+        x = _mm256_add_ps(_mm256_mul_ps(_mm256_add_ps(x, vo), vs), vb);
+        if (nt && aligned) _mm256_stream_ps(og + d, x); else _mm256_storeu_ps(og + d, x);
+      }
+    } else {
+      for (; d + 8 <= gs; d += 8) {
+        __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(qg + d))));
+        x = _mm256_mul_ps(_mm256_add_ps(x, vo), vs);
+        if (nt && aligned) _mm256_stream_ps(og + d, x); else _mm256_storeu_ps(og + d, x);
+      }
+    }
+#endif
+    if (br) { const float b = br[g]; for (; d < gs; ++d) og[d] = ((float)qg[d] + qoff) * s + b; }
+    else    { for (; d < gs; ++d) og[d] = ((float)qg[d] + qoff) * s; }
+  }
+}
+
+static void row_i4(const uint8_t* pr, const float* sr, const float* br, int64_t D, int64_t G, float qoff, float* o, int nt) {
+  const int64_t gs = D / G;
+  int64_t d = 0;
+#ifdef __AVX2__
+  if ((gs & 7) == 0) {
+    const int aligned = (((uintptr_t)o) & 31) == 0;
+    const __m128i m4 = _mm_set1_epi32(15);
+    const __m256 vo = _mm256_set1_ps(qoff);
+    for (int64_t g = 0; g < G; ++g) {
+      const __m256 vs = _mm256_set1_ps(sr[g]);
+      const __m256 vb = _mm256_set1_ps(br ? br[g] : 0.0f);
+      for (int64_t e = 0; e < gs; e += 8) {
+        d = g * gs + e;
+        int32_t w; __builtin_memcpy(&w, pr + d / 2, 4);
+        __m128i b4 = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(w));
+        __m128i lo = _mm_and_si128(b4, m4), hi = _mm_srli_epi32(b4, 4);
+        __m256i v = _mm256_set_m128i(_mm_unpackhi_epi32(lo, hi), _mm_unpacklo_epi32(lo, hi));
+        __m256 x = _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(v), vo), vs);
+        if (br) x = _mm256_add_ps(x, vb);
+        if (nt && aligned) _mm256_stream_ps(o + d, x); else _mm256_storeu_ps(o + d, x);
+      }
+    }
+    return;
+  }
+#endif
+  for (d = 0; d < D; ++d) {
+    const uint8_t byte = pr[d >> 1];
+    const float x = (float)((d & 1) ? (byte >> 4) : (byte & 15));
+    const int64_t g = d / gs;
+    o[d] = br ? (x + qoff) * sr[g] + br[g] : (x + qoff) * sr[g];
+  }
+}
+
+static void* work_rows(void* arg) {
+  const job_t* j = (const job_t*)arg;
+  for (int64_t i = j->n0; i < j->n1; ++i) {
+    const int64_t r = j->ids[i];
+    const uint8_t* qr = j->q + r * j->row_bytes;
+    const float* sr = j->S + r * j->G;
+    const float* br = j->Bz ? j->Bz + r * j->G : 0;
+    float* o = j->out + i * j->D;
+    if (j->bits == 8) row_i8((const int8_t*)qr, sr, br, j->D, j->G, j->qoff, o, j->nt);
+    else row_i4(qr, sr, br, j->D, j->G, j->qoff, o, j->nt);
+  }
+#ifdef __AVX2__
+  _mm_sfence();
+#endif
+  return 0;
+}
+
+/* out[i, :] = dequantized row ids[i]; rows split evenly over nthreads pthreads (the caller's thread is one). */
+int gather_dequant(const uint8_t* q, const float* S, const float* Bz, const int64_t* ids, int64_t n,
+                   int64_t D, int64_t G, int64_t row_bytes, float qoff, int bits, float* out, int nt, int nthreads) {
+  if (nthreads < 1) nthreads = 1;
+  if (nthreads > 64) nthreads = 64;
+  if (n < 64 * nthreads) nthreads = 1;
+  job_t jobs[64]; pthread_t th[64]; int ok[64];
+  for (int t = 0; t < nthreads; ++t) {
+    job_t jj = {q, S, Bz, ids, out, n * t / nthreads, n * (t + 1) / nthreads, D, G, row_bytes, qoff, bits, nt};
+    jobs[t] = jj;
+  }
+  for (int t = 1; t < nthreads; ++t) ok[t] = pthread_create(&th[t], 0, work_rows, &jobs[t]) == 0;
+  work_rows(&jobs[0]);
+  for (int t = 1; t < nthreads; ++t) {
+    if (ok[t]) pthread_join(th[t], 0);
+    else work_rows(&jobs[t]);  /* a thread that failed to start: do its share here */
+  }
+  return 0;
+}
+"""
+
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared", "-pthread", "-std=gnu99"]
+_lock = threading.Lock()
+_lib = None  # ctypes.CDLL once built, False once failed
+_status = "not built"
+#: outputs at least this big use non-temporal stores and huge pages (a few L2 caches' worth)
+_BIG_BYTES = 8 << 20
+
+
+def _cache_dir() -> Path:
+    from ..corpus import _cache_dir as tokembed_cache  # $TOKEMBED_CACHE or ~/.cache/tokembed
+
+    return tokembed_cache() / "kernels"
+
+
+def _cpu_key() -> str:
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("model name", "flags")):
+                    model += line
+                    if line.startswith("flags"):
+                        break
+    except OSError:
+        pass
+    return model
+
+
+def _build():
+    global _lib, _status
+    if os.environ.get("TOKEMBED_KERNELS", "1") == "0":
+        _status = "disabled by TOKEMBED_KERNELS=0 (torch reference used)"
+        return False
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        _status = "no C compiler found (torch reference used; install gcc for the fused kernel)"
+        return False
+    key = hashlib.sha256((_C_SOURCE + " ".join(_FLAGS) + cc + _cpu_key() + platform.machine()).encode()).hexdigest()[:16]
+    d = _cache_dir()
+    so = d / f"gather_dequant_{key}.so"
+    try:
+        if not so.is_file():
+            d.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=d) as tmp:
+                src = Path(tmp) / "k.c"
+                src.write_text(_C_SOURCE)
+                out = Path(tmp) / "k.so"
+                subprocess.run([cc, *_FLAGS, str(src), "-o", str(out)], check=True, capture_output=True, timeout=120)
+                os.replace(out, so)  # atomic: concurrent builders race harmlessly
+        lib = ctypes.CDLL(str(so))
+        P, I = ctypes.c_void_p, ctypes.c_int64
+        lib.gather_dequant.argtypes = [P, P, P, P, I, I, I, I, ctypes.c_float, ctypes.c_int, P, ctypes.c_int, ctypes.c_int]
+        lib.gather_dequant.restype = ctypes.c_int
+    except (OSError, subprocess.SubprocessError) as e:
+        err = getattr(e, "stderr", b"") or b""
+        _status = f"kernel build failed ({e}; {err.decode(errors='replace')[:200]}); torch reference used"
+        return False
+    _status = f"fused C kernel ({so.name})"
+    return lib
+
+
+def _get_lib():
+    global _lib
+    if _lib is None:
+        with _lock:
+            if _lib is None:
+                _lib = _build()
+    return _lib
+
+
+def kernel_status() -> str:
+    """Which path serves lookups: the fused C kernel, or the torch reference and why."""
+    _get_lib()
+    return _status
+
+
+#: big output buffers kept for reuse (each is handed out again only when no tensor uses it any more)
+_POOL_MAX = 2
+_pool: list = []
+_pool_lock = threading.Lock()
+
+
+def alloc_output(n: int, d: int) -> torch.Tensor:
+    """An uninitialised float32 (n, d) tensor; big ones on transparent huge pages (Linux), else ``torch.empty``.
+
+    Page faults dominate a big lookup: a fresh 256 MiB output with 4 KiB pages costs more than the
+    copy itself, and a fresh huge-page mapping can stall in the kernel (compaction). So big outputs
+    come from a small pool of huge-page mappings that are reused once every tensor on them is gone.
+    """
+    nbytes = n * d * 4
+    if nbytes < _BIG_BYTES or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return torch.empty(n, d)
+    with _pool_lock:
+        for mm in _pool:
+            # free = nothing but the pool references it: torch.frombuffer holds a buffer export (a reference)
+            # for as long as any tensor or view on that storage lives. 3 = the pool's list + `mm` + the argument.
+            if len(mm) >= nbytes and sys.getrefcount(mm) <= 3:
+                return torch.frombuffer(mm, dtype=torch.float32, count=n * d).view(n, d)
+        mm = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            mm.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass
+        out = torch.frombuffer(mm, dtype=torch.float32).view(n, d)  # the tensor keeps the mapping alive
+        _pool.append(mm)
+        if len(_pool) > _POOL_MAX:
+            _pool.pop(0)  # forgotten by the pool; unmapped when its last tensor dies
+        return out
+
+
+def _unpack_rows(q: torch.Tensor, bits: int, D: int) -> torch.Tensor:
+    """(N, row_bytes) stored codes -> (N, D) float codes (int4: low nibble first)."""
+    if bits == 8:
+        return q.view(torch.int8).float()
+    lo = (q & 15).float()
+    hi = (q >> 4).float()
+    return torch.stack([lo, hi], dim=-1).reshape(q.shape[0], -1)[:, :D]  # (N, 2*row_bytes) -> (N, D)
+
+
+def gather_dequant_reference(q, S, Bz, ids, *, D: int, bits: int, qoff: float) -> torch.Tensor:
+    """Slow, readable reference: gather the stored rows, unpack, ``(q + qoff) * s (+ b)`` per group.
+
+    q (V, row_bytes) uint8 view of the codes, S/Bz (V, G) float32, ids (N,) long -> (N, D) float32.
+    """
+    G = S.shape[1]
+    x = _unpack_rows(q[ids], bits, D)  # (N, D)
+    x = (x + qoff).view(len(ids), G, D // G) * S[ids].unsqueeze(-1)  # (N, G, gs)
+    if Bz is not None:
+        x = x + Bz[ids].unsqueeze(-1)
+    return x.reshape(len(ids), D)
+
+
+def gather_dequant(q, S, Bz, ids, *, D: int, bits: int, qoff: float, use_kernel: bool = True) -> torch.Tensor:
+    """Fused gather + dequantize (C kernel when available; else the reference). ids (N,) long -> (N, D)."""
+    lib = _get_lib() if use_kernel else False
+    if not lib:
+        return gather_dequant_reference(q, S, Bz, ids, D=D, bits=bits, qoff=qoff)
+    ids = ids.contiguous()
+    n = ids.numel()
+    out = alloc_output(n, D)
+    if n == 0:
+        return out
+    assert q.is_contiguous() and S.is_contiguous() and (Bz is None or Bz.is_contiguous())
+    assert q.dtype == torch.uint8 and S.dtype == torch.float32 and ids.dtype == torch.int64
+    big = n * D * 4 >= _BIG_BYTES
+    lib.gather_dequant(
+        q.data_ptr(), S.data_ptr(), None if Bz is None else Bz.data_ptr(), ids.data_ptr(), n, D, S.shape[1],
+        q.shape[1], float(qoff), bits, out.data_ptr(), int(big), torch.get_num_threads(),
+    )
+    return out
