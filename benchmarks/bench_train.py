@@ -11,7 +11,7 @@ Side by side in one process, interleaved (A B A B ...) so load changes hit both:
    embedding every step, band statistics at log steps, tokens/s from its own step timer) vs a
    minimal reference loop over the same TokenStream.
 
-Peak memory (child processes, ``ru_maxrss``): training the model; tokenizing the corpus into
+Peak memory (child processes, VmHWM): training the model; tokenizing the corpus into
 shards (main process and the largest worker).
 
 Target: tokembed / reference tokens/s >= 0.95. ``--quick`` finishes in about 2 minutes.
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import big_corpus, machine, write_results
+from _common import machine, write_results
 
 import torch
 from torch import nn
@@ -76,14 +76,6 @@ def sizes(quick: bool) -> dict:
     if quick:
         return dict(d_model=128, n_layers=2, n_heads=4, seq_len=128, batch_size=8, steps=10, corpus_mb=2)
     return dict(d_model=256, n_layers=4, n_heads=4, seq_len=256, batch_size=8, steps=30, corpus_mb=20)
-
-
-def make_shards(tmp: Path, mb: int, workers=None):
-    from tokembed.corpus import Corpus
-    from tokembed.data import build_shards
-    from tokembed.tokenizers import ByteTokenizer
-
-    return build_shards(ByteTokenizer(), Corpus([str(big_corpus(mb * 1_000_000))]), tmp / "shards", workers=workers)
 
 
 def model_step_ratio(s: dict, shards, repeats: int) -> dict:
@@ -173,52 +165,78 @@ def train_loop_ratio(s: dict, shards, repeats: int, tmp: Path) -> dict:
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios), "ratios": ratios}
 
 
+def peak_mb() -> float:
+    """This process's own peak RSS: VmHWM from /proc (``ru_maxrss`` would carry the parent's image across fork+exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(kind: str, args) -> None:
-    """Run one memory measurement in this (child) process and print its peak RSS as JSON."""
+    """Train 5 steps (tokembed's train() or the reference loop) in this child process; print its peak RSS as JSON."""
+    from tokembed.data import load_shards
+
     s = sizes(args.quick)
     tmp = Path(args.tmp)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if kind == "shards":
-        t0 = time.perf_counter()
-        sh = make_shards(tmp, s["corpus_mb"], workers=args.workers)
-        out = {"seconds": time.perf_counter() - t0, "tokens": len(sh["train"]) + len(sh["val"]),
-               "bytes": sh["train"].n_bytes + sh["val"].n_bytes}
+    before = peak_mb()
+    sh = load_shards(tmp / "shards")
+    if kind == "train":
+        from tokembed.model import ModelConfig
+        from tokembed.tokenizers import ByteTokenizer
+        from tokembed.train import TrainConfig, train
+
+        mc = ModelConfig(vocab_size=259, d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
+                         max_seq_len=s["seq_len"], positional="learned")
+        train(TrainConfig(model=mc, seq_len=s["seq_len"], batch_size=s["batch_size"], max_steps=5), tokenizer=ByteTokenizer(),
+              shards=sh, out_dir=tmp / "memrun", progress=False)
     else:
-        from tokembed.data import load_shards
+        from tokembed.train import TokenStream
 
-        sh = load_shards(tmp / "shards")
-        steps = {"steps": 5}
-        if kind == "train":
-            from tokembed.model import ModelConfig
-            from tokembed.tokenizers import ByteTokenizer
-            from tokembed.train import TrainConfig, train
-
-            mc = ModelConfig(vocab_size=259, d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
-                             max_seq_len=s["seq_len"], positional="learned")
-            train(TrainConfig(model=mc, seq_len=s["seq_len"], batch_size=s["batch_size"], max_steps=5), tokenizer=ByteTokenizer(),
-                  shards=sh, out_dir=tmp / "memrun", progress=False)
-        else:
-            from tokembed.train import TokenStream
-
-            ref = RefGPT(259, s["d_model"], s["n_layers"], s["n_heads"], s["seq_len"])
-            opt = torch.optim.AdamW(ref.parameters())
-            stream = TokenStream(sh["train"].tokens, batch_size=s["batch_size"], seq_len=s["seq_len"])
-            for _ in range(5):
-                ref(*stream.next()).backward()
-                opt.step()
-                opt.zero_grad()
-        out = steps
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out["rss_before_mb"] = before
-    out["largest_child_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        ref = RefGPT(259, s["d_model"], s["n_layers"], s["n_heads"], s["seq_len"])
+        opt = torch.optim.AdamW(ref.parameters())
+        stream = TokenStream(sh["train"].tokens, batch_size=s["batch_size"], seq_len=s["seq_len"])
+        for _ in range(5):
+            ref(*stream.next()).backward()
+            opt.step()
+            opt.zero_grad()
+    out = {"steps": 5, "rss_before_mb": before, "peak_rss_mb": peak_mb()}
     print(json.dumps(out))
 
 
+SHARDS_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {src!r}); sys.path.insert(0, {bench!r})
+from _common import big_corpus
+def peak_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from tokembed.corpus import Corpus
+from tokembed.data import build_shards
+from tokembed.tokenizers import ByteTokenizer
+t0 = time.perf_counter()
+sh = build_shards(ByteTokenizer(), Corpus([str(big_corpus({mb} * 1_000_000))]), {out!r}, workers={workers})
+print(json.dumps({{"seconds": time.perf_counter() - t0, "tokens": len(sh["train"]) + len(sh["val"]),
+                  "bytes": sh["train"].n_bytes + sh["val"].n_bytes, "torch_imported": "torch" in sys.modules,
+                  "peak_rss_mb": peak_mb(),
+                  "largest_child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
+"""
+
+
 def run_child(kind: str, args, tmp: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--tmp", str(tmp), "--threads", str(args.threads)]
-    cmd += ["--quick"] if args.quick else []
-    if args.workers is not None:
-        cmd += ["--workers", str(args.workers)]
+    if kind == "shards":  # a bare interpreter: the tokenizer workers must not inherit this script's torch import
+        here = Path(__file__).resolve().parent
+        code = SHARDS_CHILD.format(src=str(here.parent / "src"), bench=str(here), mb=sizes(args.quick)["corpus_mb"],
+                                   out=str(tmp / "shards"), workers=args.workers)
+        cmd = [sys.executable, "-c", code]
+    else:
+        cmd = [sys.executable, __file__, "--child", kind, "--tmp", str(tmp), "--threads", str(args.threads)]
+        cmd += ["--quick"] if args.quick else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -230,7 +248,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="tokenizing processes (default: CPU count)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a shared CPU more threads mostly add noise; 0 = torch's default)")
-    ap.add_argument("--child", choices=["shards", "train", "ref"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["train", "ref"], help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
@@ -263,13 +281,13 @@ def main() -> None:
          "ratio (median)": mem_ref["peak_rss_mb"] / mem_train["peak_rss_mb"], "ratio min-max": ""},
         {"measure": f"tokenize {mem_shards['bytes'] / 1e6:.1f} MB into shards: peak RSS main / largest worker, MB",
          "tokembed": mem_shards["peak_rss_mb"], "reference": mem_shards["largest_child_rss_mb"], "ratio (median)": None,
-         "ratio min-max": f"{mem_shards['seconds']:.1f} s"},
+         "ratio min-max": f"{mem_shards['seconds']:.1f} s, {mem_shards['tokens'] / mem_shards['seconds']:,.0f} tokens/s"},
     ]
     notes = (f"Model: D={s['d_model']}, {s['n_layers']} layers, {s['n_heads']} heads, T={s['seq_len']}, B={s['batch_size']}, "
              f"V=259 (bytes), learned positions, untied head; {step['params']:,} parameters in both. "
              f"{repeats} interleaved repeats of {s['steps']} steps; ratio = tokembed / reference tokens/s (target >= 0.95). "
-             f"torch threads: {torch.get_num_threads()}. Memory rows: child processes (ru_maxrss); the last row's "
-             "'reference' column is the largest tokenizer worker, not an anchor.")
+             f"torch threads: {torch.get_num_threads()}. Memory rows: peak RSS (VmHWM) of child processes; the last row's "
+             "'reference' column is the largest tokenizer worker (ru_maxrss, an upper bound), not an anchor.")
     write_results("train-quick" if args.quick else "train", payload, rows, title="Training throughput and memory", notes=notes)
     print(json.dumps({"model_step_ratio": step["ratio_median"], "train_loop_ratio": loop["ratio_median"],
                       "machine": machine()}, indent=1))

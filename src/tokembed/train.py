@@ -46,7 +46,7 @@ from .checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
-from .errors import ArtifactError, ConfigError, NonFiniteError
+from .errors import ArtifactError, ConfigError, FingerprintMismatchError, NonFiniteError
 from .model import ModelConfig, Transformer, build_model, check_field_types
 
 __all__ = [
@@ -450,8 +450,6 @@ def train(
         raise ConfigError(f"model.vocab_size={config.model.vocab_size} but the tokenizer has {tokenizer.vocab_size} tokens; drop model.vocab_size")
     train_shard, val_shard = shards["train"], shards.get("val")
     if train_shard.fingerprint != tokenizer.fingerprint:
-        from .errors import FingerprintMismatchError
-
         raise FingerprintMismatchError(
             f"train shard fingerprint {train_shard.fingerprint[:12]} differs from the tokenizer's {tokenizer.fingerprint[:12]}; "
             "rebuild the shards with this tokenizer"
@@ -576,13 +574,12 @@ def train(
     if band_stats["steps"]:
         _plot_bands(band_stats, out_dir / "bands.png")
     tokens = total_steps * tokens_per_step
-    done = tokens - start_step * tokens_per_step
     return TrainResult(
         checkpoint=ckpt_dir,
         history=history,
         band_stats=band_stats,
         seconds=train_seconds,
-        tokens_per_s=tokens / train_seconds if train_seconds > 0 else float("nan") if done else 0.0,
+        tokens_per_s=tokens / train_seconds if train_seconds > 0 else float("nan"),
         steps=total_steps,
         tokens=tokens,
         bytes=tokens * train_shard.bytes_per_token,
