@@ -9,6 +9,7 @@ or a tiktoken rank file (with ``--pattern``). The numbers of ``compare`` come fr
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import math
 from typing import Any
@@ -99,6 +100,12 @@ def _train(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size, **opts)
+    if args.vocab_size is not None and tok.vocab_size < args.vocab_size:
+        print(
+            f"note: asked for {args.vocab_size} tokens, the corpus supports {tok.vocab_size} (no further merge/piece "
+            "occurs often enough); pass more text or a smaller --vocab-size",
+            file=sys.stderr,
+        )
     tok.save(args.output)
     print(f"saved {tok.kind} tokenizer, {tok.vocab_size} tokens, fingerprint {tok.fingerprint[:12]} -> {args.output}")
     return 0

@@ -26,6 +26,10 @@ def add_parser(sub) -> None:
         q.add_argument("--format", choices=_FORMATS, default=None, help="force the format (default: detect)")
         q.add_argument("--limit", type=int, default=None, help="read only the first N vectors")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
+        q.add_argument(
+            "--encoding-errors", choices=["strict", "replace"], default="strict",
+            help="words that are not valid UTF-8: 'strict' stops with the line, 'replace' keeps them with U+FFFD",
+        )
 
     q = vsub.add_parser("info", help="format, count, dimension, duplicates and norms of a vector file")
     common(q)
@@ -50,7 +54,7 @@ def _read(args):
 
     # A bar only on a terminal: piped or captured stderr would get the bar glued to the error line.
     progress = not args.no_progress and sys.stderr.isatty()
-    return read_vectors(args.file, limit=args.limit, progress=progress, format=args.format)
+    return read_vectors(args.file, limit=args.limit, progress=progress, format=args.format, encoding_errors=args.encoding_errors)
 
 
 def _info(args) -> int:

@@ -232,7 +232,7 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
             except UnicodeDecodeError as e:
                 raise VectorFileError(
                     f"{path}:{lineno}: invalid UTF-8 at byte {e.start} of the line; "
-                    "pass encoding_errors='replace' to keep the vector with U+FFFD in the word"
+                    "pass encoding_errors='replace' (CLI: --encoding-errors replace) to keep the vector with U+FFFD in the word"
                 ) from e
             if not line.strip():
                 continue
@@ -304,7 +304,7 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
                     except UnicodeDecodeError as e:
                         raise VectorFileError(
                             f"{path}: byte {offset + pos}: word of entry {rows.entries + len(words) + 1} is not valid "
-                            "UTF-8; pass encoding_errors='replace'"
+                            "UTF-8; pass encoding_errors='replace' (CLI: --encoding-errors replace)"
                         ) from e
                     if not word:
                         raise VectorFileError(

@@ -1,0 +1,21 @@
+"""CLI: the flag a vector-file error names exists, and a vocab the corpus cannot fill is reported."""
+
+import json
+
+from tokembed.cli import main
+
+
+def test_vectors_encoding_errors_flag(tmp_path, capsys):
+    p = tmp_path / "bad.vec"
+    p.write_bytes(b"caf\xe9 0.1 0.2\nabc 0.3 0.4\n")
+    assert main(["vectors", "info", str(p), "--format", "glove"]) == 2
+    assert "--encoding-errors replace" in capsys.readouterr().err
+    assert main(["vectors", "info", str(p), "--format", "glove", "--encoding-errors", "replace"]) == 0
+    assert json.loads(capsys.readouterr().out)["vectors"] == 2
+
+
+def test_train_notes_a_vocab_the_corpus_cannot_fill(tmp_path, capsys, small_corpus):
+    out = tmp_path / "tok"
+    assert main(["tokenizer", "train", "--kind", "bytebpe", "--vocab-size", "50000", "-o", str(out), str(small_corpus)]) == 0
+    err = capsys.readouterr().err
+    assert "asked for 50000 tokens, the corpus supports" in err
