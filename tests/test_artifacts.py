@@ -66,3 +66,22 @@ def test_artifacts_get_umask_permissions_not_mkstemp_0600(tmp_path):
         assert stat.S_IMODE(atomic_write_text(tmp_path / "private.txt", "z").stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_atomic_dir_swaps_in_one_step_on_linux(tmp_path, monkeypatch):
+    import sys
+
+    from tokembed import artifacts
+
+    out = tmp_path / "art"
+    with atomic_dir(out) as d:
+        (d / "a.txt").write_text("v1")
+    seen = []
+    real_replace = artifacts.os.replace
+    monkeypatch.setattr(artifacts.os, "replace", lambda a, b: (seen.append((a, b)), real_replace(a, b))[1])
+    with atomic_dir(out) as d:
+        (d / "a.txt").write_text("v2")
+    assert (out / "a.txt").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+    if sys.platform.startswith("linux") and artifacts._exchange(tmp_path / "art", tmp_path / "art"):
+        assert seen == []  # the swap was renameat2(RENAME_EXCHANGE): path never missing

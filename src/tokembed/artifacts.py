@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -144,6 +145,20 @@ def load_tensors(path: str | os.PathLike, device: str = "cpu") -> dict:
         raise ArtifactError(f"{path}: not a valid safetensors file ({e}); the file is truncated or corrupt") from e
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # no libc symbol (old glibc, musl)
+        return False
+    at_fdcwd, rename_exchange = -100, 2  # <fcntl.h>, <linux/fs.h>
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Build a folder artifact in a temp sibling and move it into place at the end.
@@ -172,10 +187,13 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[P
                     os.fsync(fh.fileno())
         os.chmod(tmp, _default_mode(path, folder=True))
         if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
-            os.replace(path, old / "x")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            if _exchange(tmp, path):  # one atomic swap: the old folder is now at tmp
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:  # no renameat2: two renames, with a short window where path is missing
+                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+                os.replace(path, old / "x")
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
         _fsync_dir(path.parent)
