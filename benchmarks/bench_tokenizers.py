@@ -108,6 +108,12 @@ kind, path, vocab, mode = {kind!r}, {path!r}, {vocab!r}, {mode!r}
 import tokenizers, sentencepiece  # imports are not timed on either side
 if mode == "tokembed":
     import tokembed.tokenizers
+def lines():  # the raw side reads the file with a plain loop
+    with open(path, encoding="utf-8") as f:
+        for l in f:
+            l = l.rstrip("\n")
+            if l.strip():
+                yield l
 t0 = time.perf_counter()
 extra = {{}}
 if mode == "tokembed":
@@ -124,12 +130,6 @@ elif kind == "bytebpe":
     eng.decoder = decoders.ByteLevel()
     tr = trainers.BpeTrainer(vocab_size=vocab, min_frequency=2, special_tokens=["<pad>", "<s>", "</s>"],
                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    def lines():
-        with open(path, encoding="utf-8") as f:
-            for l in f:
-                l = l.rstrip("\n")
-                if l.strip():
-                    yield l
     eng.train_from_iterator(lines(), trainer=tr)
 elif kind == "wordpiece":
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -137,21 +137,9 @@ elif kind == "wordpiece":
     eng.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
     eng.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tr = trainers.WordPieceTrainer(vocab_size=vocab, min_frequency=2, special_tokens=["<pad>", "<s>", "</s>", "[UNK]"], show_progress=False)
-    def lines():
-        with open(path, encoding="utf-8") as f:
-            for l in f:
-                l = l.rstrip("\n")
-                if l.strip():
-                    yield l
     eng.train_from_iterator(lines(), trainer=tr)
 else:  # sentencepiece kinds, the same options as tokembed's defaults (SpmTrainConfig)
     import sentencepiece as spm
-    def lines():
-        with open(path, encoding="utf-8") as f:
-            for l in f:
-                l = l.rstrip("\n")
-                if l.strip():
-                    yield l
     spm.SentencePieceTrainer.train(sentence_iterator=lines(), model_writer=io.BytesIO(), model_type=kind,
         vocab_size=vocab, character_coverage=0.9995, byte_fallback=True, normalization_rule_name="identity",
         add_dummy_prefix=False, remove_extra_whitespaces=False, num_threads=4, minloglevel=2,

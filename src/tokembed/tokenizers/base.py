@@ -136,15 +136,7 @@ class Tokenizer(ABC):
         if not isinstance(text, str):
             raise TokenizerError(f"encode takes a str, got {type(text).__name__}; decode bytes first")
         allowed = self._allowed(allowed_special)
-        if disallowed_special not in ("plain", "raise"):
-            raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")
-        if disallowed_special == "raise":
-            for s in self.vocab.special_tokens.values():
-                if s not in allowed and s in text:
-                    raise SpecialTokenError(
-                        f"text contains the special token {s!r} at char {text.index(s)}; to encode it as a special "
-                        f"token pass allowed_special={{{s!r}}}, or disallowed_special='plain' to encode it as text"
-                    )
+        self._check_disallowed(text, allowed, disallowed_special)
         if not allowed:
             return self._encode_ordinary(text, **sampling)
         ids: list[int] = []
@@ -158,6 +150,18 @@ class Tokenizer(ABC):
         if start < len(text):
             ids.extend(self._encode_ordinary(text[start:], **sampling))
         return ids
+
+    def _check_disallowed(self, text: str, allowed: set[str], disallowed_special: str) -> None:
+        """``disallowed_special="raise"``: a non-allowed special token's string in ``text`` is an error."""
+        if disallowed_special not in ("plain", "raise"):
+            raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")
+        if disallowed_special == "raise":
+            for s in self.vocab.special_tokens.values():
+                if s not in allowed and s in text:
+                    raise SpecialTokenError(
+                        f"text contains the special token {s!r} at char {text.index(s)}; to encode it as a special "
+                        f"token pass allowed_special={{{s!r}}}, or disallowed_special='plain' to encode it as text"
+                    )
 
     def _allowed(self, allowed_special: Collection[str] | str) -> set[str]:
         if allowed_special == "all":
