@@ -239,6 +239,10 @@ class Tokenizer(ABC):
         if not isinstance(text, str):
             raise TokenizerError(f"encode takes a str, got {type(text).__name__}; decode bytes first")
         allowed = self._allowed(allowed_special)
+        self._check_disallowed(text, allowed, disallowed_special)
+        return allowed
+
+    def _check_disallowed(self, text: str, allowed: set[str], disallowed_special: str) -> None:
         if disallowed_special not in ("plain", "raise"):
             raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")
         if disallowed_special == "raise":
@@ -248,7 +252,6 @@ class Tokenizer(ABC):
                         f"text contains the special token {s!r} at char {text.index(s)}; to encode it as a special "
                         f"token pass allowed_special={{{s!r}}}, or disallowed_special='plain' to encode it as text"
                     )
-        return allowed
 
     def _allowed(self, allowed_special: Collection[str] | str) -> set[str]:
         if allowed_special == "all":

@@ -37,7 +37,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigError, SpecialTokenError, TokenizerError, TokenizerFileError
+from ..errors import ConfigError, TokenizerError, TokenizerFileError
 from ..vocab import Vocab
 from .base import Tokenizer, register
 
@@ -390,17 +390,6 @@ class HFTokenizer(Tokenizer):
             return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
         return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=bool(add_special_tokens))]
-
-    def _check_disallowed(self, text: str, allowed: set[str], disallowed_special: str) -> None:
-        if disallowed_special not in ("plain", "raise"):
-            raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")
-        if disallowed_special == "raise":
-            for s in self.vocab.special_tokens.values():
-                if s not in allowed and s in text:
-                    raise SpecialTokenError(
-                        f"text contains the special token {s!r} at char {text.index(s)}; to encode it as a special "
-                        f"token pass allowed_special={{{s!r}}}, or disallowed_special='plain' to encode it as text"
-                    )
 
     def _sample(self, text: str, **sampling: Any) -> list[int]:
         """Subword regularization of ordinary text; kinds that support it override this."""
