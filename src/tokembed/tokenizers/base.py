@@ -36,6 +36,7 @@ __all__ = [
     "KINDS",
     "META_FILE",
     "DEFAULT_SPECIAL_TOKENS",
+    "char_spans_from_byte_lengths",
 ]
 
 META_FILE = "tokembed.json"
@@ -63,6 +64,38 @@ def tokenizer_class(kind: str) -> type["Tokenizer"]:
         return KINDS[kind]
     except KeyError:
         raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(sorted(KINDS))}") from None
+
+
+def utf8_len(ch: str) -> int:
+    """UTF-8 length of one code point (a lone surrogate counts 3, as ``surrogatepass`` writes it)."""
+    o = ord(ch)
+    return 1 if o < 0x80 else 2 if o < 0x800 else 3 if o < 0x10000 else 4
+
+
+def char_spans_from_byte_lengths(text: str, lengths: Sequence[int]) -> list[tuple[int, int]]:
+    """Char spans of consecutive tokens covering ``text``'s UTF-8 bytes, token k being ``lengths[k]`` bytes.
+
+    A token's span runs from the character holding its first byte to the one holding its last
+    (a byte inside a multi-byte character gets that character's span); a 0-byte token gets an
+    empty span where it stands.
+
+    >>> char_spans_from_byte_lengths("hé!", [1, 1, 1, 1])
+    [(0, 1), (1, 2), (1, 2), (2, 3)]
+    """
+    char_of: list[int] = []  # byte position -> index of the character holding it
+    for k, ch in enumerate(text):
+        char_of.extend([k] * utf8_len(ch))
+    char_of.append(len(text))
+    if sum(lengths) != len(char_of) - 1:
+        raise TokenizerError(
+            f"the tokens stand for {sum(lengths)} bytes but the text has {len(char_of) - 1} UTF-8 bytes; "
+            "this tokenizer is not lossless on this text, so byte-span offsets do not apply"
+        )
+    out, pos = [], 0
+    for n in lengths:
+        out.append((char_of[pos], char_of[pos + n - 1] + 1) if n else (char_of[pos], char_of[pos]))
+        pos += n
+    return out
 
 
 class Tokenizer(ABC):
@@ -133,10 +166,7 @@ class Tokenizer(ABC):
             sampling: subword regularization for kinds that support it
                 (``dropout=p, seed=s`` for BPE; ``alpha=a, nbest=n, seed=s`` for Unigram).
         """
-        if not isinstance(text, str):
-            raise TokenizerError(f"encode takes a str, got {type(text).__name__}; decode bytes first")
-        allowed = self._allowed(allowed_special)
-        self._check_disallowed(text, allowed, disallowed_special)
+        allowed = self._check_encode_args(text, allowed_special, disallowed_special)
         if not allowed:
             return self._encode_ordinary(text, **sampling)
         ids: list[int] = []
@@ -151,8 +181,68 @@ class Tokenizer(ABC):
             ids.extend(self._encode_ordinary(text[start:], **sampling))
         return ids
 
+    def encode_with_offsets(
+        self,
+        text: str,
+        *,
+        allowed_special: Collection[str] | Literal["all"] = (),
+        disallowed_special: Literal["plain", "raise"] = "plain",
+        **sampling: Any,
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Text -> (ids, character offsets ``(start, end)`` into ``text`` per token).
+
+        ``ids`` equal :meth:`encode` with the same options. An allowed special token gets the
+        span of its string in ``text``; a token that is part of one character (a byte of a
+        multi-byte character) gets that character's span, so several tokens may share a span.
+        Offsets are non-decreasing; for lossless kinds the distinct spans cover ``text``.
+
+        >>> from tokembed.tokenizers import ByteTokenizer
+        >>> ByteTokenizer().encode_with_offsets("hé</s>", allowed_special={"</s>"})
+        ([104, 195, 169, 258], [(0, 1), (1, 2), (1, 2), (2, 6)])
+        """
+        allowed = self._check_encode_args(text, allowed_special, disallowed_special)
+        if sampling:
+            raise ConfigError(f"offsets are not available with subword sampling {sorted(sampling)}; call encode()")
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        matches = []
+        if allowed:
+            pattern = re.compile("|".join(re.escape(s) for s in sorted(allowed, key=len, reverse=True)))
+            matches = list(pattern.finditer(text))
+        start = 0
+        for m in [*matches, None]:
+            end = len(text) if m is None else m.start()
+            if end > start:
+                seg_ids, seg_offsets = self._ordinary_offsets(text[start:end])
+                ids.extend(seg_ids)
+                offsets.extend((a + start, b + start) for a, b in seg_offsets)
+            if m is not None:
+                ids.append(self.vocab[m.group()])
+                offsets.append(m.span())
+                start = m.end()
+        return ids, offsets
+
+    def _ordinary_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and char offsets of text without specials to handle. Generic version (also the slow
+        reference of the engines' own versions): each token's bytes from :meth:`_token_bytes`."""
+        ids = self._encode_ordinary(text)
+        return ids, char_spans_from_byte_lengths(text, [len(self._token_bytes(i)) for i in ids])
+
+    def _token_bytes(self, i: int) -> bytes:
+        """The UTF-8 bytes token ``i`` stands for in text; kinds whose tokens map to byte spans override it."""
+        raise TokenizerError(
+            f"{self.kind} tokenizer does not map its tokens to byte spans, so it has no offsets; use encode()"
+        )
+
+    def _check_encode_args(self, text: str, allowed_special: Collection[str] | str, disallowed_special: str) -> set[str]:
+        """Validate encode's arguments; returns the allowed special strings."""
+        if not isinstance(text, str):
+            raise TokenizerError(f"encode takes a str, got {type(text).__name__}; decode bytes first")
+        allowed = self._allowed(allowed_special)
+        self._check_disallowed(text, allowed, disallowed_special)
+        return allowed
+
     def _check_disallowed(self, text: str, allowed: set[str], disallowed_special: str) -> None:
-        """``disallowed_special="raise"``: a non-allowed special token's string in ``text`` is an error."""
         if disallowed_special not in ("plain", "raise"):
             raise ConfigError(f"disallowed_special={disallowed_special!r}; pass 'plain' or 'raise'")
         if disallowed_special == "raise":

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import TokenizerError
 from ..vocab import Vocab
-from .base import DEFAULT_SPECIAL_TOKENS, Tokenizer, register
+from .base import DEFAULT_SPECIAL_TOKENS, Tokenizer, register, utf8_len
 
 __all__ = ["ByteTokenizer", "byte_token"]
 
@@ -53,6 +53,14 @@ class ByteTokenizer(Tokenizer):
 
     def _encode_ordinary_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [list(t.encode("utf-8", errors="surrogatepass")) for t in texts]
+
+    def _ordinary_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Every byte of character k gets the span (k, k + 1)."""
+        ids = list(text.encode("utf-8", errors="surrogatepass"))
+        return ids, [(k, k + 1) for k, ch in enumerate(text) for _ in range(utf8_len(ch))]
+
+    def _token_bytes(self, i: int) -> bytes:
+        return bytes([i])
 
     def _decode(self, ids: Sequence[int]) -> str:
         out = bytearray()

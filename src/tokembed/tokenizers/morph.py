@@ -292,6 +292,21 @@ class MorphTokenizer(Tokenizer):
         """Slow path: every chunk encoded on its own, no cache."""
         return [i for c in self.chunks(text) for i in self.subword._encode_chunks([c])[0]]
 
+    def _ordinary_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """The subword model's offsets within each chunk, shifted by the chunk's place (chunks join to ``text``)."""
+        chunks = self.chunks(text)
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        pos = 0
+        for c, (c_ids, c_offsets) in zip(chunks, self.subword._offsets_chunks(chunks) if chunks else []):
+            ids.extend(c_ids)
+            offsets.extend((a + pos, b + pos) for a, b in c_offsets)
+            pos += len(c)
+        return ids, offsets
+
+    def _token_bytes(self, i: int) -> bytes:
+        return self.subword._token_bytes(i)
+
     def _decode(self, ids: Sequence[int]) -> str:
         return self.subword._decode(ids)
 

@@ -185,6 +185,7 @@ class SentencePieceTokenizer(Tokenizer):
             and info.byte_fallback
             and self._meta_bytes is not None
         )
+        self._byte_ids = frozenset(i for i, (_, _, typ) in enumerate(info.pieces) if typ == proto.BYTE)
         self.options = dict(options) if options is not None else {"model_type": info.model_type, "source": source}
         self._threads = os.cpu_count() or 1
 
@@ -263,13 +264,7 @@ class SentencePieceTokenizer(Tokenizer):
                     texts, enable_sampling=True, alpha=samp["alpha"], nbest_size=samp["nbest_size"], num_threads=1
                 )
         except (UnicodeEncodeError, TypeError) as e:
-            for t in texts:
-                if m := _SURROGATE.search(t):
-                    raise TokenizerError(
-                        f"text has a lone surrogate {m.group()!r} at char {m.start()}; it is not valid Unicode text — "
-                        "decode your bytes with errors='replace'"
-                    ) from None
-            raise TokenizerError(f"sentencepiece cannot encode this input: {e}") from e
+            raise _encode_error(texts, e) from None
 
     def _encode_chunks(self, texts: list[str], samp: dict[str, Any] | None = None, threads: int = 1) -> list[list[int]]:
         """Encode each text; a literal "▁" becomes its byte tokens (else it would decode as a space)."""
@@ -290,6 +285,60 @@ class SentencePieceTokenizer(Tokenizer):
                 k += 1
             out.append(ids)
         return out
+
+    def _offsets_pieces(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """(ids, char offsets) per text from the engine's offset mapping. The engine gives the bytes
+        of one byte-fallback character empty spans but the last; each gets the character's span."""
+        try:
+            res = self._enc.encode(texts, return_type="offset_mapping", num_threads=1)
+        except (UnicodeEncodeError, TypeError) as e:
+            raise _encode_error(texts, e) from None
+        out = []
+        byte_ids = self._byte_ids
+        for r in res:
+            ids, offsets = list(r["ids"]), [tuple(o) for o in r["offsets"]]
+            for k in range(len(ids) - 2, -1, -1):
+                a, b = offsets[k]
+                if a == b and ids[k] in byte_ids and ids[k + 1] in byte_ids and offsets[k + 1][0] == a:
+                    offsets[k] = offsets[k + 1]
+            out.append((ids, offsets))
+        return out
+
+    def _offsets_chunks(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """:meth:`_encode_chunks` with char offsets: a literal "▁"'s three byte tokens get its span."""
+        meta = self._meta_bytes
+        if meta is None or not any(META_PIECE in t for t in texts):
+            return self._offsets_pieces(texts)
+        parts_of = [t.split(META_PIECE) for t in texts]
+        enc = self._offsets_pieces([p for parts in parts_of for p in parts])
+        out, k = [], 0
+        for parts in parts_of:
+            ids: list[int] = []
+            offsets: list[tuple[int, int]] = []
+            pos = 0
+            for j, part in enumerate(parts):
+                if j:
+                    ids.extend(meta)
+                    offsets.extend([(pos, pos + 1)] * len(meta))
+                    pos += 1
+                ids.extend(enc[k][0])
+                offsets.extend((a + pos, b + pos) for a, b in enc[k][1])
+                pos += len(part)
+                k += 1
+            out.append((ids, offsets))
+        return out
+
+    def _ordinary_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        return self._offsets_chunks([text])[0]
+
+    def _token_bytes(self, i: int) -> bytes:
+        """Bytes of a piece in text (slow reference for offsets; only for lossless models)."""
+        piece, _, typ = self.info.pieces[i]
+        if typ == proto.BYTE:
+            return bytes([int(piece[3:5], 16)])
+        if i in self._special_ids or typ in (proto.UNKNOWN, proto.CONTROL):
+            raise TokenizerError(f"piece {piece!r} (id {i}) stands for no fixed bytes; use encode_with_offsets")
+        return piece.replace(META_PIECE, " ").encode("utf-8")
 
     def _encode_ordinary(self, text: str, **sampling: Any) -> list[int]:
         return self._encode_chunks([text], self._sampling_args(dict(sampling)))[0]
@@ -400,6 +449,17 @@ class SentencePieceTokenizer(Tokenizer):
                 f"{len(specials)} specials); pass vocab_size >= {tok.vocab_size}, omit it, or lower character_coverage"
             )
         return tok
+
+
+def _encode_error(texts: Sequence[str], e: Exception) -> TokenizerError:
+    """The typed error for an input sentencepiece refuses (a lone surrogate, named with its place)."""
+    for t in texts:
+        if m := _SURROGATE.search(t):
+            return TokenizerError(
+                f"text has a lone surrogate {m.group()!r} at char {m.start()}; it is not valid Unicode text — "
+                "decode your bytes with errors='replace'"
+            )
+    return TokenizerError(f"sentencepiece cannot encode this input: {e}")
 
 
 def _corpus_texts(corpus: Any, cfg: SpmTrainConfig) -> Iterable[str]:
