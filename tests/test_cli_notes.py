@@ -19,3 +19,11 @@ def test_train_notes_a_vocab_the_corpus_cannot_fill(tmp_path, capsys, small_corp
     assert main(["tokenizer", "train", "--kind", "bytebpe", "--vocab-size", "50000", "-o", str(out), str(small_corpus)]) == 0
     err = capsys.readouterr().err
     assert "asked for 50000 tokens, the corpus supports" in err
+
+
+def test_train_vocab_size_error_names_the_config_key(tmp_path, capsys, small_corpus):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('tokenizer = "bytebpe"\nvocab_size = 100\nmax_steps = 1\n[model]\nd_model = 16\nn_heads = 2\nn_layers = 1\n')
+    assert main(["train", "--config", str(cfg), "-o", str(tmp_path / "run"), str(small_corpus), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "vocab_size (config key or override vocab_size=N)" in err and "--vocab-size" not in err

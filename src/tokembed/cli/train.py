@@ -58,7 +58,7 @@ def _parse_rest(args: argparse.Namespace) -> argparse.Namespace:
 def _run(args: argparse.Namespace) -> int:
     from ..corpus import Corpus
     from ..data import build_shards, load_shards
-    from ..errors import ConfigError
+    from ..errors import ConfigError, VocabSizeError
     from ..evaluate import evaluate, plot_reliability
     from ..artifacts import read_json, write_json
     from ..tokenizers import load_tokenizer, train_tokenizer
@@ -102,7 +102,10 @@ def _run(args: argparse.Namespace) -> int:
         if Path(config.tokenizer).exists():  # a tokenizer folder or file (tokenizer.json, vocab.txt, .model)
             tokenizer = load_tokenizer(config.tokenizer)
         elif config.tokenizer in KINDS:
-            tokenizer = train_tokenizer(config.tokenizer, corpus, config.vocab_size)
+            try:
+                tokenizer = train_tokenizer(config.tokenizer, corpus, config.vocab_size)
+            except VocabSizeError as e:  # the library names the tokenizer CLI's flag; here it is a config key
+                raise VocabSizeError(str(e).replace("--vocab-size", "vocab_size (config key or override vocab_size=N)")) from e
         else:
             raise ConfigError(
                 f"tokenizer {config.tokenizer!r} is neither a kind to train ({', '.join(sorted(KINDS))}) nor a local "
