@@ -27,3 +27,12 @@ def test_train_vocab_size_error_names_the_config_key(tmp_path, capsys, small_cor
     assert main(["train", "--config", str(cfg), "-o", str(tmp_path / "run"), str(small_corpus), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "vocab_size (config key or override vocab_size=N)" in err and "--vocab-size" not in err
+
+
+def test_study_skip_of_a_misspelt_kind_suggests_the_right_one(tmp_path, capsys):
+    from tokembed.corpus import Corpus
+    from tokembed.study import StudyConfig, run_study
+
+    cfg = StudyConfig.from_name("tiny", tokenizers=["byte", "bytepe"], designs=["tied"])
+    res = run_study(cfg, Corpus(), tmp_path / "s")
+    assert any("did you mean 'bytebpe'" in s["reason"] for s in res.skipped)

@@ -499,7 +499,11 @@ def run_study(
         if kind in available:
             kinds.append(kind)
         else:
-            reason = f"tokenizer kind {kind!r} is not available in this installation (have: {', '.join(sorted(available))})"
+            import difflib
+
+            close = difflib.get_close_matches(kind, sorted(available), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            reason = f"tokenizer kind {kind!r} is not available in this installation (have: {', '.join(sorted(available))}){hint}"
             log(f"SKIP {reason}")
             skipped.append({"tokenizer": kind, "reason": reason})
 
