@@ -246,27 +246,10 @@ class StudyConfig:
         The file may sit under a ``[study]`` table and may name a ``preset``; keys it sets override
         the preset's. ``preset`` here is used when the file names none (the CLI's ``--quick``).
         """
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"study config {p}: file not found; pass a .toml or .yaml file")
-        text = p.read_text(encoding="utf-8")
-        try:
-            if p.suffix == ".toml":
-                try:
-                    import tomllib
-                except ImportError:  # Python 3.10
-                    import tomli as tomllib
-                data = tomllib.loads(text)
-            elif p.suffix in (".yaml", ".yml"):
-                import yaml
+        from ._config import read_config_file
 
-                data = yaml.safe_load(text) or {}
-            else:
-                raise ConfigError(f"study config {p}: unknown extension {p.suffix!r}; use .toml, .yaml or .yml")
-        except ConfigError:
-            raise
-        except Exception as e:  # tomllib.TOMLDecodeError / yaml.YAMLError carry the line
-            raise ConfigError(f"study config {p}: cannot parse ({e})") from e
+        p = Path(path)
+        data = read_config_file(p, what="study config")
         data = data.get("study", data) if isinstance(data, dict) else data
         if preset is not None and isinstance(data, dict):
             data = {"preset": preset, **data}

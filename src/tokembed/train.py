@@ -141,48 +141,21 @@ class TrainConfig:
         (``model.d_model=64``; values parsed as TOML literals, else strings). ``path=None``: defaults only."""
         d: dict[str, Any] = {}
         if path is not None:
-            d = _read_config_file(Path(path))
+            from ._config import read_config_file
+
+            d = read_config_file(Path(path))
         d.setdefault("model", {})
         for item in overrides:
             apply_override(d, item)
         return cls.from_dict(d)
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found; pass a .toml or .yaml file")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".toml":
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib
-        try:
-            d = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML ({e}); fix the file") from e
-    elif path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            d = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: invalid YAML ({e}); fix the file") from e
-    else:
-        raise ConfigError(f"{path}: unknown config format {path.suffix!r}; use .toml, .yaml or .yml")
-    if not isinstance(d, dict):
-        raise ConfigError(f"{path}: the config must be a table/mapping at top level")
-    return d
-
-
 def _parse_value(text: str) -> Any:
+    from ._config import toml_loads
+
     try:
-        import tomllib
-    except ImportError:
-        import tomli as tomllib
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return toml_loads(f"v = {text}")["v"]
+    except ValueError:  # tomllib.TOMLDecodeError
         return text  # bare strings: positional=rope
 
 
