@@ -11,7 +11,7 @@ from conftest import VOCAB, WORDS
 from tokembed.cli import main
 from tokembed.corpus import Corpus
 from tokembed.diagnostics.inspect import InspectConfig, inspect
-from tokembed.diagnostics.sources import load_embeddings
+from tokembed.sources import load_embeddings
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def source_from_args(args: argparse.Namespace, *, progress: bool = True):
-    from ..diagnostics.sources import load_embeddings
+    from ..sources import load_embeddings
 
     return load_embeddings(args.source, vocab=args.vocab, tensor=args.tensor, limit=args.limit, progress=progress)
 

@@ -174,7 +174,7 @@ def _head_bias(model) -> torch.Tensor | None:
 def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval_corpus=None, untie: bool = False,
                     max_eval_tokens: int | None = None, vocab=None, seq_len: int = 128) -> dict[str, Any]:
     """Load ``source`` (checkpoint, HF folder, vector file), compress, report, and write the artifact to ``out_dir``."""
-    from ..diagnostics.sources import load_embeddings
+    from ..sources import load_embeddings
     from .artifact import save_compressed
     from .prune import token_counts
 

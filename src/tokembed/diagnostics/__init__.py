@@ -8,7 +8,7 @@ that need them.
 
 from .inspect import InspectConfig, inspect
 from .neighbors import neighbors_of, topk_cosine, topk_cosine_reference
-from .sources import EmbeddingSource, load_embeddings
+from ..sources import EmbeddingSource, load_embeddings
 
 __all__ = [
     "EmbeddingSource",

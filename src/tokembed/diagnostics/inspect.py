@@ -30,7 +30,7 @@ from .geometry import geometry_summary, spectrum
 from .neighbors import normalize_rows, topk_cosine
 from .probes import read_label_csv, run_probe
 from .projection import TSNE_MAX_POINTS, export_projector, scatter, tsne_2d, umap_2d
-from .sources import EmbeddingSource
+from ..sources import EmbeddingSource
 from .token_classes import CLASSES, detect_convention, string_labels, token_classes
 from .undertrained import undertrained_summary
 
