@@ -38,8 +38,8 @@ from .embeddings.lookup import TokenEmbedding
 from .embeddings.regularization import EmbeddingDropout
 from .embeddings.positional import POSITIONAL_KINDS, Positional, build_positional
 from .errors import ConfigError
-from .heads import TiedHead, UntiedHead
-from .heads_adaptive import AdaptiveSoftmax
+from .heads import AdaptiveSoftmax, TiedHead, UntiedHead
+
 
 __all__ = [
     "ModelConfig",
