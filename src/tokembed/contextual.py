@@ -127,7 +127,7 @@ def contextual_embeddings(source: str | os.PathLike, text: str, *, layers: str |
 def _from_tokembed(p: Path, text: str, layers, device: str) -> ContextualEmbeddings:
     import torch
 
-    from .checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint
 
     model, tokenizer, _ = load_checkpoint(p, device=device)
     ids = tokenizer.encode(text)

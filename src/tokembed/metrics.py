@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,8 @@ __all__ = [
     "effective_rank_from_singular_values",
     "anisotropy",
     "ECE_BINS",
+    "token_counts",
+    "frequency_bands",
 ]
 
 #: Number of equal-width confidence bins for ECE (Guo et al. 2017, "On Calibration of Modern Neural Networks" use 15).
@@ -153,3 +156,42 @@ def anisotropy(matrix, *, n_pairs: int = 10_000, seed: int = 0) -> float:
     i, j = i[ok], j[ok]
     cos = np.einsum("nd,nd->n", x[i], x[j]) / (norms[i] * norms[j])
     return float(cos.mean()) if cos.size else float("nan")
+
+
+def token_counts(tokens: np.ndarray, vocab_size: int, *, chunk: int = 1 << 24) -> np.ndarray:
+    """Occurrences of every id in ``tokens`` (V,), streamed in chunks (tokens may be a memmap)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for i in range(0, len(tokens), chunk):
+        counts += np.bincount(np.asarray(tokens[i : i + chunk]), minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def frequency_bands(counts: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Band of every id by its training count in decades: 0 (unseen), 1–9, 10–99, ...
+
+    Returns ``(band_of (V,) int64, bands)`` with bands ``[{"name", "lo", "hi", "n_types", "count"}]``
+    (empty bands dropped, ids renumbered densely).
+
+    >>> band_of, bands = frequency_bands(np.array([0, 3, 12, 150, 7]))
+    >>> band_of.tolist(), [b["name"] for b in bands]
+    ([0, 1, 2, 3, 1], ['0', '1-9', '10-99', '100-999'])
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    raw = np.where(counts > 0, np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 0)  # 0, 1.., decade+1
+    present = np.unique(raw)
+    remap = {int(r): i for i, r in enumerate(present)}
+    band_of = np.array([remap[int(r)] for r in raw], dtype=np.int64) if len(raw) else np.zeros(0, np.int64)
+    bands = []
+    for r in present:
+        lo, hi = (0, 0) if r == 0 else (10 ** (int(r) - 1), 10 ** int(r) - 1)
+        sel = raw == r
+        bands.append(
+            {
+                "name": "0" if r == 0 else f"{lo}-{hi}",
+                "lo": int(lo),
+                "hi": int(hi),
+                "n_types": int(sel.sum()),
+                "count": int(counts[sel].sum()),
+            }
+        )
+    return band_of, bands

@@ -605,7 +605,7 @@ def _load_vectors(path: Path, *, limit: int | None, progress: bool) -> Embedding
 
 def _load_checkpoint(folder: Path) -> EmbeddingSource:
     try:
-        from .checkpoint import load_checkpoint
+        from .training.checkpoint import load_checkpoint
     except ImportError as e:
         raise EmbeddingSourceError(
             f"{folder}: reading tokembed checkpoints needs tokembed.train, which this build lacks"

@@ -13,7 +13,7 @@ packs more bytes into a token needs fewer steps to see those bytes, so
     steps = ceil(budget_bytes / (batch_size · seq_len · bytes_per_token))
 
 with ``bytes_per_token = train_shard.n_bytes / predicted tokens`` measured on the tokenized
-training shard of that tokenizer (the rule of :func:`tokembed.train.train` for
+training shard of that tokenizer (the rule of :func:`tokembed.training.loop.train` for
 ``max_bytes``). A byte-level run therefore takes about 3–4× as many steps as a BPE run;
 every run sees at least the budget and less than one batch more. Runs are compared by
 **bits per byte** on the validation shard, which does not depend on the tokenizer
@@ -246,7 +246,7 @@ class StudyConfig:
         The file may sit under a ``[study]`` table and may name a ``preset``; keys it sets override
         the preset's. ``preset`` here is used when the file names none (the CLI's ``--quick``).
         """
-        from ._config import read_config_file
+        from .config import read_config_file
 
         p = Path(path)
         data = read_config_file(p, what="study config")
@@ -413,7 +413,7 @@ def _tokenizer(kind: str, V: int | None, corpus, corpus_sha: str, out_dir: Path,
 
 
 def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path):
-    from .data import build_shards, load_shards
+    from .training.shards import build_shards, load_shards
 
     folder = out_dir / "shards" / f"{tok.kind}-{_sha({'tok': tok.fingerprint, 'corpus': corpus_sha, 'val': config.val_fraction})[:12]}"
     if folder.is_dir():
@@ -468,7 +468,7 @@ def run_study(
 
     try:
         from .model import ModelConfig, build_model
-        from .train import TrainConfig
+        from .training.config import TrainConfig
     except ImportError as e:
         raise TokembedError(f"the study needs tokembed's model/train/evaluate modules, which this install lacks ({e})") from e
 
@@ -622,10 +622,12 @@ def _execute(spec: _RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train and evaluate one run (in this process or a worker) and save ``runs/<id>/result.json``."""
     import torch
 
-    from .data import load_shards
-    from .evaluate import evaluate
+    from .device import resolve_device
+    from .training.evaluate import evaluate
+    from .training.shards import load_shards
     from .tokenizers import load_tokenizer
-    from .train import load_checkpoint, resolve_device, train
+    from .training.checkpoint import load_checkpoint
+    from .training.loop import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(spec.study.threads)

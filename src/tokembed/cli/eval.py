@@ -26,13 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve_checkpoint
+    from ..training.checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve_checkpoint
     from ..corpus import Corpus
-    from ..data import load_shards
+    from ..training.shards import load_shards
     from ..errors import ConfigError
-    from ..evaluate import evaluate, plot_reliability
+    from ..training.evaluate import evaluate, plot_reliability
 
-    from ..train import resolve_device
+    from ..device import resolve_device
 
     for name in ("seq_len", "batch_size", "max_tokens"):
         value = getattr(args, name)

@@ -57,12 +57,14 @@ def _parse_rest(args: argparse.Namespace) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace) -> int:
     from ..corpus import Corpus
-    from ..data import build_shards, load_shards
+    from ..training.shards import build_shards, load_shards
     from ..errors import ConfigError, VocabSizeError
-    from ..evaluate import evaluate, plot_reliability
+    from ..training.evaluate import evaluate, plot_reliability
     from ..artifacts import read_json, write_json
     from ..tokenizers import load_tokenizer, train_tokenizer
-    from ..train import TrainConfig, is_override, load_checkpoint, train
+    from ..training.checkpoint import load_checkpoint
+    from ..training.config import TrainConfig, is_override
+    from ..training.loop import train
 
     args = _parse_rest(args)
     out = Path(args.output)
@@ -80,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.config is None and (out / "run_config.json").is_file():
             base = read_json(out / "run_config.json")
             base.pop("corpus", None)  # recorded for the reader, not a training option
-            from ..train import apply_override
+            from ..config import apply_override
 
             for o in overrides:
                 apply_override(base, o)

@@ -100,7 +100,7 @@ def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep
 
 
 def _bands(counts, V: int) -> tuple[np.ndarray, list[dict]]:
-    from ..train import frequency_bands
+    from ..metrics import frequency_bands
 
     if counts is None:  # no counts: id order as the frequency proxy (BPE/WordPiece ids grow roughly as frequency falls)
         edges = [0] + [min(V, 2**k) for k in range(8, 40) if 2**k < V] + [V]
@@ -220,7 +220,7 @@ def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval
         report["output"] = table_report(torch.from_numpy(np.ascontiguousarray(src.output)).float(), out.decode(),
                                         counts=counts, seed=opts.seed)
     if model is not None and eval_corpus is not None:
-        from ..evaluate import evaluate
+        from ..training.evaluate import evaluate
 
         docs = list(eval_corpus.documents())
         model.eval()

@@ -1,7 +1,7 @@
 """Evaluate a language model: loss, perplexity, bits per byte, calibration, frequency bands, speed, size.
 
-Unlike :mod:`tokembed.train` this never updates weights; it reads a shard (or tokenizes a
-corpus the same way :mod:`tokembed.data` does) and scores every next-token prediction.
+Unlike :mod:`tokembed.training.loop` this never updates weights; it reads a shard (or tokenizes a
+corpus the same way :mod:`tokembed.training.shards` does) and scores every next-token prediction.
 
 What is counted (so bits per byte compares tokenizers fairly):
 
@@ -19,7 +19,7 @@ What is counted (so bits per byte compares tokenizers fairly):
 
 ECE is the expected calibration error of the top-1 prediction (15 bins,
 :func:`tokembed.metrics.expected_calibration_error`); the band loss is the mean loss of the
-target tokens per training-frequency band (decades of counts, :func:`tokembed.train.frequency_bands`).
+target tokens per training-frequency band (decades of counts, :func:`tokembed.metrics.frequency_bands`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import Shard, encode_documents
-from .errors import EmptyCorpusError, FingerprintMismatchError
-from .metrics import bits_per_byte, expected_calibration_error, perplexity, reliability_bins
+from ..artifacts import make_folder
+from ..errors import EmptyCorpusError, FingerprintMismatchError
+from ..metrics import bits_per_byte, expected_calibration_error, frequency_bands, perplexity, reliability_bins
+from .shards import Shard, encode_documents
 
 __all__ = ["EvalResult", "evaluate", "plot_reliability", "as_shard"]
 
@@ -94,8 +95,6 @@ def evaluate(
     ``token_counts`` (V,) define the frequency bands; default: the model's training counts, or
     the counts of the evaluated tokens when the model has none.
     """
-    from .train import frequency_bands
-
     shard = as_shard(tokenizer, shard_or_corpus)
     n_tok, n_bytes = shard.prefix(max_tokens)
     if n_tok < 2:
@@ -203,8 +202,6 @@ def plot_reliability(result: EvalResult, path: str | os.PathLike, *, title: str 
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    from .artifacts import make_folder
-
     make_folder(path.parent, for_path=path)
     fig.savefig(path, format="png")
     plt.close(fig)

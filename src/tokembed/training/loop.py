@@ -1,4 +1,4 @@
-"""Training loop for the LM of :mod:`tokembed.model`: config, optimizer groups, schedule, exact resume.
+"""The training loop for the LM of :mod:`tokembed.model`: optimizer groups, schedule, monitors, exact resume.
 
 Unlike a trainer framework, this is one explicit loop: AdamW with separate parameter groups
 for the embedding and the head (own LR and weight decay), linear warmup then cosine decay
@@ -25,170 +25,35 @@ embedding-gradient row norm per band are recorded (``band_stats.json``, ``bands.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .artifacts import load_tensors, make_folder, read_json, write_json
+from ..artifacts import load_tensors, make_folder, read_json, write_json
+from ..device import resolve_device
+from ..errors import ArtifactError, ConfigError, FingerprintMismatchError, NonFiniteError
+from ..metrics import frequency_bands, token_counts
+from ..embeddings.control import embedding_param_groups
+from ..model import Transformer, build_model
 from .checkpoint import (
     CHECKPOINT_DIR,
-    load_checkpoint,
     load_model_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
     save_checkpoint,
 )
-from .errors import ArtifactError, ConfigError, FingerprintMismatchError, NonFiniteError
-from .model import ModelConfig, Transformer, build_model, check_field_types
+from .config import TrainConfig
+from .evaluate import evaluate
+from .shards import TokenStream
 
-__all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "train",
-    "load_checkpoint",
-    "lr_multiplier",
-    "frequency_bands",
-    "token_counts",
-    "param_groups",
-    "TokenStream",
-    "resolve_device",
-]
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs besides the tokenizer and data (saved with the run)."""
-
-    model: ModelConfig  # architecture; model.vocab_size = 0 means "from the tokenizer"
-    seq_len: int = 128  # T, tokens per training window
-    batch_size: int = 16  # B, windows per micro-batch
-    grad_accum: int = 1  # micro-batches per optimizer step
-    max_steps: int | None = None  # budget in optimizer steps ...
-    max_bytes: int | None = None  # ... or in UTF-8 text bytes seen (equal-budget studies); the smaller wins
-    lr: float = 3e-3  # peak LR of the non-embedding parameters
-    embedding_lr: float | None = None  # peak LR of the input embedding (None = lr)
-    head_lr: float | None = None  # peak LR of an untied head (None = lr)
-    weight_decay: float = 0.1  # AdamW decay of matrices in the blocks
-    embedding_weight_decay: float = 0.0  # decay of the embedding table(s)
-    head_weight_decay: float | None = None  # decay of untied head matrices (None = weight_decay)
-    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas (GPT-3 values, Brown et al. 2020)
-    warmup_steps: int = 20  # linear warmup from lr/warmup to lr
-    min_lr_ratio: float = 0.1  # cosine decays to min_lr_ratio·lr at the last step
-    grad_clip: float = 1.0  # max global gradient norm (0 = off)
-    label_smoothing: float = 0.0
-    embedding_dropout: float = 0.0  # dropout on x_t = e_t + PE_t
-    seed: int = 0
-    device: str = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:1"
-    eval_every: int = 0  # validation every N steps (0 = only at the end)
-    eval_tokens: int | None = 16384  # validation prefix (whole documents) for in-training evals
-    checkpoint_every: int = 0  # write the checkpoint every N steps (0 = only at the end)
-    log_every: int = 0  # history entry every N steps (0 = about 100 entries per run)
-    tokenizer: str = "byte"  # tokenizer kind to train on the corpus, or a tokenizer folder (CLI)
-    vocab_size: int | None = None  # vocab size when the CLI trains the tokenizer
-    val_fraction: float = 0.05  # documents held out for validation (CLI)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.model, dict):
-            self.model = ModelConfig.from_dict(self.model)
-        self.betas = tuple(self.betas)
-        for name in ("seq_len", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
-        if self.max_steps is None and self.max_bytes is None:
-            raise ConfigError("no budget: set max_steps=N or max_bytes=N (text bytes to train on)")
-        for name in ("max_steps", "max_bytes"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ConfigError(f"{name}={v} must be >= 1")
-        if self.seq_len > self.model.max_seq_len:
-            raise ConfigError(f"seq_len={self.seq_len} exceeds model.max_seq_len={self.model.max_seq_len}; raise model.max_seq_len")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown training option(s) {unknown}; known: {', '.join(sorted(known))}")
-        model = d.pop("model", None)
-        check_field_types(cls, d)
-        if model is None:
-            raise ConfigError("the config has no [model] section; add one (at least d_model, n_layers, n_heads)")
-        if isinstance(model, dict):
-            model = ModelConfig.from_dict({"vocab_size": 0, **model})
-        return cls(model=model, **d)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> "TrainConfig":
-        """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file, then apply ``key=value`` overrides
-        (``model.d_model=64``; values parsed as TOML literals, else strings). ``path=None``: defaults only."""
-        d: dict[str, Any] = {}
-        if path is not None:
-            from ._config import read_config_file
-
-            d = read_config_file(Path(path))
-        d.setdefault("model", {})
-        for item in overrides:
-            apply_override(d, item)
-        return cls.from_dict(d)
-
-
-def _parse_value(text: str) -> Any:
-    from ._config import toml_loads
-
-    try:
-        return toml_loads(f"v = {text}")["v"]
-    except ValueError:  # tomllib.TOMLDecodeError
-        return text  # bare strings: positional=rope
-
-
-def apply_override(d: dict[str, Any], item: str) -> None:
-    """Apply ``a.b=value`` to the nested dict ``d``.
-
-    >>> d = {"model": {}}
-    >>> apply_override(d, "model.d_model=64"); apply_override(d, "lr=1e-3"); apply_override(d, "model.positional=alibi")
-    >>> d
-    {'model': {'d_model': 64, 'positional': 'alibi'}, 'lr': 0.001}
-    """
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} has no '='; write key=value, e.g. model.d_model=64")
-    key, value = item.split("=", 1)
-    parts = key.strip().split(".")
-    cur = d
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-        if not isinstance(cur, dict):
-            raise ConfigError(f"override {item!r}: {p} is not a section")
-    cur[parts[-1]] = _parse_value(value.strip())
-
-
-def is_override(item: str) -> bool:
-    """True if ``item`` names a TrainConfig/ModelConfig field (``lr=...``, ``model.d_model=...``)."""
-    if "=" not in item:
-        return False
-    key = item.split("=", 1)[0]
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    if key.startswith("model."):
-        return key[6:] in model_fields
-    return key in train_fields
+__all__ = ["TrainResult", "train", "lr_multiplier", "param_groups"]
 
 
 @dataclass
@@ -201,18 +66,6 @@ class TrainResult:
     steps: int = 0
     tokens: int = 0
     bytes: float = 0.0
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device={device!r} is not a device; pass 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but CUDA is not available here; use device='cpu' or 'auto'")
-    return dev
 
 
 def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
@@ -233,8 +86,6 @@ def param_groups(model: Transformer, config: TrainConfig) -> list[dict[str, Any]
     """AdamW groups from :func:`tokembed.embeddings.embedding_param_groups` — embedding, head and the rest,
     each with its own LR and decay, biases and norms undecayed; a tied table belongs to the embedding group.
     Each group also keeps its peak LR as ``base_lr`` for the schedule."""
-    from .embeddings.control import embedding_param_groups
-
     groups = embedding_param_groups(
         model,
         lr=config.lr,
@@ -247,76 +98,6 @@ def param_groups(model: Transformer, config: TrainConfig) -> list[dict[str, Any]
     for g in groups:
         g["base_lr"] = g["lr"]
     return groups
-
-
-def token_counts(tokens: np.ndarray, vocab_size: int, *, chunk: int = 1 << 24) -> np.ndarray:
-    """Occurrences of every id in ``tokens`` (V,), streamed in chunks (tokens may be a memmap)."""
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    for i in range(0, len(tokens), chunk):
-        counts += np.bincount(np.asarray(tokens[i : i + chunk]), minlength=vocab_size)[:vocab_size]
-    return counts
-
-
-def frequency_bands(counts: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Band of every id by its training count in decades: 0 (unseen), 1–9, 10–99, ...
-
-    Returns ``(band_of (V,) int64, bands)`` with bands ``[{"name", "lo", "hi", "n_types", "count"}]``
-    (empty bands dropped, ids renumbered densely).
-
-    >>> band_of, bands = frequency_bands(np.array([0, 3, 12, 150, 7]))
-    >>> band_of.tolist(), [b["name"] for b in bands]
-    ([0, 1, 2, 3, 1], ['0', '1-9', '10-99', '100-999'])
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    raw = np.where(counts > 0, np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 0)  # 0, 1.., decade+1
-    present = np.unique(raw)
-    remap = {int(r): i for i, r in enumerate(present)}
-    band_of = np.array([remap[int(r)] for r in raw], dtype=np.int64) if len(raw) else np.zeros(0, np.int64)
-    bands = []
-    for r in present:
-        lo, hi = (0, 0) if r == 0 else (10 ** (int(r) - 1), 10 ** int(r) - 1)
-        sel = raw == r
-        bands.append(
-            {
-                "name": "0" if r == 0 else f"{lo}-{hi}",
-                "lo": int(lo),
-                "hi": int(hi),
-                "n_types": int(sel.sum()),
-                "count": int(counts[sel].sum()),
-            }
-        )
-    return band_of, bands
-
-
-class TokenStream:
-    """``batch_size`` contiguous regions of the train tokens, each read ``seq_len`` at a time.
-
-    Window of row r at cursor c: ``tokens[r·L + c : r·L + c + T + 1]`` (inputs = first T, targets = last T),
-    with ``L = (N - 1) // B`` — wraps to c = 0 (a new epoch) when a region is exhausted.
-    """
-
-    def __init__(self, tokens: np.ndarray, *, batch_size: int, seq_len: int, cursor: int = 0, epoch: int = 0):
-        n = len(tokens)
-        self.tokens, self.B, self.T = tokens, batch_size, seq_len
-        self.L = (n - 1) // batch_size
-        if self.L < seq_len + 1:
-            raise ConfigError(
-                f"the train shard has {n} tokens, too few for batch_size={batch_size} rows of seq_len+1={seq_len + 1} "
-                f"tokens; pass a larger corpus or lower batch_size/seq_len"
-            )
-        self.cursor, self.epoch = cursor, epoch
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.cursor + self.T + 1 > self.L:
-            self.cursor, self.epoch = 0, self.epoch + 1
-        starts = np.arange(self.B) * self.L + self.cursor
-        rows = np.stack([np.asarray(self.tokens[s : s + self.T + 1], dtype=np.int64) for s in starts])  # (B, T+1)
-        self.cursor += self.T
-        t = torch.from_numpy(rows)
-        return t[:, :-1], t[:, 1:]  # (B, T) inputs, (B, T) targets
-
-    def state(self) -> dict[str, int]:
-        return {"cursor": self.cursor, "epoch": self.epoch}
 
 
 def _embedding_row_grad(model: Transformer) -> torch.Tensor | None:
@@ -412,8 +193,6 @@ def train(
     ``callbacks(step, model)`` run after every optimizer step, before the finiteness checks.
     ``resume=True`` continues from ``out_dir/checkpoint`` exactly where it stopped.
     """
-    from .evaluate import evaluate
-
     out_dir = Path(out_dir)
     make_folder(out_dir)
     ckpt_dir = out_dir / CHECKPOINT_DIR
