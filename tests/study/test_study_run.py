@@ -221,7 +221,7 @@ def test_cli_study_and_bad_config(tiny_study, tmp_path, capsys):
 
 @pytest.mark.slow  # one more tiny study (~4 s of CPU)
 def test_a_failing_run_is_reported_and_the_study_goes_on(tmp_path, monkeypatch):
-    import tokembed.study as study
+    import tokembed.study.run as study
     from tokembed.corpus import Corpus
     from tokembed.errors import NonFiniteError
 
@@ -245,7 +245,7 @@ def test_a_failing_run_is_reported_and_the_study_goes_on(tmp_path, monkeypatch):
 
 def test_corpus_sample_keeps_whole_documents_deterministically(tmp_path):
     from tokembed.corpus import Corpus
-    from tokembed.study import _prepare_corpus
+    from tokembed.study.run import _prepare_corpus
 
     docs = [f"Document {i} line one.\nDocument {i} line two, a little longer.\n" for i in range(400)]
     (tmp_path / "c.txt").write_text("\n".join(docs))
