@@ -339,7 +339,7 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
 
     # -- contextual -------------------------------------------------------------------------------
     if cfg.contextual and source.model_loader is not None:
-        from .contextual import contextual_summary
+        from ..contextual import contextual_summary
 
         summary["contextual"] = contextual_summary(source, corpus=cfg.corpus, seed=cfg.seed, progress=cfg.progress)
     step("contextual")
