@@ -184,8 +184,6 @@ def collect_hidden_states(
     model, tokenizer, texts, *, max_tokens: int = 20_000, seq_len: int = 64, progress: bool = True
 ):
     """(ids (N,), [layer (N, D) float32 for each layer]) for up to ``max_tokens`` tokens of ``texts``."""
-    import torch
-
     ids_all: list[np.ndarray] = []
     layers: list[list[np.ndarray]] = []
     n = 0
