@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, CorpusError, DecodeError, EmptyCorpusError
+from .artifacts import atomic_write_text
 
 __all__ = [
     "Corpus",
@@ -98,7 +99,6 @@ def default_corpus_path() -> Path:
     path = _cache_dir() / f"default-corpus-py{sys.version_info.major}{sys.version_info.minor}-{key}.txt"
     if path.is_file():
         return path
-    from .artifacts import atomic_write_text
 
     parts = []
     for doc in _stdlib_docstrings():

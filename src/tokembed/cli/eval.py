@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 
 from ._common import print_json
+from ..corpus import Corpus
+from ..errors import ConfigError
+from ..training.shards import load_shards
 
 __all__ = ["add_parser"]
 
@@ -26,13 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..training.checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve_checkpoint
-    from ..corpus import Corpus
-    from ..training.shards import load_shards
-    from ..errors import ConfigError
-    from ..training.evaluate import evaluate, plot_reliability
-
     from ..device import resolve_device
+    from ..training.checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve_checkpoint
+    from ..training.evaluate import evaluate, plot_reliability
 
     for name in ("seq_len", "batch_size", "max_tokens"):
         value = getattr(args, name)

@@ -33,6 +33,7 @@ from .projection import TSNE_MAX_POINTS, export_projector, scatter, tsne_2d, uma
 from ..sources import EmbeddingSource
 from .token_classes import CLASSES, detect_convention, string_labels, token_classes
 from .undertrained import undertrained_summary
+from ..artifacts import atomic_write_text
 
 __all__ = ["InspectConfig", "inspect", "headline", "blas_threads"]
 
@@ -354,7 +355,6 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
         sections,
         subtitle=f"{source.kind} source, {V:,} × {D}, fingerprint {source.fingerprint[:12]}",
     )
-    from ..artifacts import atomic_write_text
 
     atomic_write_text(out / "report.html", page)
     step("report")

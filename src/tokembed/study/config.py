@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +79,17 @@ class StudyConfig:
     workers: int = 0  # runs trained in parallel processes (0 = one per CPU core; 1 = in this process)
     threads: int = 1  # torch threads per run: these models are too small to gain from more, and a busy
     #                   machine makes intra-op threads spin (measured 10-100x slower with 2 threads at load 10)
+    where: InitVar[str] = "study config"  # names the config in errors (a file, a preset); not a setting
 
-    def __post_init__(self) -> None:
-        self.validate()
+    def __post_init__(self, where: str) -> None:
+        self.validate(where=where)
 
     # -- validation --------------------------------------------------------------
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the key, the value and the allowed range."""
+    def validate(self, *, where: str = "study config") -> None:
+        """Raise :class:`ConfigError` naming ``where``, the key, the value and the allowed range."""
 
         def bad(key: str, why: str) -> ConfigError:
-            return ConfigError(f"study config: {key}={getattr(self, key)!r} {why}")
+            return ConfigError(f"{where}: {key}={getattr(self, key)!r} {why}", param=key)
 
         for key in ("d_model", "n_layers", "n_heads", "seq_len", "batch_size", "budget_bytes", "rank", "eval_bytes", "threads"):
             v = getattr(self, key)
@@ -127,7 +128,8 @@ class StudyConfig:
         for k, v in self.vocab_size.items():
             vs = v if isinstance(v, list) and v else [v]
             if any(isinstance(x, bool) or not isinstance(x, int) or x < 16 for x in vs) or len(set(vs)) != len(vs):
-                raise ConfigError(f"study config: vocab_size.{k}={v!r} must be an integer >= 16 or a list of distinct ones")
+                raise ConfigError(f"{where}: vocab_size.{k}={v!r} must be an integer >= 16 or a list of distinct ones",
+                                  param="vocab_size")
         if self.device not in ("cpu", "cuda", "auto"):
             raise bad("device", "must be 'cpu', 'cuda' or 'auto'")
         if self.positional not in ("sinusoidal", "learned", "rope", "alibi", "none"):
@@ -173,10 +175,7 @@ class StudyConfig:
                 raise ConfigError(f"{where}: unknown key {k!r}; known keys: {', '.join(names)}, preset")
         if isinstance(d.get("vocab_size"), int) and not isinstance(d.get("vocab_size"), bool):
             d["vocab_size"] = {"default": d["vocab_size"]}
-        try:
-            return cls(**d)
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {e}".replace("study config: ", "")) from None
+        return cls(**d, where=where)
 
     @classmethod
     def from_file(cls, path: str | Path, *, preset: str | None = None) -> "StudyConfig":
@@ -185,8 +184,6 @@ class StudyConfig:
         The file may sit under a ``[study]`` table and may name a ``preset``; keys it sets override
         the preset's. ``preset`` here is used when the file names none (the CLI's ``--quick``).
         """
-        from .config import read_config_file
-
         p = Path(path)
         data = read_config_file(p, what="study config")
         data = data.get("study", data) if isinstance(data, dict) else data

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import report as R
+from ..artifacts import atomic_write_text
 
 __all__ = ["pareto_front", "noise_estimate", "recommendations", "build_report", "write_report", "train_bpb_curve"]
 
@@ -597,6 +598,4 @@ def build_report(result) -> str:
 
 def write_report(result) -> Path:
     """Write ``report.html`` into the study folder and return its path."""
-    from ..artifacts import atomic_write_text
-
     return atomic_write_text(Path(result.out_dir) / "report.html", build_report(result))

@@ -19,35 +19,46 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import hashlib
 import io
 import json
 import math
+import multiprocessing
 import os
 import random
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..artifacts import atomic_write_text, write_json
 from ..corpus import Corpus
-from ..device import resolve_device
-from ..errors import ConfigError, TokembedError
+from ..errors import ConfigError, DependencyError, NonFiniteError, TokembedError, VocabSizeError
 from ..model import ModelConfig, build_model
-from ..tokenizers import KINDS, load_tokenizer, train_tokenizer
-from ..training.checkpoint import load_checkpoint
+from ..tokenizers import KINDS, load_tokenizer
 from ..training.config import TrainConfig
-from ..training.evaluate import evaluate
-from ..training.loop import train
+from ..training.pipeline import prepare_tokenizer, train_and_evaluate
 from ..training.shards import build_shards, load_shards
 from .config import StudyConfig, design_overrides, steps_for_budget
 from .report import write_report as write_html_report
 
 
-__all__ = ["StudyResult", "RESULT_COLUMNS", "run_study", "write_results"]
+__all__ = ["StudyResult", "StudyRunError", "RESULT_COLUMNS", "SKIP_ERRORS", "run_study", "write_results"]
+
+#: The declared reasons to skip a grid cell instead of stopping the study: an engine or optional
+#: dependency this installation lacks, a vocab size the corpus cannot fill, a run whose loss or
+#: weights became non-finite (a result about that design, shown in the report).
+SKIP_ERRORS: tuple[type[Exception], ...] = (DependencyError, VocabSizeError, NonFiniteError)
+
+
+class StudyRunError(TokembedError):
+    """A run of the study failed for a reason that is not a declared skip; the message names the run."""
 
 #: Columns of results.csv, in order (results.json rows have the same keys).
 RESULT_COLUMNS: list[str] = [
@@ -146,10 +157,6 @@ def _prepare_corpus(corpus, config: StudyConfig, out_dir: Path, log) -> tuple[An
     return Corpus([str(path)]), {"sources": sources, "bytes": n, "sampled": True, "sampled_from_bytes": total, "path": str(path)}
 
 
-def _available_kinds() -> set[str]:
-    return set(KINDS)
-
-
 def _tokenizer(kind: str, V: int | None, corpus, corpus_sha: str, out_dir: Path, log):
     """Train ``kind`` at ``V`` once per study: cached in ``DIR/tokenizers/<kind>-<key>`` by (kind, V, corpus)."""
     key = _sha({"kind": kind, "V": V, "corpus": corpus_sha})[:12]
@@ -159,7 +166,7 @@ def _tokenizer(kind: str, V: int | None, corpus, corpus_sha: str, out_dir: Path,
         log(f"tokenizer {kind}: cached, V={tok.vocab_size} ({folder})")
         return tok, folder
     t0 = time.perf_counter()
-    tok = train_tokenizer(kind, corpus, V)
+    tok = prepare_tokenizer(kind, corpus, vocab_size=V)
     tok.save(folder)
     log(f"tokenizer {kind}: trained V={tok.vocab_size} in {time.perf_counter() - t0:.1f}s")
     return tok, folder
@@ -175,12 +182,6 @@ def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path):
     return build_shards(tok, corpus, folder, val_fraction=config.val_fraction, seed=0), folder
 
 
-def _bytes_per_token(shard) -> float:
-    """UTF-8 bytes per predicted token of a shard (``Shard.bytes_per_token``: eos separators count as tokens)."""
-    n_pred = int(len(shard.tokens)) - 1
-    return shard.n_bytes / n_pred if n_pred > 0 else float("nan")
-
-
 def run_study(
     config: StudyConfig | None = None,
     corpus=None,
@@ -190,6 +191,11 @@ def run_study(
     write_report: bool = True,
 ) -> StudyResult:
     """Train and evaluate the grid ``config.tokenizers × config.designs × config.seeds`` on ``corpus``.
+
+    A grid cell is skipped only for a declared reason (:data:`SKIP_ERRORS`: a tokenizer kind or
+    engine this installation lacks, a vocab size the corpus cannot fill, a run that diverged); the
+    reason is logged and kept in ``StudyResult.skipped``. Any other exception stops the study and
+    names the run.
 
     Args:
         config: the study configuration (default: ``StudyConfig()``, the default study).
@@ -206,85 +212,128 @@ def run_study(
 
     config = config or StudyConfig()
     config.validate()
-    corpus = corpus if corpus is not None else Corpus()
+    out = _output_folder(out_dir)
+    corpus, corpus_info = _prepare_corpus(corpus if corpus is not None else Corpus(), config, out, log)
+    skipped: list[dict[str, str]] = []
+    notes: list[str] = []
+    kinds = _available_kinds(config, log, skipped)
+    designs = _buildable_designs(config, log, skipped)
+    n_tok = sum(len(config.vocab_for(k)) for k in kinds)
+    log(f"study: {n_tok} tokenizer(s) of {len(kinds)} kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) "
+        f"= {n_tok * len(designs) * len(config.seeds)} runs, budget {config.budget_bytes:,} text bytes each -> {out}")
+    specs = _plan_runs(config, kinds, designs, corpus, out, log, skipped, notes)
+    results = _run_all(specs, config, log, skipped)
+    rows = [results[s.run_id][0] for s in specs if s.run_id in results]
+    details = {s.run_id: results[s.run_id][1] for s in specs if s.run_id in results}
+    result = StudyResult(out_dir=out, rows=rows, details=details, skipped=skipped, config=config,
+                         corpus=corpus_info, seconds=time.perf_counter() - t_start, notes=notes)
+    write_results(result)
+    if write_report:
+        result.report = write_html_report(result)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _output_folder(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"output {out} exists and is not a folder; pass -o with a new or existing folder")
+        raise ConfigError(f"output {out} exists and is not a folder; pass -o with a new or existing folder", param="out_dir")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"cannot create the output folder {out} ({e.strerror}); pass -o with a writable folder") from None
+        raise ConfigError(f"cannot create the output folder {out} ({e.strerror}); pass -o with a writable folder",
+                          param="out_dir") from None
+    return out
 
-    corpus, corpus_info = _prepare_corpus(corpus, config, out, log)
-    corpus_sha = _sha([_file_sha(f) for f in corpus.files])
-    skipped: list[dict[str, str]] = []
-    notes: list[str] = []
+
+def _available_kinds(config: StudyConfig, log, skipped: list[dict[str, str]]) -> list[str]:
+    """The configured tokenizer kinds this installation has; the others are skipped (with a close match)."""
     kinds = []
-    available = _available_kinds()
     for kind in config.tokenizers:
-        if kind in available:
+        if kind in KINDS:
             kinds.append(kind)
-        else:
-            import difflib
+            continue
+        close = difflib.get_close_matches(kind, sorted(KINDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        reason = f"tokenizer kind {kind!r} is not available in this installation (have: {', '.join(sorted(KINDS))}){hint}"
+        log(f"SKIP {reason}")
+        skipped.append({"tokenizer": kind, "reason": reason})
+    return kinds
 
-            close = difflib.get_close_matches(kind, sorted(available), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            reason = f"tokenizer kind {kind!r} is not available in this installation (have: {', '.join(sorted(available))}){hint}"
-            log(f"SKIP {reason}")
-            skipped.append({"tokenizer": kind, "reason": reason})
 
-    # Which designs does this installation's model support? Probe with a tiny model, once per design.
+def _buildable_designs(config: StudyConfig, log, skipped: list[dict[str, str]]) -> list[str]:
+    """The configured designs, each probed once with a tiny model; one that needs a missing dependency is skipped."""
     designs = []
     for d in config.designs:
         probe = ModelConfig(vocab_size=300, d_model=config.d_model, n_layers=1, n_heads=config.n_heads,
                             max_seq_len=config.seq_len, positional=config.positional, **design_overrides(d, config, 300))
         try:
             build_model(probe, seed=0)
-        except (TokembedError, NotImplementedError, ValueError, KeyError) as e:
-            reason = f"design {d!r} is not available in this installation's model ({type(e).__name__}: {e})"
+        except DependencyError as e:
+            reason = f"design {d!r} is not available in this installation ({e})"
             log(f"SKIP {reason}")
             skipped.append({"design": d, "reason": reason})
             continue
         designs.append(d)
+    return designs
 
-    n_tok = sum(len(config.vocab_for(k)) for k in kinds)
-    n_runs = n_tok * len(designs) * len(config.seeds)
-    log(f"study: {n_tok} tokenizer(s) of {len(kinds)} kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) = {n_runs} runs, "
-        f"budget {config.budget_bytes:,} text bytes each -> {out}")
 
+def _plan_runs(config: StudyConfig, kinds, designs, corpus, out: Path, log, skipped, notes) -> list[_RunSpec]:
+    """One :class:`_RunSpec` per (tokenizer, design, seed): tokenizers trained and shards built once each."""
+    corpus_sha = _sha([_file_sha(f) for f in corpus.files])
     specs: list[_RunSpec] = []
     for kind, V in ((k, v) for k in kinds for v in config.vocab_for(k)):
-        tok, tok_dir = _tokenizer(kind, V, corpus, corpus_sha, out, log)
+        try:
+            tok, tok_dir = _tokenizer(kind, V, corpus, corpus_sha, out, log)
+        except SKIP_ERRORS as e:
+            reason = f"tokenizer {kind} V={V}: {type(e).__name__}: {e}"
+            log(f"SKIP {reason}")
+            skipped.append({"tokenizer": kind, "reason": reason})
+            continue
         shards, shard_dir = _shards(tok, corpus, corpus_sha, config, out)
-        bpt = _bytes_per_token(shards["train"])
-        val_bpt = _bytes_per_token(shards["val"])
+        bpt = shards["train"].bytes_per_token
         steps = steps_for_budget(budget_bytes=config.budget_bytes, batch_size=config.batch_size,
                                  seq_len=config.seq_len, bytes_per_token=bpt)
-        eval_tokens = max(config.seq_len + 1, int(config.eval_bytes / val_bpt))
+        eval_tokens = max(config.seq_len + 1, int(config.eval_bytes / shards["val"].bytes_per_token))
         log(f"tokenizer {kind} V={tok.vocab_size}: {bpt:.2f} bytes/token on the train shard -> {steps} steps of "
             f"{config.batch_size}×{config.seq_len} tokens")
-        if not getattr(tok, "lossless", True):
-            warn = (f"tokenizer {kind} is lossy (decode(encode(x)) != x: it normalizes or drops characters), so it "
-                    f"does not model every byte and its bits per byte are optimistic")
-            if warn not in notes:
-                log(f"NOTE {warn}")
-                notes.append(warn)
+        _note_lossy(tok, kind, log, notes)
         for design in designs:
-            overrides = design_overrides(design, config, tok.vocab_size)
             for seed in config.seeds:
-                run_id = f"{kind}-{design}-V{tok.vocab_size}-s{seed}"
-                mc = ModelConfig(vocab_size=tok.vocab_size, d_model=config.d_model, n_layers=config.n_layers,
-                                 n_heads=config.n_heads, max_seq_len=config.seq_len, positional=config.positional,
-                                 **overrides)
-                tc = TrainConfig(model=mc, seq_len=config.seq_len, batch_size=config.batch_size,
-                                 max_bytes=config.budget_bytes, lr=config.lr,
-                                 warmup_steps=min(config.warmup_steps, max(0, steps - 1)), seed=seed, device=config.device)
-                key = _sha({"train": dataclasses.asdict(tc), "tok": tok.fingerprint, "corpus": corpus_sha,
-                            "eval_tokens": eval_tokens, "budget": config.budget_bytes})
-                specs.append(_RunSpec(run_id=run_id, kind=kind, design=design, seed=seed, train=tc, study=config,
-                                      tokenizer_dir=tok_dir, shard_dir=shard_dir, run_dir=out / "runs" / run_id,
-                                      key=key, steps=steps, bytes_per_token=bpt, eval_tokens=eval_tokens))
+                specs.append(_spec(config, kind, design, seed, tok, tok_dir, shard_dir, out, corpus_sha,
+                                   steps=steps, bytes_per_token=bpt, eval_tokens=eval_tokens))
+    return specs
 
+
+def _note_lossy(tok, kind: str, log, notes: list[str]) -> None:
+    if getattr(tok, "lossless", True):
+        return
+    warn = (f"tokenizer {kind} is lossy (decode(encode(x)) != x: it normalizes or drops characters), so it "
+            f"does not model every byte and its bits per byte are optimistic")
+    if warn not in notes:
+        log(f"NOTE {warn}")
+        notes.append(warn)
+
+
+def _spec(config: StudyConfig, kind, design, seed, tok, tok_dir, shard_dir, out: Path, corpus_sha: str, *,
+          steps: int, bytes_per_token: float, eval_tokens: int) -> _RunSpec:
+    run_id = f"{kind}-{design}-V{tok.vocab_size}-s{seed}"
+    mc = ModelConfig(vocab_size=tok.vocab_size, d_model=config.d_model, n_layers=config.n_layers,
+                     n_heads=config.n_heads, max_seq_len=config.seq_len, positional=config.positional,
+                     **design_overrides(design, config, tok.vocab_size))
+    tc = TrainConfig(model=mc, seq_len=config.seq_len, batch_size=config.batch_size,
+                     max_bytes=config.budget_bytes, lr=config.lr,
+                     warmup_steps=min(config.warmup_steps, max(0, steps - 1)), seed=seed, device=config.device)
+    key = _sha({"train": dataclasses.asdict(tc), "tok": tok.fingerprint, "corpus": corpus_sha,
+                "eval_tokens": eval_tokens, "budget": config.budget_bytes})
+    return _RunSpec(run_id=run_id, kind=kind, design=design, seed=seed, train=tc, study=config,
+                    tokenizer_dir=tok_dir, shard_dir=shard_dir, run_dir=out / "runs" / run_id,
+                    key=key, steps=steps, bytes_per_token=bytes_per_token, eval_tokens=eval_tokens)
+
+
+def _run_all(specs: list[_RunSpec], config: StudyConfig, log, skipped) -> dict[str, tuple[dict, dict]]:
+    """Rows and details by run id: cached runs read back, the others trained (in worker processes when
+    ``config.workers`` allows). A run that fails for a declared reason is skipped; anything else stops here."""
     results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     todo = []
     for i, spec in enumerate(specs, 1):
@@ -294,23 +343,24 @@ def run_study(
             log(f"[{i}/{len(specs)}] {spec.run_id}: cached, bpb {cached[0]['bits_per_byte']:.4f}")
         else:
             todo.append(spec)
-    workers = min(config.workers or (os.cpu_count() or 1), len(todo)) if todo else 0
-    if todo:
-        log(f"training {len(todo)} run(s) in {workers} process(es), {config.threads} torch thread(s) each")
-
+    if not todo:
+        return results
+    workers = min(config.workers or (os.cpu_count() or 1), len(todo))
+    log(f"training {len(todo)} run(s) in {workers} process(es), {config.threads} torch thread(s) each")
     n_done = len(results)
 
     def done(spec: _RunSpec, run: Callable[[], tuple[dict[str, Any], dict[str, Any]]]) -> None:
-        """Record one finished run; a user-level failure (e.g. a non-finite loss) skips that run, not the study."""
         nonlocal n_done
         n_done += 1
         try:
             results[spec.run_id] = run()
-        except TokembedError as e:
+        except SKIP_ERRORS as e:
             reason = f"run {spec.run_id} failed: {type(e).__name__}: {e}"
             log(f"[{n_done}/{len(specs)}] FAILED {reason}")
             skipped.append({"run": spec.run_id, "reason": reason})
             return
+        except Exception as e:
+            raise _naming_the_run(e, spec.run_id)
         row = results[spec.run_id][0]
         log(f"[{n_done}/{len(specs)}] {spec.run_id}: {spec.steps} steps, bpb {row['bits_per_byte']:.4f}, "
             f"{row['total_params']:,} params, {row['seconds']:.1f}s train")
@@ -319,25 +369,29 @@ def run_study(
         for spec in todo:
             log(f"{spec.run_id}: training {spec.steps} steps ...")
             done(spec, lambda spec=spec: _execute(spec))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_execute, spec): spec for spec in todo}
+        return results
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_execute, spec): spec for spec in todo}
+        try:
             for fut in as_completed(futures):
                 done(futures[fut], fut.result)
-    rows = [results[s.run_id][0] for s in specs if s.run_id in results]
-    details = {s.run_id: results[s.run_id][1] for s in specs if s.run_id in results}
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # do not train the rest of a study that has failed
+            raise
+    return results
 
-    result = StudyResult(out_dir=out, rows=rows, details=details, skipped=skipped, config=config,
-                         corpus=corpus_info, seconds=time.perf_counter() - t_start, notes=notes)
-    write_results(result)
-    if write_report:
-        result.report = write_html_report(result)
-    result.seconds = time.perf_counter() - t_start
-    return result
+
+def _naming_the_run(e: Exception, run_id: str) -> Exception:
+    """``e`` with the run named: a user error becomes a :class:`StudyRunError` (one line in the CLI),
+    a bug keeps its type and traceback with a note."""
+    if isinstance(e, TokembedError):
+        err = StudyRunError(f"study run {run_id} failed: {type(e).__name__}: {e}", param=e.param)
+        err.__cause__ = e
+        return err
+    if hasattr(e, "add_note"):  # Python >= 3.11
+        e.add_note(f"in study run {run_id}")
+    return e
 
 
 @dataclass
@@ -361,22 +415,17 @@ class _RunSpec:
 
 def _execute(spec: _RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train and evaluate one run (in this process or a worker) and save ``runs/<id>/result.json``."""
-    import torch
-
-
     threads = torch.get_num_threads()
     torch.set_num_threads(spec.study.threads)
     try:
         tok = load_tokenizer(spec.tokenizer_dir)
         shards = load_shards(spec.shard_dir, tokenizer=tok)
-        res = train(spec.train, tokenizer=tok, shards=shards, out_dir=spec.run_dir, progress=False)
-        device = str(resolve_device(spec.study.device))  # evaluate where it trained
-        model, _, _ = load_checkpoint(res.checkpoint, tokenizer=tok, device=device)
-        ev = evaluate(model, tok, shards["val"], seq_len=spec.study.seq_len, batch_size=spec.study.batch_size,
-                      max_tokens=spec.eval_tokens, device=device)
+        run = train_and_evaluate(spec.train, tokenizer=tok, shards=shards, out_dir=spec.run_dir, progress=False,
+                                 eval_tokens=spec.eval_tokens)
     finally:
         torch.set_num_threads(threads)
-    row, det = _row(spec.run_id, spec.kind, spec.design, spec.seed, tok, spec.study, spec.steps, spec.bytes_per_token, res, ev)
+    row, det = _row(spec.run_id, spec.kind, spec.design, spec.seed, tok, spec.study, spec.steps, spec.bytes_per_token,
+                    run.train, run.eval)
     _save_run(spec.run_dir, spec.key, row, det)
     return row, det
 

@@ -29,7 +29,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class TrainResult:
     steps: int = 0
     tokens: int = 0
     bytes: float = 0.0
+    model: Transformer | None = field(default=None, repr=False, compare=False)  # the trained model, in memory
 
 
 def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
@@ -335,6 +336,7 @@ def train(
         steps=total_steps,
         tokens=tokens,
         bytes=tokens * train_shard.bytes_per_token,
+        model=model,
     )
 
 
