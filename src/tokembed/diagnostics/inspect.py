@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import report as R
 from ..artifacts import write_json
-from .frequency import band_names, frequency_summary, token_counts
+from ..metrics import band_name, band_names, corpus_token_counts, frequency_decades
+from .frequency import frequency_summary
 from .geometry import geometry_summary, spectrum
 from .neighbors import normalize_rows, topk_cosine
 from .probes import read_label_csv, run_probe
@@ -165,8 +166,8 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
                 "skipped": "the source has no tokenizer that tokembed can run; counts need its own tokenizer"
             }
         else:
-            counts, read = token_counts(
-                source.tokenizer, cfg.corpus, V=V, max_bytes=cfg.max_corpus_bytes, progress=cfg.progress
+            counts, read = corpus_token_counts(
+                source.tokenizer, cfg.corpus.texts(), vocab_size=V, max_bytes=cfg.max_corpus_bytes, progress=cfg.progress
             )
             fs = frequency_summary(counts, norms, unit, tokens, special_ids=special, k=cfg.k, seed=cfg.seed)
             fs["corpus"] = read
@@ -222,7 +223,7 @@ def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectCo
                 groups_band[pts],
                 title="PCA, by corpus frequency band",
                 labels=lab,
-                order=["0", "1-9", "10-99", "100-999", "1k-9k", "10k+"],
+                order=[band_name(int(d)) for d in np.unique(frequency_decades(counts))],
             ),
             "count bands on the corpus, tokenized with the source's own tokenizer",
         )
