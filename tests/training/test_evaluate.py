@@ -6,7 +6,8 @@ import torch
 
 from tokembed.training.shards import build_shards
 from tokembed.errors import EmptyCorpusError, FingerprintMismatchError
-from tokembed.training.evaluate import evaluate, plot_reliability
+from tokembed.training.evaluate import evaluate
+from tokembed.training.plots import plot_reliability
 from tokembed.metrics import expected_calibration_error
 from tokembed.model import ModelConfig, build_model
 from tokembed.tokenizers import ByteTokenizer

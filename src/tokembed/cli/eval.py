@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..training.checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve_checkpoint
-    from ..training.evaluate import evaluate, plot_reliability
+    from ..training.evaluate import evaluate
+    from ..training.plots import plot_reliability
 
     for name in ("seq_len", "batch_size", "max_tokens"):
         value = getattr(args, name)

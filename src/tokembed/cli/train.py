@@ -116,7 +116,7 @@ def _new_inputs(args: argparse.Namespace, out: Path, overrides: list[str], corpu
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..training.evaluate import plot_reliability
+    from ..training.plots import plot_reliability
     from ..training.pipeline import train_and_evaluate
 
     args = _parse_rest(args)

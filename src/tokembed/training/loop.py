@@ -51,6 +51,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .evaluate import evaluate
+from .plots import plot_bands
 from .shards import TokenStream
 
 __all__ = ["TrainResult", "train", "lr_multiplier", "param_groups"]
@@ -159,26 +160,6 @@ def _total_steps(config: TrainConfig, bytes_per_token: float) -> int:
     return min(steps)
 
 
-def _plot_bands(band_stats: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
-    steps = band_stats["steps"]
-    for i, b in enumerate(band_stats["bands"]):
-        label = f"count {b['name']} ({b['n_types']} types)"
-        a1.plot(steps, [row[i] for row in band_stats["norm"]], label=label)
-        a2.plot(steps, [row[i] if row[i] is not None else float("nan") for row in band_stats["grad_norm"]], label=label)
-    a1.set(title="mean embedding row norm per frequency band", xlabel="step", ylabel="‖e_i‖")
-    a2.set(title="mean embedding-gradient row norm", xlabel="step", ylabel="‖∂L/∂e_i‖", yscale="log")
-    a1.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-
-
 def train(
     config: TrainConfig,
     *,
@@ -192,152 +173,219 @@ def train(
     """Train a model on ``shards["train"]`` (evaluating on ``shards["val"]``) and write the run into ``out_dir``.
 
     ``callbacks(step, model)`` run after every optimizer step, before the finiteness checks.
-    ``resume=True`` continues from ``out_dir/checkpoint`` exactly where it stopped.
+    ``resume=True`` continues from ``out_dir/checkpoint`` exactly where it stopped. The result holds
+    the trained model (``TrainResult.model``), so nothing needs to be read back from disk.
     """
     out_dir = Path(out_dir)
     make_folder(out_dir)
-    ckpt_dir = out_dir / CHECKPOINT_DIR
+    train_shard = _check_inputs(config, tokenizer, shards)
+    device = resolve_device(config.device)
+    counts = token_counts(train_shard.tokens, tokenizer.vocab_size)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        run = _Run(config, tokenizer=tokenizer, shards=shards, counts=counts, device=device, out_dir=out_dir)
+        if resume:
+            run.restore()
+        if not (out_dir / "run_config.json").exists():
+            write_json(out_dir / "run_config.json", config.to_dict())
+        run.loop(progress=progress, callbacks=callbacks)
+    return run.finish()
+
+
+def _check_inputs(config: TrainConfig, tokenizer, shards):
+    """The train shard, once the model's vocab size and the shard's tokenizer are known to match ``tokenizer``."""
     if config.model.vocab_size in (0, None):
         config.model.vocab_size = tokenizer.vocab_size
     if config.model.vocab_size != tokenizer.vocab_size:
-        raise ConfigError(f"model.vocab_size={config.model.vocab_size} but the tokenizer has {tokenizer.vocab_size} tokens; drop model.vocab_size")
-    train_shard, val_shard = shards["train"], shards.get("val")
+        raise ConfigError(f"model.vocab_size={config.model.vocab_size} but the tokenizer has {tokenizer.vocab_size} tokens; "
+                          "drop model.vocab_size", param="model.vocab_size")
+    train_shard = shards["train"]
     if train_shard.fingerprint != tokenizer.fingerprint:
         raise FingerprintMismatchError(
             f"train shard fingerprint {train_shard.fingerprint[:12]} differs from the tokenizer's {tokenizer.fingerprint[:12]}; "
             "rebuild the shards with this tokenizer"
         )
-    device = resolve_device(config.device)
-    counts = token_counts(train_shard.tokens, tokenizer.vocab_size)
-    band_of_np, bands = frequency_bands(counts)
-    total_steps = _total_steps(config, train_shard.bytes_per_token)
-    tokens_per_step = config.batch_size * config.seq_len * config.grad_accum
-    log_every = config.log_every or max(1, total_steps // 100)
+    return train_shard
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(config.seed)
-        model = build_model(config.model, token_counts=counts, seed=config.seed, embedding_dropout=config.embedding_dropout)
-        model.to(device)
-        optimizer = torch.optim.AdamW(param_groups(model, config), betas=config.betas, eps=1e-8)
-        stream = TokenStream(train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len)
-        start_step, history = 0, []
-        band_stats: dict[str, Any] = {"bands": bands, "steps": [], "norm": [], "grad_norm": []}
-        train_seconds = 0.0
-        if resume:
-            start_step, history, band_stats, train_seconds = _restore(ckpt_dir, config, model, optimizer, stream, device)
-        if not (out_dir / "run_config.json").exists():
-            write_json(out_dir / "run_config.json", config.to_dict())
 
-        band_of = torch.from_numpy(band_of_np).to(device)
-        band_sizes = torch.bincount(band_of, minlength=len(bands)).clamp(min=1).double()
-        autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-        ce_kwargs = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
+class _Run:
+    """The state of one training run: model, optimizer, data position, history, band monitor, clock."""
 
-        def save(step: int) -> None:
-            tensors, opt_meta = optimizer_to_tensors(optimizer)
-            tensors.update(_rng_state(device))
-            state = {
-                "step": step,
-                "total_steps": total_steps,
-                "stream": stream.state(),
-                "optimizer": opt_meta,
-                "history": history,
-                "band_stats": band_stats,
-                "train_seconds": train_seconds,
-                "config": config.to_dict(),
-            }
-            save_checkpoint(ckpt_dir, model=model, tokenizer=tokenizer, config=config, train_tensors=tensors, train_state=state)
+    def __init__(self, config: TrainConfig, *, tokenizer, shards, counts, device: torch.device, out_dir: Path):
+        self.config, self.tokenizer, self.device = config, tokenizer, device
+        self.train_shard, self.val_shard = shards["train"], shards.get("val")
+        self.ckpt_dir = out_dir / CHECKPOINT_DIR
+        self.out_dir = out_dir
+        self.total_steps = _total_steps(config, self.train_shard.bytes_per_token)
+        self.tokens_per_step = config.batch_size * config.seq_len * config.grad_accum
+        self.log_every = config.log_every or max(1, self.total_steps // 100)
+        self.model = build_model(config.model, token_counts=counts, seed=config.seed, embedding_dropout=config.embedding_dropout)
+        self.model.to(device)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config), betas=config.betas, eps=1e-8)
+        self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len)
+        self.start_step, self.history, self.train_seconds = 0, [], 0.0
+        self.monitor = _BandMonitor(counts, device)
+        self.autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+        self.ce_kwargs = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
 
+    def restore(self) -> None:
+        self.start_step, self.history, self.monitor.stats, self.train_seconds = _restore(
+            self.ckpt_dir, self.config, self.model, self.optimizer, self.stream, self.device)
+
+    def save(self, step: int) -> None:
+        tensors, opt_meta = optimizer_to_tensors(self.optimizer)
+        tensors.update(_rng_state(self.device))
+        state = {
+            "step": step,
+            "total_steps": self.total_steps,
+            "stream": self.stream.state(),
+            "optimizer": opt_meta,
+            "history": self.history,
+            "band_stats": self.monitor.stats,
+            "train_seconds": self.train_seconds,
+            "config": self.config.to_dict(),
+        }
+        save_checkpoint(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, config=self.config,
+                        train_tensors=tensors, train_state=state)
+
+    def loop(self, *, progress: bool, callbacks) -> None:
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
-        model.train()
-        step = start_step
-        t_last, tok_last = time.perf_counter(), 0
-        for step in range(start_step + 1, total_steps + 1):
+            bar = tqdm(total=self.total_steps, initial=self.start_step, desc="train", unit="step", dynamic_ncols=True)
+        self.model.train()
+        self._t_last, self._tok_last = time.perf_counter(), 0
+        for step in range(self.start_step + 1, self.total_steps + 1):
             t0 = time.perf_counter()
-            mult = lr_multiplier(step - 1, total_steps=total_steps, warmup_steps=config.warmup_steps, min_lr_ratio=config.min_lr_ratio)
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * mult
-            loss_sum = 0.0
-            for micro in range(config.grad_accum):
-                x, y = stream.next()
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with autocast:
-                    loss = model.loss(x, y, **ce_kwargs)  # mean CE (nats) over B·T targets
-                if not bool(torch.isfinite(loss)):
-                    raise NonFiniteError(
-                        f"loss is {loss.item()} at step {step} (micro-batch {micro}); the last good checkpoint is kept — "
-                        "lower lr, enable grad_clip or check the data"
-                    )
-                (loss / config.grad_accum).backward()
-                loss_sum += loss.item()
-            logging_now = step % log_every == 0 or step == total_steps
-            if logging_now:
-                _record_bands(model, band_of, band_sizes, len(bands), band_stats, step)
-            if config.grad_clip:
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                if not bool(torch.isfinite(gnorm)):
-                    for name, p in model.named_parameters():
-                        if p.grad is not None:
-                            _check_finite(f"gradient of {name}", p.grad, step)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            for cb in callbacks:
-                cb(step, model)
-            _check_embedding(model, step)
-            train_seconds += time.perf_counter() - t0
-            tok_last += tokens_per_step
-            if logging_now:
-                now = time.perf_counter()
-                entry = {
-                    "step": step,
-                    "tokens": step * tokens_per_step,
-                    "bytes": step * tokens_per_step * train_shard.bytes_per_token,
-                    "loss": loss_sum / config.grad_accum,
-                    "lr": config.lr * mult,
-                    "tokens_per_s": tok_last / max(now - t_last, 1e-9),
-                    "seconds": train_seconds,
-                    "epoch": stream.epoch,
-                }
-                t_last, tok_last = now, 0
-                if config.eval_every and step % config.eval_every == 0 and val_shard is not None and len(val_shard) > 1:
-                    r = evaluate(model, tokenizer, val_shard, seq_len=config.seq_len, batch_size=config.batch_size,
-                                 max_tokens=config.eval_tokens, device=device)
-                    model.train()
-                    entry.update(val_loss=r.loss, val_bpb=r.bits_per_byte)
-                history.append(entry)
+            mult = self.step(step, callbacks)
+            self.train_seconds += time.perf_counter() - t0
+            self._tok_last += self.tokens_per_step
+            if self._logging(step):
+                entry = self.log_entry(step, mult)
                 if bar is not None:
                     bar.set_postfix(loss=f"{entry['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
             if bar is not None:
                 bar.update(1)
-            if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == total_steps:
-                save(step)
+            if (self.config.checkpoint_every and step % self.config.checkpoint_every == 0) or step == self.total_steps:
+                self.save(step)
         if bar is not None:
             bar.close()
-        if start_step >= total_steps:  # nothing left to do (resume of a finished run)
-            save(total_steps)
+        if self.start_step >= self.total_steps:  # nothing left to do (resume of a finished run)
+            self.save(self.total_steps)
 
-    band_stats["mean_norm"] = _column_means(band_stats["norm"])
-    band_stats["mean_grad_norm"] = _column_means(band_stats["grad_norm"])
-    write_json(out_dir / "history.json", history)
-    write_json(out_dir / "band_stats.json", band_stats)
-    if band_stats["steps"]:
-        _plot_bands(band_stats, out_dir / "bands.png")
-    tokens = total_steps * tokens_per_step
-    return TrainResult(
-        checkpoint=ckpt_dir,
-        history=history,
-        band_stats=band_stats,
-        seconds=train_seconds,
-        tokens_per_s=tokens / train_seconds if train_seconds > 0 else float("nan"),
-        steps=total_steps,
-        tokens=tokens,
-        bytes=tokens * train_shard.bytes_per_token,
-        model=model,
-    )
+    def _logging(self, step: int) -> bool:
+        return step % self.log_every == 0 or step == self.total_steps
+
+    def step(self, step: int, callbacks) -> float:
+        """One optimizer step (``grad_accum`` micro-batches); returns the LR multiplier used."""
+        config, model, optimizer = self.config, self.model, self.optimizer
+        mult = lr_multiplier(step - 1, total_steps=self.total_steps, warmup_steps=config.warmup_steps,
+                             min_lr_ratio=config.min_lr_ratio)
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * mult
+        loss_sum = 0.0
+        for micro in range(config.grad_accum):
+            x, y = self.stream.next()
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with self.autocast:
+                loss = model.loss(x, y, **self.ce_kwargs)  # mean CE (nats) over B·T targets
+            if not bool(torch.isfinite(loss)):
+                raise NonFiniteError(
+                    f"loss is {loss.item()} at step {step} (micro-batch {micro}); the last good checkpoint is kept — "
+                    "lower lr, enable grad_clip or check the data"
+                )
+            (loss / config.grad_accum).backward()
+            loss_sum += loss.item()
+        self._loss = loss_sum / config.grad_accum
+        if self._logging(step):
+            self.monitor.record(model, step)
+        if config.grad_clip:
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if not bool(torch.isfinite(gnorm)):
+                for name, p in model.named_parameters():
+                    if p.grad is not None:
+                        _check_finite(f"gradient of {name}", p.grad, step)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        for cb in callbacks:
+            cb(step, model)
+        _check_embedding(model, step)
+        return mult
+
+    def log_entry(self, step: int, mult: float) -> dict[str, Any]:
+        """Append the history entry of ``step`` (with a validation score every ``eval_every`` steps)."""
+        config, now = self.config, time.perf_counter()
+        entry = {
+            "step": step,
+            "tokens": step * self.tokens_per_step,
+            "bytes": step * self.tokens_per_step * self.train_shard.bytes_per_token,
+            "loss": self._loss,
+            "lr": config.lr * mult,
+            "tokens_per_s": self._tok_last / max(now - self._t_last, 1e-9),
+            "seconds": self.train_seconds,
+            "epoch": self.stream.epoch,
+        }
+        self._t_last, self._tok_last = now, 0
+        val = self.val_shard
+        if config.eval_every and step % config.eval_every == 0 and val is not None and len(val) > 1:
+            r = evaluate(self.model, self.tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
+                         max_tokens=config.eval_tokens, device=self.device)
+            self.model.train()
+            entry.update(val_loss=r.loss, val_bpb=r.bits_per_byte)
+        self.history.append(entry)
+        return entry
+
+    def finish(self) -> TrainResult:
+        """Write history.json, band_stats.json and bands.png; the result with the trained model."""
+        band_stats = self.monitor.finish()
+        write_json(self.out_dir / "history.json", self.history)
+        write_json(self.out_dir / "band_stats.json", band_stats)
+        if band_stats["steps"]:
+            plot_bands(band_stats, self.out_dir / "bands.png")
+        tokens = self.total_steps * self.tokens_per_step
+        return TrainResult(
+            checkpoint=self.ckpt_dir,
+            history=self.history,
+            band_stats=band_stats,
+            seconds=self.train_seconds,
+            tokens_per_s=tokens / self.train_seconds if self.train_seconds > 0 else float("nan"),
+            steps=self.total_steps,
+            tokens=tokens,
+            bytes=tokens * self.train_shard.bytes_per_token,
+            model=self.model,
+        )
+
+
+class _BandMonitor:
+    """Rare-token monitor: mean embedding-row norm and embedding-gradient row norm per frequency band
+    (:func:`tokembed.metrics.frequency_bands` of the training counts) at every logged step."""
+
+    def __init__(self, counts, device: torch.device):
+        band_of_np, bands = frequency_bands(counts)
+        self.stats: dict[str, Any] = {"bands": bands, "steps": [], "norm": [], "grad_norm": []}
+        self.n_bands = len(bands)
+        self.band_of = torch.from_numpy(band_of_np).to(device)
+        self.band_sizes = torch.bincount(self.band_of, minlength=self.n_bands).clamp(min=1).double()
+
+    @torch.no_grad()
+    def record(self, model: Transformer, step: int) -> None:
+        E = model.embedding.weight_matrix().detach().float()  # (V, D)
+        norms = torch.bincount(self.band_of, weights=E.norm(dim=1).double(), minlength=self.n_bands) / self.band_sizes
+        self.stats["steps"].append(step)
+        self.stats["norm"].append([float(v) for v in norms.tolist()])
+        g = _embedding_row_grad(model)
+        if g is None:
+            self.stats["grad_norm"].append([None] * self.n_bands)
+        else:
+            gn = torch.bincount(self.band_of, weights=g.detach().float().norm(dim=1).double(),
+                                minlength=self.n_bands) / self.band_sizes
+            self.stats["grad_norm"].append([float(v) for v in gn.tolist()])
+
+    def finish(self) -> dict[str, Any]:
+        self.stats["mean_norm"] = _column_means(self.stats["norm"])
+        self.stats["mean_grad_norm"] = _column_means(self.stats["grad_norm"])
+        return self.stats
 
 
 def _column_means(rows: list[list[float | None]]) -> list[float | None]:
@@ -348,20 +396,6 @@ def _column_means(rows: list[list[float | None]]) -> list[float | None]:
         vals = [v for v in col if v is not None]
         out.append(float(np.mean(vals)) if vals else None)
     return out
-
-
-@torch.no_grad()
-def _record_bands(model, band_of, band_sizes, n_bands, band_stats, step) -> None:
-    E = model.embedding.weight_matrix().detach().float()  # (V, D)
-    norms = torch.bincount(band_of, weights=E.norm(dim=1).double(), minlength=n_bands) / band_sizes
-    band_stats["steps"].append(step)
-    band_stats["norm"].append([float(v) for v in norms.tolist()])
-    g = _embedding_row_grad(model)
-    if g is None:
-        band_stats["grad_norm"].append([None] * n_bands)
-    else:
-        gn = torch.bincount(band_of, weights=g.detach().float().norm(dim=1).double(), minlength=n_bands) / band_sizes
-        band_stats["grad_norm"].append([float(v) for v in gn.tolist()])
 
 
 def _recover_checkpoint(ckpt_dir: Path) -> None:
