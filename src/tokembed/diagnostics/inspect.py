@@ -281,6 +281,7 @@ def _fmt_row(d: dict) -> dict:
 
 
 def _sections(s: dict, figs: dict[str, str]) -> list[str]:
+    """The report sections: headline and geometry here, the rest in :func:`_sections_rest`."""
     g = s["geometry"]
     out = [R.section("Headline", "".join(R.paragraph(h) for h in s["headline"]))]
     out.append(
@@ -338,6 +339,12 @@ def _sections(s: dict, figs: dict[str, str]) -> list[str]:
         )
         parts += [R.warning_box("LM head: " + w) for w in gh["warnings"]]
     out.append(R.section("Collapse and geometry", *parts))
+    return out + _sections_rest(s, figs)
+
+
+def _sections_rest(s: dict, figs: dict[str, str]) -> list[str]:
+    """Frequency, under-trained tokens, probes, projections, neighbours, contextual geometry and timings."""
+    out: list[str] = []
     fq = s.get("frequency")
     if fq:
         if "bands" in fq:
