@@ -17,6 +17,7 @@ __all__ = ["print_json", "add_corpus_args", "corpus_from_args", "FLAGS", "error_
 #: renames a parameter: library errors name the parameter (``vocab_size``) and set ``error.param``.
 FLAGS: dict[str, dict[str, str]] = {
     "tokenizer": {"vocab_size": "--vocab-size"},
+    "eval": {"seq_len": "--seq-len", "batch_size": "--batch-size", "max_tokens": "--max-tokens"},
     "train": {
         "vocab_size": "config key or override vocab_size=N",
         "tokenizer": "--tokenizer, or config key or override tokenizer=KIND",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import print_json
+from ._common import FLAGS, print_json
 from ..corpus import Corpus
 from ..errors import ConfigError
 from ..training.shards import load_shards
@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     for name in ("seq_len", "batch_size", "max_tokens"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} {value}; pass a positive number")
+            raise ConfigError(f"{FLAGS['eval'][name]} {value}; pass a positive number")
     device = str(resolve_device(args.device))
     ckpt = resolve_checkpoint(args.checkpoint)
     model, tokenizer, config = load_checkpoint(ckpt, device=device)
