@@ -42,3 +42,11 @@ def test_study_skip_of_a_misspelt_kind_suggests_the_right_one(tmp_path, capsys):
     cfg = StudyConfig.from_name("tiny", tokenizers=["byte", "bytepe"], designs=["tied"])
     res = run_study(cfg, Corpus(), tmp_path / "s")
     assert any("did you mean 'bytebpe'" in s["reason"] for s in res.skipped)
+
+
+def test_a_decode_error_names_the_parameter_and_the_cli_its_flag(tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff broken\n")
+    assert main(["tokenizer", "train", "--kind", "bytebpe", "--vocab-size", "300", "-o", str(tmp_path / "t"), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass errors='replace' (errors: --errors)" in err

@@ -118,7 +118,7 @@ def parse_layers(spec: str | list[int] | None, n_layers: int) -> list[int]:
         try:
             i = int(s)
         except ValueError:
-            raise ConfigError(f"--layers item {s!r} is not an integer; pass 'all' or e.g. '0,-1'") from None
+            raise ConfigError(f"layers item {s!r} is not an integer; pass layers='all' or e.g. '0,-1'", param="layers") from None
         j = i + n_layers if i < 0 else i
         if not 0 <= j < n_layers:
             raise ConfigError(f"layer {i} is out of range: the model has layers 0..{n_layers - 1} (0 = embedding output)")

@@ -18,6 +18,8 @@ __all__ = ["print_json", "add_corpus_args", "corpus_from_args", "FLAGS", "error_
 FLAGS: dict[str, dict[str, str]] = {
     "tokenizer": {"vocab_size": "--vocab-size"},
     "eval": {"seq_len": "--seq-len", "batch_size": "--batch-size", "max_tokens": "--max-tokens"},
+    "embed": {"layers": "--layers"},
+    "*": {"errors": "--errors", "resume": "--resume"},  # flags with one meaning wherever they exist
     "train": {
         "vocab_size": "config key or override vocab_size=N",
         "tokenizer": "--tokenizer, or config key or override tokenizer=KIND",
@@ -35,7 +37,7 @@ def error_message(command: str | None, error: Exception) -> str:
     'too small'
     """
     param = getattr(error, "param", None)
-    how = FLAGS.get(command or "", {}).get(param) if param else None
+    how = (FLAGS.get(command or "", {}).get(param) or FLAGS["*"].get(param)) if param else None
     return f"{error} ({param}: {how})" if how else str(error)
 
 

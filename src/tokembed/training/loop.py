@@ -411,7 +411,7 @@ def _recover_checkpoint(ckpt_dir: Path) -> None:
 def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: TokenStream, device):
     _recover_checkpoint(ckpt_dir)
     if not (ckpt_dir / "train_state.json").is_file():
-        raise ArtifactError(f"{ckpt_dir}: no train_state.json to resume from; start without --resume")
+        raise ArtifactError(f"{ckpt_dir}: no train_state.json to resume from; start with resume=False", param="resume")
     state = read_json(ckpt_dir / "train_state.json")
     saved = state["config"]
     now = config.to_dict()
