@@ -38,6 +38,7 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
     ("tokembed.cli.train", "tokembed.training.config"): ("torch", _CLI_HELP),
     ("tokembed.cli.eval", "tokembed.training.plots"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.plots"): ("torch", _CLI_HELP),
+    ("tokembed.cli.train", "tokembed.training.distributed"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.pipeline"): ("torch", _CLI_HELP),
     ("tokembed.cli.vectors", "tokembed.embeddings.pretrained"): ("torch", _CLI_HELP),
     # diagnostics read numpy sources; only a tokembed checkpoint needs the model (torch)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..tokenizers import KINDS, load_tokenizer, train_tokenizer
+from . import distributed as _dist
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate
 from .loop import TrainResult, train
@@ -70,7 +71,7 @@ def train_and_evaluate(
     ``seq_len`` and ``batch_size``."""
     result = train(config, tokenizer=tokenizer, shards=shards, out_dir=out_dir, resume=resume, progress=progress)
     val = shards.get("val")
-    if val is None or len(val) < 2:
+    if val is None or len(val) < 2 or not _dist.context().is_main:  # data-parallel: rank 0 evaluates
         return RunResult(train=result, eval=None)
     device = next(result.model.parameters()).device  # evaluate where it trained
     ev = evaluate(result.model, tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
