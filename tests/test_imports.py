@@ -35,6 +35,7 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
     ("tokembed.cli.eval", "tokembed.training.checkpoint"): ("torch", _CLI_HELP),
     ("tokembed.cli.eval", "tokembed.training.evaluate"): ("torch", _CLI_HELP),
     ("tokembed.cli.study", "tokembed.study"): ("torch", _CLI_HELP),
+    ("tokembed.cli.study", "tokembed.training.distributed"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.config"): ("torch", _CLI_HELP),
     ("tokembed.cli.eval", "tokembed.training.plots"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.plots"): ("torch", _CLI_HELP),

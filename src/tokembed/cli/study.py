@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ._common import add_corpus_args, corpus_from_args
 
@@ -20,18 +21,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", help="study config (.toml or .yaml); keys are StudyConfig fields")
     p.add_argument("-o", "--output", default="study", metavar="DIR", help="output folder (default: ./study)")
     p.add_argument("--quick", action="store_true", help="the small preset: 3 tokenizers × 3 designs, about 2 minutes on 2 cores")
+    p.add_argument("--nproc", type=int, default=0, metavar="N",
+                   help="spread the grid over N processes on this machine: re-runs this command under torchrun; "
+                   "for several machines run torchrun yourself (docs/distributed.md)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..study import StudyConfig, run_study
 
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # the shortcut: the same command under torchrun
+        from ..training.distributed import launch
+
+        return launch(args.nproc, args.argv)
     preset = "quick" if args.quick else None
     if args.config:
         config = StudyConfig.from_file(args.config, preset=preset)
     else:
         config = StudyConfig.from_name(preset or "default")
     result = run_study(config, corpus_from_args(args), args.output)
+    if int(os.environ.get("RANK", "0")) != 0:  # a torchrun worker: rank 0 reports
+        return 0
     print(f"study done in {result.seconds:.0f}s: {len(result.rows)} runs, {len(result.skipped)} skipped")
     print(f"results: {result.out_dir / 'results.csv'}  {result.out_dir / 'results.json'}")
     print(f"report:  {result.report}")

@@ -46,6 +46,7 @@ from ..training.config import TrainConfig
 from ..training.pipeline import prepare_tokenizer, train_and_evaluate
 from ..training.shards import build_shards, load_shards
 from .config import StudyConfig, design_overrides, steps_for_budget
+from .distributed import rank0_done, rank_context, run_over_ranks, wait_for_rank0
 from .report import write_report as write_html_report
 
 
@@ -213,6 +214,8 @@ def run_study(
     config = config or StudyConfig()
     config.validate()
     out = _output_folder(out_dir)
+    ctx = rank_context()  # dist: the ranks of a torchrun job (a world of 1 otherwise)
+    wait_for_rank0(ctx)  # dist: the other ranks plan after rank 0 and find its tokenizers and shards
     corpus, corpus_info = _prepare_corpus(corpus if corpus is not None else Corpus(), config, out, log)
     skipped: list[dict[str, str]] = []
     notes: list[str] = []
@@ -222,14 +225,17 @@ def run_study(
     log(f"study: {n_tok} tokenizer(s) of {len(kinds)} kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) "
         f"= {n_tok * len(designs) * len(config.seeds)} runs, budget {config.budget_bytes:,} text bytes each -> {out}")
     specs = _plan_runs(config, kinds, designs, corpus, out, log, skipped, notes)
-    results = _run_all(specs, config, log, skipped)
+    rank0_done(ctx)
+    results = run_over_ranks(specs, lambda mine, cfg: _run_all(mine, cfg, log, skipped), config=config,
+                             skipped=skipped, ctx=ctx)  # dist: this rank's share of the grid, all ranks' results
     rows = [results[s.run_id][0] for s in specs if s.run_id in results]
     details = {s.run_id: results[s.run_id][1] for s in specs if s.run_id in results}
     result = StudyResult(out_dir=out, rows=rows, details=details, skipped=skipped, config=config,
                          corpus=corpus_info, seconds=time.perf_counter() - t_start, notes=notes)
-    write_results(result)
-    if write_report:
-        result.report = write_html_report(result)
+    if ctx.is_main:  # dist: rank 0 writes the results and the report
+        write_results(result)
+        if write_report:
+            result.report = write_html_report(result)
     result.seconds = time.perf_counter() - t_start
     return result
 
