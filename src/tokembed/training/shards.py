@@ -316,7 +316,8 @@ def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shar
         tokens = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n,))
         n_docs = int(meta["n_docs"])
         idx_path = out_dir / f"{s}.docs.bin"
-        doc_index = np.fromfile(idx_path, dtype=np.int64).reshape(n_docs, 2) if n_docs else np.zeros((0, 2), np.int64)
+        doc_index = (np.memmap(idx_path, dtype=np.int64, mode="r", shape=(n_docs, 2)) if n_docs  # on disk, like the tokens
+                     else np.zeros((0, 2), np.int64))
         shards[s] = Shard(
             tokens=tokens,
             n_bytes=int(meta["n_bytes"]),
