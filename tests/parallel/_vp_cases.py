@@ -87,9 +87,10 @@ def reference(name: str, world: int) -> dict:
         with torch.no_grad():
             (head.bias if c["tied"] else head.proj.bias).copy_(data["b"])
     h = torch.tanh(lin(emb(data["ids"])))
+    h.retain_grad()
     loss = head.loss(h, data["targets"], **c["opts"])
     loss.backward()
-    out = dict(loss=loss.detach(), logits=head(h).detach(), emb=emb.weight.grad, lin_w=lin.weight.grad, lin_b=lin.bias.grad)
+    out = dict(loss=loss.detach(), logits=head(h).detach(), h=h.grad, emb=emb.weight.grad, lin_w=lin.weight.grad, lin_b=lin.bias.grad)
     if not c["tied"]:
         out["head_w"] = head.proj.weight.grad
     if c["bias"]:

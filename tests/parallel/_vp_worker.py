@@ -14,7 +14,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from _vp_cases import CASES, PAD_VALUE, V, D, body, case_data
-from tokembed.parallel import VocabParallelEmbedding, VocabParallelHead
+from tokembed.parallel import VocabParallelEmbedding, VocabParallelHead, vocab_parallel_cross_entropy
 from tokembed.parallel.embedding import gather_rows
 
 
@@ -31,11 +31,12 @@ def run_case(name: str, world: int) -> dict:
             head.bias[s.n_valid :] = PAD_VALUE
     lin = body(data)
     h = torch.tanh(lin(emb(data["ids"])))
-    loss = head.loss(h, data["targets"], **c["opts"])
+    h.retain_grad()
+    loss = head.loss(h, data["targets"], **c["opts"])  # the fused projection + loss
     loss.backward()
     with torch.no_grad():
         logits = head.gather_logits(h)
-    out = dict(loss=loss.detach(), logits=logits, lin_w=lin.weight.grad, lin_b=lin.bias.grad)
+    out = dict(loss=loss.detach(), logits=logits, h=h.grad, lin_w=lin.weight.grad, lin_b=lin.bias.grad)
     out["emb"] = gather_rows(emb.weight.grad, s)
     pads = [emb.weight.grad[s.n_valid :]]
     if not c["tied"]:
@@ -46,6 +47,12 @@ def run_case(name: str, world: int) -> dict:
         pads.append(head.bias.grad[s.n_valid :])
     out["pad_grad_abs_sum"] = torch.stack([p.abs().sum() for p in pads]).sum().reshape(1)
     out["pad_rows"] = torch.tensor([s.rows - s.n_valid])
+    # after every parameter gradient was read (this pass adds to them)
+    h2 = h.detach().requires_grad_(True)  # the unfused loss on the local logits: same loss and dL/dh
+    loss2 = vocab_parallel_cross_entropy(head(h2), data["targets"], s, **c["opts"])
+    loss2.backward()
+    unfused = dict(loss=loss2.detach(), h=h2.grad)
+    out |= {f"unfused_{k}": v for k, v in unfused.items()}
     return {k: v.contiguous() for k, v in out.items()}
 
 

@@ -11,7 +11,7 @@ Launch with ``torchrun``; every rank of the group must see the same token ids. S
 """
 
 from .comm import PAD_MULTIPLE, VocabShard, copy_to_region, gather_from_region, group_rank, group_size, reduce_from_region
-from .cross_entropy import vocab_parallel_cross_entropy, vocab_parallel_cross_entropy_reference
+from .cross_entropy import vocab_parallel_cross_entropy, vocab_parallel_cross_entropy_reference, vocab_parallel_linear_cross_entropy
 from .embedding import VocabParallelEmbedding
 from .head import VocabParallelHead
 
@@ -22,6 +22,7 @@ __all__ = [
     "VocabParallelHead",
     "vocab_parallel_cross_entropy",
     "vocab_parallel_cross_entropy_reference",
+    "vocab_parallel_linear_cross_entropy",
     "copy_to_region",
     "reduce_from_region",
     "gather_from_region",

@@ -1,8 +1,9 @@
 """VocabParallelHead: ``z = W^T h + b`` with the V logit columns split across ranks.
 
 Unlike :class:`~tokembed.heads.UntiedHead` / :class:`~tokembed.heads.TiedHead`, ``forward(h)``
-returns only this rank's columns ``(..., V/W)`` and :meth:`VocabParallelHead.loss` feeds them
-to :func:`~tokembed.parallel.cross_entropy.vocab_parallel_cross_entropy`, so no rank ever holds
+returns only this rank's columns ``(..., V/W)`` and :meth:`VocabParallelHead.loss` computes them
+inside :func:`~tokembed.parallel.cross_entropy.vocab_parallel_linear_cross_entropy` (the same loss
+with the projection fused in: one ``(N, V/W)`` buffer per rank), so no rank ever holds
 the ``(N, V)`` logits. The input passes through
 :func:`~tokembed.parallel.comm.copy_to_region` (identity forward, all-reduce SUM of ``dL/dh``
 backward), because every rank's columns depend on the same ``h``.
@@ -31,7 +32,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError
 from .comm import VocabShard, copy_to_region, gather_from_region
-from .cross_entropy import vocab_parallel_cross_entropy
+from .cross_entropy import vocab_parallel_linear_cross_entropy
 from .embedding import VocabParallelEmbedding, gather_rows, init_shard_, load_shard_
 
 __all__ = ["VocabParallelHead"]
@@ -89,8 +90,13 @@ class VocabParallelHead(nn.Module):
         return F.linear(h, self.weight, self.bias)  # (..., D) -> (..., V/W): z_r = W_r h + b_r
 
     def loss(self, h: torch.Tensor, targets: torch.Tensor, **kwargs) -> torch.Tensor:
-        """Cross-entropy of the full softmax (options as :func:`vocab_parallel_cross_entropy`); h (..., D), targets (...)."""
-        return vocab_parallel_cross_entropy(self(h), targets, self.shard, group=self.group, **kwargs)
+        """Cross-entropy of the full softmax (options as :func:`vocab_parallel_cross_entropy`); h (..., D), targets (...).
+
+        Fused with the projection: one ``(N, V/W)`` fp32 buffer per rank (see
+        :func:`vocab_parallel_linear_cross_entropy`).
+        """
+        h = copy_to_region(h, self.group)
+        return vocab_parallel_linear_cross_entropy(h, self.weight, self.bias, targets, self.shard, group=self.group, **kwargs)
 
     def gather_logits(self, h: torch.Tensor) -> torch.Tensor:
         """The full logits ``(..., V)`` on every rank (evaluation and tests only: this is the tensor the loss avoids)."""
