@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from _common import machine, paired_ratio, write_results  # noqa: F401  (adds src/ to sys.path)
 from tokembed.embeddings import MemmapEmbedding
@@ -55,8 +56,6 @@ def _loss_step(head, h, t) -> None:
 
 def loss_worker(args) -> None:
     """One rank: build the head and inputs, then measure peak RSS of loss fwd+bwd ``--repeats`` times."""
-    import torch.distributed as dist  # noqa: PLC0415  (torch, not tokembed: only the worker needs a group)
-
     torch.set_num_threads(1)
     if args.mode == "vp" and "RANK" in os.environ:
         dist.init_process_group("gloo")
@@ -163,7 +162,7 @@ def main() -> None:
     ap.add_argument("--worlds", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--table-rows", type=int, default=262_144)
     ap.add_argument("--batch-ids", type=int, default=8192)
-    ap.add_argument("--lookup-repeats", type=int, default=9)
+    ap.add_argument("--lookup-repeats", type=int, default=21)
     ap.add_argument("--only", choices=["loss", "memmap"], default=None)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", choices=["full", "vp"], help=argparse.SUPPRESS)
