@@ -144,7 +144,19 @@ class _LinearCE(torch.autograd.Function):
         return grad_h, grad_w, grad_b, None, None
 
 
-def _check(shard: VocabShard, logits, targets, temperature, label_smoothing, z_loss, reduction) -> None:
+def _prepare(
+    shard: VocabShard,
+    lead: tuple,
+    targets: torch.Tensor,
+    *,
+    group=None,
+    temperature: float = 1.0,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> tuple[torch.Tensor, int, _Opts, str]:
+    """Validate the options and targets (before any collective); return flat targets (N,), kept count, options."""
     if reduction not in _REDUCTIONS:
         raise ConfigError(f"reduction={reduction!r} is not one of {_REDUCTIONS}")
     if not temperature > 0:
@@ -153,13 +165,20 @@ def _check(shard: VocabShard, logits, targets, temperature, label_smoothing, z_l
         raise ConfigError(f"label_smoothing={label_smoothing} must be in [0, 1]")
     if not z_loss >= 0.0:
         raise ConfigError(f"z_loss={z_loss} must be >= 0 (PaLM uses 1e-4)")
-    if logits.shape[-1] != shard.rows:
-        raise ConfigError(
-            f"local logits have {logits.shape[-1]} columns but rank {shard.rank} owns {shard.rows} "
-            f"(V={shard.vocab_size} padded to {shard.padded} over {shard.world_size} ranks); pass this rank's shard"
-        )
-    if logits.shape[:-1] != targets.shape:
-        raise ConfigError(f"logits have leading shape {tuple(logits.shape[:-1])} but targets {tuple(targets.shape)}; they must match")
+    if tuple(lead) != tuple(targets.shape):
+        raise ConfigError(f"the inputs have leading shape {tuple(lead)} but targets {tuple(targets.shape)}; they must match")
+    t = targets.reshape(-1)  # (N,)
+    kept = t[t != ignore_index]
+    check_ids(kept, shard.vocab_size, where="vocab-parallel cross-entropy targets")
+    return t, kept.numel(), _Opts(shard, group, float(temperature), float(label_smoothing), float(z_loss), int(ignore_index)), reduction
+
+
+def _reduce(per: torch.Tensor, shape, n_kept: int, reduction: str) -> torch.Tensor:
+    if reduction == "none":
+        return per.reshape(shape)
+    if reduction == "sum":
+        return per.sum()
+    return per.sum() / n_kept  # mean over kept tokens (NaN when none, as F.cross_entropy)
 
 
 def vocab_parallel_cross_entropy(
@@ -189,36 +208,21 @@ def vocab_parallel_cross_entropy(
     >>> torch.allclose(a, b)
     True
     """
-    _check(shard, logits, targets, temperature, label_smoothing, z_loss, reduction)
-    t = targets.reshape(-1)  # (N,)
-    kept = t[t != ignore_index]
-    check_ids(kept, shard.vocab_size, where="vocab_parallel_cross_entropy targets")
-    o = _Opts(shard, group, float(temperature), float(label_smoothing), float(z_loss), int(ignore_index))
+    if logits.shape[-1] != shard.rows:
+        raise ConfigError(
+            f"local logits have {logits.shape[-1]} columns but rank {shard.rank} owns {shard.rows} "
+            f"(V={shard.vocab_size} padded to {shard.padded} over {shard.world_size} ranks); pass this rank's shard"
+        )
+    t, n_kept, o, reduction = _prepare(
+        shard, logits.shape[:-1], targets, group=group, temperature=temperature, label_smoothing=label_smoothing,
+        z_loss=z_loss, ignore_index=ignore_index, reduction=reduction,
+    )
     per = _VocabParallelCE.apply(logits.reshape(-1, shard.rows), t, o)  # (N,)
-    return _reduce(per, targets.shape, kept.numel(), reduction)
-
-
-def _reduce(per: torch.Tensor, shape, n_kept: int, reduction: str) -> torch.Tensor:
-    if reduction == "none":
-        return per.reshape(shape)
-    if reduction == "sum":
-        return per.sum()
-    return per.sum() / n_kept  # mean over kept tokens (NaN when none, as F.cross_entropy)
+    return _reduce(per, targets.shape, n_kept, reduction)
 
 
 def vocab_parallel_linear_cross_entropy(
-    h: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    targets: torch.Tensor,
-    shard: VocabShard,
-    *,
-    group=None,
-    temperature: float = 1.0,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    ignore_index: int = -100,
-    reduction: str = "mean",
+    h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, shard: VocabShard, *, group=None, **options
 ) -> torch.Tensor:
     """:func:`vocab_parallel_cross_entropy` of ``z_r = h W_r^T + b_r`` with the projection fused in.
 
@@ -226,18 +230,14 @@ def vocab_parallel_linear_cross_entropy(
     :func:`~tokembed.parallel.comm.copy_to_region` (``VocabParallelHead.loss`` does both). The
     local logits are computed inside and overwritten by the softmax and then by their own
     gradient, so the peak is one ``(N, V/W)`` fp32 buffer per rank instead of two or three.
-    Backward may run once (no ``retain_graph`` reuse).
+    Backward may run once (no ``retain_graph`` reuse). ``options``: temperature, label_smoothing,
+    z_loss, ignore_index, reduction, as :func:`vocab_parallel_cross_entropy`.
     """
     if weight.shape[0] != shard.rows:
         raise ConfigError(f"weight has {weight.shape[0]} rows but rank {shard.rank} owns {shard.rows} columns of V={shard.vocab_size}; pass this rank's shard")
-    probe = h.new_empty((*h.shape[:-1], shard.rows), device="meta")
-    _check(shard, probe, targets, temperature, label_smoothing, z_loss, reduction)
-    t = targets.reshape(-1)
-    kept = t[t != ignore_index]
-    check_ids(kept, shard.vocab_size, where="vocab_parallel_linear_cross_entropy targets")
-    o = _Opts(shard, group, float(temperature), float(label_smoothing), float(z_loss), int(ignore_index))
+    t, n_kept, o, reduction = _prepare(shard, h.shape[:-1], targets, group=group, **options)
     per = _LinearCE.apply(h.reshape(-1, h.shape[-1]), weight, bias, t, o)  # (N,)
-    return _reduce(per, targets.shape, kept.numel(), reduction)
+    return _reduce(per, targets.shape, n_kept, reduction)
 
 
 def vocab_parallel_cross_entropy_reference(
