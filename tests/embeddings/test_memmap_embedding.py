@@ -190,3 +190,9 @@ def test_retrieved_rows_equal_the_table_for_a_flat_index_and_approximate_it_for_
         flat(torch.tensor([[300]]))
     with pytest.raises(ArtifactError, match="does not exist"):
         RetrievedEmbedding.from_file(tmp_path / "missing.index")
+
+
+def test_importing_the_embeddings_does_not_import_faiss():
+    code = "import sys, tokembed.embeddings, tokembed.parallel; assert 'faiss' not in sys.modules, 'faiss imported eagerly'"
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
