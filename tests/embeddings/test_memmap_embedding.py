@@ -196,3 +196,25 @@ def test_importing_the_embeddings_does_not_import_faiss():
     code = "import sys, tokembed.embeddings, tokembed.parallel; assert 'faiss' not in sys.modules, 'faiss imported eagerly'"
     r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_eval_fast_path_equals_the_sorted_path_and_skips_the_sort(tmp_path, monkeypatch):
+    W = torch.randn(500, 4, generator=torch.Generator().manual_seed(2))
+    fast = MemmapEmbedding.create(tmp_path / "a.npy", 500, 4, weight=W, cache_rows=64).eval()
+    slow = MemmapEmbedding.create(tmp_path / "b.npy", 500, 4, weight=W, cache_rows=64)  # training mode: sorted path
+    g = torch.Generator().manual_seed(3)
+    for n_ids in (5, 30, 200):  # 200 distinct ids cannot fit 64 slots: the fast path falls back
+        ids = torch.randint(0, 500, (2, n_ids), generator=g)
+        with torch.no_grad():
+            assert torch.equal(fast(ids), W[ids]) and torch.equal(slow(ids), W[ids])
+    ids = torch.tensor([[1, 2, 3, 2]])
+    with torch.no_grad():
+        fast(ids)  # now cached
+
+        def no_sort(*a, **k):
+            raise AssertionError("the fast path sorted the batch")
+
+        monkeypatch.setattr(torch, "unique", no_sort)
+        before = fast.cache_info()["hits"]
+        assert torch.equal(fast(ids), W[ids])
+    assert fast.cache_info()["hits"] == before + 3  # unique ids, as the sorted path counts them

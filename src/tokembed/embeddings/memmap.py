@@ -75,6 +75,28 @@ class _RowCache:
             self._insert(uniq[miss], fresh)
         return out
 
+    def lookup_tokens(self, flat: torch.Tensor, read) -> torch.Tensor | None:
+        """Rows of every id of ``flat`` (N,) -> (N, D) without sorting the batch: the no-grad fast path.
+
+        Only the misses are deduplicated (``torch.unique`` of the few, not of N) and cached; the
+        rows are then gathered from the cache by slot. Returns None (the caller takes the sorted
+        path) when the misses do not fit in the slots this batch has not touched.
+        """
+        slots = self.slot_of[flat].long()  # (N,)
+        miss = slots < 0
+        self.tick += 1
+        self.used[slots[~miss]] = self.tick
+        new = torch.unique(flat[miss]) if bool(miss.any()) else flat[:0]  # (M,)
+        hits = int((self.used == self.tick).sum())  # unique cached ids of this batch
+        if len(new) > self.capacity - hits:
+            return None
+        self.hits += hits
+        self.misses += len(new)
+        if len(new):
+            self._insert(new, read(new))
+            slots[miss] = self.slot_of[flat[miss]].long()
+        return self.rows[slots]  # (N, D)
+
     def _insert(self, ids: torch.Tensor, rows: torch.Tensor) -> None:
         n = min(len(ids), self.capacity)
         if n == 0:
@@ -134,6 +156,11 @@ class MemmapEmbedding(nn.Module):
         return self._cache.lookup(uniq, self._file.read)[inv]
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if not (self.training and torch.is_grad_enabled()):  # no leaf needed: try the unsorted fast path
+            check_ids(ids, self.num_embeddings, where="MemmapEmbedding")
+            rows = self._cache.lookup_tokens(ids.reshape(-1).long(), self._file.read)
+            if rows is not None:
+                return rows.reshape(*ids.shape, self.embedding_dim)  # (B, T, D)
         uniq, inv = self._unique(ids, "MemmapEmbedding")
         rows = self._cache.lookup(uniq, self._file.read)  # (U, D)
         if self.training and torch.is_grad_enabled():
