@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from _launch import launch
+from _vp_launch import launch
 from _vp_cases import CASES, D, V, case_data, edge_ids, reference
 from tokembed.errors import ConfigError, TokenIdError
 from tokembed.heads import cross_entropy
