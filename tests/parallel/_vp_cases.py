@@ -13,6 +13,7 @@ from torch import nn
 
 from tokembed.embeddings import TokenEmbedding
 from tokembed.heads import TiedHead, UntiedHead
+from tokembed.model import ModelConfig, build_model
 from tokembed.parallel import VocabShard
 
 V, D, B, T = 300, 16, 2, 12
@@ -97,3 +98,42 @@ def reference(name: str, world: int) -> dict:
         out["head_b"] = (head.bias if c["tied"] else head.proj.bias).grad
     return out
 
+
+
+# ---------------------------------------------------------------- a whole Transformer, trained a few steps
+MODEL_CASES = {"transformer_tied_bias": "tied_bias", "transformer_untied": "untied"}
+MODEL_STEPS = 3
+
+
+def model_config(name: str) -> ModelConfig:
+    return ModelConfig(vocab_size=V, d_model=D, n_layers=1, n_heads=2, max_seq_len=16, head=MODEL_CASES[name])
+
+
+def model_batches(name: str) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(sum(map(ord, name)))
+    return [torch.randint(0, V, (B, 9), generator=g) for _ in range(MODEL_STEPS)]
+
+
+def train(model, name: str) -> list[torch.Tensor]:
+    """MODEL_STEPS AdamW steps on the case's batches; the loss of each step."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    losses = []
+    for ids in model_batches(name):
+        loss = model.loss(ids[:, :-1], ids[:, 1:], label_smoothing=0.1, z_loss=1e-4)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    return losses
+
+
+def reference_model(name: str) -> dict:
+    """Per-step losses and the final embedding/head tables of the single-process build_model."""
+    model = build_model(model_config(name), seed=0)
+    losses = train(model, name)
+    out = {"losses": torch.stack(losses), "emb": model.embedding.weight.detach()}
+    if MODEL_CASES[name] == "untied":
+        out |= {"head_w": model.head.proj.weight.detach(), "head_b": model.head.proj.bias.detach()}
+    else:
+        out["head_b"] = model.head.bias.detach()
+    return out

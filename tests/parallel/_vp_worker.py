@@ -13,8 +13,9 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 
-from _vp_cases import CASES, PAD_VALUE, V, D, body, case_data
+from _vp_cases import CASES, MODEL_CASES, PAD_VALUE, V, D, body, build_model, case_data, model_config, train
 from tokembed.parallel import VocabParallelEmbedding, VocabParallelHead, vocab_parallel_cross_entropy
+from tokembed.model import Transformer
 from tokembed.parallel.embedding import gather_rows
 
 
@@ -56,6 +57,25 @@ def run_case(name: str, world: int) -> dict:
     return {k: v.contiguous() for k, v in out.items()}
 
 
+def run_model(name: str) -> dict:
+    """The single-process model's weights moved into vocab-parallel layers, then trained the same steps."""
+    ref = build_model(model_config(name), seed=0)  # same seed on every rank: the starting point
+    emb = VocabParallelEmbedding(V, D).load_full_(ref.embedding.weight.detach())
+    tied = MODEL_CASES[name] != "untied"
+    head = VocabParallelHead(D, V, tie_to=emb if tied else None, bias=True)
+    if tied:
+        head.load_full_(None, ref.head.bias.detach())
+    else:
+        head.load_full_(ref.head.proj.weight.detach(), ref.head.proj.bias.detach())
+    model = Transformer(ref.config, embedding=emb, head=head)
+    model.blocks.load_state_dict(ref.blocks.state_dict())
+    model.ln_f.load_state_dict(ref.ln_f.state_dict())
+    out = {"losses": torch.stack(train(model, name)), "emb": gather_rows(emb.weight, emb.shard), "head_b": gather_rows(head.bias, head.shard)}
+    if not tied:
+        out["head_w"] = gather_rows(head.weight, head.shard)
+    return out
+
+
 def main() -> None:
     out_dir, names = sys.argv[1], sys.argv[2].split(",")
     torch.set_num_threads(1)
@@ -63,7 +83,8 @@ def main() -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
         for name in names:
-            save_file(run_case(name, world), os.path.join(out_dir, f"{name}.{rank}.safetensors"))
+            result = run_model(name) if name in MODEL_CASES else run_case(name, world)
+            save_file({k: v.contiguous() for k, v in result.items()}, os.path.join(out_dir, f"{name}.{rank}.safetensors"))
         dist.barrier()
     finally:
         dist.destroy_process_group()
