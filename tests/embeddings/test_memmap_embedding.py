@@ -92,9 +92,11 @@ def test_bad_files_and_ids_get_typed_errors(tmp_path):
     with open(tmp_path / "short.npy", "r+b") as f:
         f.truncate(200)
     (tmp_path / "junk.safetensors").write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    bad_entry = b'{"t": {"dtype": "F32", "shape": "x"}}'
+    (tmp_path / "entry.safetensors").write_bytes(struct.pack("<Q", len(bad_entry)) + bad_entry)
     (tmp_path / "t.bin").write_bytes(b"")
     for name, match in [("int.npy", "int32"), ("cube.npy", r"\[2, 2, 2\]"), ("fortran.npy", "Fortran"), ("objects.npy", "dtype"),
-                        ("short.npy", "truncated"), ("junk.safetensors", "header"), ("t.bin", "suffix"), ("missing.npy", "does not exist")]:
+                        ("short.npy", "truncated"), ("junk.safetensors", "header"), ("entry.safetensors", "malformed"), ("t.bin", "suffix"), ("missing.npy", "does not exist")]:
         with pytest.raises(ArtifactError, match=match):
             MemmapEmbedding(tmp_path / name)
     emb = MemmapEmbedding.create(tmp_path / "ok.npy", 5, 2)

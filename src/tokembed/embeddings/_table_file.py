@@ -104,13 +104,18 @@ def _safetensors_layout(path: Path, f, tensor_name: str | None) -> tuple:
     if name not in names:
         raise _bad(path, f"holds tensors {names[:10]}", "pass tensor_name= one of them" if tensor_name is None or names else "save one (V, D) tensor")
     info = header[name]
-    if info.get("dtype") not in _ST:
-        raise _bad(path, f"tensor {name!r} has dtype {info.get('dtype')}, not one of {sorted(_ST)}")
-    start, end = info["data_offsets"]
-    dtype = _ST[info["dtype"]]
-    shape = tuple(info["shape"])
+    try:
+        dtype_name, shape, (start, end) = info["dtype"], tuple(int(x) for x in info["shape"]), info["data_offsets"]
+        start, end = int(start), int(end)
+    except (KeyError, TypeError, ValueError) as e:
+        raise _bad(path, f"tensor {name!r} has a malformed entry {str(info)[:200]}") from e
+    if dtype_name not in _ST:
+        raise _bad(path, f"tensor {name!r} has dtype {dtype_name}, not one of {sorted(_ST)}")
+    dtype = _ST[dtype_name]
+    if not 0 <= start <= end:
+        raise _bad(path, f"tensor {name!r} has data_offsets [{start}, {end}]")
     if len(shape) == 2 and end - start != shape[0] * shape[1] * torch.empty((), dtype=dtype).element_size():
-        raise _bad(path, f"tensor {name!r} spans {end - start} bytes but shape {list(shape)} of {info['dtype']} needs another size")
+        raise _bad(path, f"tensor {name!r} spans {end - start} bytes but shape {list(shape)} of {dtype_name} needs another size")
     return shape, dtype, 8 + n + start
 
 
@@ -173,6 +178,8 @@ def create_table(path, num_rows: int, dim: int, *, dtype=torch.float32, init: st
                     f.write(_to_bytes(rows, dtype))
             f.flush()
             os.fsync(f.fileno())
+        with contextlib.suppress(FileNotFoundError):  # a journal of a table this one replaces must not be replayed into it
+            path.with_name(path.name + ".journal").unlink()
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
