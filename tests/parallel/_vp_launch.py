@@ -24,6 +24,23 @@ def free_port() -> int:
 
 
 def launch(script: Path, world: int, args: list[str], log_dir: Path, *, timeout: float = 60.0) -> None:
+    """Run ``world`` ranks of ``script``; fail with every rank's log unless all exit 0 within ``timeout``.
+
+    The free port can be taken by another process between choosing and binding it (a shared
+    machine); only that failure (EADDRINUSE in a log) is retried, once, on a new port.
+    """
+    for attempt in (0, 1):
+        hung, bad = _run_ranks(script, world, args, log_dir, timeout)
+        logs = [(log_dir / f"rank{r}.log").read_text() for r in range(world)]
+        if not (hung or bad):
+            return
+        if attempt == 0 and any("Address already in use" in text or "EADDRINUSE" in text for text in logs):
+            continue
+        text = "\n".join(f"--- rank {r} ---\n" + t[-3000:] for r, t in enumerate(logs))
+        pytest.fail(f"{len(hung)} rank(s) timed out after {timeout}s; exit codes {bad}\n{text}")
+
+
+def _run_ranks(script: Path, world: int, args: list[str], log_dir: Path, timeout: float) -> tuple[list, list]:
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world), OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([SRC, str(script.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
     procs, logs = [], []
@@ -44,7 +61,4 @@ def launch(script: Path, world: int, args: list[str], log_dir: Path, *, timeout:
             p.wait()
         for log in logs:
             log.close()
-    bad = [(r, p.returncode) for r, p in enumerate(procs) if p.returncode != 0]
-    if hung or bad:
-        text = "\n".join(f"--- rank {r} ---\n" + (log_dir / f"rank{r}.log").read_text()[-3000:] for r in range(world))
-        pytest.fail(f"{len(hung)} rank(s) timed out after {timeout}s; exit codes {bad}\n{text}")
+    return hung, [(r, p.returncode) for r, p in enumerate(procs) if p.returncode != 0]
