@@ -141,6 +141,8 @@ def test_bad_input_gets_typed_errors():
         vocab_parallel_cross_entropy(torch.zeros(2, 70), torch.tensor([0, 1]), shard)
     with pytest.raises(ConfigError, match="temperature"):
         vocab_parallel_cross_entropy(z, torch.tensor([0, 1]), shard, temperature=0.0)
+    with pytest.raises(ConfigError, match="label_smothing"):
+        VocabParallelHead(4, 70).loss(torch.zeros(2, 4), torch.tensor([0, 1]), label_smothing=0.1)
     with pytest.raises(TokenIdError):
         VocabParallelEmbedding(70, 4)(torch.tensor([[70]]))
     with pytest.raises(ConfigError, match="V=70"):

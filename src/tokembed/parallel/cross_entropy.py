@@ -144,19 +144,15 @@ class _LinearCE(torch.autograd.Function):
         return grad_h, grad_w, grad_b, None, None
 
 
-def _prepare(
-    shard: VocabShard,
-    lead: tuple,
-    targets: torch.Tensor,
-    *,
-    group=None,
-    temperature: float = 1.0,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-) -> tuple[torch.Tensor, int, _Opts, str]:
+_DEFAULTS = {"temperature": 1.0, "label_smoothing": 0.0, "z_loss": 0.0, "ignore_index": -100, "reduction": "mean"}
+
+
+def _prepare(shard: VocabShard, lead: tuple, targets: torch.Tensor, group, options: dict) -> tuple[torch.Tensor, int, _Opts, str]:
     """Validate the options and targets (before any collective); return flat targets (N,), kept count, options."""
+    unknown = sorted(set(options) - set(_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown loss option(s) {unknown}; the options are {sorted(_DEFAULTS)}")
+    temperature, label_smoothing, z_loss, ignore_index, reduction = ({**_DEFAULTS, **options}[k] for k in _DEFAULTS)
     if reduction not in _REDUCTIONS:
         raise ConfigError(f"reduction={reduction!r} is not one of {_REDUCTIONS}")
     if not temperature > 0:
@@ -213,10 +209,8 @@ def vocab_parallel_cross_entropy(
             f"local logits have {logits.shape[-1]} columns but rank {shard.rank} owns {shard.rows} "
             f"(V={shard.vocab_size} padded to {shard.padded} over {shard.world_size} ranks); pass this rank's shard"
         )
-    t, n_kept, o, reduction = _prepare(
-        shard, logits.shape[:-1], targets, group=group, temperature=temperature, label_smoothing=label_smoothing,
-        z_loss=z_loss, ignore_index=ignore_index, reduction=reduction,
-    )
+    options = {"temperature": temperature, "label_smoothing": label_smoothing, "z_loss": z_loss, "ignore_index": ignore_index, "reduction": reduction}
+    t, n_kept, o, reduction = _prepare(shard, logits.shape[:-1], targets, group, options)
     per = _VocabParallelCE.apply(logits.reshape(-1, shard.rows), t, o)  # (N,)
     return _reduce(per, targets.shape, n_kept, reduction)
 
@@ -235,7 +229,7 @@ def vocab_parallel_linear_cross_entropy(
     """
     if weight.shape[0] != shard.rows:
         raise ConfigError(f"weight has {weight.shape[0]} rows but rank {shard.rank} owns {shard.rows} columns of V={shard.vocab_size}; pass this rank's shard")
-    t, n_kept, o, reduction = _prepare(shard, h.shape[:-1], targets, group=group, **options)
+    t, n_kept, o, reduction = _prepare(shard, h.shape[:-1], targets, group, options)
     per = _LinearCE.apply(h.reshape(-1, h.shape[-1]), weight, bias, t, o)  # (N,)
     return _reduce(per, targets.shape, n_kept, reduction)
 
