@@ -56,8 +56,15 @@ class ByteBPETokenizer(HFTokenizer):
             raise TokenizerFileError(
                 f"{source}: not a plain byte-level BPE (see tiktoken_path.byte_level_bpe); load the tokenizer.json as kind 'hf'"
             )
+        from_ranks = (options or {}).get("source") == "tiktoken"  # a rank file: tiktoken defines its ids
         super().__init__(
-            engine, special_tokens=special_tokens, add_special_tokens=False, options=options, tiktoken=tiktoken, _byte_level=bpe
+            engine,
+            special_tokens=special_tokens,
+            add_special_tokens=False,
+            options=options,
+            tiktoken=tiktoken,
+            tiktoken_defines_ids=from_ranks,
+            _byte_level=bpe,
         )
         #: The readable reference encoder over the same merges (used for BPE-dropout).
         self.reference = bpe.reference()

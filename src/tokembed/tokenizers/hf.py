@@ -40,6 +40,7 @@ from typing import Any, Literal
 from ..errors import ConfigError, TokenizerError, TokenizerFileError
 from ..vocab import Vocab
 from .base import Tokenizer, register
+from .tiktoken_path import TiktokenPath, has_disputed
 
 __all__ = ["HFTokenizer", "KNOWN_ROLES", "ENGINE_FILE", "vocab_from_engine", "detect_roles", "engine_from_file", "train_engine"]
 
@@ -229,6 +230,10 @@ class HFTokenizer(Tokenizer):
         special_tokens: role -> string; default: detected from the engine (see :func:`detect_roles`).
         add_special_tokens: default for ``encode``: add the post-processor's special tokens.
         options: recorded in ``tokembed.json``.
+        tiktoken: encode byte-level BPE vocabularies with tiktoken (same ids, faster).
+        tiktoken_defines_ids: the vocabulary comes from a tiktoken rank file, so tiktoken's ids are
+            the reference on every text (else the engine's are, on the rare texts the two split
+            differently; see :func:`~tokembed.tokenizers.tiktoken_path.has_disputed`).
     """
 
     def __init__(
@@ -239,11 +244,10 @@ class HFTokenizer(Tokenizer):
         add_special_tokens: bool = True,
         options: Mapping[str, Any] | None = None,
         tiktoken: bool = True,
+        tiktoken_defines_ids: bool = False,
         _byte_level: Any = None,
     ):
         from tokenizers import Tokenizer as Engine
-
-        from .tiktoken_path import TiktokenPath
 
         self.engine = engine  # as given: saved verbatim, padding/truncation included
         self._stored_truncation = engine.truncation
@@ -264,11 +268,16 @@ class HFTokenizer(Tokenizer):
         self.add_special_tokens = bool(add_special_tokens)
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
         byte_level = self._is_byte_level()
-        adds_tokens = self.add_special_tokens and engine.num_special_tokens_to_add(False) > 0
+        #: the post-processor adds tokens (e.g. ``[CLS] ... [SEP]``) when asked to.
+        self._adds_tokens = engine.num_special_tokens_to_add(False) > 0
         #: decode(encode(x)) == x for every x without lone surrogates (byte-level, nothing added).
-        self.lossless = byte_level and not adds_tokens
+        self.lossless = byte_level and not (self.add_special_tokens and self._adds_tokens)
         #: tiktoken over the same vocabulary when it is byte-level BPE (same ids, faster); else None.
-        self.fast_path = TiktokenPath.for_engine(self._plain, bpe=_byte_level) if tiktoken and byte_level else None
+        self.fast_path = (
+            TiktokenPath.for_engine(self._plain, bpe=_byte_level, engine_defines_ids=not tiktoken_defines_ids)
+            if tiktoken and byte_level
+            else None
+        )
 
     # -- engine facts ------------------------------------------------------------------
     def _is_byte_level(self) -> bool:
@@ -301,16 +310,24 @@ class HFTokenizer(Tokenizer):
         padding: bool = False,
         **sampling: Any,
     ) -> list[int]:
-        """Text -> ids; see :meth:`encode_with_offsets` for the options."""
+        """Text -> ids; see :meth:`encode_with_offsets` for the options.
+
+        Never computes offsets: ordinary text goes through tiktoken when the vocabulary is
+        byte-level BPE (:attr:`fast_path`), else through the engine's ``encode_batch_fast``;
+        only a post-processor's tokens around allowed specials, truncation or padding need the
+        engine's full encoding.
+        """
         if sampling:  # subword regularization: the base class cuts out allowed specials, _sample does the rest
             if add_special_tokens or truncation or padding:
                 raise ConfigError("subword sampling cannot be combined with add_special_tokens/truncation/padding")
             return Tokenizer.encode(self, text, allowed_special=allowed_special, disallowed_special=disallowed_special, **sampling)
-        if self.fast_path is not None and not (allowed_special or truncation or padding):
-            if not isinstance(text, str):
-                raise TokenizerError(f"encode takes a str, got {type(text).__name__}; decode bytes first")
-            self._check_disallowed(text, set(), disallowed_special)
-            return self.fast_path.encode(text)
+        asp = self.add_special_tokens if add_special_tokens is None else bool(add_special_tokens)
+        if not (truncation or padding):
+            if not allowed_special or not (asp and self._adds_tokens):
+                allowed = self._check_encode_args(text, allowed_special, disallowed_special)
+                if not allowed:
+                    return self._encode_plain(text, asp)
+                return Tokenizer.encode(self, text, allowed_special=allowed, disallowed_special=disallowed_special)
         return self.encode_with_offsets(
             text,
             allowed_special=allowed_special,
@@ -318,8 +335,13 @@ class HFTokenizer(Tokenizer):
             add_special_tokens=add_special_tokens,
             truncation=truncation,
             padding=padding,
-            **sampling,
         )[0]
+
+    def _encode_plain(self, text: str, add_special_tokens: bool) -> list[int]:
+        """Ordinary text (special strings as text) -> ids, post-processor tokens added if asked; no offsets."""
+        if self.fast_path is not None and not (add_special_tokens and self._adds_tokens):
+            return self.fast_path.encode(text)
+        return self._plain.encode_batch_fast([_without_lone_surrogates(text)], add_special_tokens=add_special_tokens)[0].ids
 
     def encode_with_offsets(
         self,
@@ -349,6 +371,11 @@ class HFTokenizer(Tokenizer):
         asp = self.add_special_tokens if add_special_tokens is None else bool(add_special_tokens)
         allowed = self._allowed(allowed_special)
         self._check_disallowed(text, allowed, disallowed_special)
+        fast = self.fast_path
+        if fast is not None and fast.engine is None and not (truncation or padding) and has_disputed(text):
+            # tiktoken defines the ids (a rank file) and the engine may split this text otherwise:
+            # offsets from tiktoken's tokens' bytes (the generic path), so ids equal encode()'s.
+            return Tokenizer.encode_with_offsets(self, text, allowed_special=allowed, disallowed_special=disallowed_special)
         engine = self._engine_for(truncation, padding)
         text = _without_lone_surrogates(text)
         if not allowed:
@@ -423,7 +450,7 @@ class HFTokenizer(Tokenizer):
             return self._sample(text, **sampling)
         if self.fast_path is not None:
             return self.fast_path.encode(text)
-        return self._plain.encode(_without_lone_surrogates(text), add_special_tokens=self.add_special_tokens).ids
+        return self._encode_plain(text, False)
 
     def _encode_ordinary_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """tiktoken in large blocks per worker when available, else the engine's parallel batch encoder
@@ -432,6 +459,11 @@ class HFTokenizer(Tokenizer):
             return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
         return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)]
+
+    def _token_bytes(self, i: int) -> bytes:
+        if self.fast_path is None:
+            return super()._token_bytes(i)
+        return self.fast_path.encoding.decode_single_token_bytes(i)
 
     def _decode(self, ids: Sequence[int]) -> str:
         if self._holes:

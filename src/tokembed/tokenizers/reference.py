@@ -17,7 +17,7 @@ normal encode, and decoding stays lossless because tokens are still byte strings
 
 Its regex engine is Python's ``regex`` module, whose Unicode tables can be newer than the
 engines': on code points unassigned in Python's ``unicodedata`` (see
-:func:`~tokembed.tokenizers.tiktoken_path.disputed_code_points`) it may split differently.
+:func:`~tokembed.tokenizers.tiktoken_path.has_disputed`) it may split differently.
 
 >>> ref = ReferenceBPE.from_merges([(b"a", b"b"), (b"ab", b"c")], pattern=PATTERNS["gpt2"])
 >>> ref.encode("abc ab")   # 256 = b"ab", 257 = b"abc"; " ab" has no merge for b" a"
