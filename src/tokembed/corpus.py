@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .artifacts import atomic_write_text
 from .errors import ConfigError, CorpusError, DecodeError, EmptyCorpusError
 
 __all__ = [
@@ -98,8 +99,6 @@ def default_corpus_path() -> Path:
     path = _cache_dir() / f"default-corpus-py{sys.version_info.major}{sys.version_info.minor}-{key}.txt"
     if path.is_file():
         return path
-    from .artifacts import atomic_write_text
-
     parts = []
     for doc in _stdlib_docstrings():
         lines = [ln.rstrip() for ln in doc.replace("\x00", "").splitlines()]

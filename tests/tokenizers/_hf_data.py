@@ -24,7 +24,7 @@ def real_text_file(tmp_path_factory):
 
 def disputed(text: str) -> bool:
     """True when ``text`` holds a code point the engines' Unicode tables may classify differently."""
-    from tokembed.tokenizers.tiktoken_path import has_disputed
+    from tokembed.tokenizers.tiktoken_engine import has_disputed
 
     return has_disputed(text)
 

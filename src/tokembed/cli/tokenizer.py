@@ -15,6 +15,8 @@ import math
 from typing import Any
 
 from ..errors import ConfigError
+from ..tokenizers import load_tokenizer, train_tokenizer
+from ..tokenizers.stats import STAT_COLUMNS, compare_tokenizers
 from ._common import add_corpus_args, corpus_from_args, print_json
 
 __all__ = ["add_parser", "parse_options"]
@@ -44,8 +46,6 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(path: str, args: argparse.Namespace):
-    from ..tokenizers import load_tokenizer
-
     from pathlib import Path
 
     opts = parse_options(getattr(args, "load_option", None))
@@ -93,8 +93,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..tokenizers import train_tokenizer
-
     opts = parse_options(args.option)
     for key in ("seed", "alpha", "lowercase"):
         if getattr(args, key) is not None:
@@ -142,8 +140,6 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..tokenizers.stats import STAT_COLUMNS, compare_tokenizers
-
     if args.max_lines is not None and args.max_lines < 1:
         raise ConfigError(f"--max-lines {args.max_lines}; pass a positive number")
     toks = {path: _load(path, args) for path in args.paths}

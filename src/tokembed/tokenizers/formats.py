@@ -37,7 +37,9 @@ from .._paths import existing_local_path, looks_like_hub_id
 from ..errors import ConfigError, TokenizerFileError
 from ..options import check_options
 from .base import META_FILE, Tokenizer
-from .hf import ENGINE_FILE, HFTokenizer, engine_from_file
+from .bytebpe import ByteBPETokenizer
+from .hf_engine import ENGINE_FILE, HFTokenizer, engine_from_file
+from .sentencepiece_engine import SentencePieceTokenizer
 from .reference import PATTERNS, bytes_to_unicode
 
 __all__ = [
@@ -111,13 +113,6 @@ def _sniff(p: Path, **kwargs: Any) -> Tokenizer:
 
 
 def _load_spm(p: Path, **kwargs: Any) -> Tokenizer:
-    try:
-        from .spm import SentencePieceTokenizer  # written on the tokspm branch
-    except ImportError:
-        raise TokenizerFileError(
-            f"{p}: sentencepiece .model files are loaded by tokembed.tokenizers.spm, which this build lacks; "
-            "update tokembed, or convert the model to tokenizer.json"
-        ) from None
     check_options(SentencePieceTokenizer.from_model_file, f"{p.name} (sentencepiece loader)", kwargs)
     return SentencePieceTokenizer.from_model_file(p, **kwargs)
 
@@ -273,8 +268,6 @@ def load_tiktoken(
     encodes the token with lower ranks only (as ``transformers`` converts tiktoken files).
     """
     from tokenizers import Tokenizer as Engine
-
-    from .bytebpe import ByteBPETokenizer
 
     path = Path(path)
     if pattern is None:

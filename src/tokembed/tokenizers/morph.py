@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..artifacts import read_json, write_json
-from ..errors import ConfigError, TokenizerError, TokenizerFileError
+from ..errors import ConfigError, TokenizerError, TokenizerFileError, require
 from .base import Tokenizer, register
-from .spm import SentencePieceTokenizer, SpmTrainConfig, _corpus_texts
+from .sentencepiece_engine import SentencePieceTokenizer, SpmTrainConfig, _corpus_texts
 
 __all__ = [
     "MorphTokenizer",
@@ -148,8 +148,6 @@ class MorfessorSegmenter:
             self._rebuild()
 
     def _new_model(self):
-        from ..errors import require
-
         morfessor = require("morfessor", extra="morph", feature="the morph tokenizer")
         return morfessor.BaselineModel(corpusweight=self.corpusweight)
 
@@ -345,7 +343,7 @@ class MorphTokenizer(Tokenizer):
 
         Options: ``segmenter`` (a Segmenter; default ``MorfessorSegmenter()``), ``subword``
         (``"unigram"`` or ``"bpe"``), ``segmenter_options`` (dict for the default segmenter),
-        and every :class:`~tokembed.tokenizers.spm.SpmTrainConfig` option.
+        and every :class:`~tokembed.tokenizers.sentencepiece_engine.SpmTrainConfig` option.
         """
         subword_kind = opts.pop("subword", "unigram")
         if subword_kind not in ("unigram", "bpe"):

@@ -37,10 +37,12 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigError, TokenizerError, TokenizerFileError
+from ..artifacts import atomic_write_text
+from ..corpus import Corpus
+from ..errors import ConfigError, EmptyCorpusError, TokenizerError, TokenizerFileError
 from ..vocab import Vocab
 from .base import Tokenizer, register
-from .tiktoken_path import TiktokenPath, has_disputed
+from .tiktoken_engine import TiktokenPath, has_disputed
 
 __all__ = ["HFTokenizer", "KNOWN_ROLES", "ENGINE_FILE", "vocab_from_engine", "detect_roles", "engine_from_file", "train_engine"]
 
@@ -201,9 +203,6 @@ def train_engine(engine, trainer, corpus: Any, *, alpha: float, seed: int) -> in
 
     Texts are streamed (never held in memory); an empty corpus is an :class:`EmptyCorpusError`.
     """
-    from ..corpus import Corpus
-    from ..errors import EmptyCorpusError
-
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
     count = 0
@@ -233,7 +232,7 @@ class HFTokenizer(Tokenizer):
         tiktoken: encode byte-level BPE vocabularies with tiktoken (same ids, faster).
         tiktoken_defines_ids: the vocabulary comes from a tiktoken rank file, so tiktoken's ids are
             the reference on every text (else the engine's are, on the rare texts the two split
-            differently; see :func:`~tokembed.tokenizers.tiktoken_path.has_disputed`).
+            differently; see :func:`~tokembed.tokenizers.tiktoken_engine.has_disputed`).
     """
 
     def __init__(
@@ -479,8 +478,6 @@ class HFTokenizer(Tokenizer):
 
     # -- artifacts -----------------------------------------------------------------------
     def _save_engine(self, folder: Path) -> None:
-        from ..artifacts import atomic_write_text
-
         atomic_write_text(folder / ENGINE_FILE, self.engine.to_str(pretty=True))
 
     @classmethod
