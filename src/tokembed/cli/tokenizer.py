@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from ..errors import ConfigError
-from ..tokenizers import load_tokenizer, train_tokenizer
+from ..tokenizers import load_tokenizer, train_tokenizer, trainable_kinds
 from ..tokenizers.stats import STAT_COLUMNS, compare_tokenizers
 from ._common import add_corpus_args, corpus_from_args, print_json
 
@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tsub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION", required=True)
 
     t = tsub.add_parser("train", help="train a tokenizer on a corpus (progress bar on stderr)")
-    t.add_argument("--kind", required=True, help="byte, char, bytebpe, bpe, wordpiece, unigram, morph")
+    t.add_argument("--kind", required=True, help=", ".join(trainable_kinds()))
     t.add_argument("--vocab-size", type=int, default=None)
     t.add_argument("-o", "--output", required=True, help="output folder")
     t.add_argument("--seed", type=int, default=None, help="seed of the language sampling (LANG=PATH corpora)")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from ..corpus import Corpus
 from ..errors import ConfigError
 from ..options import check_options
-from .base import DEFAULT_SPECIAL_TOKENS, KINDS, Tokenizer, register, tokenizer_class
+from .base import DEFAULT_SPECIAL_TOKENS, KINDS, Tokenizer, register, tokenizer_class, trainable_kinds
 from .bpe import BPETokenizer
 from .byte import ByteTokenizer
 from .bytebpe import ByteBPETokenizer
@@ -26,7 +26,7 @@ from .sentencepiece_engine import SentencePieceTokenizer
 from .unigram import UnigramTokenizer
 from .wordpiece import WordPieceTokenizer
 
-__all__ = ["Tokenizer", "ByteTokenizer", "KINDS", "DEFAULT_SPECIAL_TOKENS", "register", "tokenizer_class"]
+__all__ = ["Tokenizer", "ByteTokenizer", "KINDS", "DEFAULT_SPECIAL_TOKENS", "register", "tokenizer_class", "trainable_kinds"]
 __all__ += ["HFTokenizer", "ByteBPETokenizer", "WordPieceTokenizer"]
 __all__ += ["load_tokenizer", "train_tokenizer"]
 __all__ += ["SentencePieceTokenizer", "UnigramTokenizer", "BPETokenizer", "CharTokenizer"]
@@ -36,7 +36,7 @@ __all__ += ["MorphTokenizer", "Segmenter", "MorfessorSegmenter", "DictSegmenter"
 def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opts) -> Tokenizer:
     """Train a tokenizer of ``kind`` on ``corpus`` (a :class:`~tokembed.corpus.Corpus`, a list of
     corpus specs, or None for the built-in corpus)."""
-    cls = tokenizer_class(kind)
+    cls = tokenizer_class(kind, trainable=True)
     _check_train_options(cls, kind, opts)
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)

@@ -25,6 +25,8 @@ __all__ = ["BPETokenizer"]
 class BPETokenizer(SentencePieceTokenizer):
     """Character BPE with byte fallback (sentencepiece BPE, as Llama); BPE-dropout: ``encode(t, dropout=p, seed=)``."""
 
+    trainable = True
+
     @classmethod
     def train(cls, corpus: Any = None, vocab_size: int | None = None, **opts: Any) -> "BPETokenizer":
         """Train on ``corpus`` (Corpus or list of lines); options: :class:`SpmTrainConfig`."""

@@ -29,7 +29,8 @@ from ..corpus import DEFAULT_ALPHA
 from ..errors import ConfigError, TokenizerError, TokenizerFileError, VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
 from .hf_engine import ENGINE_FILE, HFTokenizer, _interactive, _without_lone_surrogates, engine_from_file, train_engine
-from .reference import PATTERNS, token_to_bytes
+from .patterns import resolve_pattern
+from .reference import token_to_bytes
 from .sampling import bpe_dropout
 from .tiktoken_engine import byte_level_bpe
 
@@ -43,6 +44,8 @@ DEFAULT_VOCAB_SIZE = 4096
 @register("bytebpe")
 class ByteBPETokenizer(HFTokenizer):
     """Byte-level BPE (no OOV, lossless). Build with :meth:`train` or load a saved folder."""
+
+    trainable = True
 
     def __init__(
         self,
@@ -106,9 +109,7 @@ class ByteBPETokenizer(HFTokenizer):
                 f"vocab size {vocab_size} cannot hold the 256 byte tokens and {minimum - 256} special tokens; "
                 f"pass --vocab-size >= {minimum}"
             )
-        regex = PATTERNS.get(pattern, pattern)
-        if not isinstance(regex, str) or not regex:
-            raise ConfigError(f"pattern={pattern!r}; pass 'cl100k', 'gpt2' or a regex string")
+        regex = resolve_pattern(pattern)
         engine = Tokenizer(models.BPE())
         try:
             split = pre_tokenizers.Split(Regex(regex), behavior="isolated")

@@ -23,6 +23,8 @@ __all__ = ["CharTokenizer"]
 class CharTokenizer(SentencePieceTokenizer):
     """Characters seen in training (``character_coverage``), byte fallback or ``<unk>`` for the rest."""
 
+    trainable = True
+
     @classmethod
     def train(cls, corpus: Any = None, vocab_size: int | None = None, **opts: Any) -> "CharTokenizer":
         """``vocab_size`` is an upper bound: the alphabet is what ``character_coverage`` keeps."""

@@ -40,7 +40,8 @@ from .base import META_FILE, Tokenizer
 from .bytebpe import ByteBPETokenizer
 from .hf_engine import ENGINE_FILE, HFTokenizer, engine_from_file
 from .sentencepiece_engine import SentencePieceTokenizer
-from .reference import PATTERNS, bytes_to_unicode
+from .patterns import resolve_pattern
+from .reference import bytes_to_unicode
 
 __all__ = [
     "load_tokenizer",
@@ -51,6 +52,9 @@ __all__ = [
     "looks_like_hub_id",
     "BERT_SPECIALS",
 ]
+
+#: The UTF-8 byte-order mark some editors write at the start of a text file.
+UTF8_BOM = b"\xef\xbb\xbf"
 
 #: BERT's special tokens, in the roles tokembed gives them.
 BERT_SPECIALS: dict[str, str] = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
@@ -147,6 +151,8 @@ def load_vocab_txt(
         raw = path.read_bytes()
     except OSError as e:
         raise TokenizerFileError(f"{path}: cannot read ({e})") from None
+    if raw.startswith(UTF8_BOM):  # an editor's byte-order mark, not part of token 0 (same ids, same fingerprint)
+        raw = raw[len(UTF8_BOM) :]
     vocab: dict[str, int] = {}
     for lineno, line in enumerate(raw.split(b"\n"), 1):
         if lineno > 1 and line == b"" and lineno == raw.count(b"\n") + 1:
@@ -275,7 +281,7 @@ def load_tiktoken(
             f"{path}: a tiktoken rank file does not store its regex; pass pattern='cl100k', 'gpt2' or the regex "
             "(CLI: --pattern)"
         )
-    regex = PATTERNS.get(pattern, pattern)
+    regex = resolve_pattern(pattern)
     ranks = read_tiktoken_ranks(path)
     specials = dict(special_tokens or {})
     for s, i in specials.items():

@@ -33,15 +33,17 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from ..artifacts import atomic_write_text
 from ..corpus import Corpus
-from ..errors import ConfigError, EmptyCorpusError, TokenizerError, TokenizerFileError
+from ..errors import ConfigError, EmptyCorpusError, TokembedError, TokenizerError, TokenizerFileError
 from ..vocab import Vocab
 from .base import Tokenizer, register
+from .patterns import catastrophic_group
 from .tiktoken_engine import TiktokenPath, has_disputed
 
 __all__ = ["HFTokenizer", "KNOWN_ROLES", "ENGINE_FILE", "vocab_from_engine", "detect_roles", "engine_from_file", "train_engine"]
@@ -75,9 +77,34 @@ def _line_of(text: str, needle: str) -> int:
     return text.count("\n", 0, pos) + 1 if pos >= 0 else 1
 
 
-def _check_model_vocab(path: Path, text: str, model: dict) -> None:
-    """The model's token -> id table must be a bijection onto non-negative ints, with its unk token in it."""
+def max_table_size(n_ids: int) -> int:
+    """Largest id table a vocabulary of ``n_ids`` ids may span: ids are dense, with a few reserved gaps.
+
+    A file whose ids run far beyond its token count (one id of 10^9 in a 66 KB file) would make
+    every id-indexed table (the Vocab, embedding rows) that large; it is refused before allocating.
+
+    >>> max_table_size(50_000)
+    101024
+    """
+    return 2 * n_ids + 1024
+
+
+def _check_ids_dense(where: str, ids: Collection[int]) -> None:
+    top = max(ids, default=-1)
+    if top + 1 > max_table_size(len(ids)):
+        raise TokenizerFileError(
+            f"{where}: id {top} is far beyond the {len(ids)} ids defined (at most {max_table_size(len(ids)) - 1} "
+            "allowed); token ids must be dense (0..N-1, few gaps) - renumber the vocabulary"
+        )
+
+
+def _check_model_vocab(path: Path, text: str, doc: dict) -> None:
+    """The model's token -> id table must be a bijection onto non-negative ints, with its unk token in it,
+    and the ids (with the added tokens') dense enough to index a table."""
+    model = doc["model"]
     vocab = model.get("vocab")
+    added = doc.get("added_tokens")
+    added_ids = {a["id"] for a in added if isinstance(a, dict) and isinstance(a.get("id"), int)} if isinstance(added, list) else set()
     if isinstance(vocab, dict):
         seen: dict[int, str] = {}
         for tok, i in vocab.items():
@@ -87,10 +114,54 @@ def _check_model_vocab(path: Path, text: str, model: dict) -> None:
             if i in seen:
                 raise TokenizerFileError(f"{where}: id {i} is given to both {seen[i]!r} and {tok!r}; each id names one token")
             seen[i] = tok
+        all_ids = set(seen) | added_ids
+        _check_ids_dense(f"{path}:{_line_of(text, str(max(all_ids, default=0)))}", all_ids)
         unk = model.get("unk_token")
         if isinstance(unk, str) and unk not in vocab:
             line = _line_of(text, '"unk_token"')
             raise TokenizerFileError(f"{path}:{line}: unk_token {unk!r} is not in the model vocab; add it or fix unk_token")
+
+
+def _regexes(node: Any) -> Iterator[str]:
+    """Every ``{"Regex": ...}`` pattern in a tokenizer.json (pre-tokenizers, normalizers, decoders)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("Regex"), str):
+            yield node["Regex"]
+        for v in node.values():
+            yield from _regexes(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _regexes(v)
+
+
+def _check_regexes(path: Path, text: str, doc: dict) -> None:
+    """A regex with nested unbounded quantifiers makes the engine panic on some texts: refuse it at load."""
+    for rx in _regexes({k: v for k, v in doc.items() if k != "model"}):
+        group = catastrophic_group(rx)
+        if group is not None:
+            line = _line_of(text, json.dumps(rx)[1:-1][:40])
+            raise TokenizerFileError(
+                f"{path}:{line}: regex {rx!r} nests unbounded quantifiers in {group!r} (exponential backtracking; "
+                "the engine aborts on some texts); fix the pattern, e.g. 'a+' instead of '(a+)+'"
+            )
+
+
+@contextmanager
+def engine_errors(what: str = "the tokenizer engine") -> Iterator[None]:
+    """Turn a failure inside the Rust engine (including pyo3's PanicException, a BaseException) into a
+    one-line :class:`TokenizerError`; interrupts pass through."""
+    try:
+        yield
+    except TokembedError:
+        raise
+    except BaseException as e:
+        if isinstance(e, _PASS_THROUGH):
+            raise
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise TokenizerError(
+            f"{what} failed on this text ({msg}); if the message names a regex (e.g. a retry limit), the tokenizer's "
+            "pattern backtracks catastrophically: fix the pattern"
+        ) from None
 
 
 def engine_from_file(path: str | os.PathLike):
@@ -119,7 +190,8 @@ def engine_from_file(path: str | os.PathLike):
         raise TokenizerFileError(f"{path}:1: JSON nested too deeply; this is not a tokenizer.json") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
         raise TokenizerFileError(f"{path}:1: no 'model' object; this is not a Hugging Face tokenizer.json")
-    _check_model_vocab(path, text, doc["model"])
+    _check_model_vocab(path, text, doc)
+    _check_regexes(path, text, doc)
     try:
         engine = Engine.from_str(text)
     except BaseException as e:  # serde's messages carry "line X column Y"
@@ -146,7 +218,9 @@ def vocab_from_engine(engine, special_tokens: Mapping[str, str] | None = None) -
     spelling at the lower id and becomes ``STRING<dup:ID>`` at the higher one, so the table is a
     bijection (only odd hand-made files have either).
     """
-    n = 1 + max(engine.get_vocab(with_added_tokens=True).values(), default=-1)
+    ids = set(engine.get_vocab(with_added_tokens=True).values())
+    _check_ids_dense("tokenizer engine", ids)
+    n = 1 + max(ids, default=-1)
     tokens: list[str] = []
     seen: set[str] = set()
     for i in range(n):
@@ -234,6 +308,8 @@ class HFTokenizer(Tokenizer):
             the reference on every text (else the engine's are, on the rare texts the two split
             differently; see :func:`~tokembed.tokenizers.tiktoken_engine.has_disputed`).
     """
+
+    trainable = False
 
     def __init__(
         self,
@@ -338,9 +414,10 @@ class HFTokenizer(Tokenizer):
 
     def _encode_plain(self, text: str, add_special_tokens: bool) -> list[int]:
         """Ordinary text (special strings as text) -> ids, post-processor tokens added if asked; no offsets."""
-        if self.fast_path is not None and not (add_special_tokens and self._adds_tokens):
-            return self.fast_path.encode(text)
-        return self._plain.encode_batch_fast([_without_lone_surrogates(text)], add_special_tokens=add_special_tokens)[0].ids
+        with engine_errors():  # a disputed text goes from the fast path to the HF engine
+            if self.fast_path is not None and not (add_special_tokens and self._adds_tokens):
+                return self.fast_path.encode(text)
+            return self._plain.encode_batch_fast([_without_lone_surrogates(text)], add_special_tokens=add_special_tokens)[0].ids
 
     def encode_with_offsets(
         self,
@@ -376,14 +453,17 @@ class HFTokenizer(Tokenizer):
             # offsets from tiktoken's tokens' bytes (the generic path), so ids equal encode()'s.
             return Tokenizer.encode_with_offsets(self, text, allowed_special=allowed, disallowed_special=disallowed_special)
         engine = self._engine_for(truncation, padding)
-        text = _without_lone_surrogates(text)
+        with engine_errors():
+            return self._engine_offsets(engine, _without_lone_surrogates(text), allowed, asp)
+
+    def _engine_offsets(self, engine, text: str, allowed: set[str], asp: bool) -> tuple[list[int], list[tuple[int, int]]]:
+        """The engine's ids and offsets; allowed specials cut out first (as HF does for added tokens), the
+        text between them encoded without post-processing, then the whole post-processed once."""
+        from tokenizers import Encoding
+
         if not allowed:
             enc = engine.encode(text, add_special_tokens=asp)
             return enc.ids, [tuple(o) for o in enc.offsets]
-        # Cut allowed specials out first (as HF does for added tokens), encode the text between them
-        # without post-processing, then post-process the whole once.
-        from tokenizers import Encoding
-
         pattern = re.compile("|".join(re.escape(s) for s in sorted(allowed, key=len, reverse=True)))
         parts, offsets, start = [], [], 0
         for m in [*pattern.finditer(text), None]:
@@ -413,9 +493,11 @@ class HFTokenizer(Tokenizer):
             if not isinstance(t, str):
                 raise TokenizerError(f"encode_batch takes str items, got {type(t).__name__}")
         if self.fast_path is not None:  # its vocabularies have no post-processor tokens to add
-            return self.fast_path.encode_batch(texts)
+            with engine_errors():
+                return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
-        return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=bool(add_special_tokens))]
+        with engine_errors():
+            return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=bool(add_special_tokens))]
 
     def _sample(self, text: str, **sampling: Any) -> list[int]:
         """Subword regularization of ordinary text; kinds that support it override this."""
@@ -455,9 +537,11 @@ class HFTokenizer(Tokenizer):
         """tiktoken in large blocks per worker when available, else the engine's parallel batch encoder
         (``encode_batch_fast``: the same ids, without computing offsets)."""
         if self.fast_path is not None:
-            return self.fast_path.encode_batch(texts)
+            with engine_errors():
+                return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
-        return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)]
+        with engine_errors():
+            return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)]
 
     def _token_bytes(self, i: int) -> bytes:
         if self.fast_path is None:

@@ -28,19 +28,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
+from .patterns import PATTERNS
+
 __all__ = ["PATTERNS", "ReferenceBPE", "bytes_to_unicode", "unicode_to_bytes", "token_to_bytes"]
-
-#: Pre-tokenization regexes. ``gpt2``: Radford et al. 2019 (openai/gpt-2 encoder.py, also tiktoken's
-#: ``gpt2``); ``cl100k``: tiktoken's ``cl100k_base`` (digits in groups of 1-3, case-insensitive
-#: contractions, punctuation keeps a following newline). Written without possessive quantifiers so
-#: Oniguruma (HF ``tokenizers``), fancy-regex (``tiktoken``) and Python ``regex`` read them alike.
-PATTERNS: dict[str, str] = {
-    "gpt2": r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
-    "cl100k": (
-        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-    ),
-}
-
 
 @lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:

@@ -138,6 +138,8 @@ class SentencePieceTokenizer(Tokenizer):
             (plain text unless allowed). False: leave them to the engine, which matches them in text.
     """
 
+    trainable = False
+
     def __init__(
         self,
         model_proto: bytes,

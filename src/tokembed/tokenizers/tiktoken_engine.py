@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .reference import PATTERNS, ReferenceBPE, token_to_bytes
+from .patterns import PATTERNS
+from .reference import ReferenceBPE, token_to_bytes
 
 __all__ = ["ByteLevelBPE", "byte_level_bpe", "TiktokenPath", "PROBE_TEXT", "MIN_BLOCK", "has_disputed"]
 

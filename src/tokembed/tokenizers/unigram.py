@@ -25,6 +25,8 @@ __all__ = ["UnigramTokenizer"]
 class UnigramTokenizer(SentencePieceTokenizer):
     """Unigram LM (Kudo 2018) trained by sentencepiece; sampling: ``encode(t, alpha=, nbest=, seed=)``."""
 
+    trainable = True
+
     @classmethod
     def train(cls, corpus: Any = None, vocab_size: int | None = None, **opts: Any) -> "UnigramTokenizer":
         """Train on ``corpus`` (Corpus or list of lines); options: :class:`SpmTrainConfig`."""

@@ -51,6 +51,8 @@ DEFAULT_VOCAB_SIZE = 4096
 class WordPieceTokenizer(HFTokenizer):
     """BERT-style WordPiece (``##`` continuations, ``[UNK]``); lossy, see the module docstring."""
 
+    trainable = True
+
     lossless = False
 
     def __init__(self, engine, *, special_tokens: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None):
