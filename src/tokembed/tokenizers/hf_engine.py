@@ -324,6 +324,8 @@ class HFTokenizer(Tokenizer):
     ):
         from tokenizers import Tokenizer as Engine
 
+        # Before anything indexes by id (HF's own to_str walks the id range: 10 s for one id of 10^9).
+        _check_ids_dense("tokenizer engine", set(engine.get_vocab(with_added_tokens=True).values()))
         self.engine = engine  # as given: saved verbatim, padding/truncation included
         self._stored_truncation = engine.truncation
         self._stored_padding = engine.padding
