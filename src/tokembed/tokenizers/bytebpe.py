@@ -28,7 +28,8 @@ from typing import Any
 from ..corpus import DEFAULT_ALPHA
 from ..errors import ConfigError, TokenizerError, TokenizerFileError, VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf_engine import ENGINE_FILE, HFTokenizer, _interactive, _without_lone_surrogates, engine_from_file, train_engine
+from .progress import show_progress
+from .hf_engine import ENGINE_FILE, HFTokenizer, _without_lone_surrogates, engine_from_file, train_engine
 from .patterns import resolve_pattern
 from .reference import token_to_bytes
 from .sampling import bpe_dropout
@@ -122,7 +123,7 @@ class ByteBPETokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=list(dict.fromkeys(specials.values())),
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=progress and _interactive(),
+            show_progress=progress and show_progress(None),
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
         options = {"pattern": pattern, "min_frequency": min_frequency, "alpha": alpha, "seed": seed}

@@ -265,13 +265,6 @@ def _without_lone_surrogates(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _interactive() -> bool:
-    """Progress bars only on a terminal (the engine's bars write blank lines into pipes and logs)."""
-    import sys
-
-    return sys.stderr.isatty()
-
-
 def train_engine(engine, trainer, corpus: Any, *, alpha: float, seed: int) -> int:
     """Train ``engine`` with ``trainer`` on ``corpus.training_texts(alpha=alpha, seed=seed)``; returns the text count.
 

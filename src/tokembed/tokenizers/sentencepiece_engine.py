@@ -46,6 +46,7 @@ from ..vocab import Vocab
 from . import _spm_proto as proto
 from .base import DEFAULT_SPECIAL_TOKENS, Tokenizer, register
 from .byte import byte_token
+from .progress import DELAY_S, elapsed, show_progress
 from .sampling import sample_nbest, spm_bpe_dropout, spm_score, spm_unigram_sample
 
 __all__ = [
@@ -270,8 +271,9 @@ class SentencePieceTokenizer(Tokenizer):
         try:
             if samp is None:
                 return self._enc.encode(texts, num_threads=threads)
-            if self._pieces is not None:
-                return [self._sample_one(t, samp) for t in texts]
+            if self._pieces is not None:  # one random stream over the texts of one call, in order
+                rng = random.Random(samp["seed"])
+                return [self._sample_one(t, samp, rng) for t in texts]
             # Models the Python sampler does not cover (normalising, dummy prefix, user-defined pieces):
             # the engine's own sampling, seeded, reproducible within one process only.
             with _SAMPLING_LOCK:
@@ -282,10 +284,9 @@ class SentencePieceTokenizer(Tokenizer):
         except (UnicodeEncodeError, TypeError) as e:
             raise _encode_error(texts, e) from None
 
-    def _sample_one(self, text: str, samp: dict[str, Any]) -> list[int]:
+    def _sample_one(self, text: str, samp: dict[str, Any], rng: random.Random) -> list[int]:
         if _SURROGATE.search(text):
             raise _encode_error([text], UnicodeEncodeError("utf-8", text, 0, 1, "surrogate"))
-        rng = random.Random(samp["seed"])
         if self.info.model_type == "bpe":
             return spm_bpe_dropout(self._pieces, text, samp["alpha"], rng)
         if samp["nbest_size"] < 0:
@@ -453,7 +454,8 @@ class SentencePieceTokenizer(Tokenizer):
         )  # fmt: skip
         spm.set_random_generator_seed(cfg.seed)
         try:
-            spm.SentencePieceTrainer.train(sentence_iterator=iter(feed), model_writer=model, **kwargs)
+            with elapsed(f"{model_type} training (sentencepiece)", enabled=cfg.progress):
+                spm.SentencePieceTrainer.train(sentence_iterator=iter(feed), model_writer=model, **kwargs)
         except RuntimeError as e:
             if feed.error is not None:
                 raise feed.error from None
@@ -510,7 +512,7 @@ class _Feed:
         self.error: BaseException | None = None
         from tqdm import tqdm
 
-        self.bar = tqdm(desc="tokenizer training: lines", unit=" lines", disable=(None if progress is None else not progress))
+        self.bar = tqdm(desc="tokenizer training: lines", unit=" lines", disable=not show_progress(progress), delay=DELAY_S)
 
     def __iter__(self) -> Iterator[str]:
         limit = self.max_bytes // 4  # chars per chunk: <= max_bytes bytes in UTF-8 (<= 4 bytes a char)

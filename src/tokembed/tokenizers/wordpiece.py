@@ -36,7 +36,8 @@ from typing import Any
 from ..corpus import DEFAULT_ALPHA, Corpus
 from ..errors import VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf_engine import ENGINE_FILE, HFTokenizer, _interactive, engine_from_file, train_engine
+from .progress import show_progress
+from .hf_engine import ENGINE_FILE, HFTokenizer, engine_from_file, train_engine
 
 __all__ = ["WordPieceTokenizer", "DEFAULT_WORDPIECE_SPECIALS", "DEFAULT_VOCAB_SIZE"]
 
@@ -108,7 +109,7 @@ class WordPieceTokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=fixed,
             continuing_subword_prefix="##",
-            show_progress=progress and _interactive(),
+            show_progress=progress and show_progress(None),
             **limit,
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
