@@ -26,15 +26,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-import numpy as np
-
 __all__ = ["SpmModelInfo", "PieceTable", "parse_model", "retype_pieces", "UNK_PENALTY", "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED", "UNUSED", "BYTE"]
 
 # SentencePiece.Type enum values (sentencepiece_model.proto).
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE, UNUSED = 1, 2, 3, 4, 6, 5
 MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
 #: Score of an unknown character below the lowest piece score (sentencepiece unigram_model.cc: kUnkPenalty).
-UNK_PENALTY = np.float32(10.0)
+UNK_PENALTY = 10.0
 
 
 @dataclass
@@ -177,8 +175,10 @@ class PieceTable:
     """A model's pieces as Python encoders need them (the references, and seeded sampling)."""
 
     def __init__(self, info: SpmModelInfo):
+        import numpy as np  # scores in float32, as the engine sums them; numpy stays out of `import tokembed`
+
         self.pieces = info.pieces
-        self.score: dict[str, np.float32] = {}
+        self.score: dict[str, "np.float32"] = {}
         self.id: dict[str, int] = {}
         self.byte_id: dict[int, int] = {}
         self.unk_id = 0

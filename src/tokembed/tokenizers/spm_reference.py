@@ -29,7 +29,7 @@ from . import _spm_proto as proto
 
 __all__ = ["reference_encode", "unigram_encode", "bpe_encode", "char_encode"]
 
-UNK_PENALTY = proto.UNK_PENALTY
+UNK_PENALTY = np.float32(proto.UNK_PENALTY)
 
 
 def _normalize(text: str) -> str:
