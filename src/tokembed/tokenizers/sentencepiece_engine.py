@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from ..corpus import Corpus
 from ..errors import ConfigError, EmptyCorpusError, TokenizerError, TokenizerFileError, VocabSizeError, require
 from ..vocab import Vocab
-from . import _spm_proto as proto
+from ._spm_proto import BYTE, CONTROL, UNKNOWN, UNUSED, USER_DEFINED, PieceTable, parse_model, retype_pieces
 from .base import DEFAULT_SPECIAL_TOKENS, Tokenizer, register
 from .byte import byte_token
 from .progress import DELAY_S, elapsed, show_progress
@@ -153,7 +153,7 @@ class SentencePieceTokenizer(Tokenizer):
         spm = _spm()
         self._proto = bytes(model_proto)
         try:
-            info = proto.parse_model(self._proto)
+            info = parse_model(self._proto)
         except ValueError as e:
             raise TokenizerFileError(f"{source}: not a sentencepiece model ({e}); pass a .model file written by sentencepiece") from e
         if not info.pieces:
@@ -175,8 +175,8 @@ class SentencePieceTokenizer(Tokenizer):
         self._special_ids = frozenset(self.vocab[s] for s in self.vocab.special_tokens.values())
         # The engine matches user-defined pieces in text; where those are special tokens, encode
         # with a copy of the model in which they are UNUSED (never produced from text).
-        matched = {i: proto.UNUSED for i in self._special_ids if info.pieces[i][2] == proto.USER_DEFINED}
-        self._enc = spm.SentencePieceProcessor(model_proto=proto.retype_pieces(self._proto, matched)) if matched else self._sp
+        matched = {i: UNUSED for i in self._special_ids if info.pieces[i][2] == USER_DEFINED}
+        self._enc = spm.SentencePieceProcessor(model_proto=retype_pieces(self._proto, matched)) if matched else self._sp
         # A literal "▁" would decode as a space: encode it as its byte tokens when the model has them.
         self._meta_bytes: list[int] | None = None
         if info.escape_whitespaces and all(byte_token(b) in self.vocab for b in META_PIECE.encode()):
@@ -188,15 +188,15 @@ class SentencePieceTokenizer(Tokenizer):
             and info.byte_fallback
             and self._meta_bytes is not None
         )
-        self._byte_ids = frozenset(i for i, (_, _, typ) in enumerate(info.pieces) if typ == proto.BYTE)
+        self._byte_ids = frozenset(i for i, (_, _, typ) in enumerate(info.pieces) if typ == BYTE)
         #: Piece table for seeded sampling in Python (the settings tokembed trains with), else None.
         self._pieces = (
-            proto.PieceTable(info)
+            PieceTable(info)
             if info.normalizer_name == "identity"
             and not info.add_dummy_prefix
             and not info.remove_extra_whitespaces
             and info.escape_whitespaces
-            and not any(typ == proto.USER_DEFINED for _, _, typ in info.pieces)
+            and not any(typ == USER_DEFINED for _, _, typ in info.pieces)
             else None
         )
         self.options = dict(options) if options is not None else {"model_type": info.model_type, "source": source}
@@ -211,10 +211,10 @@ class SentencePieceTokenizer(Tokenizer):
         for piece, _, typ in self.info.pieces:
             if piece in named:
                 continue
-            if typ == proto.CONTROL:
+            if typ == CONTROL:
                 out[f"control_{k_ctrl}"] = piece
                 k_ctrl += 1
-            elif typ == proto.USER_DEFINED and user_defined_as_special:
+            elif typ == USER_DEFINED and user_defined_as_special:
                 out[f"user_{k_user}"] = piece
                 k_user += 1
         return out
@@ -362,9 +362,9 @@ class SentencePieceTokenizer(Tokenizer):
     def _token_bytes(self, i: int) -> bytes:
         """Bytes of a piece in text (slow reference for offsets; only for lossless models)."""
         piece, _, typ = self.info.pieces[i]
-        if typ == proto.BYTE:
+        if typ == BYTE:
             return bytes([int(piece[3:5], 16)])
-        if i in self._special_ids or typ in (proto.UNKNOWN, proto.CONTROL):
+        if i in self._special_ids or typ in (UNKNOWN, CONTROL):
             raise TokenizerError(f"piece {piece!r} (id {i}) stands for no fixed bytes; use encode_with_offsets")
         return piece.replace(META_PIECE, " ").encode("utf-8")
 

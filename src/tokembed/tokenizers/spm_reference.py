@@ -25,20 +25,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _spm_proto as proto
+from ._spm_proto import UNK_PENALTY as _UNK_PENALTY
+from ._spm_proto import PieceTable, SpmModelInfo
 
 __all__ = ["reference_encode", "unigram_encode", "bpe_encode", "char_encode"]
 
-UNK_PENALTY = np.float32(proto.UNK_PENALTY)
+UNK_PENALTY = np.float32(_UNK_PENALTY)  # sentencepiece unigram_model.cc: kUnkPenalty
 
 
 def _normalize(text: str) -> str:
     return text.replace(" ", "\u2581")
 
 
-def unigram_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
+def unigram_encode(info: SpmModelInfo, text: str) -> list[int]:
     """Viterbi over the piece lattice: best[j] = max_i best[i] + score(text[i:j])."""
-    m, s = proto.PieceTable(info), _normalize(text)
+    m, s = PieceTable(info), _normalize(text)
     n = len(s)
     best: list[np.float32 | None] = [None] * (n + 1)
     back: list[tuple[int, bool]] = [(0, False)] * (n + 1)  # (start, known) of the best node ending here
@@ -66,9 +67,9 @@ def unigram_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
     return m.ids(pieces[::-1])
 
 
-def bpe_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
+def bpe_encode(info: SpmModelInfo, text: str) -> list[int]:
     """Greedy merges: the adjacent pair forming the best-scoring piece first, leftmost on ties."""
-    m = proto.PieceTable(info)
+    m = PieceTable(info)
     symbols = list(_normalize(text))
     while True:
         best, at = None, -1
@@ -82,9 +83,9 @@ def bpe_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
     return m.ids([(p, p in m.id) for p in symbols])
 
 
-def char_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
+def char_encode(info: SpmModelInfo, text: str) -> list[int]:
     """One piece per character."""
-    m = proto.PieceTable(info)
+    m = PieceTable(info)
     return m.ids([(c, c in m.id) for c in _normalize(text)])
 
 
