@@ -20,6 +20,7 @@ docstrings of the standard library (read with ``ast``, nothing is imported) and 
 from __future__ import annotations
 
 import ast
+import contextlib
 import glob
 import gzip
 import hashlib
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "MAX_LINE_BYTES",
     "CorpusWarning",
+    "corpus_notes",
     "looks_binary",
 ]
 
@@ -67,6 +69,25 @@ _SNIFF_BYTES = 8192
 
 class CorpusWarning(UserWarning):
     """Something in the corpus was read differently from how it is written (e.g. an over-long line split)."""
+
+
+@contextlib.contextmanager
+def corpus_notes() -> Iterator[None]:
+    """For command-line tools: show each :class:`CorpusWarning` as one ``note: ...`` line on stderr
+    (instead of Python's ``file:line: CorpusWarning: ...`` with a source line); other warnings as usual."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CorpusWarning):
+            print(f"note: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 #: Standard-library parts left out of the default corpus: tests, GUI demos and vendored code.
 _SKIP_STDLIB = {"site-packages", "dist-packages", "test", "tests", "idle_test", "idlelib", "lib2to3", "turtledemo", "ensurepip"}
 _DEFAULT_CORPUS_VERSION = "1"

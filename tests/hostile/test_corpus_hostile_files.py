@@ -85,3 +85,14 @@ def test_an_explicit_binary_file_is_still_an_error(tmp_path):
     p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + bytes(8))
     with pytest.raises(CorpusError, match="NUL byte"):
         list(Corpus([str(p)]).texts())
+
+
+def test_cli_notes_skipped_binary_files_in_one_line(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello corpus\nsecond line with more words\n" * 20)
+    (folder / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + bytes(8))
+    r = subprocess.run([sys.executable, "-m", "tokembed", "tokenizer", "train", "--kind", "byte", "-o", str(tmp_path / "t"), str(folder)],
+                       capture_output=True, text=True, env={"PYTHONPATH": SRC}, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines() == [f"note: {folder}: skipping 1 binary file(s) (NUL bytes or not UTF-8): {folder / 'model.safetensors'}"]

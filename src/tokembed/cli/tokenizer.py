@@ -14,6 +14,7 @@ import json
 import math
 from typing import Any
 
+from ..corpus import corpus_notes
 from ..errors import ConfigError
 from ..tokenizers import load_tokenizer, train_tokenizer, trainable_kinds
 from ..tokenizers.stats import STAT_COLUMNS, compare_tokenizers
@@ -97,7 +98,8 @@ def _train(args: argparse.Namespace) -> int:
     for key in ("seed", "alpha", "lowercase"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
-    tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size, **opts)
+    with corpus_notes():
+        tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size, **opts)
     if args.vocab_size is not None and tok.vocab_size < args.vocab_size:
         print(
             f"note: asked for {args.vocab_size} tokens, the corpus supports {tok.vocab_size} (no further merge/piece "
@@ -143,7 +145,8 @@ def _compare(args: argparse.Namespace) -> int:
     if args.max_lines is not None and args.max_lines < 1:
         raise ConfigError(f"--max-lines {args.max_lines}; pass a positive number")
     toks = {path: _load(path, args) for path in args.paths}
-    rows = compare_tokenizers(toks, corpus_from_args(args), max_lines=args.max_lines)
+    with corpus_notes():
+        rows = compare_tokenizers(toks, corpus_from_args(args), max_lines=args.max_lines)
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0
