@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 
 __all__ = ["SpmModelInfo", "PieceTable", "parse_model", "retype_pieces", "UNK_PENALTY", "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED", "UNUSED", "BYTE"]
 
@@ -193,6 +194,16 @@ class PieceTable:
         normal = [s for p, s, t in info.pieces if t == NORMAL]
         self.min_score = np.float32(min(normal)) if normal else np.float32(0.0)
         self.max_len = max((len(p) for p in self.id), default=1)
+
+    @cached_property
+    def float_score(self) -> dict[str, float]:
+        """Scores as Python floats (for the samplers' arithmetic)."""
+        return {p: float(v) for p, v in self.score.items()}
+
+    @cached_property
+    def prefixes(self) -> frozenset[str]:
+        """Every prefix of every piece: a lattice stops extending a span that is no piece's prefix."""
+        return frozenset(p[:k] for p in self.score for k in range(1, len(p) + 1))
 
     def ids(self, pieces: list[tuple[str, bool]]) -> list[int]:
         """(piece, known) in order -> ids, with byte fallback or merged ``<unk>`` for unknown pieces."""

@@ -29,7 +29,7 @@ from ..corpus import DEFAULT_ALPHA
 from ..errors import ConfigError, TokenizerError, TokenizerFileError, VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
 from .progress import show_progress
-from .hf_engine import ENGINE_FILE, HFTokenizer, _without_lone_surrogates, engine_from_file, train_engine
+from .hf_engine import ENGINE_FILE, HFTokenizer, _without_lone_surrogates, engine_errors, engine_from_file, train_engine
 from .patterns import resolve_pattern
 from .reference import token_to_bytes
 from .sampling import bpe_dropout
@@ -145,8 +145,10 @@ class ByteBPETokenizer(HFTokenizer):
             m = merges.get((a, b))
             return None if m is None else (m, m)  # merged ids grow in merge order: the id is the rank
 
+        with engine_errors():
+            pieces = self._plain.pre_tokenizer.pre_tokenize_str(_without_lone_surrogates(text))
         ids: list[int] = []
-        for piece, _ in self._plain.pre_tokenizer.pre_tokenize_str(_without_lone_surrogates(text)):
+        for piece, _ in pieces:
             ids.extend(bpe_dropout([byte_ids[b] for b in token_to_bytes(piece)], rank, float(dropout), rng))
         return ids
 

@@ -161,13 +161,17 @@ def spm_unigram_sample(table: PieceTable, text: str, alpha: float, rng: random.R
     n = len(s)
     edges: list[list[Edge]] = [[] for _ in range(n + 1)]
     unk = float(table.min_score - UNK_PENALTY)
+    score, prefixes = table.float_score, table.prefixes
     for i in range(n):
         single = False
         for j in range(i + 1, min(n, i + table.max_len) + 1):
-            sc = table.score.get(s[i:j])
+            sub = s[i:j]
+            if sub not in prefixes:  # no longer piece starts with it
+                break
+            sc = score.get(sub)
             if sc is not None:
                 single |= j == i + 1
-                edges[j].append((i, float(sc), True))
+                edges[j].append((i, sc, True))
         if not single:  # an unknown character: one node of length 1
             edges[i + 1].append((i, unk, False))
     return table.ids([(s[i:j], known) for i, j, known in sample_lattice(edges, alpha, rng)])
