@@ -128,3 +128,17 @@ def test_train_kind_lists_only_trainable_kinds(kind):
         train_tokenizer(kind, None, 300)
     listed = str(e.value).split("choose one of ")[1]
     assert "hf" not in listed.split(", ") and "sentencepiece" not in listed and "bytebpe" in listed
+
+
+def test_loading_a_large_tokenizer_json_looks_up_lines_only_for_errors(tmp_path, monkeypatch):
+    """A text search per token to name its line made loading quadratic (85 s for a 29k-token file)."""
+    import tokembed.tokenizers.hf_engine as hf_engine
+
+    calls = []
+    real = hf_engine._line_of
+    monkeypatch.setattr(hf_engine, "_line_of", lambda text, needle: calls.append(needle) or real(text, needle))
+    vocab = {"[UNK]": 0, **{f"w{i}": i + 1 for i in range(3000)}}
+    p = tmp_path / "tokenizer.json"
+    p.write_text(_wordlevel_json(vocab))
+    assert load_tokenizer(p).vocab_size == 3001
+    assert len(calls) <= 2, f"{len(calls)} line lookups"

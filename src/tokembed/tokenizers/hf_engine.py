@@ -108,10 +108,11 @@ def _check_model_vocab(path: Path, text: str, doc: dict) -> None:
     if isinstance(vocab, dict):
         seen: dict[int, str] = {}
         for tok, i in vocab.items():
-            where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"
             if not isinstance(i, int) or isinstance(i, bool) or i < 0:
+                where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"  # only on error: a find per token is quadratic
                 raise TokenizerFileError(f"{where}: token {tok!r} has id {i!r}; ids are non-negative integers")
             if i in seen:
+                where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"
                 raise TokenizerFileError(f"{where}: id {i} is given to both {seen[i]!r} and {tok!r}; each id names one token")
             seen[i] = tok
         all_ids = set(seen) | added_ids
