@@ -196,6 +196,28 @@ class MorfessorSegmenter:
         return cls(**state)
 
 
+def _count_chunks(corpus: Any, cfg: SpmTrainConfig) -> tuple[Counter, Counter, Counter]:
+    """Counts of words, of words that follow a space, and of the runs between words, over the corpus."""
+    words: Counter[str] = Counter()  # word -> count
+    spaced: Counter[str] = Counter()  # word that follows a space -> count
+    other: Counter[str] = Counter()  # non-word chunk -> count
+    from tqdm import tqdm
+
+    bar = tqdm(desc="morph: counting words", unit=" lines", disable=not show_progress(cfg.progress), delay=DELAY_S)
+    for text in _corpus_texts(corpus, cfg):
+        bar.update()
+        pos = 0
+        for m in WORD_RE.finditer(text):
+            if m.start() > pos:
+                other[text[pos : m.start()]] += 1
+            (spaced if m.group(1) else words)[m.group(2)] += 1
+            pos = m.end()
+        if pos < len(text):
+            other[text[pos:]] += 1
+    bar.close()
+    return words, spaced, other
+
+
 def check_morph_vocab_size(vocab_size: int | None, words: Counter, spaced: Counter, other: Counter, cfg: SpmTrainConfig) -> None:
     """Refuse a vocab size the subword model cannot reach, before any training.
 
@@ -396,23 +418,7 @@ class MorphTokenizer(Tokenizer):
         cfg = SpmTrainConfig.from_opts("morph", opts)
 
         t0 = time.perf_counter()
-        words: Counter[str] = Counter()  # word -> count
-        spaced: Counter[str] = Counter()  # word that follows a space -> count
-        other: Counter[str] = Counter()  # non-word chunk -> count
-        from tqdm import tqdm
-
-        bar = tqdm(desc="morph: counting words", unit=" lines", disable=not show_progress(cfg.progress), delay=DELAY_S)
-        for text in _corpus_texts(corpus, cfg):
-            bar.update()
-            pos = 0
-            for m in WORD_RE.finditer(text):
-                if m.start() > pos:
-                    other[text[pos : m.start()]] += 1
-                (spaced if m.group(1) else words)[m.group(2)] += 1
-                pos = m.end()
-            if pos < len(text):
-                other[text[pos:]] += 1
-        bar.close()
+        words, spaced, other = _count_chunks(corpus, cfg)
         total = words + spaced
         t1 = time.perf_counter()
         check_morph_vocab_size(vocab_size, words, spaced, other, cfg)  # before the slow segmenter training
