@@ -205,7 +205,8 @@ def iter_file_lines(path: str | os.PathLike, *, errors: str = "strict") -> Itera
                     if errors == "strict":
                         raise DecodeError(
                             f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} "
-                            f"(byte 0x{raw[e.start]:02x}); fix the file's encoding or pass --errors replace"
+                            f"(byte 0x{raw[e.start]:02x}); fix the file's encoding or pass errors='replace'",
+                            param="errors",
                         ) from None
                     line = raw.decode("utf-8", errors="replace")
                 if "\x00" in line:
