@@ -20,8 +20,8 @@ import tokembed.tokenizers.progress as progress
 progress.DELAY_S = {delay}  # every step counts as long: the bar must appear (or not) right away
 from tokembed.tokenizers import train_tokenizer
 lines = ["The quick brown fox jumps over the lazy dog {{}}.".format(i % 97) for i in range(3000)]
-import pathlib, tempfile
-p = pathlib.Path(tempfile.mkdtemp()) / "c.txt"
+import pathlib
+p = pathlib.Path({folder!r}) / "c.txt"
 p.write_text("\\n".join(lines))
 train_tokenizer("{kind}", [str(p)], 300)
 print("done")
@@ -54,15 +54,15 @@ def _run_on_terminal(code: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["unigram", "morph"])
-def test_progress_on_a_terminal(kind):
-    err = _run_on_terminal(CHILD.format(delay=0.0, kind=kind))
+def test_progress_on_a_terminal(kind, tmp_path):
+    err = _run_on_terminal(CHILD.format(delay=0.0, kind=kind, folder=str(tmp_path)))
     want = "unigram training (sentencepiece)" if kind == "unigram" else "morph: training the morfessor segmenter"
     assert want in err
 
 
 @pytest.mark.parametrize("kind", ["unigram", "morph"])
-def test_no_progress_when_stderr_is_not_a_terminal(kind):
-    r = subprocess.run([sys.executable, "-c", CHILD.format(delay=0.0, kind=kind)], capture_output=True, text=True,
+def test_no_progress_when_stderr_is_not_a_terminal(kind, tmp_path):
+    r = subprocess.run([sys.executable, "-c", CHILD.format(delay=0.0, kind=kind, folder=str(tmp_path))], capture_output=True, text=True,
                        env={"PYTHONPATH": SRC}, timeout=120)  # fmt: skip
     assert r.returncode == 0 and r.stdout.strip() == "done", r.stderr[-2000:]
     assert "training" not in r.stderr and "\r" not in r.stderr
