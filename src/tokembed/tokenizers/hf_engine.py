@@ -35,6 +35,7 @@ import os
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +45,7 @@ from ..errors import ConfigError, EmptyCorpusError, TokembedError, TokenizerErro
 from ..vocab import Vocab
 from .base import Tokenizer, register
 from .patterns import catastrophic_group
-from .tiktoken_engine import TiktokenPath, has_disputed
+from .tiktoken_engine import TiktokenPath, byte_level_bpe, has_disputed
 
 __all__ = ["HFTokenizer", "KNOWN_ROLES", "ENGINE_FILE", "vocab_from_engine", "detect_roles", "engine_from_file", "train_engine"]
 
@@ -287,6 +288,17 @@ def train_engine(engine, trainer, corpus: Any, *, alpha: float, seed: int) -> in
     return count
 
 
+def _is_byte_level(doc: dict) -> bool:
+    """Byte-level pre-tokenizer (without prefix space) and decoder, BPE model, no normalizer (``doc``: the tokenizer.json)."""
+    if doc.get("normalizer") or (doc.get("model") or {}).get("type") != "BPE":
+        return False
+    dec = doc.get("decoder") or {}
+    pre = doc.get("pre_tokenizer") or {}
+    pres = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    byte_level = any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in pres)
+    return byte_level and dec.get("type") == "ByteLevel"
+
+
 @register("hf")
 class HFTokenizer(Tokenizer):
     """Any HF ``tokenizers`` engine behind the tokembed interface (kind ``"hf"`` for loaded files).
@@ -324,10 +336,7 @@ class HFTokenizer(Tokenizer):
         self._stored_truncation = engine.truncation
         self._stored_padding = engine.padding
         spec = engine.to_str()
-        # _full matches allowed special tokens; _plain treats special strings as text (tokembed's rule).
-        self._full = Engine.from_str(spec)
-        self._full.no_truncation()
-        self._full.no_padding()
+        # _plain treats special strings as text (tokembed's rule); _full (built on first use) matches them.
         self._plain = Engine.from_str(spec)
         self._plain.no_truncation()
         self._plain.no_padding()
@@ -338,32 +347,30 @@ class HFTokenizer(Tokenizer):
         self._holes = {i for i in range(len(self.vocab)) if engine.id_to_token(i) is None}
         self.add_special_tokens = bool(add_special_tokens)
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
-        byte_level = self._is_byte_level()
+        doc = json.loads(spec)
+        byte_level = _is_byte_level(doc)
         #: the post-processor adds tokens (e.g. ``[CLS] ... [SEP]``) when asked to.
         self._adds_tokens = engine.num_special_tokens_to_add(False) > 0
         #: decode(encode(x)) == x for every x without lone surrogates (byte-level, nothing added).
         self.lossless = byte_level and not (self.add_special_tokens and self._adds_tokens)
         #: tiktoken over the same vocabulary when it is byte-level BPE (same ids, faster); else None.
-        self.fast_path = (
-            TiktokenPath.for_engine(self._plain, bpe=_byte_level, engine_defines_ids=not tiktoken_defines_ids)
-            if tiktoken and byte_level
-            else None
-        )
+        self.fast_path = None
+        if tiktoken and byte_level:
+            bpe = _byte_level if _byte_level is not None else byte_level_bpe(engine, doc=doc)
+            if bpe is not None:
+                self.fast_path = TiktokenPath.for_engine(self._plain, bpe=bpe, engine_defines_ids=not tiktoken_defines_ids)
+
+    @cached_property
+    def _full(self):
+        """An engine copy that matches special tokens in text (for allowed specials and decoding)."""
+        from tokenizers import Tokenizer as Engine
+
+        eng = Engine.from_str(self.engine.to_str())
+        eng.no_truncation()
+        eng.no_padding()
+        return eng
 
     # -- engine facts ------------------------------------------------------------------
-    def _is_byte_level(self) -> bool:
-        """Byte-level pre-tokenizer (without prefix space) and decoder, BPE model, no normalizer."""
-        if type(self.engine.model).__name__ != "BPE":
-            return False
-        doc = json.loads(self.engine.to_str())
-        if doc.get("normalizer") or doc.get("model", {}).get("type") != "BPE":
-            return False
-        dec = doc.get("decoder") or {}
-        pre = doc.get("pre_tokenizer") or {}
-        pres = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
-        byte_level = any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in pres)
-        return byte_level and dec.get("type") == "ByteLevel"
-
     @property
     def model_type(self) -> str:
         """``"BPE"``, ``"WordPiece"``, ``"Unigram"`` or ``"WordLevel"``."""

@@ -120,7 +120,7 @@ def _pre_tokenizer_pattern(pre: dict | None) -> str | None:
     return split["pattern"]["Regex"]
 
 
-def byte_level_bpe(engine) -> ByteLevelBPE | None:
+def byte_level_bpe(engine, *, doc: dict | None = None) -> ByteLevelBPE | None:
     """Ranks, merges, pattern and specials of a tiktoken-compatible HF engine, else None.
 
     Conditions: BPE model without dropout, byte fallback, prefixes or suffixes; no normalizer;
@@ -128,7 +128,7 @@ def byte_level_bpe(engine) -> ByteLevelBPE | None:
     ByteLevel decoder; no post-processor other than ByteLevel (which only trims offsets); every
     added token special; all 256 bytes in the vocab; merges that produce ids in increasing order.
     """
-    doc = json.loads(engine.to_str())
+    doc = json.loads(engine.to_str()) if doc is None else doc  # doc: the engine's tokenizer.json, parsed
     model = doc.get("model") or {}
     if model.get("type") != "BPE" or model.get("dropout") or model.get("byte_fallback"):
         return None
