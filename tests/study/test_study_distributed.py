@@ -54,7 +54,18 @@ def _study(root: Path, out: str, nproc: int, **popen) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "tokembed", "study", "--nproc", str(nproc), "--config", str(root / "s.toml"),
            "-o", str(root / out), str(root / "c.txt")]
-    return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **popen)
+
+
+def _finish(p: subprocess.Popen) -> str:
+    """The output of ``p``; on a timeout (a hung collective) the whole torchrun tree is killed and the test fails."""
+    try:
+        return p.communicate(timeout=TIMEOUT)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
 
 
 def test_partition_and_one_rank_run_the_whole_grid_in_order():
@@ -70,7 +81,7 @@ def test_partition_and_one_rank_run_the_whole_grid_in_order():
 @pytest.mark.parametrize("nproc", [2, 3])
 def test_workers_write_the_same_results_as_one_process(study_dir, nproc):
     p = _study(study_dir, f"w{nproc}", nproc)
-    log, _ = p.communicate(timeout=TIMEOUT)
+    log = _finish(p)
     assert p.returncode == 0, log[-4000:]
     share = [len(partition(range(N_RUNS), DistContext(rank=r, world_size=nproc))) for r in range(nproc)]
     for n in set(share):  # each rank trained only its share of the grid
@@ -98,9 +109,11 @@ def test_a_killed_worker_leaves_finished_runs_and_a_rerun_completes_the_grid(stu
     while not list(out.glob("runs/*/result.json")) and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.05)
     pid = _worker_pid(out, 1)
-    assert pid is not None and p.poll() is None, "the study finished before a worker could be killed"
+    if pid is None or p.poll() is not None:
+        _finish(p)
+        pytest.fail("the study finished before a worker could be killed")
     os.kill(pid, signal.SIGKILL)
-    log, _ = p.communicate(timeout=TIMEOUT)
+    log = _finish(p)
     assert p.returncode != 0 and not (out / "results.csv").exists(), log[-3000:]
     finished = len(list(out.glob("runs/*/result.json")))
     assert 1 <= finished < N_RUNS

@@ -4,6 +4,7 @@ equals one process with the same global batch; checkpoints by rank 0; resume on 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +38,19 @@ def _corpus(folder: Path) -> Path:
     return path
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _cli(*args: str, cwd: Path) -> str:
+    """Run ``tokembed train ARGS`` in its own session; on a timeout the whole torchrun tree is killed."""
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "tokembed", "train", "--quiet", "--workers", "1", *args], cwd=cwd,
-                       env=env, capture_output=True, text=True, timeout=TIMEOUT)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
-    return p
+    p = subprocess.Popen([sys.executable, "-m", "tokembed", "train", "--quiet", "--workers", "1", *args], cwd=cwd,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    assert p.returncode == 0, out[-4000:]
+    return out
 
 
 def _config(**kw) -> TrainConfig:

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="the small preset: 3 tokenizers × 3 designs, about 2 minutes on 2 cores")
     p.add_argument("--nproc", type=int, default=0, metavar="N",
                    help="spread the grid over N processes on this machine: re-runs this command under torchrun; "
-                   "for several machines run torchrun yourself (docs/distributed.md)")
+                   "for several machines run torchrun yourself (docs/parallel.md)")
     p.set_defaults(func=_run)
 
 

@@ -27,7 +27,7 @@ def _options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--nproc", type=int, default=0, metavar="N",
                    help="data-parallel over N processes on this machine: re-runs this command under torchrun "
-                   "(torch.distributed.run); for several machines run torchrun yourself (docs/distributed.md)")
+                   "(torch.distributed.run); for several machines run torchrun yourself (docs/parallel.md)")
     p.add_argument("--json", action="store_true", help="print the final evaluation as JSON")
     p.add_argument(
         "--errors", choices=["strict", "replace"], default="strict", help="invalid UTF-8 in the corpus: stop or repair"
