@@ -89,16 +89,25 @@ def test_launch_refuses_a_bad_nproc():
         distributed.launch(0, ["train"])
 
 
+FLAT = ["warmup_steps=0", "min_lr_ratio=1.0"]  # a constant LR: the schedule does not depend on max_steps (resume)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """20 steps of 2 gloo processes through `tokembed train --nproc 2` (shared by the tests below)."""
+    root = tmp_path_factory.mktemp("ddp")
+    _cli("--nproc", "2", "-o", "straight", str(_corpus(root)), "max_steps=20", *OPTS, *FLAT, cwd=root)
+    return root
+
+
 @pytest.mark.slow
-def test_two_gloo_processes_train_like_one_with_the_same_global_batch(tmp_path):
-    corpus = _corpus(tmp_path)
-    _cli("--nproc", "2", "-o", "r2", str(corpus), "max_steps=20", *OPTS, cwd=tmp_path)
-    run = tmp_path / "r2"
+def test_two_gloo_processes_train_like_one_with_the_same_global_batch(straight, tmp_path):
+    run = straight / "straight"
     assert read_json(run / "checkpoint" / "train_state.json")["world_size"] == 2  # it really ran on 2 ranks
     assert not list(run.glob(".checkpoint*"))  # written once, atomically: no leftovers of a second writer
     tok = load_tokenizer(run / "data" / "tokenizer")
-    one = train(_config(max_steps=20), tokenizer=tok, shards=load_shards(run / "data", tokenizer=tok),
-                out_dir=tmp_path / "r1", progress=False)
+    one = train(_config(max_steps=20, warmup_steps=0, min_lr_ratio=1.0), tokenizer=tok,
+                shards=load_shards(run / "data", tokenizer=tok), out_dir=tmp_path / "r1", progress=False)
     two = json.loads((run / "history.json").read_text())
     assert [h["step"] for h in two] == list(range(1, 21))
     np.testing.assert_allclose([h["loss"] for h in two], [h["loss"] for h in one.history], rtol=1e-5, atol=1e-6)
@@ -109,22 +118,20 @@ def test_two_gloo_processes_train_like_one_with_the_same_global_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_is_bit_exact_on_the_same_world_size_and_data_exact_on_another(tmp_path):
-    corpus = _corpus(tmp_path)
-    flat = ["warmup_steps=0", "min_lr_ratio=1.0"]  # a constant LR: the schedule does not depend on max_steps
-    _cli("--nproc", "2", "-o", "straight", str(corpus), "max_steps=12", *OPTS, *flat, cwd=tmp_path)
-    _cli("--nproc", "2", "-o", "split", str(corpus), "max_steps=6", *OPTS, *flat, cwd=tmp_path)
+def test_resume_is_bit_exact_on_the_same_world_size_and_data_exact_on_another(straight, tmp_path):
+    _cli("--nproc", "2", "-o", "split", str(straight / "c.txt"), "max_steps=10", *OPTS, *FLAT, cwd=tmp_path)
     shutil.copytree(tmp_path / "split", tmp_path / "other")
-    _cli("--nproc", "2", "--resume", "-o", "split", "max_steps=12", cwd=tmp_path)
-    a = load_tensors(tmp_path / "straight" / "checkpoint" / "model.safetensors")
+    _cli("--nproc", "2", "--resume", "-o", "split", "max_steps=20", cwd=tmp_path)
+    a = load_tensors(straight / "straight" / "checkpoint" / "model.safetensors")
     b = load_tensors(tmp_path / "split" / "checkpoint" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # same world size: bit for bit
     # another world size (1 process, in this one): the data position is exact, so the weights agree up to float noise
     tok = load_tokenizer(tmp_path / "other" / "data" / "tokenizer")
-    train(_config(max_steps=12, warmup_steps=0, min_lr_ratio=1.0), tokenizer=tok, shards=load_shards(tmp_path / "other" / "data", tokenizer=tok),
-          out_dir=tmp_path / "other", resume=True, progress=False)
+    train(_config(max_steps=20, warmup_steps=0, min_lr_ratio=1.0), tokenizer=tok,
+          shards=load_shards(tmp_path / "other" / "data", tokenizer=tok), out_dir=tmp_path / "other", resume=True,
+          progress=False)
     c = load_tensors(tmp_path / "other" / "checkpoint" / "model.safetensors")
     for k in a:
         torch.testing.assert_close(c[k], a[k], rtol=1e-4, atol=1e-5)
     state = read_json(tmp_path / "other" / "checkpoint" / "train_state.json")
-    assert state["stream"] == read_json(tmp_path / "straight" / "checkpoint" / "train_state.json")["stream"]
+    assert state["stream"] == read_json(straight / "straight" / "checkpoint" / "train_state.json")["stream"]
