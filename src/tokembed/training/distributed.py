@@ -141,7 +141,9 @@ def loss_module(model: torch.nn.Module, ctx: DistContext, device: torch.device):
     if not ctx.active:
         return model.loss
     ids = [device.index if device.index is not None else ctx.local_rank] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(_Loss(model), device_ids=ids)
+    # find_unused_parameters: some designs leave parameters out of a step's graph (an adaptive head's tail
+    # cluster that no target of the batch falls in); DDP must not wait for their gradients.
+    return torch.nn.parallel.DistributedDataParallel(_Loss(model), device_ids=ids, find_unused_parameters=True)
 
 
 def grad_sync(loss_fn, *, last: bool):
