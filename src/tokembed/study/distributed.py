@@ -25,6 +25,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import torch
+
 from ..training.distributed import DistContext, context, gather_json, local_only
 
 __all__ = ["rank_context", "partition", "wait_for_rank0", "rank0_done", "run_over_ranks"]
@@ -33,8 +35,12 @@ T = TypeVar("T")
 
 
 def rank_context() -> DistContext:
-    """The rank of this process in the torchrun job (a world of 1 outside torchrun; gloo: runs pick their device)."""
-    return context(device="cpu")
+    """The rank of this process in the torchrun job (a world of 1 outside torchrun). The group is gloo (it only
+    gathers results); with GPUs, rank ``LOCAL_RANK`` trains its runs on GPU ``LOCAL_RANK mod count``."""
+    ctx = context(device="cpu")
+    if ctx.active and torch.cuda.is_available():
+        torch.cuda.set_device(ctx.local_rank % torch.cuda.device_count())
+    return ctx
 
 
 def partition(items: Sequence[T], ctx: DistContext) -> list[T]:
