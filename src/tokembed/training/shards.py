@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import TOKEMBED_VERSION, atomic_dir, read_json, write_json
+from ..artifacts import TOKEMBED_VERSION, atomic_dir, check_schema, read_json, write_json
 from ..errors import ArtifactError, ConfigError, EmptyCorpusError, FingerprintMismatchError
 from ..tokenizers import load_tokenizer
 
@@ -289,6 +289,11 @@ def build_shards(
     return load_shards(out_dir, tokenizer=tokenizer)
 
 
+#: {split}.json: key -> JSON type.
+_META_SCHEMA = {"dtype": str, "n_tokens": int, "n_bytes": int, "n_docs": int, "fingerprint": str, "vocab_size": int,
+                "eos_id": int}
+
+
 def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shard]:
     """Open the shards in ``out_dir`` (memory-mapped); a tokenizer with another fingerprint raises
     :class:`FingerprintMismatchError`."""
@@ -298,7 +303,10 @@ def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shar
         meta_path = out_dir / f"{s}.json"
         if not meta_path.is_file():
             raise ArtifactError(f"{meta_path}: not found; {out_dir} is not a shard folder — build it with build_shards")
-        meta = read_json(meta_path)
+        meta = check_schema(read_json(meta_path), _META_SCHEMA, where=meta_path)
+        if meta["dtype"] not in ("uint16", "uint32") or min(meta["n_tokens"], meta["n_docs"], meta["n_bytes"]) < 0:
+            raise ArtifactError(f"{meta_path}: dtype {meta['dtype']!r} or a negative count (n_tokens, n_docs, n_bytes); "
+                                "the file is corrupt — rebuild the shards")
         if tokenizer is not None and meta["fingerprint"] != tokenizer.fingerprint:
             raise FingerprintMismatchError(
                 f"{out_dir}: shards were tokenized with a {meta.get('tokenizer_kind')} tokenizer "
@@ -316,6 +324,8 @@ def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shar
         tokens = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n,))
         n_docs = int(meta["n_docs"])
         idx_path = out_dir / f"{s}.docs.bin"
+        if n_docs and (not idx_path.is_file() or idx_path.stat().st_size != n_docs * 16):
+            raise ArtifactError(f"{idx_path}: missing or not {n_docs} documents × 2 int64; rebuild the shards")
         doc_index = np.fromfile(idx_path, dtype=np.int64).reshape(n_docs, 2) if n_docs else np.zeros((0, 2), np.int64)
         shards[s] = Shard(
             tokens=tokens,
