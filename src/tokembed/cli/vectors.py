@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
         q.add_argument("--format", choices=_FORMATS, default=None, help="force the format (default: detect)")
         q.add_argument("--limit", type=int, default=None, help="read only the first N vectors")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
+        q.add_argument("--json", action="store_true", help="JSON on stdout (vectors always reports JSON)")
         q.add_argument(
             "--encoding-errors", choices=["strict", "replace"], default="strict",
             help="words that are not valid UTF-8: 'strict' stops with the line, 'replace' keeps them with U+FFFD",
