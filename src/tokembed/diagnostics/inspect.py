@@ -187,6 +187,7 @@ class _Context:
         self.counts: np.ndarray | None = None
         self.rng = np.random.default_rng(cfg.seed)
         self.label_ids: list[int] = []
+        self.name = source.path.name  # figure titles name the source, so a PNG reads without the page
 
     def fig(self, name: str, f, caption: str) -> None:
         self.figs[name] = R.figure_img(f, alt=name, caption=caption, path=self.out / "plots" / f"{name}.png")
