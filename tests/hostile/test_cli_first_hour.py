@@ -87,3 +87,22 @@ def test_eval_max_tokens_is_a_hard_cap(tmp_path):
     assert r.n_tokens == 99 and r.n_bytes == 99
     r = evaluate(model, ByteTokenizer(), ["short\n", doc], seq_len=16, max_tokens=100)
     assert r.n_tokens == 7 and r.n_bytes == 6  # whole documents when one fits
+
+
+def test_study_on_text_without_blank_lines_runs(tmp_path):
+    """``tokembed study --quick kjv.txt`` died with 'cannot convert float NaN to integer' (empty held-out split)."""
+    from tokembed.study import StudyConfig, run_study
+
+    cfg = StudyConfig.from_name("tiny", tokenizers=["byte"], designs=["tied"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run_study(cfg, Corpus([str(verses(tmp_path, n=400))]), tmp_path / "study", log=lambda m: None,
+                        write_report=False)
+    assert res.rows and all(r["bits_per_byte"] > 0 for r in res.rows)
+
+
+def test_study_on_a_one_document_corpus_is_one_line(tmp_path, capsys):
+    p = tmp_path / "one.txt"
+    p.write_text("a single line of text that is all there is\n")
+    assert main(["study", "--quick", str(p), "-o", str(tmp_path / "s"), "--quiet"]) == 2
+    assert "holds 1 document" in capsys.readouterr().err
