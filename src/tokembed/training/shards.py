@@ -149,17 +149,21 @@ def _worker_init(tokenizer_dir: str) -> None:
 
 
 def _encode_block(tokenizer, start: int, docs: list[str], seed: int, val_fraction: float, dtype: str, *,
-                  last_to_val: bool = False) -> dict:
+                  ensure_val: bool = False) -> dict:
     """Encode one block of documents (global indices start, start+1, ...) into per-split arrays
-    (``last_to_val``: the block's last document goes to validation whatever its hash)."""
+    (``ensure_val``: when no document of the block hashes into validation, its last one goes there;
+    ``out["forced"]`` says whether that happened)."""
+    held = [is_validation(start + j, seed=seed, val_fraction=val_fraction) for j in range(len(docs))]
+    forced = ensure_val and not any(held) and len(docs) > 0
+    if forced:
+        held[-1] = True
     eos = _eos_id(tokenizer)
     encoded = tokenizer.encode_batch(docs)
     out: dict[str, Any] = {}
     for split in SPLITS:
         out[split] = {"tokens": [], "lens": [], "bytes": []}
     for j, (doc, ids) in enumerate(zip(docs, encoded)):
-        held_out = is_validation(start + j, seed=seed, val_fraction=val_fraction) or (last_to_val and j == len(docs) - 1)
-        split = "val" if held_out else "train"
+        split = "val" if held[j] else "train"
         o = out[split]
         o["tokens"].append(np.asarray(ids + [eos], dtype=dtype))
         o["lens"].append(len(ids) + 1)
@@ -169,6 +173,7 @@ def _encode_block(tokenizer, start: int, docs: list[str], seed: int, val_fractio
         o["tokens"] = np.concatenate(o["tokens"]) if o["tokens"] else np.zeros(0, dtype=dtype)
         o["lens"] = np.asarray(o["lens"], dtype=np.int64)
         o["bytes"] = np.asarray(o["bytes"], dtype=np.int64)
+    out["forced"] = forced
     return out
 
 
@@ -291,9 +296,10 @@ def build_shards(
                     emit(fut.result())
         start, docs = last()
         # the validation split is never left empty: with no document hashed there, the last one goes there
-        force = val_fraction > 0 and writers["val"].n_docs == 0 and writers["train"].n_docs + len(docs) > 1
-        emit(_encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str, last_to_val=force))
-        if force:
+        ensure = val_fraction > 0 and writers["val"].n_docs == 0 and writers["train"].n_docs + len(docs) > 1
+        part = _encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str, ensure_val=ensure)
+        emit(part)
+        if part["forced"]:
             warnings.warn(f"no document of the corpus fell into the validation split (val_fraction={val_fraction}); "
                           "the last document is held out instead", stacklevel=2)
         for s, w in writers.items():
