@@ -216,3 +216,10 @@ def test_stale_temp_folders_of_killed_saves_are_removed_at_the_next_start(run, s
         warnings.simplefilter("error")  # a good newest checkpoint: no note
         train(tiny(), tokenizer=ByteTokenizer(), shards=shards, out_dir=r, resume=True, progress=False)
     assert not any(s.exists() for s in stale)
+
+
+def test_a_fresh_run_never_falls_back_to_an_earlier_runs_checkpoint(run, shards, tmp_path):
+    r = copy_run(run, tmp_path)  # checkpoint/ at step 6 and checkpoint.prev/ at step 3 of an earlier run
+    train(tiny(max_steps=2, checkpoint_every=0), tokenizer=ByteTokenizer(), shards=shards, out_dir=r, progress=False)
+    assert read_json(r / "checkpoint" / "train_state.json")["step"] == 2
+    assert not (r / PREVIOUS_DIR).exists()

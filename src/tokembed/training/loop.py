@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -194,6 +195,9 @@ def train(
         run = _Run(config, tokenizer=tokenizer, shards=shards, counts=counts, device=device, out_dir=out_dir)
         if resume:
             run.restore()
+        else:  # a fresh run: checkpoints of an earlier run in this folder are never its fallback
+            shutil.rmtree(out_dir / PREVIOUS_DIR, ignore_errors=True)
+            run.keep_previous = False
         if not (out_dir / "run_config.json").exists():
             write_json(out_dir / "run_config.json", config.to_dict())
         run.loop(progress=progress, callbacks=callbacks)
@@ -232,6 +236,7 @@ class _Run:
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), betas=config.betas, eps=1e-8)
         self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len)
         self.start_step, self.history, self.train_seconds = 0, [], 0.0
+        self.keep_previous = True  # keep the checkpoint before the newest as checkpoint.prev (the resume fallback)
         self.monitor = _BandMonitor(counts, device)
         self.autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
         self.ce_kwargs = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
@@ -257,7 +262,8 @@ class _Run:
             "config": self.config.to_dict(),
         }
         save_checkpoint(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, config=self.config,
-                        train_tensors=tensors, train_state=state, keep_previous=True)
+                        train_tensors=tensors, train_state=state, keep_previous=self.keep_previous)
+        self.keep_previous = True  # from now on checkpoint/ holds one of this run's checkpoints
 
     def loop(self, *, progress: bool, callbacks) -> None:
         bar = None
