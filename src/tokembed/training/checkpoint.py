@@ -46,6 +46,7 @@ __all__ = [
     "optimizer_to_tensors",
     "optimizer_from_tensors",
     "verify_checkpoint",
+    "write_manifest",
     "good_checkpoint",
     "remove_stale_temps",
     "read_train_state",
@@ -126,9 +127,10 @@ def optimizer_from_tensors(optimizer, tensors: dict[str, Any], meta: dict[str, A
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _write_manifest(folder: Path) -> None:
+def write_manifest(folder: Path) -> None:
+    """Write ``folder/manifest.json``: sha256 and size of every file in ``folder`` (call it last)."""
     files = {f.relative_to(folder).as_posix(): {"sha256": file_sha256(f), "bytes": f.stat().st_size}
-             for f in sorted(folder.rglob("*")) if f.is_file()}
+             for f in sorted(folder.rglob("*")) if f.is_file() and f.relative_to(folder).as_posix() != MANIFEST}
     write_json(folder / MANIFEST, {"format": MANIFEST_FORMAT, "files": files, "tokembed_version": TOKEMBED_VERSION})
 
 
@@ -247,7 +249,7 @@ def save_checkpoint(
         if train_state is not None:
             save_tensors(tmp / "train_state.safetensors", train_tensors or {})
             write_json(tmp / "train_state.json", train_state)
-        _write_manifest(tmp)
+        write_manifest(tmp)
     return path
 
 
