@@ -139,7 +139,7 @@ def verify_checkpoint(ckpt: str | os.PathLike) -> Path:
     names the first file that differs, is missing, or is not in the manifest."""
     ckpt = Path(ckpt)
     if not (ckpt / MANIFEST).is_file():
-        raise ArtifactError(f"{ckpt}: no {MANIFEST} (checksums); the checkpoint is incomplete or from tokembed < 0.1 — "
+        raise ArtifactError(f"{ckpt}: no {MANIFEST} (checksums); the checkpoint is incomplete or from an older tokembed without checksums — "
                             "retrain, or resume from the run's previous checkpoint")
     manifest = check_schema(read_json(ckpt / MANIFEST), {"format": int, "files": dict}, where=ckpt / MANIFEST)
     for rel, entry in manifest["files"].items():
