@@ -153,3 +153,49 @@ def anisotropy(matrix, *, n_pairs: int = 10_000, seed: int = 0) -> float:
     i, j = i[ok], j[ok]
     cos = np.einsum("nd,nd->n", x[i], x[j]) / (norms[i] * norms[j])
     return float(cos.mean()) if cos.size else float("nan")
+
+
+# -- Languages: cross-language parity and morpheme boundaries (lang) ----------------------------
+# Petrov et al. 2023, "Language Model Tokenizers Introduce Unfairness Between Languages" (NeurIPS):
+# a language pays a *premium* when the same content costs it more tokens than the reference language.
+
+__all__ += ["premium", "parity", "fallback_share", "boundary_precision_recall"]
+
+
+def premium(*, n_tokens: int, n_units: int) -> float:
+    """Tokens per unit of text: per UTF-8 byte, or per aligned sentence when the languages' texts are parallel.
+
+    >>> premium(n_tokens=30, n_units=120), premium(n_tokens=30, n_units=10)
+    (0.25, 3.0)
+    """
+    return n_tokens / n_units if n_units else float("nan")
+
+
+def parity(*, premium_lang: float, premium_reference: float) -> float:
+    """A language's premium over the reference language's (Petrov et al.'s ratio; 1.0 = parity, 2.0 = twice the tokens).
+
+    >>> parity(premium_lang=0.5, premium_reference=0.25)
+    2.0
+    """
+    return premium_lang / premium_reference if premium_reference else float("nan")
+
+
+def fallback_share(*, n_fallback: int, n_chars: int) -> float:
+    """Share of characters the tokenizer could not give a token of their own: split into byte tokens or mapped to UNK.
+
+    >>> fallback_share(n_fallback=3, n_chars=12)
+    0.25
+    """
+    return n_fallback / n_chars if n_chars else float("nan")
+
+
+def boundary_precision_recall(predicted: set[int], reference: set[int]) -> tuple[float, float]:
+    """Precision and recall of predicted cut positions against reference ones (e.g. token ends vs morpheme ends).
+
+    >>> boundary_precision_recall({2, 3, 5}, {2, 5, 7})
+    (0.666..., 0.666...)
+    """
+    hit = len(predicted & reference)
+    p = hit / len(predicted) if predicted else float("nan")
+    r = hit / len(reference) if reference else float("nan")
+    return p, r

@@ -65,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=None, help="seed of the language sampling (LANG=PATH corpora)")
     t.add_argument("--alpha", type=float, default=None, help="α of the language sampling p_l ∝ n_l^α (default 0.3)")
     t.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="lowercase (wordpiece)")
+    t.add_argument("--analyzer", default=None, help="morphological analyzer of the morph kind: morfessor (default) or kiwi (Korean)")
     t.add_argument("--option", action="append", metavar="KEY=VALUE", help="kind option, e.g. pattern=gpt2, min_frequency=3")
     add_corpus_args(t)
     t.set_defaults(func=_train)
@@ -84,11 +85,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_encode)
 
     c = tsub.add_parser("compare", help="fertility, bytes/token, UNK rate, vocab use, round trip, MB/s per tokenizer")
-    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.add_argument("paths", nargs="*", metavar="PATH", help="tokenizers to compare (optional with --alpha)")
     c.add_argument("--json", action="store_true")
     c.add_argument("--max-lines", type=int, default=None, help="evaluate at most this many lines per language")
     add_corpus_args(c, positional=False)
     _add_load_args(c)
+    # -- languages (cli/_parity.py): premium, parity, fallback, per-script coverage, alpha sweep
+    c.add_argument("--reference", metavar="LANG", help="reference language of premium/parity (default: en if present, else the first)")
+    c.add_argument("--parallel", action="store_true", help="LANG=PATH files are line-aligned translations: premium per sentence")
+    c.add_argument("--alpha", metavar="A,B,...", help="train one --kind tokenizer per α of the language sampling, e.g. 0.1,0.3,0.5,1.0")
+    c.add_argument("--kind", help="kind the --alpha sweep trains (unigram, bpe, bytebpe, wordpiece, morph)")
+    c.add_argument("--train-vocab-size", type=int, default=None, metavar="V", help="vocab size of the --alpha sweep")
+    c.add_argument("--option", action="append", metavar="KEY=VALUE", help="kind option of the --alpha sweep, e.g. analyzer=kiwi")
     c.set_defaults(func=_compare)
 
 
@@ -96,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..tokenizers import train_tokenizer
 
     opts = parse_options(args.option)
-    for key in ("seed", "alpha", "lowercase"):
+    for key in ("seed", "alpha", "lowercase", "analyzer"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size, **opts)
@@ -147,7 +155,14 @@ def _compare(args: argparse.Namespace) -> int:
     if args.max_lines is not None and args.max_lines < 1:
         raise ConfigError(f"--max-lines {args.max_lines}; pass a positive number")
     toks = {path: _load(path, args) for path in args.paths}
-    rows = compare_tokenizers(toks, corpus_from_args(args), max_lines=args.max_lines)
+    corpus = corpus_from_args(args)
+    if corpus.languages or args.reference or args.parallel or args.alpha:  # per language vs a reference (cli/_parity.py)
+        from ._parity import run_parity
+
+        return run_parity(args, toks, corpus, options=parse_options(args.option))
+    if not toks:
+        raise ConfigError("nothing to compare: pass one or more tokenizer PATHs")
+    rows = compare_tokenizers(toks, corpus, max_lines=args.max_lines)
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0

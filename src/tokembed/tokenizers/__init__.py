@@ -65,3 +65,6 @@ __all__ += ["SentencePieceTokenizer", "UnigramTokenizer", "BPETokenizer", "CharT
 from .morph import DictSegmenter, MorfessorSegmenter, MorphTokenizer, Segmenter, register_segmenter  # noqa: E402
 
 __all__ += ["MorphTokenizer", "Segmenter", "MorfessorSegmenter", "DictSegmenter", "register_segmenter"]
+from .analyzers import ANALYZERS, KiwiSegmenter  # noqa: E402  (registers the kiwi analyzer)
+
+__all__ += ["ANALYZERS", "KiwiSegmenter"]
