@@ -42,7 +42,7 @@ def run_parity(args: argparse.Namespace, toks: dict, corpus: Any, *, options: di
         table.append([s.name, s.language + ("*" if s.language == r.reference else ""), str(s.vocab_size), *map(_fmt, nums), cov])
     widths = [max(len(row[j]) for row in table) for j in range(len(header))]
     for row in table:
-        print("  ".join(c.ljust(w) if j < 2 or j == len(header) - 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        print("  ".join(c.ljust(w) if j < 2 or j == len(header) - 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
     if args.alpha:  # how each language's fertility moves with α
         sweep = [r.stats for r in rows if "@alpha=" in r.stats.name]
         for lang in dict.fromkeys(s.language for s in sweep):

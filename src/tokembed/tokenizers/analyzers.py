@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, require
-from .morph import SEGMENTERS, MorfessorSegmenter, register_segmenter
+from .. import metrics
+from .base import Tokenizer
+from .morph import SEGMENTERS, MorfessorSegmenter, Segmenter, morph_chunks, register_segmenter
 
-__all__ = ["ANALYZERS", "KiwiSegmenter", "morphs_from_spans", "KO_EXTRA"]
+__all__ = ["ANALYZERS", "KiwiSegmenter", "morphs_from_spans", "letter_cuts", "boundary_agreement", "KO_EXTRA"]
 
 #: The pip extra that installs kiwipiepy (named in the error when it is missing).
 KO_EXTRA = "ko"
@@ -104,10 +106,13 @@ class KiwiSegmenter:
             morphs = morphs_from_spans(word, ((t.start, t.len) for t in tokens))
         return list(morphs)
 
+    def spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Kiwi's morphemes of each text as ``(start, length)`` in code points, one batched call (its worker threads)."""
+        return [[(t.start, t.len) for t in tokens] for tokens in self._kiwi().tokenize(list(texts))]
+
     def segment_many(self, words: Sequence[str]) -> list[list[str]]:
-        """``[segment(w) for w in words]`` with one batched kiwipiepy call (its worker threads)."""
-        results = self._kiwi().tokenize(list(words))
-        return [morphs_from_spans(w, ((t.start, t.len) for t in tokens)) for w, tokens in zip(words, results)]
+        """``[segment(w) for w in words]`` in one batched kiwipiepy call."""
+        return [morphs_from_spans(w, sp) for w, sp in zip(words, self.spans(words))]
 
     def train(self, words_with_counts: Iterable[tuple[str, int]]) -> None:
         """Nothing to learn; pre-analyses the corpus's word types in one batch (kept in memory, not saved)."""
@@ -127,3 +132,41 @@ class KiwiSegmenter:
 #: (``segmenter_options``). ``dict`` (a fixed table; empty = no segmentation) is registered too, for saved tokenizers.
 ANALYZERS: dict[str, type] = {"morfessor": MorfessorSegmenter, "kiwi": KiwiSegmenter}
 assert set(ANALYZERS) <= set(SEGMENTERS)  # every named analyzer can be saved and loaded
+
+
+def letter_cuts(text: str, spans: Iterable[tuple[int, int]]) -> set[int]:
+    """The span starts and ends that fall between two letters: the morpheme boundaries inside words
+    (cuts at spaces and punctuation are left out: every tokenizer makes those).
+
+    >>> sorted(letter_cuts("학교에 갔다.", [(0, 2), (2, 1), (4, 1), (4, 1), (5, 1), (6, 1)]))
+    [2, 5]
+    """
+    n = len(text)
+    return {p for s, k in spans for p in (s, s + k) if 0 < p < n and text[p - 1].isalpha() and text[p].isalpha()}
+
+
+def _segmenter_spans(segmenter: Segmenter, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+    """The analyzer's morphemes of each text: on the whole text when it can (Kiwi, in context), else word by word."""
+    if hasattr(segmenter, "spans"):
+        return segmenter.spans(texts)
+    out = []
+    for text in texts:
+        pos, spans = 0, []
+        for chunk in morph_chunks(text, segmenter.segment):
+            spans.append((pos, len(chunk)))
+            pos += len(chunk)
+        out.append(spans)
+    return out
+
+
+def boundary_agreement(tok: Tokenizer, texts: Sequence[str], analyzer: Segmenter) -> tuple[float, float]:
+    """Precision and recall of the tokenizer's cuts inside words against the analyzer's morpheme boundaries
+    (:func:`letter_cuts` of both), pooled over ``texts``. Precision: share of the tokenizer's cuts that are
+    morpheme boundaries; recall: share of morpheme boundaries the tokenizer cuts at."""
+    predicted: set[tuple[int, int]] = set()
+    reference: set[tuple[int, int]] = set()
+    for k, (text, spans) in enumerate(zip(texts, _segmenter_spans(analyzer, texts))):
+        _, offsets = tok.encode_with_offsets(text)
+        predicted.update((k, p) for p in letter_cuts(text, ((a, b - a) for a, b in offsets)))
+        reference.update((k, p) for p in letter_cuts(text, spans))
+    return metrics.boundary_precision_recall(predicted, reference)
