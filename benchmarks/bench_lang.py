@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import paired_ratio, write_results  # noqa: E402
 
 from tokembed.tokenizers import MorphTokenizer, train_tokenizer  # noqa: E402
 from tokembed.tokenizers.analyzers import KiwiSegmenter, boundary_agreement  # noqa: E402
@@ -57,20 +57,11 @@ def cold_encode(tok: MorphTokenizer, lines: list[str]) -> None:
 
 
 def paired(fast, base, repeats: int) -> dict:
-    """A/B alternating; overhead = tokembed / anchor - 1 per pair, median [min, max]."""
-    fast(), base()
-    over, tf, tb = [], [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fast()
-        t1 = time.perf_counter()
-        base()
-        t2 = time.perf_counter()
-        tf.append(t1 - t0)
-        tb.append(t2 - t1)
-        over.append((t1 - t0) / (t2 - t1) - 1)
-    return {"overhead_median": statistics.median(over), "overhead_min": min(over), "overhead_max": max(over),
-            "tokembed_median_s": statistics.median(tf), "kiwi_median_s": statistics.median(tb)}
+    """A/B alternating (``_common.paired_ratio``); overhead = tokembed / anchor - 1 per pair, median [min, max]."""
+    r = paired_ratio(fast, base, repeats=repeats)  # ratio = anchor time / tokembed time
+    return {"overhead_median": 1 / r["ratio_median"] - 1, "overhead_min": 1 / r["ratio_max"] - 1,
+            "overhead_max": 1 / r["ratio_min"] - 1, "tokembed_median_s": r["tokembed_median_s"],
+            "kiwi_median_s": r["anchor_median_s"]}
 
 
 def main() -> None:
