@@ -12,7 +12,15 @@ from tokembed.cli import main
 from tokembed.corpus import Corpus
 from tokembed.errors import ConfigError, EmptyCorpusError
 from tokembed.tokenizers import ByteTokenizer, train_tokenizer
-from tokembed.tokenizers.parity import alpha_sweep, compare_languages, fallback_flags, parse_alphas, script_coverage, script_of
+from tokembed.tokenizers.parity import (
+    alpha_sweep,
+    compare_languages,
+    fallback_flags,
+    fallback_positions,
+    parse_alphas,
+    script_coverage,
+    script_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +55,25 @@ def test_byte_tokenizer_falls_back_on_every_non_ascii_character(text):
     assert fallback_flags(ByteTokenizer(), text) == [ord(c) >= 0x80 for c in text]
 
 
+@pytest.fixture(scope="module")
+def en_wordpiece(corpus_files):
+    """A WordPiece that saw only English: Hangul words become [UNK]."""
+    return train_tokenizer("wordpiece", [str(corpus_files / "en.txt")], 200)
+
+
+mixed_text = st.text(
+    alphabet=st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from("한국어 the ab\t\n")), max_size=40
+)
+
+
+@given(mixed_text)
+def test_fast_fallback_positions_equal_the_reference(en_bytebpe, en_wordpiece, text):
+    """The one-pass-over-tokens path marks exactly the characters the per-character reference marks."""
+    for tok in (ByteTokenizer(), en_bytebpe, en_wordpiece):
+        flags = fallback_flags(tok, text)
+        assert fallback_positions(tok, text) == {k for k, f in enumerate(flags) if f}
+
+
 def test_premium_parity_fallback_coverage(en_bytebpe, corpus_files):
     rows = compare_languages({"bb": en_bytebpe}, Corpus(specs(corpus_files)))
     by = {r.stats.language: r for r in rows}
@@ -63,9 +90,8 @@ def test_premium_parity_fallback_coverage(en_bytebpe, corpus_files):
     assert by["ko"].fallback == pytest.approx(n_fb / sum(len(t) for t in ko_lines * 3))
 
 
-def test_unk_counts_as_fallback(corpus_files):
-    wp = train_tokenizer("wordpiece", [str(corpus_files / "en.txt")], 200)
-    cov, n_fallback, n_chars = script_coverage(wp, ["한국어 word"])
+def test_unk_counts_as_fallback(en_wordpiece):
+    cov, n_fallback, n_chars = script_coverage(en_wordpiece, ["한국어 word"])
     assert cov["Hangul"] == (0, 3) and n_fallback == 3 and metrics.fallback_share(n_fallback=n_fallback, n_chars=n_chars) == 3 / 8
 
 
