@@ -151,3 +151,11 @@ def test_cli_train_with_analyzer(tmp_path, capsys):
     rc = main(["tokenizer", "train", "--kind", "unigram", "--analyzer", "kiwi", "-o", str(tmp_path / "u"), str(path)])
     err = capsys.readouterr().err
     assert rc == 2 and "unknown option(s) ['analyzer']" in err and len(err.strip().splitlines()) == 1
+
+
+@needs_kiwi
+def test_bad_kiwi_model_type_is_a_config_error():
+    with pytest.raises(ConfigError, match="model_type='nope' is not a kiwipiepy model"):
+        MorphTokenizer.train(KO_TEXT.splitlines(), 420, analyzer="kiwi", segmenter_options={"model_type": "nope"})
+    with pytest.raises(ConfigError, match="segmenter_options .* do not fit it"):
+        MorphTokenizer.train(KO_TEXT.splitlines(), 420, analyzer="kiwi", segmenter_options={"max_types": 3})

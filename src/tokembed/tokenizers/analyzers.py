@@ -32,10 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, require
 from .. import metrics
+from ..errors import ConfigError, require
 from .base import Tokenizer
-from .morph import SEGMENTERS, MorfessorSegmenter, Segmenter, morph_chunks, register_segmenter
+from .morph import CACHE_SIZE, SEGMENTERS, MorfessorSegmenter, Segmenter, morph_chunks, register_segmenter
 
 __all__ = ["ANALYZERS", "KiwiSegmenter", "morphs_from_spans", "letter_cuts", "boundary_agreement", "KO_EXTRA"]
 
@@ -77,7 +77,7 @@ class KiwiSegmenter:
     name = "kiwi"
     model_type: str | None = None  # kiwipiepy's model ("cong", "knlm", ...); None = kiwipiepy's default
     kiwipiepy_version: str = ""  # the kiwipiepy version the tokenizer was trained with (informational)
-    _cache: dict[str, list[str]] = field(default_factory=dict, repr=False)  # word -> morphs (not saved)
+    _cache: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False, compare=False)  # word -> morphs (not saved)
 
     def __post_init__(self) -> None:
         mod = _kiwi_module()  # a missing extra fails here, at train or load time, not at the first encode
@@ -95,7 +95,10 @@ class KiwiSegmenter:
         kiwi = _KIWI.get(self.model_type)
         if kiwi is None:
             mod = _kiwi_module()
-            kiwi = mod.Kiwi(model_type=self.model_type) if self.model_type else mod.Kiwi()
+            try:
+                kiwi = mod.Kiwi(model_type=self.model_type) if self.model_type else mod.Kiwi()
+            except ValueError as e:  # kiwipiepy names the model types it knows
+                raise ConfigError(f"kiwi analyzer: model_type={self.model_type!r} is not a kiwipiepy model ({e})") from e
             _KIWI[self.model_type] = kiwi
         return kiwi
 
@@ -115,8 +118,10 @@ class KiwiSegmenter:
         return [morphs_from_spans(w, sp) for w, sp in zip(words, self.spans(words))]
 
     def train(self, words_with_counts: Iterable[tuple[str, int]]) -> None:
-        """Nothing to learn; pre-analyses the corpus's word types in one batch (kept in memory, not saved)."""
-        words = [w for w, _ in words_with_counts if w not in self._cache]
+        """Nothing to learn; pre-analyses the corpus's most frequent word types (at most the tokenizer's
+        cache size) in one batch, kept in memory, not saved. The others are analysed when met."""
+        top = sorted(words_with_counts, key=lambda wc: (-wc[1], wc[0]))[:CACHE_SIZE]
+        words = [w for w, _ in top if w not in self._cache]
         if words:
             self._cache.update(zip(words, self.segment_many(words)))
 
