@@ -178,7 +178,7 @@ def test_cli_compare_columns_and_sweep(en_bytebpe, corpus_files, tmp_path, capsy
     rc, out, _ = _run(capsys, "tokenizer", "compare", "--corpus", *specs(corpus_files, ("en", "ko")), "--alpha", "0.1,1",
                       "--kind", "bytebpe", "--train-vocab-size", "300", "--reference", "ko")  # fmt: skip
     header = out.splitlines()[0].split()
-    assert rc == 0 and header[:3] == ["tokenizer", "lang", "vocab"] and {"premium", "parity", "fallback", "coverage"} <= set(header)
+    assert rc == 0 and header[:4] == ["tokenizer", "lang", "kind", "vocab"] and {"premium", "parity", "fallback", "coverage"} <= set(header)
     assert "fertility of en by alpha  α=0.1:" in out and "bytebpe@alpha=1  " in out and "ko*" in out
 
 

@@ -8,12 +8,13 @@ are declared with compare's others in :mod:`tokembed.cli.tokenizer`.
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from ..errors import ConfigError
 from ..tokenizers.parity import alpha_sweep, compare_languages, parse_alphas
+from ..tokenizers.stats import STAT_COLUMNS
 from ._common import print_json
+from .tokenizer import _fmt
 
 __all__ = ["run_parity"]
 
@@ -33,16 +34,17 @@ def run_parity(args: argparse.Namespace, toks: dict, corpus: Any, *, options: di
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0
-    header = ["tokenizer", "lang", "vocab", "fertility", "bytes_per_token", "premium", "parity", "fallback", "round_trip", "coverage"]
+    header = ["tokenizer", "lang", "kind", "vocab", *STAT_COLUMNS, "premium", "parity", "fallback", "coverage"]
     table = [header]
     for r in rows:
         s = r.stats
         cov = " ".join(f"{sc}:{v:.3f}" for sc, v in list(r.coverage.items())[:3]) or "-"
-        nums = (s.fertility, s.bytes_per_token, r.premium, r.parity, r.fallback, s.round_trip)
-        table.append([s.name, s.language + ("*" if s.language == r.reference else ""), str(s.vocab_size), *map(_fmt, nums), cov])
+        nums = [getattr(s, k) for k in STAT_COLUMNS] + [r.premium, r.parity, r.fallback]
+        lang = s.language + ("*" if s.language == r.reference else "")
+        table.append([s.name, lang, toks[s.name].kind, str(s.vocab_size), *map(_fmt, nums), cov])
     widths = [max(len(row[j]) for row in table) for j in range(len(header))]
     for row in table:
-        print("  ".join(c.ljust(w) if j < 2 or j == len(header) - 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        print("  ".join(c.ljust(w) if j < 3 or j == len(header) - 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
     if args.alpha:  # how each language's fertility moves with α
         sweep = [r.stats for r in rows if "@alpha=" in r.stats.name]
         for lang in dict.fromkeys(s.language for s in sweep):
@@ -53,8 +55,3 @@ def run_parity(args: argparse.Namespace, toks: dict, corpus: Any, *, options: di
           "fallback = share of characters split into bytes or [UNK]; coverage = per script, the 3 largest")
     return 0
 
-
-def _fmt(x: float) -> str:
-    if isinstance(x, float) and math.isnan(x):
-        return "-"
-    return f"{x:.4f}" if abs(x) < 10 else f"{x:.1f}"

@@ -84,7 +84,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_load_args(e)
     e.set_defaults(func=_encode)
 
-    c = tsub.add_parser("compare", help="fertility, bytes/token, UNK rate, vocab use, round trip, MB/s per tokenizer")
+    c = tsub.add_parser(
+        "compare",
+        help="fertility, bytes/token, UNK rate, vocab use, round trip, MB/s per tokenizer; "
+        "with LANG=PATH also premium, parity, fallback, per-script coverage per language",
+    )
     c.add_argument("paths", nargs="*", metavar="PATH", help="tokenizers to compare (optional with --alpha)")
     c.add_argument("--json", action="store_true")
     c.add_argument("--max-lines", type=int, default=None, help="evaluate at most this many lines per language")
