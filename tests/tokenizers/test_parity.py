@@ -202,3 +202,14 @@ def test_cli_unknown_tag_and_no_tokenizer(tmp_path, capsys, corpus_files):
     assert rc == 2 and "language tag 'english'" in err
     rc, _, err = _run(capsys, "tokenizer", "compare", "--corpus", str(corpus_files / "en.txt"))
     assert rc == 2 and "nothing to compare" in err
+
+
+def test_language_budget_and_trades_for_the_study():
+    """The per-language helpers the multilingual study report uses (definitions in tokembed.metrics)."""
+    budget = metrics.language_budget(n_bytes={"en": 600, "ko": 400}, n_tokens={"en": 150, "ko": 250})
+    assert budget["ko"]["token_share"] == 0.625 and budget["ko"]["byte_share"] == 0.4  # ko pays a premium
+    bpb = {"base": {"en": 1.0, "fi": 1.2, "ko": 1.5}, "d1": {"en": 0.9, "fi": 1.21, "ko": 1.6}, "d2": {"en": 1.0, "fi": 1.2, "ko": 1.4}}
+    trades = metrics.language_trades(bpb, baseline="base", noise=0.05)
+    assert trades == {"d1": {"better": ["en"], "worse": ["ko"]}, "d2": {"better": ["ko"], "worse": []}}
+    with pytest.raises(ConfigError, match="baseline design 'nope'"):
+        metrics.language_trades(bpb, baseline="nope", noise=0.05)
