@@ -159,3 +159,12 @@ def test_bad_kiwi_model_type_is_a_config_error():
         MorphTokenizer.train(KO_TEXT.splitlines(), 420, analyzer="kiwi", segmenter_options={"model_type": "nope"})
     with pytest.raises(ConfigError, match="segmenter_options .* do not fit it"):
         MorphTokenizer.train(KO_TEXT.splitlines(), 420, analyzer="kiwi", segmenter_options={"max_types": 3})
+
+
+def test_kiwipiepy_is_imported_lazily():
+    """Importing tokembed's tokenizers (the kiwi analyzer registered among them) does not import kiwipiepy."""
+    import subprocess
+
+    code = "import sys, tokembed.tokenizers, tokembed.tokenizers.analyzers; print('kiwipiepy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
