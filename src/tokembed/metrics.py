@@ -222,7 +222,9 @@ def language_budget(*, n_bytes: dict[str, int], n_tokens: dict[str, int]) -> dic
     }
 
 
-def language_trades(bpb: dict[str, dict[str, float]], *, baseline: str, noise: float) -> dict[str, dict[str, list[str]]]:
+def language_trades(
+    bpb: dict[str, dict[str, float]], *, baseline: str, noise: float
+) -> dict[str, dict[str, list[str]]]:
     """How designs trade one language against another: per design, the languages whose bits per byte it
     lowers (``better``) or raises (``worse``) against the ``baseline`` design by more than ``noise``.
     A design with both is a trade; ``bpb`` is design -> language -> bits per byte.

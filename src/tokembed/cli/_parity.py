@@ -24,7 +24,9 @@ def run_parity(args: argparse.Namespace, toks: dict, corpus: Any, *, options: di
     toks = dict(toks)
     if args.alpha:
         if not args.kind:
-            raise ConfigError("--alpha trains one tokenizer per value: pass --kind (and --train-vocab-size), e.g. --kind unigram")
+            raise ConfigError(
+                "--alpha trains one tokenizer per value: pass --kind (and --train-vocab-size), e.g. --kind unigram"
+            )
         toks.update(alpha_sweep(args.kind, corpus, args.train_vocab_size, parse_alphas(args.alpha), **options))
     elif args.kind or args.option or args.train_vocab_size:
         raise ConfigError("--kind, --train-vocab-size and --option configure the --alpha sweep; pass --alpha too")
@@ -44,11 +46,14 @@ def run_parity(args: argparse.Namespace, toks: dict, corpus: Any, *, options: di
         table.append([s.name, lang, toks[s.name].kind, str(s.vocab_size), *map(_fmt, nums), cov])
     widths = [max(len(row[j]) for row in table) for j in range(len(header))]
     for row in table:
-        print("  ".join(c.ljust(w) if j < 3 or j == len(header) - 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        cells = (c.ljust(w) if j < 3 or j == len(header) - 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+        print("  ".join(cells).rstrip())
     if args.alpha:  # how each language's fertility moves with α
         sweep = [r.stats for r in rows if "@alpha=" in r.stats.name]
         for lang in dict.fromkeys(s.language for s in sweep):
-            moves = "  ".join(f"α={s.name.rpartition('=')[2]}: {_fmt(s.fertility)}" for s in sweep if s.language == lang)
+            moves = "  ".join(
+                f"α={s.name.rpartition('=')[2]}: {_fmt(s.fertility)}" for s in sweep if s.language == lang
+            )
             print(f"fertility of {lang} by alpha  {moves}")
     unit = rows[0].unit if rows else "byte"
     print(f"* reference language; premium = tokens per {unit}; parity = premium / the reference's; "

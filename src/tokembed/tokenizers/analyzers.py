@@ -77,7 +77,8 @@ class KiwiSegmenter:
     name = "kiwi"
     model_type: str | None = None  # kiwipiepy's model ("cong", "knlm", ...); None = kiwipiepy's default
     kiwipiepy_version: str = ""  # the kiwipiepy version the tokenizer was trained with (informational)
-    _cache: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False, compare=False)  # word -> morphs (not saved)
+    # word -> morphs, not saved
+    _cache: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         mod = _kiwi_module()  # a missing extra fails here, at train or load time, not at the first encode
@@ -88,7 +89,7 @@ class KiwiSegmenter:
 
     @property
     def fingerprint_tag(self) -> str:
-        """What the tokenizer fingerprint adds for this analyzer (the same vocab cut by another analyzer gives other ids)."""
+        """What the tokenizer fingerprint adds for this analyzer (the same vocab cut by another gives other ids)."""
         return f"kiwi:{self.model_type or 'default'}"
 
     def _kiwi(self):
@@ -98,7 +99,9 @@ class KiwiSegmenter:
             try:
                 kiwi = mod.Kiwi(model_type=self.model_type) if self.model_type else mod.Kiwi()
             except ValueError as e:  # kiwipiepy names the model types it knows
-                raise ConfigError(f"kiwi analyzer: model_type={self.model_type!r} is not a kiwipiepy model ({e})") from e
+                raise ConfigError(
+                    f"kiwi analyzer: model_type={self.model_type!r} is not a kiwipiepy model ({e})"
+                ) from e
             _KIWI[self.model_type] = kiwi
         return kiwi
 
@@ -110,7 +113,7 @@ class KiwiSegmenter:
         return list(morphs)
 
     def spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        """Kiwi's morphemes of each text as ``(start, length)`` in code points, one batched call (its worker threads)."""
+        """Kiwi's morphemes of each text as ``(start, length)`` in code points, in one batched call."""
         return [[(t.start, t.len) for t in tokens] for tokens in self._kiwi().tokenize(list(texts))]
 
     def segment_many(self, words: Sequence[str]) -> list[list[str]]:

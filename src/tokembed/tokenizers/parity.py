@@ -39,7 +39,17 @@ from . import train_tokenizer
 from .base import Tokenizer
 from .stats import TokenizerStats, language_texts, tokenizer_stats
 
-__all__ = ["LanguageRow", "compare_languages", "alpha_sweep", "parse_alphas", "script_of", "fallback_flags", "fallback_positions", "script_coverage", "pick_reference"]
+__all__ = [
+    "LanguageRow",
+    "compare_languages",
+    "alpha_sweep",
+    "parse_alphas",
+    "script_of",
+    "fallback_flags",
+    "fallback_positions",
+    "script_coverage",
+    "pick_reference",
+]
 
 #: Words that open a character name without naming its script ("FULLWIDTH LATIN CAPITAL LETTER A" is Latin).
 _NAME_PREFIXES = {"FULLWIDTH", "HALFWIDTH", "MATHEMATICAL", "CIRCLED", "PARENTHESIZED", "SMALL", "MODIFIER", "SQUARED"}
@@ -145,7 +155,7 @@ class LanguageRow:
     premium: float  # tokens per unit
     parity: float  # premium / the reference's premium (1.0 for the reference itself)
     fallback: float  # share of characters split into bytes or mapped to UNK (nan without offsets)
-    coverage: dict[str, float] = field(default_factory=dict)  # script -> share of its characters with a token of their own
+    coverage: dict[str, float] = field(default_factory=dict)  # script -> share of its characters with their own token
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,13 +170,16 @@ class LanguageRow:
 
 
 def pick_reference(languages: Sequence[str], reference: str | None) -> str:
-    """The reference language: ``reference`` if it is one of ``languages``, else a ConfigError; default ``en`` if present, else the first.
+    """The reference language: ``reference`` if it is one of ``languages`` (else a ConfigError); by default
+    ``en`` if present, else the first.
 
     >>> pick_reference(["ko", "en"], None), pick_reference(["ko", "fi"], None)
     ('en', 'ko')
     """
     if not languages:
-        raise ConfigError("parity needs a corpus of LANG=PATH arguments (e.g. en=en.txt ko=ko.txt); this one has no languages")
+        raise ConfigError(
+            "parity needs a corpus of LANG=PATH arguments (e.g. en=en.txt ko=ko.txt); this one has no languages"
+        )
     if reference is None:
         return "en" if "en" in languages else languages[0]
     if reference not in languages:
@@ -201,7 +214,10 @@ def compare_languages(
     rows: list[LanguageRow] = []
     for name, tok in tokenizers.items():
         stats = {lang: tokenizer_stats(tok, t, name=name, language=lang) for lang, t in texts.items()}
-        prem = {lang: metrics.premium(n_tokens=s.n_tokens, n_units=s.n_lines if parallel else s.n_bytes) for lang, s in stats.items()}
+        prem = {
+            lang: metrics.premium(n_tokens=s.n_tokens, n_units=s.n_lines if parallel else s.n_bytes)
+            for lang, s in stats.items()
+        }
         for lang, s in stats.items():
             cov = script_coverage(tok, texts[lang])
             rows.append(
@@ -229,20 +245,26 @@ def parse_alphas(spec: str) -> list[float]:
         try:
             a = float(item)
         except ValueError:
-            raise ConfigError(f"alpha {item.strip()!r} in {spec!r} is not a number; pass e.g. 0.1,0.3,0.5,1.0") from None
+            raise ConfigError(
+                f"alpha {item.strip()!r} in {spec!r} is not a number; pass e.g. 0.1,0.3,0.5,1.0"
+            ) from None
         if not 0.0 <= a <= 1.0:
             raise ConfigError(f"alpha {a} in {spec!r} is outside [0, 1] (1 = proportional to size, 0 = uniform)")
         out.append(a)
     return out
 
 
-def alpha_sweep(kind: str, corpus: Any, vocab_size: int | None, alphas: Sequence[float], **opts: Any) -> dict[str, Tokenizer]:
+def alpha_sweep(
+    kind: str, corpus: Any, vocab_size: int | None, alphas: Sequence[float], **opts: Any
+) -> dict[str, Tokenizer]:
     """One ``kind`` tokenizer per α of the language sampling ``p_l ∝ n_l^α``, all trained on ``corpus``,
     named ``"{kind}@alpha={α}"``; compare them with :func:`compare_languages` to see each language's fertility move."""
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
     if not corpus.languages:
-        raise ConfigError("an alpha sweep samples languages: pass the corpus as LANG=PATH arguments (e.g. en=en.txt ko=ko.txt)")
+        raise ConfigError(
+            "an alpha sweep samples languages: pass the corpus as LANG=PATH arguments (e.g. en=en.txt ko=ko.txt)"
+        )
     if "alpha" in opts:
         raise ConfigError("the sweep sets alpha itself; pass the values as alphas, not as an option")
     return {f"{kind}@alpha={a:g}": train_tokenizer(kind, corpus, vocab_size, **opts, alpha=a) for a in alphas}

@@ -122,7 +122,9 @@ def compare_tokenizers(tokenizers: Mapping[str, Tokenizer], corpus: Any = None, 
     ``max_lines`` caps the lines per language (the first ones, so runs are comparable).
     """
     texts = language_texts(corpus, max_lines=max_lines)
-    return [tokenizer_stats(tok, t, name=name, language=lang) for name, tok in tokenizers.items() for lang, t in texts.items()]
+    return [
+        tokenizer_stats(tok, t, name=name, language=lang) for name, tok in tokenizers.items() for lang, t in texts.items()
+    ]
 
 
 def language_texts(corpus: Any, *, max_lines: int | None = None) -> dict[str | None, list[str]]:
