@@ -168,3 +168,15 @@ def test_kiwipiepy_is_imported_lazily():
     code = "import sys, tokembed.tokenizers, tokembed.tokenizers.analyzers; print('kiwipiepy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_analyzer_morfessor_is_the_default():
+    """Naming the default analyzer changes nothing: same segmenter, same fingerprint (none added), same ids."""
+    from _spm_data import training_lines
+
+    opts = {"segmenter_options": {"max_types": 60}, "progress": False}
+    named = MorphTokenizer.train(training_lines(4), 340, analyzer="morfessor", **opts)
+    default = MorphTokenizer.train(training_lines(4), 340, **opts)
+    assert named.segmenter.name == default.segmenter.name == "morfessor"
+    assert named.fingerprint == default.fingerprint == default.vocab.fingerprint
+    assert named.encode("unhappiness of the quartz") == default.encode("unhappiness of the quartz")

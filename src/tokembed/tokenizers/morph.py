@@ -5,8 +5,8 @@ first splits every word (a run of letters) into morphs with a :class:`Segmenter`
 default :class:`MorfessorSegmenter`, Morfessor Baseline trained unsupervised on the
 corpus's word counts — and then trains a sentencepiece ``unigram`` (or ``bpe``) model whose
 pieces never cross a morph boundary. It suits agglutinative languages (Finnish, Turkish);
-an analyzer for a specific language (e.g. Korean) plugs in as any object with
-``segment(word) -> list[str]`` and ``train(words_with_counts)``.
+an analyzer for a specific language plugs in as any object with ``segment(word) -> list[str]``
+and ``train(words_with_counts)``, or by name: ``analyzer="kiwi"`` for Korean (:mod:`.analyzers`).
 
 How the text is cut (no boundary marker ever enters the text, so there is nothing to escape):
 a word with its preceding space becomes the chunks ``" " + m1, m2, ..., mk`` (morphs joined
