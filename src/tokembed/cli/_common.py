@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
-__all__ = ["print_json", "add_corpus_args", "corpus_from_args"]
+__all__ = ["print_json", "add_corpus_args", "corpus_from_args", "fmt_number"]
 
 
 def print_json(obj: Any) -> None:
@@ -34,3 +35,14 @@ def corpus_from_args(args: argparse.Namespace):
     from ..corpus import Corpus
 
     return Corpus.from_args(getattr(args, "corpus", None) or [], errors=getattr(args, "errors", "strict"))
+
+
+def fmt_number(x: float) -> str:
+    """A table cell: ``-`` for NaN, 4 decimals below 10, 1 above.
+
+    >>> fmt_number(float("nan")), fmt_number(2.5), fmt_number(123.456)
+    ('-', '2.5000', '123.5')
+    """
+    if isinstance(x, float) and math.isnan(x):
+        return "-"
+    return f"{x:.4f}" if abs(x) < 10 else f"{x:.1f}"

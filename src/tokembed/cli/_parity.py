@@ -13,8 +13,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..tokenizers.parity import alpha_sweep, compare_languages, parse_alphas
 from ..tokenizers.stats import STAT_COLUMNS
-from ._common import print_json
-from .tokenizer import _fmt
+from ._common import fmt_number, print_json
 
 __all__ = ["run_parity"]
 
@@ -43,7 +42,7 @@ def run_parity(args: argparse.Namespace, toks: dict, corpus: Any, *, options: di
         cov = " ".join(f"{sc}:{v:.3f}" for sc, v in list(r.coverage.items())[:3]) or "-"
         nums = [getattr(s, k) for k in STAT_COLUMNS] + [r.premium, r.parity, r.fallback]
         lang = s.language + ("*" if s.language == r.reference else "")
-        table.append([s.name, lang, toks[s.name].kind, str(s.vocab_size), *map(_fmt, nums), cov])
+        table.append([s.name, lang, toks[s.name].kind, str(s.vocab_size), *map(fmt_number, nums), cov])
     widths = [max(len(row[j]) for row in table) for j in range(len(header))]
     for row in table:
         cells = (c.ljust(w) if j < 3 or j == len(header) - 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
@@ -52,7 +51,7 @@ def run_parity(args: argparse.Namespace, toks: dict, corpus: Any, *, options: di
         sweep = [r.stats for r in rows if "@alpha=" in r.stats.name]
         for lang in dict.fromkeys(s.language for s in sweep):
             moves = "  ".join(
-                f"α={s.name.rpartition('=')[2]}: {_fmt(s.fertility)}" for s in sweep if s.language == lang
+                f"α={s.name.rpartition('=')[2]}: {fmt_number(s.fertility)}" for s in sweep if s.language == lang
             )
             print(f"fertility of {lang} by alpha  {moves}")
     unit = rows[0].unit if rows else "byte"

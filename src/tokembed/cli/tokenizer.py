@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 import json
-import math
 from typing import Any
 
 from ..errors import ConfigError
-from ._common import add_corpus_args, corpus_from_args, print_json
+from ._common import add_corpus_args, corpus_from_args, fmt_number, print_json
+from ._parity import run_parity
 
 __all__ = ["add_parser", "parse_options"]
 
@@ -161,8 +161,6 @@ def _compare(args: argparse.Namespace) -> int:
     toks = {path: _load(path, args) for path in args.paths}
     corpus = corpus_from_args(args)
     if corpus.languages or args.reference or args.parallel or args.alpha:  # per language vs a reference (cli/_parity.py)
-        from ._parity import run_parity
-
         return run_parity(args, toks, corpus, options=parse_options(args.option))
     if not toks:
         raise ConfigError("nothing to compare: pass one or more tokenizer PATHs")
@@ -174,14 +172,8 @@ def _compare(args: argparse.Namespace) -> int:
     table = [header]
     for r in rows:
         tok = toks[r.name]
-        table.append([r.name, r.language or "-", tok.kind, str(r.vocab_size), *(_fmt(getattr(r, k)) for k in STAT_COLUMNS)])
+        table.append([r.name, r.language or "-", tok.kind, str(r.vocab_size), *(fmt_number(getattr(r, k)) for k in STAT_COLUMNS)])
     widths = [max(len(row[j]) for row in table) for j in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) if j < 3 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
     return 0
-
-
-def _fmt(x: float) -> str:
-    if isinstance(x, float) and math.isnan(x):
-        return "-"
-    return f"{x:.4f}" if abs(x) < 10 else f"{x:.1f}"
