@@ -1,17 +1,19 @@
 """The kiwi analyzer of the morph kind: lossless on Korean, saved and loaded, measured against Kiwi itself."""
 
 import json
+import subprocess
 import sys
 import unicodedata
 
 import pytest
 from _ko_data import KO_TEXT, korean_lines
+from _spm_data import training_lines
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tokembed.cli import main
 from tokembed.errors import ConfigError, DependencyError
-from tokembed.tokenizers import MorphTokenizer, load_tokenizer, train_tokenizer
+from tokembed.tokenizers import KiwiSegmenter, MorphTokenizer, load_tokenizer, train_tokenizer
 from tokembed.tokenizers.analyzers import boundary_agreement, letter_cuts, morphs_from_spans
 
 try:
@@ -60,8 +62,6 @@ def kiwi_tok():
 
 @needs_kiwi
 def test_cuts_are_kiwi_offsets_not_normalised_forms():
-    from tokembed.tokenizers import KiwiSegmenter
-
     seg = KiwiSegmenter()
     # Kiwi analyses 했 as 하 + 었 and 갔 as 가 + 았 (normalised forms); the cut text keeps the syllables.
     assert seg.segment("했다") == ["했", "다"]
@@ -105,8 +105,6 @@ def test_pieces_never_cross_kiwi_boundaries(kiwi_tok):
 def test_boundary_agreement_beats_unigram(tmp_path):
     """On held-out lines, against Kiwi's analysis of each whole line (in context), the kiwi morph tokenizer
     recalls more morpheme boundaries than a unigram model of the same size trained on the same lines."""
-    from tokembed.tokenizers import KiwiSegmenter
-
     lines = korean_lines()
     train, held = [t for i, t in enumerate(lines) if i % 5], lines[::5]
     path = tmp_path / "ko.txt"
@@ -163,7 +161,6 @@ def test_bad_kiwi_model_type_is_a_config_error():
 
 def test_kiwipiepy_is_imported_lazily():
     """Importing tokembed's tokenizers (the kiwi analyzer registered among them) does not import kiwipiepy."""
-    import subprocess
 
     code = "import sys, tokembed.tokenizers, tokembed.tokenizers.analyzers; print('kiwipiepy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -172,8 +169,6 @@ def test_kiwipiepy_is_imported_lazily():
 
 def test_analyzer_morfessor_is_the_default():
     """Naming the default analyzer changes nothing: same segmenter, same fingerprint (none added), same ids."""
-    from _spm_data import training_lines
-
     opts = {"segmenter_options": {"max_types": 60}, "progress": False}
     named = MorphTokenizer.train(training_lines(4), 340, analyzer="morfessor", **opts)
     default = MorphTokenizer.train(training_lines(4), 340, **opts)
