@@ -161,7 +161,6 @@ def test_bad_kiwi_model_type_is_a_config_error():
 
 def test_kiwipiepy_is_imported_lazily():
     """Importing tokembed's tokenizers (the kiwi analyzer registered among them) does not import kiwipiepy."""
-
     code = "import sys, tokembed.tokenizers, tokembed.tokenizers.analyzers; print('kiwipiepy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
