@@ -81,7 +81,6 @@ PENDING: dict[tuple[str, str], str] = {
     ("tokembed.tokenizers.morph", "tokembed.errors"): "tokenizers/ owner",
     ("tokembed.tokenizers.spm", "tokembed.errors"): "tokenizers/ owner",
     ("tokembed.tokenizers.spm", "tokembed.corpus"): "tokenizers/ owner",
-    ("tokembed.tokenizers.stats", "tokembed.corpus"): "tokenizers/ owner",
     ("tokembed.tokenizers.wordpiece", "tokembed.corpus"): "tokenizers/ owner",
 }
 

@@ -17,7 +17,13 @@ __all__ = ["print_json", "add_corpus_args", "corpus_from_args", "FLAGS", "error_
 #: subcommand -> library parameter -> how the user sets it on that command. The only place the CLI
 #: renames a parameter: library errors name the parameter (``vocab_size``) and set ``error.param``.
 FLAGS: dict[str, dict[str, str]] = {
-    "tokenizer": {"vocab_size": "--vocab-size"},
+    "tokenizer": {
+        "vocab_size": "--vocab-size",
+        "analyzer": "--analyzer",
+        "reference": "--reference",
+        "max_lines": "--max-lines",
+        "alpha": "--alpha",
+    },
     "eval": {"seq_len": "--seq-len", "batch_size": "--batch-size", "max_tokens": "--max-tokens"},
     "embed": {"layers": "--layers"},
     "*": {"errors": "--errors", "resume": "--resume"},  # flags with one meaning wherever they exist

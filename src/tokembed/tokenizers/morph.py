@@ -206,7 +206,7 @@ def _named_segmenter(name: Any, options: Mapping[str, Any]) -> Segmenter:
     """
     klass = SEGMENTERS.get(name) if isinstance(name, str) else None
     if klass is None:
-        raise ConfigError(f"analyzer={name!r} is not known; pass one of {', '.join(sorted(SEGMENTERS))}")
+        raise ConfigError(f"analyzer={name!r} is not known; pass one of {', '.join(sorted(SEGMENTERS))}", param="analyzer")
     try:
         return klass(**options)
     except TypeError as e:

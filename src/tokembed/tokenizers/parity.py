@@ -184,7 +184,8 @@ def pick_reference(languages: Sequence[str], reference: str | None) -> str:
         return "en" if "en" in languages else languages[0]
     if reference not in languages:
         raise ConfigError(
-            f"reference language {reference!r} is not among the corpus languages {list(languages)}; pass one of them"
+            f"reference language {reference!r} is not among the corpus languages {list(languages)}; pass one of them",
+            param="reference",
         )
     return reference
 
@@ -209,7 +210,8 @@ def compare_languages(
         if len(set(counts.values())) > 1:
             raise ConfigError(
                 f"parallel text needs the same number of non-blank lines in every language, got {counts}; "
-                "align the files line by line (or pass max_lines) or compare per byte"
+                "align the files line by line (or pass max_lines) or compare per byte",
+                param="max_lines",
             )
     rows: list[LanguageRow] = []
     for name, tok in tokenizers.items():
@@ -246,10 +248,12 @@ def parse_alphas(spec: str) -> list[float]:
             a = float(item)
         except ValueError:
             raise ConfigError(
-                f"alpha {item.strip()!r} in {spec!r} is not a number; pass e.g. 0.1,0.3,0.5,1.0"
+                f"alpha {item.strip()!r} in {spec!r} is not a number; pass e.g. 0.1,0.3,0.5,1.0", param="alpha"
             ) from None
         if not 0.0 <= a <= 1.0:
-            raise ConfigError(f"alpha {a} in {spec!r} is outside [0, 1] (1 = proportional to size, 0 = uniform)")
+            raise ConfigError(
+                f"alpha {a} in {spec!r} is outside [0, 1] (1 = proportional to size, 0 = uniform)", param="alpha"
+            )
         out.append(a)
     return out
 
