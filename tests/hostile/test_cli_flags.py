@@ -77,3 +77,13 @@ def test_warnings_are_one_line_and_quiet_silences_them(capsys):
     with _output_mode("train", quiet=True):
         warnings.warn("something to say")
     assert capsys.readouterr().err == ""
+
+
+def test_quiet_disables_progress_bars_of_an_imported_tqdm():
+    from tqdm.auto import tqdm
+
+    from tokembed.cli import _output_mode
+
+    with _output_mode("compress", quiet=True):
+        assert tqdm(total=3).disable
+    assert not tqdm(total=3, file=open("/dev/null", "w")).disable

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -71,25 +70,32 @@ def leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentP
 
 
 @contextlib.contextmanager
+def _tqdm_disabled() -> Iterator[None]:
+    """Every tqdm bar created inside is disabled (``disable=True`` as the default of ``tqdm.__init__``)."""
+    import functools
+
+    from tqdm import std
+
+    init = std.tqdm.__init__
+    std.tqdm.__init__ = functools.partialmethod(init, disable=True)
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init
+
+
+@contextlib.contextmanager
 def _output_mode(command: str, quiet: bool) -> Iterator[None]:
     """``--quiet``: progress bars (tqdm) and warnings off; otherwise warnings as one line each on stderr."""
-    saved = os.environ.get("TQDM_DISABLE")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.ExitStack() as stack:
         if quiet:
-            os.environ["TQDM_DISABLE"] = "1"  # every tqdm bar reads it (tqdm >= 4.66)
+            stack.enter_context(_tqdm_disabled())
             warnings.simplefilter("ignore")
         else:
             warnings.simplefilter("default")
             warnings.showwarning = lambda message, category, *a, **k: print(
                 f"tokembed {command}: warning: {message}", file=sys.stderr)
-        try:
-            yield
-        finally:
-            if quiet:
-                if saved is None:
-                    os.environ.pop("TQDM_DISABLE", None)
-                else:
-                    os.environ["TQDM_DISABLE"] = saved
+        yield
 
 
 def main(argv: Sequence[str] | None = None) -> int:
