@@ -85,3 +85,14 @@ def test_header_length_beyond_the_file_is_a_typed_error(tmp_path, vocab):
     path.write_bytes(struct.pack("<Q", 2**40) + b"{}")
     with pytest.raises(EmbeddingSourceError, match="not a valid safetensors file"):
         load_embeddings(path, vocab=vocab)
+
+
+def test_npy_header_claiming_more_than_the_file_holds(tmp_path, vocab):
+    from numpy.lib import format as npformat
+
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as f:
+        npformat.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 300)})
+        f.write(b"\0" * 64)
+    with pytest.raises(EmbeddingSourceError, match="header does not match the file"):
+        load_embeddings(path, vocab=vocab)

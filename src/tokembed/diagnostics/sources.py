@@ -188,6 +188,22 @@ def _read_json(path: Path) -> Any:
         raise EmbeddingSourceError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EmbeddingSourceError(f"{path}: malformed JSON ({e}); the file is truncated or corrupt") from e
+    except RecursionError as e:  # e.g. 100k nested '['
+        raise EmbeddingSourceError(f"{path}: JSON nested too deeply to be a model file; the file is corrupt") from e
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean", type(None): "null"}
+
+
+def _read_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object (``config.json``, ``tokenizer_config.json``)."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise EmbeddingSourceError(
+            f"{path}: holds JSON {json.dumps(data)[:40]} ({_JSON_TYPES.get(type(data), 'value')}); expected an object "
+            "of settings {...} — the file is corrupt or not this model's"
+        )
+    return data
 
 
 def _allowed_roots(folder: Path) -> list[Path]:
@@ -336,7 +352,7 @@ def _config_dims(config: Mapping[str, Any]) -> tuple[int | None, int | None]:
 
 def _load_hf_folder(folder: Path) -> EmbeddingSource:
     cfg_path = folder / "config.json"
-    config = _read_json(cfg_path) if cfg_path.is_file() else {}
+    config = _read_json_object(cfg_path) if cfg_path.is_file() else {}
     index = _tensor_index(folder)
     if not index:
         raise EmbeddingSourceError(
@@ -522,7 +538,7 @@ def _try_load_tokenizer(path: Path, notes: list[str]):
     opts: dict[str, Any] = {"add_special_tokens": False}
     folder = path if path.is_dir() else path.parent
     if path.is_dir() and not (path / "tokenizer.json").is_file() and (folder / "tokenizer_config.json").is_file():
-        lower = _read_json(folder / "tokenizer_config.json").get("do_lower_case")
+        lower = _read_json_object(folder / "tokenizer_config.json").get("do_lower_case")
         if isinstance(lower, bool):
             opts["lowercase"] = lower
     try:
@@ -579,9 +595,13 @@ def _load_matrix(path: Path, *, vocab, tensor: str | None) -> EmbeddingSource:
     if path.suffix == ".npy":
         try:
             M = np.load(path, allow_pickle=False, mmap_mode="r")  # header only: nothing allocated yet
-        except ValueError as e:  # object arrays need pickle: refused
-            raise EmbeddingSourceError(
-                f"{path}: cannot read without unpickling ({e}); save a plain numeric array"
+        except ValueError as e:
+            if "object" in str(e).lower() or "pickle" in str(e).lower():  # object arrays need pickle: refused
+                raise EmbeddingSourceError(
+                    f"{path}: cannot read without unpickling ({e}); save a plain numeric array"
+                ) from e
+            raise EmbeddingSourceError(  # e.g. a header shape larger than the data: checked before reading
+                f"{path}: the .npy header does not match the file ({e}); the file is truncated or corrupt — save it again"
             ) from e
         except OSError as e:
             raise EmbeddingSourceError(f"{path}: not a .npy file ({e})") from e
