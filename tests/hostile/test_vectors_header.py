@@ -58,3 +58,15 @@ def test_gzip_header_preallocation_is_capped(tmp_path, monkeypatch):
     with pytest.raises(VectorFileError, match="announces 1000000000 vectors but the file holds 1"):
         read_vectors(path, progress=False)
     assert max(int(np.prod(s)) for s in sizes) * 4 <= 64 * 2**20
+
+
+def test_glove_line_with_a_huge_dimension_starts_with_a_small_buffer(tmp_path, monkeypatch):
+    """GloVe has no header: D comes from the first line; 1024 rows of D = 200,000 would be 819 MB up front."""
+    path = tmp_path / "wide.txt"
+    path.write_text("the " + " ".join(["0.5"] * 200_000) + "\n")
+    sizes = []
+    real = np.empty
+    monkeypatch.setattr(np, "empty", lambda shape, *a, **k: sizes.append(shape) or real(shape, *a, **k))
+    v = read_vectors(path, progress=False, format="glove")
+    assert v.matrix.shape == (1, 200_000)
+    assert max(int(np.prod(s)) for s in sizes) * 4 <= 64 * 2**20

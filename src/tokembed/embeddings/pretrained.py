@@ -207,7 +207,9 @@ class _Rows:
 
     def __init__(self, dim: int, expected: int | None):
         self.dim, self.n = dim, 0
-        self.buf = np.empty((max(expected or 1024, 1), dim), dtype=np.float32)
+        if expected is None:  # no count (GloVe): start small, whatever D the first line claims
+            expected = min(1024, _PREALLOC_BYTES // (4 * dim))
+        self.buf = np.empty((max(expected, 1), dim), dtype=np.float32)
         self.tokens: list[str] = []
         self.seen: set[str] = set()
         self.duplicates = 0
