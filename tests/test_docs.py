@@ -252,3 +252,24 @@ def test_reliability_table_names_real_tests():
     for file, name in refs:
         source = (ROOT / file).read_text(encoding="utf-8") if (ROOT / file).is_file() else ""
         assert re.search(rf"^\s*def {name}\(", source, re.M), f"docs/reliability.md names {file}::{name}, which does not exist"
+
+
+def test_the_harness_fails_a_wrong_block(tmp_path, shim):
+    """A doctest whose output differs, a failing command, and a command the docs show failing that
+    succeeds must each fail the page; a documented error that happens passes."""
+    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    page = ROOT / "README.md"
+    shown_error = "$ tokembed neighbors missing.vec x\ntokembed neighbors: error: missing.vec: no such file\n"
+    _run_shell(Block(page, 1, "console", shown_error), tmp_path, env, [])  # fails as shown: passes
+    wrong = [
+        Block(page, 1, "console", "$ true\ntokembed neighbors: error: this was supposed to fail\n"),
+        Block(page, 1, "bash", "false\n"),
+    ]
+    for b in wrong:
+        with pytest.raises(pytest.fail.Exception):
+            _run_shell(b, tmp_path, env, [])
+    with pytest.raises(pytest.fail.Exception, match="doctest failed"):
+        _run_python(Block(page, 1, "python", ">>> 1 + 1\n3\n"), {})
+    with pytest.raises(pytest.fail.Exception, match="ZeroDivisionError"):
+        _run_python(Block(page, 1, "python", "1 / 0\n"), {})
