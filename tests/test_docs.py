@@ -84,7 +84,8 @@ def _page_params():
     for page in PAGES:
         params.append(pytest.param(page, False, id=_page_id(page)))
         if any(b.marker == "slow" for b in blocks_of(page)):
-            params.append(pytest.param(page, True, marks=pytest.mark.slow, id=_page_id(page) + "+slow"))
+            marks = [pytest.mark.slow, pytest.mark.timeout(1800)]  # whole training/study runs on a loaded machine
+            params.append(pytest.param(page, True, marks=marks, id=_page_id(page) + "+slow"))
     return params
 
 
