@@ -9,7 +9,7 @@ Python namespace, so a block may use what an earlier block of the page built):
 - ```console: lines starting with ``$ `` are commands, the lines below them are sample output and
   are not compared (timings, progress bars) — except that a command whose output starts with
   ``tokembed ...: error:`` must fail with exit code 2 and print that one error line.
-- ``tokembed`` on the command line is this checkout's CLI (``python -m tokembed``); a shell
+- ``tokembed`` and ``python`` on the command line are this checkout's CLI and this interpreter; a shell
   variable assigned in one block (``M=...``) is kept for the later blocks of the page.
 
 Markers: an HTML comment on the line just above the opening fence (a reader of the rendered page
@@ -149,10 +149,11 @@ def _shell_quote(s: str) -> str:
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory):
-    """A ``tokembed`` executable that runs this checkout with this interpreter."""
+    """``tokembed`` (this checkout's CLI) and ``python`` (this interpreter) for the shell blocks."""
     d = tmp_path_factory.mktemp("bin")
-    (d / "tokembed").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tokembed "$@"\n')
-    (d / "tokembed").chmod(0o755)
+    for name, line in [("tokembed", f'exec "{sys.executable}" -m tokembed "$@"'), ("python", f'exec "{sys.executable}" "$@"')]:
+        (d / name).write_text(f"#!/bin/sh\n{line}\n")
+        (d / name).chmod(0o755)
     return d
 
 
