@@ -603,8 +603,8 @@ def _load_matrix(path: Path, *, vocab, tensor: str | None) -> EmbeddingSource:
             raise EmbeddingSourceError(  # e.g. a header shape larger than the data: checked before reading
                 f"{path}: the .npy header does not match the file ({e}); the file is truncated or corrupt — save it again"
             ) from e
-        except OSError as e:
-            raise EmbeddingSourceError(f"{path}: not a .npy file ({e})") from e
+        except (OSError, EOFError) as e:
+            raise EmbeddingSourceError(f"{path}: not a .npy file ({e or 'empty'}); the file is corrupt or truncated") from e
         if M.dtype.kind not in "fiu":
             raise EmbeddingSourceError(f"{path}: dtype {M.dtype} is not numeric; save a float matrix")
         _check_matrix_shape(path, M.shape)

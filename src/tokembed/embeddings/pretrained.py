@@ -35,6 +35,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,13 +142,18 @@ def read_vectors(
         raise VectorFileError(f"{path}: no such vector file; pass the path of a word2vec/GloVe/fastText file")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1 (--limit N)")
-    fmt = format or detect_format(path)
-    if fmt == "fasttext":
-        fmt = "word2vec"
-    if fmt not in FORMATS:
+    if format is not None and format not in FORMATS:
         raise ConfigError(f"format={format!r} is not known; choose one of {', '.join(FORMATS)} (or None to detect)")
-    reader = _read_binary if fmt == "word2vec-binary" else _read_text
-    tokens, matrix, dups = reader(path, fmt=fmt, limit=limit, progress=progress, errors=encoding_errors)
+    try:
+        fmt = format or detect_format(path)
+        fmt = "word2vec" if fmt == "fasttext" else fmt
+        reader = _read_binary if fmt == "word2vec-binary" else _read_text
+        tokens, matrix, dups = reader(path, fmt=fmt, limit=limit, progress=progress, errors=encoding_errors)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a .gz file that is not gzip, or cut short
+        raise VectorFileError(
+            f"{path}: not a readable gzip file ({e}); the file is corrupt or truncated — download it again, "
+            "or pass the uncompressed file"
+        ) from e
     return Vectors(tokens, matrix, format=format or fmt, duplicates=dups, path=str(path))
 
 
