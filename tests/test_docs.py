@@ -42,6 +42,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN_LANGS = {"python", "bash", "sh", "console"}
+#: fences that hold no code to run: sample output, file contents, layouts
+NOT_CODE = {"", "text", "toml", "yaml", "json", "csv", "html", "diff"}
 _FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.S | re.M)
 _MARKER = re.compile(r"<!--\s*docs-test:\s*(?P<kind>skip|slow|file)\b\s*(?P<arg>.*?)\s*-->\s*$")
 _ERROR_LINE = re.compile(r"^tokembed(?: [\w-]+)*: error: ")
@@ -237,6 +239,13 @@ def test_markers_are_attached_and_known():
             if "docs-test" in ln:
                 assert _MARKER.search(ln), f"{_page_id(page)}:{n}: unknown docs-test marker {ln.strip()!r}"
                 assert n in attached, f"{_page_id(page)}:{n}: docs-test marker not on the line above a fence"
+
+
+def test_every_fence_language_is_known():
+    """A fence tagged ``py``, ``shell``, ``zsh``... would silently not run: each tag is code or named as not code."""
+    for page in PAGES:
+        for b in blocks_of(page):
+            assert b.lang in RUN_LANGS | NOT_CODE, f"{b.where}: fence language {b.lang!r}; use python/bash/console or text"
 
 
 def test_every_page_with_code_runs_some():
