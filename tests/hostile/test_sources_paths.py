@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from _hostile import EMBEDDING, TOKENS, assert_one_line_error, tiny_hf_folder
 
-from tokembed.diagnostics.sources import load_embeddings
+from tokembed.sources import load_embeddings
 from tokembed.errors import EmbeddingSourceError
 
 

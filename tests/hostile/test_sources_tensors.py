@@ -12,7 +12,7 @@ import pytest
 import safetensors
 from _hostile import TOKENS, assert_one_line_error
 
-from tokembed.diagnostics.sources import load_embeddings
+from tokembed.sources import load_embeddings
 from tokembed.errors import EmbeddingSourceError
 
 
@@ -73,7 +73,7 @@ def test_matrix_rows_checked_against_the_vocab_before_reading(tmp_path, vocab, m
     from safetensors.numpy import save_file
 
     save_file({"E": np.zeros((len(TOKENS) + 1, 4), np.float32)}, str(tmp_path / "m.safetensors"))
-    import tokembed.diagnostics.sources as sources
+    import tokembed.sources as sources
 
     monkeypatch.setattr(sources, "_read_tensor", lambda *a, **k: pytest.fail("read before the row check"))
     with pytest.raises(EmbeddingSourceError, match="13 rows"):
