@@ -227,6 +227,8 @@ def test_docs_page_runs_as_written(page, with_slow, tmp_path, monkeypatch, shim,
 def test_docs_block_not_run(block):
     """Each block marked ``docs-test: skip`` is reported with its reason (never a silent skip)."""
     assert block.arg, f"{block.where}: a docs-test skip marker needs a reason"
+    for ref in re.findall(r"tests/[\w/.]*\w", block.arg):  # a reason that points at tests must point at real ones
+        assert (ROOT / ref).exists(), f"{block.where}: the skip reason names {ref}, which does not exist"
     pytest.skip(f"{block.where} [{block.lang}] not run: {block.arg}")
 
 
