@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, TokenNotFoundError
+from ..tokenizers.byte import byte_token
+from ..tokenizers.reference import bytes_to_unicode
 
 __all__ = [
     "normalize_rows",
@@ -183,9 +185,6 @@ def spelling_hints(vocab, token: str, *, n: int = 3) -> list[str]:
     >>> spelling_hints(v, "King"), spelling_hints(v, "e"), spelling_hints(v, " the"), spelling_hints(v, "Dog")
     (['king', 'ing'], ['<0x65>'], ['Ġthe'], ['▁dog'])
     """
-    from ..tokenizers.byte import byte_token
-    from ..tokenizers.reference import bytes_to_unicode
-
     def gpt2(text: str) -> str:  # " the" -> "Ġthe" (lowercase first: "Ġ".lower() is "ġ")
         return "".join(bytes_to_unicode()[b] for b in text.encode("utf-8"))
 
