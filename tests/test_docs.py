@@ -161,7 +161,7 @@ def shim(tmp_path_factory):
 
 def _run_shell(block: Block, cwd: Path, env: dict, assignments: list[str]) -> None:
     script = "\n".join(assignments) + "\n" + _shell_script(block)
-    r = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=1700)  # pytest-timeout stops a fast page first
     if r.returncode != 0:
         pytest.fail(
             f"{block.where}: shell block failed (exit {r.returncode})\n--- script\n{script}\n--- stdout\n"
