@@ -161,7 +161,8 @@ def shim(tmp_path_factory):
 
 def _run_shell(block: Block, cwd: Path, env: dict, assignments: list[str]) -> None:
     script = "\n".join(assignments) + "\n" + _shell_script(block)
-    r = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=1700)  # pytest-timeout stops a fast page first
+    # a slow page's block may take as long as its test allows; pytest-timeout stops a fast page first
+    r = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=1700)
     if r.returncode != 0:
         pytest.fail(
             f"{block.where}: shell block failed (exit {r.returncode})\n--- script\n{script}\n--- stdout\n"
