@@ -72,7 +72,7 @@ def test_config_of_the_wrong_json_type(tmp_path, capsys, content):
     d = hf_folder(tmp_path / "m")
     (d / "config.json").write_text(content)
     rc, _, err = run(capsys, d, "the bank")
-    assert rc == 2 and "config.json: holds a JSON" in err and "expected an object" in err
+    assert rc == 2 and "config.json: holds JSON" in err and "expected an object" in err
 
 
 def test_a_good_folder_still_embeds(tmp_path, capsys):

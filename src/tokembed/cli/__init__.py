@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv else EXIT_USER_ERROR
-    quiet = bool(getattr(args, "quiet", False))
+    quiet = bool(getattr(args, "quiet", False)) or "--quiet" in argv  # vectors: --quiet is its --no-progress
     if quiet and hasattr(args, "no_progress"):
         args.no_progress = True
     try:
