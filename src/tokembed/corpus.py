@@ -51,6 +51,8 @@ __all__ = [
     "CorpusWarning",
     "corpus_notes",
     "looks_binary",
+    "LANG_TAG_RE",
+    "check_language_tag",
 ]
 
 #: Exponent of the α-smoothed language sampling p_l ∝ n_l^α. 0.3 follows XLM-R
@@ -58,6 +60,9 @@ __all__ = [
 DEFAULT_ALPHA = 0.3
 
 _LANG_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]{0,31})=(.+)$")
+#: A language tag tokembed accepts: BCP-47-like (RFC 5646 syntax, not the registry): a 2-3 letter primary
+#: language subtag, then optional subtags of 1-8 letters/digits after "-" or "_" (en, fi, ko, pt-BR, zh_Hant, sr-Latn-RS).
+LANG_TAG_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 _GLOB_CHARS = set("*?[")
 #: Longest line read at once (64 KiB, a long paragraph): longer lines come in chunks, so one huge line
 #: cannot make a tokenizer trainer build one huge "sentence" (measured: a 50 MB line took 4.75 GB for
@@ -91,6 +96,10 @@ def corpus_notes() -> Iterator[None]:
 #: Standard-library parts left out of the default corpus: tests, GUI demos and vendored code.
 _SKIP_STDLIB = {"site-packages", "dist-packages", "test", "tests", "idle_test", "idlelib", "lib2to3", "turtledemo", "ensurepip"}
 _DEFAULT_CORPUS_VERSION = "1"
+#: Lines per document in a file without blank lines (about a paragraph of one-sentence lines).
+GROUP_LINES = 32
+#: A blank-line block longer than this is cut at line boundaries (the default corpus's longest is 62 KB).
+DOC_MAX_BYTES = 1 << 16
 
 
 def _cache_dir() -> Path:
@@ -227,6 +236,54 @@ def iter_file_lines(path: str | os.PathLike, *, errors: str = "strict") -> Itera
         raise CorpusError(f"{path}: cannot read ({e}); check the file") from e
 
 
+def _file_documents(path: Path, errors: str) -> Iterator[str]:
+    """The documents of one file (see :meth:`Corpus.documents`)."""
+    buf: list[str] = []
+    size, blank_seen, grouped, cut = 0, False, False, False
+    for line in iter_file_lines(path, errors=errors):
+        if not line.strip():
+            blank_seen = True
+            if buf:
+                yield "".join(buf)
+                buf, size = [], 0
+            continue
+        buf.append(line)
+        size += len(line)
+        if grouped and len(buf) >= GROUP_LINES:
+            yield "".join(buf)
+            buf, size = [], 0
+        elif size > DOC_MAX_BYTES:
+            if blank_seen:  # a huge block in a file with paragraphs: cut it here
+                cut = cut or _note(f"{path}: a block of over {DOC_MAX_BYTES:,} bytes without a blank line is cut "
+                                   "into documents at line boundaries")
+                yield "".join(buf)
+                buf, size = [], 0
+            else:  # no blank line so far: one line per sentence/verse
+                grouped = _note_grouped(path)
+                yield from _groups(buf)
+                buf, size = [], 0
+    if buf and not blank_seen and not grouped and len(buf) > 1:
+        _note_grouped(path)
+        yield from _groups(buf)
+    elif buf:
+        yield "".join(buf)
+
+
+def _groups(lines: list[str]) -> Iterator[str]:
+    for i in range(0, len(lines), GROUP_LINES):
+        yield "".join(lines[i : i + GROUP_LINES])
+
+
+def _note(message: str) -> bool:
+    warnings.warn(message, CorpusWarning, stacklevel=4)
+    return True
+
+
+def _note_grouped(path: Path) -> bool:
+    return _note(f"{path} has no blank lines between documents; its documents are groups of {GROUP_LINES} lines "
+                 "(separate documents with blank lines to choose them)")
+
+
 @dataclass(frozen=True)
 class Source:
     """One corpus argument, resolved to files. ``lang`` is None when untagged."""
@@ -328,6 +385,20 @@ def language_weights(sizes: dict[str, int], alpha: float = DEFAULT_ALPHA) -> dic
     return {k: (live[k] ** alpha / z if k in live else 0.0) for k in sizes}
 
 
+def check_language_tag(tag: str, *, where: str) -> str:
+    """``tag`` if it is a BCP-47-like language tag (:data:`LANG_TAG_RE`), else a ConfigError naming it, ``where`` and the fix.
+
+    >>> check_language_tag("pt-BR", where="test")
+    'pt-BR'
+    """
+    if not isinstance(tag, str) or not LANG_TAG_RE.match(tag):
+        raise ConfigError(
+            f"{where}: language tag {tag!r} is not a BCP-47-like tag (2-3 letters, then optional -subtags: "
+            "en, fi, ko, pt-BR, zh-Hant); rename it, or pass a path without '=' before it"
+        )
+    return tag
+
+
 @dataclass
 class Corpus:
     """A streamed text corpus made of file/folder/glob/stdin specs, optionally ``LANG=PATH``.
@@ -351,6 +422,7 @@ class Corpus:
             m = _LANG_RE.match(spec)
             if m and not Path(spec).exists():
                 lang, spec = m.group(1), m.group(2)
+                check_language_tag(lang, where=f"corpus argument {m.group(0)!r}")
             self.sources.append(Source(spec=spec, files=_expand(spec), lang=lang))
         tagged = {s.lang is not None for s in self.sources}
         if len(tagged) > 1:
@@ -399,16 +471,31 @@ class Corpus:
                 yield s
 
     def documents(self, lang: str | None = None) -> Iterator[str]:
-        """Blocks of lines separated by blank lines (each keeps its inner newlines)."""
-        buf: list[str] = []
-        for line in self.lines(lang):
-            if line.strip():
-                buf.append(line)
-            elif buf:
-                yield "".join(buf)
-                buf = []
-        if buf:
-            yield "".join(buf)
+        """Blocks of lines separated by blank lines (each keeps its inner newlines), never across files.
+
+        Bounded fallbacks (each said once per file with a :class:`CorpusWarning`): a file without blank
+        lines is cut into groups of :data:`GROUP_LINES` lines (one verse or sentence per line would
+        otherwise be one document, and the train/validation split would be empty); a block over
+        :data:`DOC_MAX_BYTES` is cut at line boundaries.
+
+        >>> import tempfile, pathlib, warnings
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "verses.txt"
+        >>> _ = f.write_text("".join(f"verse {i}\\n" for i in range(70)))
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     [d.count("\\n") for d in Corpus([str(f)]).documents()]
+        [32, 32, 6]
+        """
+        any_text = False
+        for src in self.sources:
+            if lang is not None and src.lang != lang:
+                continue
+            for f in src.files:
+                for doc in _file_documents(f, self.errors):
+                    any_text = True
+                    yield doc
+        if not any_text:
+            list(self.lines(lang))  # raises EmptyCorpusError naming the sources
 
     def byte_sizes(self) -> dict[str, int]:
         """UTF-8 bytes per language (key ``""`` when untagged), from file sizes (``.gz``: decompressed)."""
@@ -441,13 +528,20 @@ class Corpus:
         total = sum(sizes.values())
         rng = random.Random(seed)
         for lang in langs:
-            if sizes[lang] == 0:
-                continue
-            ratio = weights[lang] * total / sizes[lang]
+            ratio = weights[lang] * total / sizes[lang] if sizes[lang] else 0.0
             whole, frac = int(ratio), ratio - int(ratio)
+            kept = 0
             for _ in range(whole):
-                yield from self.texts(lang)
+                for t in self.texts(lang):
+                    kept += 1
+                    yield t
             if frac > 0:
                 for t in self.texts(lang):
                     if rng.random() < frac:
+                        kept += 1
                         yield t
+            if not kept:  # an empty file, or sampling dropped every line of a tiny language
+                raise EmptyCorpusError(
+                    f"language {lang!r} has no text after sampling ({sizes[lang]} bytes, kept with ratio {ratio:.3g} at "
+                    f"alpha={alpha}); pass more text for {lang!r}, an alpha closer to 1, or drop {lang!r} from the corpus"
+                )
