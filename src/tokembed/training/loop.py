@@ -251,8 +251,9 @@ class _Run:
             self.start_step, self.history, self.monitor.stats, self.train_seconds = _restore(
                 self.ckpt_dir, self.config, self.model, self.optimizer, self.stream, self.device)
             if self.dist.active:  # dist: each rank's own RNG stream when the world size is the same
-                saved = read_json(self.ckpt_dir / "train_state.json").get("world_size", 1)
-                _dist.rank_rng_state(load_tensors(self.ckpt_dir / "train_state.safetensors"), self.dist, saved)
+                used, _ = good_checkpoint(self.ckpt_dir.parent)  # the checkpoint _restore resumed from
+                saved = read_train_state(used).get("world_size", 1)
+                _dist.rank_rng_state(load_tensors(used / "train_state.safetensors"), self.dist, saved)
         if self.start_step > self.total_steps:
             raise ConfigError(f"cannot resume {self.ckpt_dir}: the checkpoint is at step {self.start_step}, beyond this "
                               f"run's {self.total_steps} steps; raise max_steps/max_bytes", param="resume")
