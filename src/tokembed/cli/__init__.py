@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "neighbors": "neighbors",
     "compress": "compress",
+    "vocab": "vocab",
 }
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,286 @@
+"""VocabMap: one remap of token ids (old id -> new id or dropped, plus new tokens with their init).
+
+Unlike :class:`~tokembed.vocab.Vocab` (one id <-> token table), a VocabMap relates two
+tables: the one a model was trained with and the one it is moved to. Every vocabulary
+operation (trim, add, transplant) produces one, and the same map is applied to every place
+that holds the vocabulary (input rows, head rows and bias, optimizer moments, frozen-row
+masks, special ids) by :mod:`tokembed.vocab.apply`, so the places cannot drift apart.
+
+Shapes: V old tokens, V' new tokens, R old table rows (R >= V: rows past V are padding),
+R' new rows, D row width.
+
+Rows of the new table, by kind (``source[j]`` is the old id of new row ``j`` or -1):
+
+- kept token: ``E'[j] = E[source[j]]`` (bit-identical copy);
+- new token: its init (``compose``: mean of the old rows of the pieces the old tokenizer splits
+  its text into; ``mean``: mean of all old token rows; ``mean-cov``: a sample of
+  ``N(mean, 1e-9·Cov)`` as transformers' ``mean_resizing``; ``random``: ``N(0, σ²)`` with σ the
+  old rows' std, seeded);
+- padding row (``j >= V'``): zeros, never produced by the tokenizer.
+
+A table that already had padding rows (R > V) puts new tokens into those rows first
+(LlamaFactory #10547): only when V' exceeds R does the table grow.
+
+>>> m = VocabMap.from_keep(old_size=4, keep=[0, 2, 3])
+>>> m.old_to_new, m.new_size
+([0, -1, 1, 2], 3)
+>>> import torch
+>>> m.apply_rows(torch.arange(8.0).reshape(4, 2)).tolist()
+[[0.0, 1.0], [4.0, 5.0], [6.0, 7.0]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..artifacts import read_json, write_json
+from ..errors import ArtifactError, ConfigError
+
+__all__ = ["VocabMap", "NewToken", "INITS", "MAP_FILE", "MEAN_COV_EPSILON"]
+
+#: File name of the map written next to every output.
+MAP_FILE = "vocab_map.json"
+
+#: Init schemes for the rows of new tokens.
+INITS = ("compose", "mean", "mean-cov", "random")
+
+#: Scale of the covariance in ``mean-cov``: transformers' ``_init_added_embeddings_weights_with_mean``
+#: samples from N(mean, 1e-9·Cov) so new rows sit next to the mean, as Hewitt (2021) recommends.
+MEAN_COV_EPSILON = 1e-9
+
+
+@dataclass
+class NewToken:
+    """A token of the new vocabulary that had no row before."""
+
+    id: int  # its id in the new vocabulary
+    token: str  # its string in the new vocabulary
+    pieces: list[int] = field(default_factory=list)  # old ids the old tokenizer splits its text into (compose init)
+    special: bool = False  # a special token (never composed from text)
+
+
+@dataclass
+class VocabMap:
+    """old id -> new id (``-1`` dropped) and the new tokens; see the module docstring."""
+
+    old_size: int  # V
+    new_size: int  # V'
+    old_to_new: list[int]  # (V,) new id of each old id, -1 when dropped
+    new_tokens: list[NewToken] = field(default_factory=list)
+    old_fingerprint: str = ""
+    new_fingerprint: str = ""
+    pad_to_multiple_of: int = 1  # R' is rounded up to a multiple of this
+    operation: str = ""  # "trim", "add", "transplant", "between", ...
+
+    def __post_init__(self) -> None:
+        if len(self.old_to_new) != self.old_size:
+            raise ConfigError(f"old_to_new has {len(self.old_to_new)} entries for an old vocabulary of {self.old_size}")
+        if self.pad_to_multiple_of < 1:
+            raise ConfigError(f"pad_to_multiple_of={self.pad_to_multiple_of}; pass an integer >= 1")
+        taken = [j for j in self.old_to_new if j >= 0] + [t.id for t in self.new_tokens]
+        if sorted(taken) != list(range(self.new_size)):
+            raise ConfigError(
+                f"the map does not cover new ids 0..{self.new_size - 1} exactly once (kept + new tokens give {len(taken)} ids); "
+                "the map file is corrupt"
+            )
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_keep(cls, *, old_size: int, keep: Iterable[int], **kw: Any) -> "VocabMap":
+        """Keep the old ids ``keep`` (in old order), renumbered 0, 1, ...; drop the rest."""
+        kept = sorted(set(int(i) for i in keep))
+        old_to_new = [-1] * old_size
+        for j, i in enumerate(kept):
+            old_to_new[i] = j
+        return cls(old_size=old_size, new_size=len(kept), old_to_new=old_to_new, operation=kw.pop("operation", "trim"), **kw)
+
+    @classmethod
+    def between(cls, old_tok, new_tok, **kw: Any) -> "VocabMap":
+        """Map two tokenizers: a token string in both keeps its row; new strings are composed from the
+        old tokenizer's pieces of their text; old strings missing from the new vocabulary are dropped.
+
+        Piece texts come from the new tokenizer's ``decode`` of the single id, so markers
+        (``Ġ``, ``▁``, ``##``) are handled by the engines themselves.
+        """
+        old_v, new_v = old_tok.vocab, new_tok.vocab
+        old_to_new = [new_v.get(t, -1) for t in old_v]
+        specials = set(new_v.special_tokens.values())
+        new_tokens = []
+        for j, t in enumerate(new_v):
+            if t in old_v:
+                continue
+            pieces = [] if t in specials else compose_pieces(old_tok, new_tok, j)
+            new_tokens.append(NewToken(j, t, pieces, special=t in specials))
+        return cls(
+            old_size=len(old_v),
+            new_size=len(new_v),
+            old_to_new=old_to_new,
+            new_tokens=new_tokens,
+            old_fingerprint=old_tok.fingerprint,
+            new_fingerprint=new_tok.fingerprint,
+            operation=kw.pop("operation", "between"),
+            **kw,
+        )
+
+    # -- facts ---------------------------------------------------------------------------
+    @property
+    def source(self) -> torch.Tensor:
+        """(V',) old id of each new id, -1 for new tokens."""
+        src = torch.full((self.new_size,), -1, dtype=torch.int64)
+        old = torch.tensor(self.old_to_new, dtype=torch.int64)
+        kept = old >= 0
+        src[old[kept]] = torch.arange(self.old_size)[kept]
+        return src
+
+    @property
+    def dropped(self) -> list[int]:
+        return [i for i, j in enumerate(self.old_to_new) if j < 0]
+
+    @property
+    def is_identity(self) -> bool:
+        return self.old_size == self.new_size and all(i == j for i, j in enumerate(self.old_to_new))
+
+    def new_id(self, old_id: int | None) -> int | None:
+        """New id of an old id (None when dropped or when ``old_id`` is None)."""
+        if old_id is None or not 0 <= old_id < self.old_size:
+            return None
+        j = self.old_to_new[old_id]
+        return j if j >= 0 else None
+
+    def rows(self, old_rows: int) -> int:
+        """R': rows of the new table, given R old rows (old padding rows are filled first)."""
+        if old_rows < self.old_size:
+            raise ArtifactError(
+                f"the table has {old_rows} rows but the tokenizer has {self.old_size} tokens; "
+                "pass the tokenizer the model was trained with"
+            )
+        padded_before = old_rows - self.old_size
+        need = self.new_size
+        if padded_before and not self.dropped:
+            need = max(need, old_rows)  # new tokens go into the old padding rows first
+        m = self.pad_to_multiple_of
+        return -(-need // m) * m
+
+    # -- application ---------------------------------------------------------------------
+    def apply_rows(self, table: torch.Tensor, *, init: str = "compose", seed: int = 0, fill: str = "init") -> torch.Tensor:
+        """(R, ...) -> (R', ...): kept rows copied, new rows initialised, padding rows zero.
+
+        ``fill``: ``"init"`` (model weights: new rows from ``init``) or ``"zeros"`` (optimizer
+        moments, counts, masks: a new token starts with no history).
+        """
+        if init not in INITS:
+            raise ConfigError(f"init={init!r}; choose one of {', '.join(INITS)}")
+        R = table.shape[0]
+        out = torch.zeros((self.rows(R), *table.shape[1:]), dtype=table.dtype)
+        src = self.source
+        kept = (src >= 0).nonzero().squeeze(1)
+        out[kept] = table[src[kept]]  # E'[j] = E[source[j]]
+        if self.new_tokens and fill == "init" and table.is_floating_point():
+            out[[t.id for t in self.new_tokens]] = self._init_rows(table[: self.old_size], init=init, seed=seed).to(table.dtype)
+        return out
+
+    def _init_rows(self, old: torch.Tensor, *, init: str, seed: int) -> torch.Tensor:
+        """(N, ...) rows for the N new tokens from the old token rows ``old`` (V, ...)."""
+        x = old.double()
+        mean = x.mean(0)  # (...,)
+        g = torch.Generator().manual_seed(seed)
+        n = len(self.new_tokens)
+        if init == "random":
+            return torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * x.std()
+        if init == "mean-cov" and x.dim() == 2:
+            return _mean_cov_samples(x, n, g)
+        rows = mean.expand(n, *old.shape[1:]).clone()
+        if init == "compose":
+            for k, t in enumerate(self.new_tokens):
+                if t.pieces:
+                    rows[k] = x[torch.tensor(t.pieces)].mean(0)  # e_new = mean of the old pieces' rows
+        return rows
+
+    # -- (de)serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "tokembed.vocab_map/1",
+            "operation": self.operation,
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_fingerprint": self.old_fingerprint,
+            "new_fingerprint": self.new_fingerprint,
+            "pad_to_multiple_of": self.pad_to_multiple_of,
+            "old_to_new": self.old_to_new,
+            "new_tokens": [{"id": t.id, "token": t.token, "pieces": t.pieces, "special": t.special} for t in self.new_tokens],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VocabMap":
+        try:
+            return cls(
+                old_size=int(d["old_size"]),
+                new_size=int(d["new_size"]),
+                old_to_new=[int(i) for i in d["old_to_new"]],
+                new_tokens=[NewToken(int(t["id"]), str(t["token"]), [int(p) for p in t["pieces"]], bool(t["special"])) for t in d["new_tokens"]],
+                old_fingerprint=str(d.get("old_fingerprint", "")),
+                new_fingerprint=str(d.get("new_fingerprint", "")),
+                pad_to_multiple_of=int(d.get("pad_to_multiple_of", 1)),
+                operation=str(d.get("operation", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ArtifactError(f"vocab map: missing or malformed field ({e}); the file is not a tokembed vocab_map.json") from None
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        return write_json(Path(folder) / MAP_FILE, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "VocabMap":
+        p = Path(path)
+        return cls.from_dict(read_json(p / MAP_FILE if p.is_dir() else p))
+
+    def summary(self) -> dict[str, int]:
+        return {"old_size": self.old_size, "new_size": self.new_size, "kept": self.old_size - len(self.dropped),
+                "dropped": len(self.dropped), "added": len(self.new_tokens)}
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return f"VocabMap({s['old_size']} -> {s['new_size']}: kept {s['kept']}, dropped {s['dropped']}, added {s['added']})"
+
+
+def _mean_cov_samples(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """n samples of N(mean, ε·Cov) of the rows of x (V, D); the mean when ε·Cov is not positive definite."""
+    mean = x.mean(0)
+    centered = x - mean
+    cov = centered.T @ centered / x.shape[0]  # (D, D)
+    try:
+        L = torch.linalg.cholesky(MEAN_COV_EPSILON * cov)
+    except RuntimeError:  # singular (V <= D or constant rows): transformers falls back to the mean too
+        return mean.expand(n, -1).clone()
+    z = torch.randn((n, x.shape[1]), generator=g, dtype=torch.float64)
+    return mean + z @ L.T
+
+
+def compose_pieces(old_tok, new_tok, new_id: int) -> list[int]:
+    """Old ids of the old tokenizer's segmentation of the text of new token ``new_id``."""
+    text = new_tok.decode([new_id])
+    if new_tok.vocab.token(new_id).startswith("##"):  # a WordPiece continuation stands for its text without the marker
+        text = new_tok.vocab.token(new_id)[2:]
+    if not text.strip():
+        text = text or new_tok.vocab.token(new_id)
+    try:
+        ids = old_tok.encode(text, add_special_tokens=False) if _takes_asp(old_tok) else old_tok.encode(text)
+    except Exception:  # noqa: BLE001 - a text the old tokenizer cannot encode gets no pieces (mean init)
+        return []
+    specials = old_tok.vocab.special_ids
+    return [i for i in ids if i not in specials]
+
+
+def _takes_asp(tok) -> bool:
+    import inspect
+
+    return "add_special_tokens" in inspect.signature(tok.encode).parameters
+
+
