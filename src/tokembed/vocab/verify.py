@@ -83,8 +83,9 @@ class _HF:
     def __init__(self, path: Path):
         transformers = require("transformers", extra="hf", feature="verifying a Hugging Face folder")
         config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
-        self.has_head = any(a.endswith("ForCausalLM") for a in (config.architectures or []))
-        cls = transformers.AutoModelForCausalLM if self.has_head else transformers.AutoModel
+        arch = (config.architectures or [""])[0]
+        self.has_head = arch.endswith("ForCausalLM")
+        cls = getattr(transformers, arch, None) or transformers.AutoModel  # the class it was saved as: no missing weights
         self.model = cls.from_pretrained(str(path), local_files_only=True).eval()
         self.tok = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
