@@ -76,6 +76,7 @@ def test_trim_checkpoint_hidden_states_and_tables(bpe_tok, tmp_path):
     rep = trim(src, tmp_path / "out", CORPUS, held_out=HELD_OUT)
     assert rep["verify"]["tokenization_agreement"] == 1.0
     assert rep["verify"]["max_abs_hidden_diff"] < 1e-5
+    assert 0 < rep["verify"]["dropped_probability_mass"] < 1
     assert rep["corpus_changed_share"] == 0.0 and rep["held_out_changed_share"] > 0
     vmap = VocabMap.load(tmp_path / "out")
     assert vmap.old_fingerprint == bpe_tok.fingerprint and vmap.new_fingerprint

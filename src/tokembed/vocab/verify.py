@@ -5,7 +5,8 @@ models, tokembed checkpoints or Hugging Face folders (through ``transformers``, 
 
 - **tokenization agreement**: share of texts whose new ids are the old ids renumbered by the map;
 - **trim**: the maximum absolute difference of the last hidden states on the texts that agree
-  (only float noise is expected: the kept rows are bit-identical copies);
+  (only float noise is expected: the kept rows are bit-identical copies), and the mean
+  probability the old model gave the dropped tokens (models with a head);
 - **add / transplant**: the mean LM loss per UTF-8 byte before and after (causal models, or
   models with a head), else the cosine between mean-pooled sentence vectors before and after.
 """
@@ -35,6 +36,8 @@ def verify(src: Source, out: Path, vmap: VocabMap, texts: Sequence[str], *, oper
     texts = [t for t in texts if t.strip()][:MAX_TEXTS]
     old, new = _runner(src.kind, src.path), _runner(src.kind, out)
     agree, hidden_diff, loss_old, loss_new, cos, nbytes = 0, 0.0, 0.0, 0.0, [], 0
+    dropped = torch.tensor(vmap.dropped, dtype=torch.int64)
+    mass: list[float] = []
     for text in texts:
         a, b = old.ids(text), new.ids(text)
         same = [vmap.new_id(i) for i in a] == b
@@ -42,6 +45,9 @@ def verify(src: Source, out: Path, vmap: VocabMap, texts: Sequence[str], *, oper
         ha, hb = old.hidden(a), new.hidden(b)
         if operation == "trim" and same:
             hidden_diff = max(hidden_diff, (ha - hb).abs().max().item())
+        if operation == "trim" and old.has_head and len(dropped):
+            p = torch.softmax(old.logits(a).double(), dim=-1)  # (T, V)
+            mass.append(p[:, dropped[dropped < p.shape[1]]].sum(-1).mean().item())
         cos.append(torch.nn.functional.cosine_similarity(ha.mean(0), hb.mean(0), dim=0).item())
         if old.has_head and len(a) > 1 and len(b) > 1:
             loss_old += old.loss(a)
@@ -50,6 +56,8 @@ def verify(src: Source, out: Path, vmap: VocabMap, texts: Sequence[str], *, oper
     rep: dict[str, Any] = {"texts": len(texts), "tokenization_agreement": agree / max(1, len(texts))}
     if operation == "trim":
         rep["max_abs_hidden_diff"] = hidden_diff
+        if mass:
+            rep["dropped_probability_mass"] = sum(mass) / len(mass)  # what the old model gave the dropped tokens
     if old.has_head and nbytes:
         rep["loss_nats_per_byte"] = [loss_old / nbytes, loss_new / nbytes]
     rep["mean_pooled_cosine"] = sum(cos) / max(1, len(cos))
@@ -70,6 +78,10 @@ class _Tokembed:
     @torch.no_grad()
     def hidden(self, ids: list[int]) -> torch.Tensor:
         return self.model.hidden(torch.tensor([ids])).last_hidden[0]  # (T, D)
+
+    @torch.no_grad()
+    def logits(self, ids: list[int]) -> torch.Tensor:
+        return self.model(torch.tensor([ids])).logits[0]  # (T, V)
 
     @torch.no_grad()
     def loss(self, ids: list[int]) -> float:
@@ -96,6 +108,10 @@ class _HF:
     def hidden(self, ids: list[int]) -> torch.Tensor:
         out = self.model(torch.tensor([ids]), output_hidden_states=True)
         return out.hidden_states[-1][0]  # (T, D)
+
+    @torch.no_grad()
+    def logits(self, ids: list[int]) -> torch.Tensor:
+        return self.model(torch.tensor([ids])).logits[0]  # (T, V)
 
     @torch.no_grad()
     def loss(self, ids: list[int]) -> float:
