@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "neighbors": "neighbors",
     "compress": "compress",
     "vocab": "vocab",
+    "export": "export",
 }
 
 EXIT_USER_ERROR = 2
