@@ -98,3 +98,12 @@ def test_cli_bad_input_exit_2_nothing_written(bpe_tok, tmp_path, capsys, argv, n
     err = capsys.readouterr().err
     assert rc == 2 and needle in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_fingerprint_mismatch_names_the_remap_command(bpe_tok, wp_tok, tmp_path):
+    from tokembed.checkpoint import load_checkpoint
+    from tokembed.errors import FingerprintMismatchError
+
+    src = make_checkpoint(bpe_tok, tmp_path / "ck")
+    with pytest.raises(FingerprintMismatchError, match="tokembed vocab transplant"):
+        load_checkpoint(src, tokenizer=wp_tok)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import TokenizerError, TokenizerFileError
 from ..tokenizers import ByteBPETokenizer, HFTokenizer, WordPieceTokenizer
+from ..tokenizers.reference import bytes_to_unicode
 
 __all__ = ["engine_doc", "model_type", "remap_doc", "rebuild", "merge_pairs", "set_merges", "alphabet_ids"]
 
@@ -54,8 +55,6 @@ def set_merges(doc: dict[str, Any], pairs: Sequence[tuple[str, str]]) -> None:
 def alphabet_ids(tok) -> set[int]:
     """Ids that must survive any trim so every text keeps an encoding: the byte-level alphabet (256
     tokens), ``<0xNN>`` byte fallback, and single characters (``c``, ``##c``) of WordPiece/Unigram."""
-    from ..tokenizers.reference import bytes_to_unicode
-
     v = tok.vocab
     ids = {v.get(f"<0x{b:02X}>") for b in range(256)}
     if getattr(tok, "fast_path", None) is not None or _is_byte_level(tok):
