@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ..artifacts import TOKEMBED_VERSION, atomic_dir, atomic_write_text, load_tensors, read_json, save_tensors, write_json
+from ..artifacts import TOKEMBED_VERSION, atomic_dir, atomic_write_text, load_tensors, read_json, write_json
 from ..embeddings.control import embedding_param_groups
 from ..errors import ArtifactError
 from ..model import ModelConfig, build_model
@@ -121,6 +121,32 @@ def _save_tokenizer_here(new_tok, folder: Path) -> None:
     staged.rmdir()
 
 
+#: safetensors' dtype names (the format's spec, huggingface/safetensors README).
+_ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
+              torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], *, metadata: dict[str, str] | None = None) -> None:
+    """Write a safetensors file tensor by tensor from the tensors' own memory (no serialised copy of the
+    whole file, which ``safetensors.torch.save`` builds): peak memory stays at the tensors themselves.
+    ``path`` is inside an :func:`atomic_dir`, which makes the folder appear whole."""
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    offset = 0
+    for name in sorted(tensors):
+        t = tensors[name]
+        header[name] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
+        offset += t.nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned
+    with open(path, "wb") as fh:
+        fh.write(len(blob).to_bytes(8, "little"))
+        fh.write(blob)
+        for name in sorted(tensors):
+            t = tensors[name].detach().cpu().contiguous()
+            if t.numel():
+                fh.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+
+
 # -- tokembed checkpoints ------------------------------------------------------------------
 def _is_vocab_tensor(name: str, t: torch.Tensor, rows: int) -> bool:
     return t.dim() >= 1 and t.shape[0] == rows and (name == "token_counts" or name.startswith(("embedding.", "head.")))
@@ -134,7 +160,7 @@ def _checkpoint(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str
         if _is_vocab_tensor(name, t, R):
             tensors[name] = vmap.apply_rows(t, init=init, seed=seed, fill="zeros" if name == "token_counts" else "init")
     new_rows = vmap.rows(R)
-    save_tensors(tmp / "model.safetensors", tensors, metadata={"tokembed_version": TOKEMBED_VERSION})
+    write_safetensors(tmp / "model.safetensors", tensors, metadata={"tokembed_version": TOKEMBED_VERSION})
     raw["model"]["vocab_size"] = new_rows
     raw["tokenizer_fingerprint"] = new_tok.fingerprint
     write_json(tmp / "config.json", raw)
@@ -149,7 +175,7 @@ def _checkpoint(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str
                 train[key] = vmap.apply_rows(t, fill="zeros")  # a new token starts with no AdamW history
         if isinstance(state.get("config"), dict) and isinstance(state["config"].get("model"), dict):
             state["config"]["model"]["vocab_size"] = new_rows
-        save_tensors(tmp / "train_state.safetensors", train)
+        write_safetensors(tmp / "train_state.safetensors", train)
         write_json(tmp / "train_state.json", state)
 
 
@@ -189,7 +215,6 @@ def _hf_folder(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str,
 def _hf_weights_file(path: Path, out: Path, R: int, vmap: VocabMap, *, init: str, seed: int) -> int:
     """Remap the vocabulary tensors of one safetensors file (copied verbatim when it has none); returns data bytes."""
     from safetensors import safe_open
-    from safetensors.torch import save_file
 
     try:
         with safe_open(str(path), framework="pt") as h:
@@ -208,7 +233,7 @@ def _hf_weights_file(path: Path, out: Path, R: int, vmap: VocabMap, *, init: str
             tensors[k] = vmap.apply_rows(t.T.contiguous(), init=init, seed=seed).T.contiguous()
         else:
             tensors[k] = vmap.apply_rows(t, init=init, seed=seed)
-    save_file(tensors, str(out), metadata=meta)
+    write_safetensors(out, tensors, metadata=meta)
     return sum(t.nbytes for t in tensors.values())
 
 

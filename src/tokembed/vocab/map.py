@@ -181,26 +181,30 @@ class VocabMap:
         out = torch.zeros((self.rows(R), *table.shape[1:]), dtype=table.dtype)
         src = self.source
         kept = (src >= 0).nonzero().squeeze(1)
-        out[kept] = table[src[kept]]  # E'[j] = E[source[j]]
+        for part in kept.split(CHUNK_ROWS):  # in chunks: no second full-size temporary
+            out[part] = table[src[part]]  # E'[j] = E[source[j]]
         if self.new_tokens and fill == "init" and table.is_floating_point():
             out[[t.id for t in self.new_tokens]] = self._init_rows(table[: self.old_size], init=init, seed=seed).to(table.dtype)
         return out
 
     def _init_rows(self, old: torch.Tensor, *, init: str, seed: int) -> torch.Tensor:
-        """(N, ...) rows for the N new tokens from the old token rows ``old`` (V, ...)."""
-        x = old.double()
-        mean = x.mean(0)  # (...,)
-        g = torch.Generator().manual_seed(seed)
+        """(N, ...) rows for the N new tokens from the old token rows ``old`` (V, ...), in float64.
+
+        Statistics are summed in chunks of :data:`CHUNK_ROWS` rows, so a 250k-row table is never
+        copied whole (peak memory stays near the table itself)."""
         n = len(self.new_tokens)
+        g = torch.Generator().manual_seed(seed)
+        mean, second = _moments(old, cov=init == "mean-cov" and old.dim() == 2)
         if init == "random":
-            return torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * x.std()
-        if init == "mean-cov" and x.dim() == 2:
-            return _mean_cov_samples(x, n, g)
+            std = (second.mean() - mean.mean() ** 2).clamp(min=0).sqrt()  # σ of all old entries
+            return torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * std
+        if init == "mean-cov" and old.dim() == 2:
+            return _mean_cov_samples(mean, second - torch.outer(mean, mean), n, g)
         rows = mean.expand(n, *old.shape[1:]).clone()
         if init == "compose":
             for k, t in enumerate(self.new_tokens):
                 if t.pieces:
-                    rows[k] = x[torch.tensor(t.pieces)].mean(0)  # e_new = mean of the old pieces' rows
+                    rows[k] = old[torch.tensor(t.pieces)].double().mean(0)  # e_new = mean of the old pieces' rows
         return rows
 
     # -- (de)serialisation ------------------------------------------------------------------
@@ -250,16 +254,30 @@ class VocabMap:
         return f"VocabMap({s['old_size']} -> {s['new_size']}: kept {s['kept']}, dropped {s['dropped']}, added {s['added']})"
 
 
-def _mean_cov_samples(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
-    """n samples of N(mean, ε·Cov) of the rows of x (V, D); the mean when ε·Cov is not positive definite."""
-    mean = x.mean(0)
-    centered = x - mean
-    cov = centered.T @ centered / x.shape[0]  # (D, D)
+#: Rows per chunk when summing statistics of a table: the float64 copy of one chunk (16k × 1024 = 128 MiB)
+#: is all that is allocated beyond the table.
+CHUNK_ROWS = 16384
+
+
+def _moments(old: torch.Tensor, *, cov: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (...,), second moment): E[x x^T] (D, D) when ``cov``, else E[x^2] elementwise; chunked in float64."""
+    V = old.shape[0]
+    s1 = torch.zeros(old.shape[1:], dtype=torch.float64)
+    s2 = torch.zeros((old.shape[1], old.shape[1]) if cov else old.shape[1:], dtype=torch.float64)
+    for chunk in old.split(CHUNK_ROWS):
+        c = chunk.double()
+        s1 += c.sum(0)
+        s2 += c.T @ c if cov else c.pow(2).sum(0)
+    return s1 / V, s2 / V
+
+
+def _mean_cov_samples(mean: torch.Tensor, cov: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """n samples of N(mean, ε·Cov); the mean when ε·Cov is not positive definite (as transformers does)."""
     try:
         L = torch.linalg.cholesky(MEAN_COV_EPSILON * cov)
     except RuntimeError:  # singular (V <= D or constant rows): transformers falls back to the mean too
         return mean.expand(n, -1).clone()
-    z = torch.randn((n, x.shape[1]), generator=g, dtype=torch.float64)
+    z = torch.randn((n, mean.shape[0]), generator=g, dtype=torch.float64)
     return mean + z @ L.T
 
 
