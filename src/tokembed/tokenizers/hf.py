@@ -78,8 +78,10 @@ def _check_model_vocab(path: Path, text: str, model: dict) -> None:
     if isinstance(vocab, dict):
         seen: dict[int, str] = {}
         for tok, i in vocab.items():
-            where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"
-            if not isinstance(i, int) or isinstance(i, bool) or i < 0:
+            bad = not isinstance(i, int) or isinstance(i, bool) or i < 0
+            # the line is looked up only for a bad entry (finding it for every token is quadratic in the file size)
+            where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}" if bad or i in seen else ""
+            if bad:
                 raise TokenizerFileError(f"{where}: token {tok!r} has id {i!r}; ids are non-negative integers")
             if i in seen:
                 raise TokenizerFileError(f"{where}: id {i} is given to both {seen[i]!r} and {tok!r}; each id names one token")
