@@ -265,9 +265,9 @@ def _moments(old: torch.Tensor, *, cov: bool) -> tuple[torch.Tensor, torch.Tenso
     s1 = torch.zeros(old.shape[1:], dtype=torch.float64)
     s2 = torch.zeros((old.shape[1], old.shape[1]) if cov else old.shape[1:], dtype=torch.float64)
     for chunk in old.split(CHUNK_ROWS):
-        c = chunk.double()
-        s1 += c.sum(0)
-        s2 += c.T @ c if cov else c.pow(2).sum(0)
+        c = chunk.float()
+        s1 += c.sum(0, dtype=torch.float64)
+        s2 += (c.T @ c).double() if cov else c.double().pow(2).sum(0)  # float32 products of one chunk, float64 sums
     return s1 / V, s2 / V
 
 

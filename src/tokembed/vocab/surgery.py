@@ -50,17 +50,13 @@ def trim(
     _check("compose", pad_to_multiple_of)
     src = load_source(source)
     new_tok, vmap, facts = trim_tokenizer(src.tokenizer, texts, min_count=min_count, keep_top=keep_top, keep=keep, drop=drop)
-    vmap.pad_to_multiple_of = pad_to_multiple_of
-    report = _base_report(src, vmap, "trim") | {"trim": facts}
+    report: dict[str, Any] = {"trim": facts}
     if held_out:
         changed = segmentation_changed(src.tokenizer, new_tok, vmap, held_out)
         report["held_out_changed_share"] = len(changed) / len(held_out)
     report["corpus_changed_share"] = len(segmentation_changed(src.tokenizer, new_tok, vmap, texts)) / max(1, len(texts))
-    write_output(src, out, vmap, new_tok, extra=report)
-    if verify_model and src.kind != "tokenizer":
-        report["verify"] = verify(src, Path(out), vmap, texts, operation="trim")
-        write_output_report(out, report)
-    return report
+    return _finish(src, out, new_tok, vmap, report, operation="trim", pad_to_multiple_of=pad_to_multiple_of,
+                   verify_texts=texts if verify_model else ())
 
 
 def add(
@@ -83,14 +79,9 @@ def add(
     if top is not None:
         tokens += tokens_from_corpus(src.tokenizer, corpus_texts, top)
     new_tok, vmap = add_tokens(src.tokenizer, tokens, special=special)
-    vmap.pad_to_multiple_of = pad_to_multiple_of
-    report = _base_report(src, vmap, "add") | {"init": init, "tokens": [t.token for t in vmap.new_tokens][:50]}
-    write_output(src, out, vmap, new_tok, init=init, seed=seed, extra=report)
-    texts = list(verify_texts) or list(corpus_texts)
-    if texts and src.kind != "tokenizer":
-        report["verify"] = verify(src, Path(out), vmap, texts, operation="add")
-        write_output_report(out, report)
-    return report
+    report = {"tokens": [t.token for t in vmap.new_tokens][:50]}
+    return _finish(src, out, new_tok, vmap, report, operation="add", init=init, seed=seed,
+                   pad_to_multiple_of=pad_to_multiple_of, verify_texts=list(verify_texts) or list(corpus_texts))
 
 
 def transplant(
@@ -107,12 +98,19 @@ def transplant(
     _check(init, pad_to_multiple_of)
     src = load_source(source)
     new_tok, vmap, counts = transplant_tokenizer(src.tokenizer, tokenizer)
+    return _finish(src, out, new_tok, vmap, {"transplant": counts}, operation="transplant", init=init, seed=seed,
+                   pad_to_multiple_of=pad_to_multiple_of, verify_texts=verify_texts)
+
+
+def _finish(src: Source, out, new_tok, vmap: VocabMap, facts: dict[str, Any], *, operation: str, init: str = "compose",
+            seed: int = 0, pad_to_multiple_of: int = 1, verify_texts: Sequence[str] = ()) -> dict[str, Any]:
+    """The common tail: padding, report, output folder, then verification of the written model."""
     vmap.pad_to_multiple_of = pad_to_multiple_of
-    report = _base_report(src, vmap, "transplant") | {"init": init, "transplant": counts}
+    report = _base_report(src, vmap, operation) | {"init": init} | facts
     write_output(src, out, vmap, new_tok, init=init, seed=seed, extra=report)
     if verify_texts and src.kind != "tokenizer":
-        report["verify"] = verify(src, Path(out), vmap, verify_texts, operation="transplant")
-        write_output_report(out, report)
+        report["verify"] = verify(src, Path(out), vmap, verify_texts, operation=operation)
+        write_json(Path(out) / "vocab_report.json", report)
     return report
 
 
@@ -127,6 +125,3 @@ def _base_report(src: Source, vmap: VocabMap, operation: str) -> dict[str, Any]:
         "fingerprints": [vmap.old_fingerprint, vmap.new_fingerprint],
     }
 
-
-def write_output_report(out: str | os.PathLike, report: dict[str, Any]) -> None:
-    write_json(Path(out) / "vocab_report.json", report)
