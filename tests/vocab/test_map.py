@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 from _vocab_models import SENTENCES, make_checkpoint
 
@@ -113,3 +115,28 @@ def test_fewer_rows_than_tokens(bpe_tok, tmp_path):
     (src / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ArtifactError, match="rows"):
         load_source(src)
+
+
+@settings(deadline=None)
+@given(st.integers(1, 30), st.data())
+def test_apply_rows_matches_a_readable_loop(V, data):
+    """Random maps (drops, renumbering, new tokens, padding) against a row-by-row reference."""
+    keep = data.draw(st.lists(st.booleans(), min_size=V, max_size=V))
+    n_new = data.draw(st.integers(0, 4))
+    kept = [i for i in range(V) if keep[i]]
+    new_size = len(kept) + n_new
+    order = data.draw(st.permutations(range(new_size)))
+    old_to_new = [-1] * V
+    for i, j in zip(kept, order):
+        old_to_new[i] = j
+    new = [NewToken(j, f"t{j}", [kept[0]] if kept else []) for j in order[len(kept):]]
+    m = VocabMap(old_size=V, new_size=new_size, old_to_new=old_to_new, new_tokens=new, pad_to_multiple_of=data.draw(st.integers(1, 8)))
+    table = torch.randn(V + data.draw(st.integers(0, 3)), 3)
+    out = m.apply_rows(table, init="compose")
+    assert out.shape[0] % m.pad_to_multiple_of == 0 and out.shape[0] >= new_size
+    for i, j in enumerate(old_to_new):
+        if j >= 0:
+            assert torch.equal(out[j], table[i])
+    for t in new:
+        assert torch.allclose(out[t.id], table[t.pieces].double().mean(0).float() if t.pieces else table[:V].double().mean(0).float())
+    assert out[new_size:].abs().sum() == 0
