@@ -66,3 +66,19 @@ def test_imports_stay_light():
             "import tokembed.vocab.surgery, tokembed.vocab.export, tokembed.cli.vocab; "
             "assert 'transformers' not in sys.modules, 'transformers imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_shard_index_cannot_leave_the_folder(llama_dir, tmp_path):
+    import json
+    import shutil
+
+    from tokembed.errors import ArtifactError
+
+    src = tmp_path / "src"
+    shutil.copytree(llama_dir, src)
+    index = json.loads((src / "model.safetensors.index.json").read_text())
+    index["weight_map"]["lm_head.weight"] = "../outside.safetensors"
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ArtifactError, match="not a file name"):
+        trim(src, tmp_path / "out", SENTENCES[:2], verify_model=False)
+    assert not (tmp_path / "out").exists()

@@ -196,6 +196,9 @@ def _hf_folder(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str,
     index_path = src / "model.safetensors.index.json"
     index = read_json(index_path) if index_path.is_file() else None
     files = sorted(set(index["weight_map"].values())) if index else ["model.safetensors"]
+    for f in files:  # never follow a shard name out of the folder
+        if not isinstance(f, str) or Path(f).name != f or f in (".", ".."):
+            raise ArtifactError(f"{index_path}: weight file {f!r} is not a file name inside {src}; the index is corrupt")
     total = 0
     for f in files:
         total += _hf_weights_file(src / f, tmp / f, R, vmap, init=init, seed=seed)
