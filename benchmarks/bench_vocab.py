@@ -32,12 +32,14 @@ from _common import RESULTS, machine  # noqa: E402
 import torch  # noqa: E402
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from tokembed.corpus import Corpus
 from tokembed.vocab.surgery import trim, transplant
 from tokembed.tokenizers import load_tokenizer
+def status(key):  # kB; VmHWM is this process's own peak (ru_maxrss would carry the parent's peak across exec)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key + ":"))
 op, src, out, extra = sys.argv[1:5]
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = status("VmRSS")
 t0 = time.perf_counter()
 if op == "trim":
     texts = open(extra, encoding="utf-8").read().splitlines()
@@ -45,7 +47,7 @@ if op == "trim":
 else:
     rep = transplant(src, out, load_tokenizer(extra))
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "base_rss_kb": base,
+print(json.dumps({"seconds": dt, "peak_rss_kb": status("VmHWM"), "base_rss_kb": base,
                   "map": rep["map"]}))
 """
 
@@ -87,6 +89,8 @@ def _synthetic_folder(root: Path, V: int, D: int) -> tuple[Path, Path, Path, int
     rows = tok.vocab_size
     table = torch.randn(rows, D, generator=torch.Generator().manual_seed(0))
     save_file({"embeddings.word_embeddings.weight": table, "encoder.norm.weight": torch.ones(D)}, str(src / "model.safetensors"))
+    table_bytes = table.nbytes
+    del table  # the children measure their own memory; the parent need not hold 1 GB meanwhile
     (src / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert", "vocab_size": rows,
                                                  "hidden_size": D, "pad_token_id": 0}))
     corpus = root / "corpus.txt"
@@ -95,7 +99,7 @@ def _synthetic_folder(root: Path, V: int, D: int) -> tuple[Path, Path, Path, int
     corpus.write_text("\n".join(" ".join(used[i : i + 20]) for i in range(0, len(used), 20)) + "\n", encoding="utf-8")
     new_words = words[: int(0.9 * V)] + [w + "q" for w in words[int(0.9 * V):]]
     _wordpiece(new_words, root / "newtok")
-    return src, corpus, root / "newtok", table.nbytes
+    return src, corpus, root / "newtok", table_bytes
 
 
 def bench_big(V: int, D: int, repeats: int) -> dict:

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import ConfigError, TokenizerError
 from .engine_file import engine_doc, merge_pairs, model_type, rebuild, set_merges
-from .map import NewToken, VocabMap
+from .map import NewToken, VocabMap, pieces_of
 
 __all__ = ["add_tokens", "tokens_from_corpus", "UNIGRAM_MARGIN"]
 
@@ -103,12 +103,7 @@ def _word_form(tok, text: str) -> tuple[str, list[int]]:
             f"token {text!r} can never be produced: the pre-tokenizer splits it into {[w for w, _ in words]}; "
             "add it as a special token instead (special=True, CLI --special)"
         )
-    pieces = [i for i in tok.encode(text, **_no_post(tok)) if i not in tok.vocab.special_ids]
-    return words[0][0], pieces
-
-
-def _no_post(tok) -> dict[str, bool]:
-    return {"add_special_tokens": False} if hasattr(tok, "add_special_tokens") else {}
+    return words[0][0], pieces_of(tok, [text])[0]
 
 
 def _append(doc: dict, tok, form: str, pieces: list[int], added: list[NewToken], V: int) -> None:
@@ -150,8 +145,8 @@ def tokens_from_corpus(tok, texts: Sequence[str], top: int) -> list[str]:
         for _, (a, b) in _words(tok, t):
             counts[norm[a:b]] += 1
     saving = {}
-    for w, c in counts.items():
-        n = len([i for i in tok.encode(w, **_no_post(tok)) if i not in tok.vocab.special_ids])
-        if n > 1 and len(_words(tok, w)) == 1:
-            saving[w] = c * (n - 1)
+    words = list(counts)
+    for w, pieces in zip(words, pieces_of(tok, words)):
+        if len(pieces) > 1 and len(_words(tok, w)) == 1:
+            saving[w] = counts[w] * (len(pieces) - 1)
     return [w for w, _ in sorted(saving.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]

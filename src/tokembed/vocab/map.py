@@ -112,12 +112,10 @@ class VocabMap:
         old_v, new_v = old_tok.vocab, new_tok.vocab
         old_to_new = [new_v.get(t, -1) for t in old_v]
         specials = set(new_v.special_tokens.values())
-        new_tokens = []
-        for j, t in enumerate(new_v):
-            if t in old_v:
-                continue
-            pieces = [] if t in specials else compose_pieces(old_tok, new_tok, j)
-            new_tokens.append(NewToken(j, t, pieces, special=t in specials))
+        fresh = [j for j, t in enumerate(new_v) if t not in old_v]
+        plain = [j for j in fresh if new_v.token(j) not in specials]
+        pieces = dict(zip(plain, compose_pieces(old_tok, new_tok, plain)))
+        new_tokens = [NewToken(j, new_v.token(j), pieces.get(j, []), special=j not in pieces) for j in fresh]
         return cls(
             old_size=len(old_v),
             new_size=len(new_v),
@@ -281,24 +279,18 @@ def _mean_cov_samples(mean: torch.Tensor, cov: torch.Tensor, n: int, g: torch.Ge
     return mean + z @ L.T
 
 
-def compose_pieces(old_tok, new_tok, new_id: int) -> list[int]:
-    """Old ids of the old tokenizer's segmentation of the text of new token ``new_id``."""
-    text = new_tok.decode([new_id])
-    if new_tok.vocab.token(new_id).startswith("##"):  # a WordPiece continuation stands for its text without the marker
-        text = new_tok.vocab.token(new_id)[2:]
-    if not text.strip():
-        text = text or new_tok.vocab.token(new_id)
-    try:
-        ids = old_tok.encode(text, add_special_tokens=False) if _takes_asp(old_tok) else old_tok.encode(text)
-    except Exception:  # noqa: BLE001 - a text the old tokenizer cannot encode gets no pieces (mean init)
-        return []
-    specials = old_tok.vocab.special_ids
-    return [i for i in ids if i not in specials]
+def pieces_of(tok, texts: Sequence[str]) -> list[list[int]]:
+    """The ids of each text's ordinary encoding, special and post-processor tokens left out (one batch call)."""
+    kw = {"add_special_tokens": False} if hasattr(tok, "add_special_tokens") else {}
+    specials = tok.vocab.special_ids
+    return [[i for i in ids if i not in specials] for ids in tok.encode_batch(list(texts), **kw)]
 
 
-def _takes_asp(tok) -> bool:
-    import inspect
-
-    return "add_special_tokens" in inspect.signature(tok.encode).parameters
-
-
+def compose_pieces(old_tok, new_tok, new_ids: Sequence[int]) -> list[list[int]]:
+    """For each new id, the old ids the old tokenizer splits that token's text into (the compose init)."""
+    texts = []
+    for j in new_ids:
+        token = new_tok.vocab.token(j)
+        text = token[2:] if token.startswith("##") else new_tok.decode([j])  # a WordPiece continuation: its text without ##
+        texts.append(text or token)
+    return pieces_of(old_tok, texts)

@@ -70,6 +70,7 @@ def transplant_tokenizer(old_tok, new_tok) -> tuple[Any, VocabMap, dict[str, int
     new_tokens: list[NewToken] = []
     counts = {"copied": 0, "composed": 0, "random": 0}
     new_specials = {s: r for r, s in new_tok.special_tokens.items()}
+    unmatched: list[int] = []
     for j, t in enumerate(new_tok.vocab):
         if t in new_specials:
             i = old_special_of.get(t, role_old.get(new_specials[t]))
@@ -78,11 +79,18 @@ def transplant_tokenizer(old_tok, new_tok) -> tuple[Any, VocabMap, dict[str, int
             i = exact.get(key, loose.get(key[1]))
         if i is not None and old_to_new[i] < 0:
             old_to_new[i] = j
-            counts["copied"] += 1
-            continue
-        pieces = [i] if i is not None else ([] if t in new_specials else compose_pieces(old_tok, new_tok, j))
-        new_tokens.append(NewToken(j, t, pieces, special=t in new_specials))
-        counts["copied" if i is not None else "composed" if pieces else "random"] += 1
+        elif i is not None:  # a second new token with the same text: a copy of the same old row
+            new_tokens.append(NewToken(j, t, [i], special=t in new_specials))
+        else:
+            unmatched.append(j)
+    counts["copied"] = new_tok.vocab_size - len(unmatched)
+    plain = [j for j in unmatched if new_tok.vocab.token(j) not in new_specials]
+    composed = dict(zip(plain, compose_pieces(old_tok, new_tok, plain)))
+    for j in unmatched:
+        pieces = composed.get(j, [])
+        new_tokens.append(NewToken(j, new_tok.vocab.token(j), pieces, special=j not in composed))
+        counts["composed" if pieces else "random"] += 1
+    new_tokens.sort(key=lambda t: t.id)
     vmap = VocabMap(old_size=old_tok.vocab_size, new_size=new_tok.vocab_size, old_to_new=old_to_new, new_tokens=new_tokens,
                     old_fingerprint=old_tok.fingerprint, new_fingerprint=new_tok.fingerprint, operation="transplant")
     return new_tok, vmap, counts
