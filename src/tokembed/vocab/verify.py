@@ -64,7 +64,17 @@ def verify(src: Source, out: Path, vmap: VocabMap, texts: Sequence[str], *, oper
     return rep
 
 
-class _Tokembed:
+class _Runner:
+    """What both kinds of model share: logits (T, V) of one sequence."""
+
+    model: Any
+
+    @torch.no_grad()
+    def logits(self, ids: list[int]) -> torch.Tensor:
+        return self.model(torch.tensor([ids])).logits[0]  # (T, V)
+
+
+class _Tokembed(_Runner):
     """A tokembed checkpoint: ids, last hidden states (T, D), summed next-token loss (nats)."""
 
     has_head = True
@@ -80,16 +90,12 @@ class _Tokembed:
         return self.model.hidden(torch.tensor([ids])).last_hidden[0]  # (T, D)
 
     @torch.no_grad()
-    def logits(self, ids: list[int]) -> torch.Tensor:
-        return self.model(torch.tensor([ids])).logits[0]  # (T, V)
-
-    @torch.no_grad()
     def loss(self, ids: list[int]) -> float:
         x = torch.tensor([ids])
         return self.model.loss(x[:, :-1], x[:, 1:]).item() * (len(ids) - 1)
 
 
-class _HF:
+class _HF(_Runner):
     """A Hugging Face folder through transformers (``AutoModelForCausalLM`` when the config says so)."""
 
     def __init__(self, path: Path):
@@ -108,10 +114,6 @@ class _HF:
     def hidden(self, ids: list[int]) -> torch.Tensor:
         out = self.model(torch.tensor([ids]), output_hidden_states=True)
         return out.hidden_states[-1][0]  # (T, D)
-
-    @torch.no_grad()
-    def logits(self, ids: list[int]) -> torch.Tensor:
-        return self.model(torch.tensor([ids])).logits[0]  # (T, V)
 
     @torch.no_grad()
     def loss(self, ids: list[int]) -> float:
