@@ -82,3 +82,17 @@ def test_shard_index_cannot_leave_the_folder(llama_dir, tmp_path):
     with pytest.raises(ArtifactError, match="not a file name"):
         trim(src, tmp_path / "out", SENTENCES[:2], verify_model=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_safetensors_is_a_typed_error(gpt2_dir, tmp_path):
+    import shutil
+
+    from tokembed.errors import ArtifactError
+
+    src = tmp_path / "src"
+    shutil.copytree(gpt2_dir, src)
+    data = (src / "model.safetensors").read_bytes()
+    (src / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="safetensors"):
+        trim(src, tmp_path / "out", SENTENCES[:2], verify_model=False)
+    assert not (tmp_path / "out").exists()

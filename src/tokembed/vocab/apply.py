@@ -24,9 +24,14 @@ with a typed error.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import mmap
 import os
 import shutil
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,35 +221,68 @@ def _hf_folder(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str,
 
 
 def _hf_weights_file(path: Path, out: Path, R: int, vmap: VocabMap, *, init: str, seed: int) -> int:
-    """Remap the vocabulary tensors of one safetensors file (copied verbatim when it has none); returns data bytes."""
-    from safetensors import safe_open
+    """Remap the vocabulary tensors of one safetensors file (copied verbatim when it has none); returns data bytes.
 
+    The file is memory-mapped, not copied: untouched tensors go from the mapping to the new file,
+    so peak memory is the mapped pages plus the remapped tables."""
+    with mapped_safetensors(path) as (tensors, meta):
+        shapes = {k: tuple(t.shape) for k, t in tensors.items()}
+        vocab_keys = [k for k, s in shapes.items() if (s and s[0] == R) or s == (1, R)]
+        if not vocab_keys:
+            shutil.copyfile(path, out)
+            return sum(t.nbytes for t in tensors.values())
+        for k in vocab_keys:
+            t = tensors[k]
+            if shapes[k] == (1, R):  # (1, V) bias rows as a column
+                tensors[k] = vmap.apply_rows(t.T.contiguous(), init=init, seed=seed).T.contiguous()
+            else:
+                tensors[k] = vmap.apply_rows(t, init=init, seed=seed)
+        write_safetensors(out, tensors, metadata=meta)
+        return sum(t.nbytes for t in tensors.values())
+
+
+@contextlib.contextmanager
+def mapped_safetensors(path: Path) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, str] | None]]:
+    """Read-only tensors over a memory map of a safetensors file (valid inside the ``with`` only).
+
+    The header is checked before any tensor is built: known dtypes, offsets inside the data,
+    sizes that match the shapes; anything else is an :class:`ArtifactError`."""
+    fail = f"{path}: not a valid safetensors file"
     try:
-        with safe_open(str(path), framework="pt") as h:
-            meta = h.metadata()
-            shapes = {k: tuple(h.get_slice(k).get_shape()) for k in h.keys()}
-            vocab_keys = [k for k, s in shapes.items() if (s and s[0] == R) or s == (1, R)]
-            if not vocab_keys:
-                shutil.copyfile(path, out)
-                return _data_bytes(path)
-            tensors = {k: h.get_tensor(k) for k in shapes}
-    except (OSError, RuntimeError) as e:
-        raise ArtifactError(f"{path}: not a readable safetensors file ({e}); the folder is incomplete or corrupt") from None
-    for k in vocab_keys:
-        t = tensors[k]
-        if shapes[k] == (1, R):  # (1, V) bias rows as a column
-            tensors[k] = vmap.apply_rows(t.T.contiguous(), init=init, seed=seed).T.contiguous()
-        else:
-            tensors[k] = vmap.apply_rows(t, init=init, seed=seed)
-    write_safetensors(out, tensors, metadata=meta)
-    return sum(t.nbytes for t in tensors.values())
-
-
-def _data_bytes(path: Path) -> int:
-    """Tensor data bytes of a safetensors file: its size less the 8-byte length and the JSON header."""
-    with open(path, "rb") as fh:
-        header = int.from_bytes(fh.read(8), "little")
-    return path.stat().st_size - 8 - header
+        fh = open(path, "rb")
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot read ({e}); the folder is incomplete") from None
+    with fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if len(mm) < 8:
+            raise ArtifactError(f"{fail} (shorter than its 8-byte header length); the file is truncated")
+        n = int.from_bytes(mm[:8], "little")
+        if n > len(mm) - 8:
+            raise ArtifactError(f"{fail} (header of {n} bytes in a {len(mm)}-byte file); the file is truncated")
+        try:
+            header = json.loads(bytes(mm[8 : 8 + n]))
+        except ValueError:
+            raise ArtifactError(f"{fail} (its JSON header does not parse); the file is corrupt") from None
+        meta = header.pop("__metadata__", None)
+        base, size = 8 + n, len(mm) - 8 - n
+        dtypes = {v: k for k, v in _ST_DTYPES.items()}
+        tensors: dict[str, torch.Tensor] = {}
+        flat = None
+        with warnings.catch_warnings():  # the map is read-only, and so are these tensors: nothing writes to them
+            warnings.simplefilter("ignore", UserWarning)
+            for name, info in header.items():
+                dtype = dtypes.get(info.get("dtype"))
+                a, b = info.get("data_offsets", (0, -1))
+                shape = info.get("shape", [])
+                count = math.prod(shape)
+                if dtype is None or not 0 <= a <= b <= size or b - a != count * torch.empty((), dtype=dtype).element_size():
+                    raise ArtifactError(f"{fail} (tensor {name!r}: dtype {info.get('dtype')!r}, offsets {a}..{b}); the file is corrupt")
+                flat = torch.frombuffer(mm, dtype=dtype, count=count, offset=base + a) if count else torch.empty(0, dtype=dtype)
+                tensors[name] = flat.reshape(shape)
+        del flat
+        try:
+            yield tensors, meta
+        finally:
+            tensors.clear()  # no view of the map may outlive it
 
 
 def _hf_config(config: dict, vmap: VocabMap, R: int, *, where: Path) -> dict:
