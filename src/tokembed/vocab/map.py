@@ -182,28 +182,32 @@ class VocabMap:
         for part in kept.split(CHUNK_ROWS):  # in chunks: no second full-size temporary
             out[part] = table[src[part]]  # E'[j] = E[source[j]]
         if self.new_tokens and fill == "init" and table.is_floating_point():
-            out[[t.id for t in self.new_tokens]] = self._init_rows(table[: self.old_size], init=init, seed=seed).to(table.dtype)
+            self._init_rows(out, table[: self.old_size], init=init, seed=seed)
         return out
 
-    def _init_rows(self, old: torch.Tensor, *, init: str, seed: int) -> torch.Tensor:
-        """(N, ...) rows for the N new tokens from the old token rows ``old`` (V, ...), in float64.
+    def _init_rows(self, out: torch.Tensor, old: torch.Tensor, *, init: str, seed: int) -> None:
+        """Write the rows of the new tokens into ``out`` from the old token rows ``old`` (V, ...).
 
-        Statistics are summed in chunks of :data:`CHUNK_ROWS` rows, so a 250k-row table is never
-        copied whole (peak memory stays near the table itself)."""
-        n = len(self.new_tokens)
+        Statistics are summed in float64 chunks of :data:`CHUNK_ROWS` rows and new rows are written
+        chunk by chunk, so nothing table-sized is allocated besides ``out``."""
         g = torch.Generator().manual_seed(seed)
         mean, second = _moments(old, cov=init == "mean-cov" and old.dim() == 2)
-        if init == "random":
-            std = (second.mean() - mean.mean() ** 2).clamp(min=0).sqrt()  # σ of all old entries
-            return torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * std
-        if init == "mean-cov" and old.dim() == 2:
-            return _mean_cov_samples(mean, second - torch.outer(mean, mean), n, g)
-        rows = mean.expand(n, *old.shape[1:]).clone()
+        std = (second.mean() - mean.mean() ** 2).clamp(min=0).sqrt() if init == "random" else None  # σ of all old entries
+        cov = second - torch.outer(mean, mean) if init == "mean-cov" and old.dim() == 2 else None
+        ids = torch.tensor([t.id for t in self.new_tokens])
+        for part in ids.split(CHUNK_ROWS):
+            n = len(part)
+            if std is not None:
+                rows = torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * std
+            elif cov is not None:
+                rows = _mean_cov_samples(mean, cov, n, g)
+            else:
+                rows = mean.expand(n, *old.shape[1:])
+            out[part] = rows.to(out.dtype)
         if init == "compose":
-            for k, t in enumerate(self.new_tokens):
+            for t in self.new_tokens:
                 if t.pieces:
-                    rows[k] = old[torch.tensor(t.pieces)].double().mean(0)  # e_new = mean of the old pieces' rows
-        return rows
+                    out[t.id] = old[torch.tensor(t.pieces)].double().mean(0).to(out.dtype)  # e_new = mean of the old pieces' rows
 
     # -- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
