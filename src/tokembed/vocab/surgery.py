@@ -105,6 +105,7 @@ def transplant(
 def _finish(src: Source, out, new_tok, vmap: VocabMap, facts: dict[str, Any], *, operation: str, init: str = "compose",
             seed: int = 0, pad_to_multiple_of: int = 1, verify_texts: Sequence[str] = ()) -> dict[str, Any]:
     """The common tail: padding, report, output folder, then verification of the written model."""
+    src.tokenizer = None  # not needed past this point; a 250k-token HF tokenizer holds ~0.2 GB of engines
     vmap.pad_to_multiple_of = pad_to_multiple_of
     report = _base_report(src, vmap, operation) | {"init": init} | facts
     write_output(src, out, vmap, new_tok, init=init, seed=seed, extra=report)
