@@ -100,7 +100,7 @@ def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep
 
 
 def _bands(counts, V: int) -> tuple[np.ndarray, list[dict]]:
-    from ..train import frequency_bands
+    from ..metrics import frequency_bands
 
     if counts is None:  # no counts: id order as the frequency proxy (BPE/WordPiece ids grow roughly as frequency falls)
         edges = [0] + [min(V, 2**k) for k in range(8, 40) if 2**k < V] + [V]
@@ -174,7 +174,7 @@ def _head_bias(model) -> torch.Tensor | None:
 def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval_corpus=None, untie: bool = False,
                     max_eval_tokens: int | None = None, vocab=None, seq_len: int = 128) -> dict[str, Any]:
     """Load ``source`` (checkpoint, HF folder, vector file), compress, report, and write the artifact to ``out_dir``."""
-    from ..diagnostics.sources import load_embeddings
+    from ..sources import load_embeddings
     from .artifact import save_compressed
     from .prune import token_counts
 
@@ -220,7 +220,7 @@ def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval
         report["output"] = table_report(torch.from_numpy(np.ascontiguousarray(src.output)).float(), out.decode(),
                                         counts=counts, seed=opts.seed)
     if model is not None and eval_corpus is not None:
-        from ..evaluate import evaluate
+        from ..training.evaluate import evaluate
 
         docs = list(eval_corpus.documents())
         model.eval()
