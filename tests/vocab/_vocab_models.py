@@ -66,10 +66,10 @@ def make_checkpoint(tok, folder: Path, *, embedding: str = "lookup", head: str =
     """A tokembed checkpoint of a tiny model (optionally after a few AdamW steps, with train state)."""
     import torch
 
-    from tokembed.checkpoint import optimizer_to_tensors, save_checkpoint
+    from tokembed.training.checkpoint import optimizer_to_tensors, save_checkpoint
     from tokembed.embeddings.control import embedding_param_groups
     from tokembed.model import ModelConfig, build_model
-    from tokembed.train import TrainConfig
+    from tokembed.training.config import TrainConfig
 
     mcfg = ModelConfig(vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2, max_seq_len=64, embedding=embedding,
                        head=head, rank=8 if embedding == "factorized" else None)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from _vocab_models import SENTENCES
 
-from tokembed.checkpoint import load_checkpoint, save_checkpoint
+from tokembed.training.checkpoint import load_checkpoint, save_checkpoint
 from tokembed.cli import main
 from tokembed.errors import ConfigError
 from tokembed.model import ModelConfig, build_model
-from tokembed.train import TrainConfig
+from tokembed.training.config import TrainConfig
 from tokembed.vocab.export import export_checkpoint
 
 

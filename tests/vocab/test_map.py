@@ -11,7 +11,7 @@ import torch
 from _vocab_models import SENTENCES, make_checkpoint
 
 from tokembed.artifacts import load_tensors
-from tokembed.checkpoint import load_checkpoint, optimizer_from_tensors
+from tokembed.training.checkpoint import load_checkpoint, optimizer_from_tensors
 from tokembed.embeddings.control import embedding_param_groups, freeze_rows
 from tokembed.errors import ArtifactError, ConfigError
 from tokembed.artifacts import read_json

@@ -101,7 +101,7 @@ def test_cli_bad_input_exit_2_nothing_written(bpe_tok, tmp_path, capsys, argv, n
 
 
 def test_fingerprint_mismatch_names_the_remap_command(bpe_tok, wp_tok, tmp_path):
-    from tokembed.checkpoint import load_checkpoint
+    from tokembed.training.checkpoint import load_checkpoint
     from tokembed.errors import FingerprintMismatchError
 
     src = make_checkpoint(bpe_tok, tmp_path / "ck")

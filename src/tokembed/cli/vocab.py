@@ -6,6 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from ..corpus import Corpus
+from ..errors import ConfigError
+from ..tokenizers import load_tokenizer
+from ..vocab.diff import format_diff, vocab_diff
 from ._common import print_json
 
 __all__ = ["add_parser"]
@@ -62,8 +66,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _texts(specs) -> list[str]:
-    from ..corpus import Corpus
-
     return list(Corpus.from_args(specs).texts()) if specs else []
 
 
@@ -90,7 +92,6 @@ def _trim(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..vocab.surgery import add
 
     tokens = list(args.tokens)
@@ -104,7 +105,6 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _transplant(args: argparse.Namespace) -> int:
-    from ..tokenizers import load_tokenizer
     from ..vocab.surgery import transplant
 
     report = transplant(args.source, args.output, load_tokenizer(args.tokenizer), init=args.init, seed=args.seed,
@@ -114,7 +114,6 @@ def _transplant(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from ..vocab.apply import load_source
-    from ..vocab.diff import format_diff, vocab_diff
 
     d = vocab_diff(load_source(args.a).tokenizer, load_source(args.b).tokenizer)
     if args.json:

@@ -25,13 +25,14 @@ with a typed error.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import mmap
 import os
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,20 @@ _ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", 
               torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
 
 
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], *, metadata: dict[str, str] | None = None) -> None:
+@dataclass
+class RowBlocks:
+    """A tensor given as row blocks (``VocabMap.row_blocks``), written to a file without being assembled."""
+
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    blocks: Callable[[], Iterator[tuple[int, torch.Tensor]]]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * torch.empty((), dtype=self.dtype).element_size()
+
+
+def write_safetensors(path: Path, tensors: dict[str, Any], *, metadata: dict[str, str] | None = None) -> None:
     """Write a safetensors file tensor by tensor from the tensors' own memory (no serialised copy of the
     whole file, which ``safetensors.torch.save`` builds): peak memory stays at the tensors themselves.
     ``path`` is inside an :func:`atomic_dir`, which makes the folder appear whole."""
@@ -147,9 +161,11 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], *, metadata:
         fh.write(len(blob).to_bytes(8, "little"))
         fh.write(blob)
         for name in sorted(tensors):
-            t = tensors[name].detach().cpu().contiguous()
-            if t.numel():
-                fh.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+            parts = (b for _, b in tensors[name].blocks()) if isinstance(tensors[name], RowBlocks) else [tensors[name]]
+            for t in parts:
+                t = t.detach().cpu().contiguous()
+                if t.numel():
+                    fh.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
 
 
 # -- tokembed checkpoints ------------------------------------------------------------------
@@ -235,8 +251,8 @@ def _hf_weights_file(path: Path, out: Path, R: int, vmap: VocabMap, *, init: str
             t = tensors[k]
             if shapes[k] == (1, R):  # (1, V) bias rows as a column
                 tensors[k] = vmap.apply_rows(t.T.contiguous(), init=init, seed=seed).T.contiguous()
-            else:
-                tensors[k] = vmap.apply_rows(t, init=init, seed=seed)
+            else:  # streamed block by block into the file: the new table is never whole in memory
+                tensors[k] = RowBlocks(t.dtype, (vmap.rows(R), *t.shape[1:]), functools.partial(vmap.row_blocks, t, init=init, seed=seed))
         write_safetensors(out, tensors, metadata=meta)
         return sum(t.nbytes for t in tensors.values())
 

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from ..artifacts import atomic_dir, atomic_write_text, save_tensors, write_json
-from ..checkpoint import load_checkpoint
+from ..training.checkpoint import load_checkpoint
 from ..embeddings.pretrained import write_vectors
 from ..embeddings.positional import sinusoidal_table
 from ..errors import ConfigError, require

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,41 +173,58 @@ class VocabMap:
         ``fill``: ``"init"`` (model weights: new rows from ``init``) or ``"zeros"`` (optimizer
         moments, counts, masks: a new token starts with no history).
         """
-        if init not in INITS:
-            raise ConfigError(f"init={init!r}; choose one of {', '.join(INITS)}")
-        R = table.shape[0]
-        out = torch.zeros((self.rows(R), *table.shape[1:]), dtype=table.dtype)
-        src = self.source
-        kept = (src >= 0).nonzero().squeeze(1)
-        for part in kept.split(CHUNK_ROWS):  # in chunks: no second full-size temporary
-            out[part] = table[src[part]]  # E'[j] = E[source[j]]
-        if self.new_tokens and fill == "init" and table.is_floating_point():
-            self._init_rows(out, table[: self.old_size], init=init, seed=seed)
+        out = torch.empty((self.rows(table.shape[0]), *table.shape[1:]), dtype=table.dtype)
+        for a, block in self.row_blocks(table, init=init, seed=seed, fill=fill):
+            out[a : a + len(block)] = block
         return out
 
-    def _init_rows(self, out: torch.Tensor, old: torch.Tensor, *, init: str, seed: int) -> None:
-        """Write the rows of the new tokens into ``out`` from the old token rows ``old`` (V, ...).
-
-        Statistics are summed in float64 chunks of :data:`CHUNK_ROWS` rows and new rows are written
-        chunk by chunk, so nothing table-sized is allocated besides ``out``."""
+    def row_blocks(self, table: torch.Tensor, *, init: str = "compose", seed: int = 0, fill: str = "init") -> Iterator[tuple[int, torch.Tensor]]:
+        """The new table as consecutive ``(first row, (n, ...) block)`` of :data:`CHUNK_ROWS` rows, so a writer
+        can stream it to disk without holding the whole new table (:meth:`apply_rows` assembles them)."""
+        if init not in INITS:
+            raise ConfigError(f"init={init!r}; choose one of {', '.join(INITS)}")
+        R2 = self.rows(table.shape[0])
+        src = self.source  # (V',) old id of each new id, -1 for new tokens
+        fresh = bool(self.new_tokens) and fill == "init" and table.is_floating_point()
+        old = table[: self.old_size]
+        stats = self._init_stats(old, init) if fresh else None
         g = torch.Generator().manual_seed(seed)
+        pieces = {t.id: t.pieces for t in self.new_tokens}
+        for a in range(0, R2, CHUNK_ROWS):
+            block = torch.zeros((min(CHUNK_ROWS, R2 - a), *table.shape[1:]), dtype=table.dtype)
+            s = src[a : a + len(block)]
+            kept = (s >= 0).nonzero().squeeze(1)
+            block[kept] = table[s[kept]]  # E'[j] = E[source[j]]
+            new = (s < 0).nonzero().squeeze(1)
+            if stats is not None and len(new):
+                block[new] = self._new_rows([a + int(k) for k in new], old, pieces, stats, g).to(table.dtype)
+            yield a, block
+
+    @staticmethod
+    def _init_stats(old: torch.Tensor, init: str) -> dict[str, Any]:
+        """What an init needs from the old rows (V, ...), summed in float64 chunks (nothing table-sized)."""
         mean, second = _moments(old, cov=init == "mean-cov" and old.dim() == 2)
-        std = (second.mean() - mean.mean() ** 2).clamp(min=0).sqrt() if init == "random" else None  # σ of all old entries
-        cov = second - torch.outer(mean, mean) if init == "mean-cov" and old.dim() == 2 else None
-        ids = torch.tensor([t.id for t in self.new_tokens])
-        for part in ids.split(CHUNK_ROWS):
-            n = len(part)
-            if std is not None:
-                rows = torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * std
-            elif cov is not None:
-                rows = _mean_cov_samples(mean, cov, n, g)
-            else:
-                rows = mean.expand(n, *old.shape[1:])
-            out[part] = rows.to(out.dtype)
-        if init == "compose":
-            for t in self.new_tokens:
-                if t.pieces:
-                    out[t.id] = old[torch.tensor(t.pieces)].double().mean(0).to(out.dtype)  # e_new = mean of the old pieces' rows
+        stats: dict[str, Any] = {"init": init, "mean": mean}
+        if init == "random":
+            stats["std"] = (second.mean() - mean.mean() ** 2).clamp(min=0).sqrt()  # σ of all old entries
+        if init == "mean-cov" and old.dim() == 2:
+            stats["cov"] = second - torch.outer(mean, mean)
+        return stats
+
+    @staticmethod
+    def _new_rows(ids: list[int], old: torch.Tensor, pieces: dict[int, list[int]], stats: dict[str, Any], g) -> torch.Tensor:
+        """(n, ...) float64 rows for the new ids ``ids`` (see the module docstring for the inits)."""
+        n, mean = len(ids), stats["mean"]
+        if "std" in stats:
+            return torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * stats["std"]
+        if "cov" in stats:
+            return _mean_cov_samples(mean, stats["cov"], n, g)
+        rows = mean.expand(n, *old.shape[1:]).clone()
+        if stats["init"] == "compose":
+            for k, j in enumerate(ids):
+                if pieces.get(j):
+                    rows[k] = old[torch.tensor(pieces[j])].double().mean(0)  # e_new = mean of the old pieces' rows
+        return rows
 
     # -- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_checkpoint
+from ..training.checkpoint import load_checkpoint
 from ..errors import require
 from .apply import Source
 from .map import VocabMap
