@@ -22,7 +22,7 @@ from ..errors import TokenizerError, TokenizerFileError
 from ..tokenizers import ByteBPETokenizer, HFTokenizer, WordPieceTokenizer
 from ..tokenizers.reference import bytes_to_unicode
 
-__all__ = ["engine_doc", "model_type", "remap_doc", "rebuild", "merge_pairs", "set_merges", "alphabet_ids"]
+__all__ = ["engine_doc", "model_type", "remap_doc", "rebuild", "merge_pairs", "set_merges", "alphabet_ids", "is_byte_level"]
 
 
 def engine_doc(tok) -> dict[str, Any]:
@@ -52,20 +52,23 @@ def set_merges(doc: dict[str, Any], pairs: Sequence[tuple[str, str]]) -> None:
     doc["model"]["merges"] = [[a, b] for a, b in pairs]
 
 
-def alphabet_ids(tok) -> set[int]:
+def alphabet_ids(tok, doc: Mapping[str, Any]) -> set[int]:
     """Ids that must survive any trim so every text keeps an encoding: the byte-level alphabet (256
     tokens), ``<0xNN>`` byte fallback, and single characters (``c``, ``##c``) of WordPiece/Unigram."""
     v = tok.vocab
     ids = {v.get(f"<0x{b:02X}>") for b in range(256)}
-    if getattr(tok, "fast_path", None) is not None or _is_byte_level(tok):
+    if is_byte_level(doc):
         ids |= {v.get(ch) for ch in bytes_to_unicode().values()}
-    if not _is_byte_level(tok):
+    else:
         ids |= {i for i, t in enumerate(v) if len(t) == 1 or (len(t) == 3 and t.startswith("##"))}
     return {i for i in ids if i is not None}
 
 
-def _is_byte_level(tok) -> bool:
-    return bool(getattr(tok, "_is_byte_level", lambda: False)())
+def is_byte_level(doc: Mapping[str, Any]) -> bool:
+    """The engine file pre-tokenizes with ByteLevel (tokens are byte strings spelled with GPT-2's alphabet)."""
+    pre = doc.get("pre_tokenizer") or {}
+    pres = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    return any(p.get("type") == "ByteLevel" for p in pres)
 
 
 def remap_doc(doc: dict[str, Any], old_to_new: Sequence[int], tokens: Sequence[str]) -> dict[str, Any]:

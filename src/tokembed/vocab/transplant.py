@@ -24,7 +24,7 @@ import copy
 from typing import Any
 
 from ..tokenizers.reference import token_to_bytes
-from .engine_file import engine_doc, rebuild
+from .engine_file import engine_doc, is_byte_level, rebuild
 from .map import NewToken, VocabMap, compose_pieces
 
 __all__ = ["transplant_tokenizer", "marker_key"]
@@ -46,7 +46,7 @@ def marker_key(token: str, *, byte_level: bool = False) -> tuple[str, str]:
 
 
 def _index(tok) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-    byte_level = getattr(tok, "fast_path", None) is not None
+    byte_level = is_byte_level(engine_doc(tok))
     exact: dict[tuple[str, str], int] = {}
     loose: dict[str, int] = {}
     specials = tok.vocab.special_ids
@@ -63,7 +63,7 @@ def transplant_tokenizer(old_tok, new_tok) -> tuple[Any, VocabMap, dict[str, int
     """``(new tokenizer with the old specials and post-processing, map, counts)``."""
     new_tok = _take_over_specials(old_tok, new_tok)
     exact, loose = _index(old_tok)
-    byte_level = getattr(new_tok, "fast_path", None) is not None
+    byte_level = is_byte_level(engine_doc(new_tok))
     old_special_of = {s: old_tok.vocab[s] for s in old_tok.special_tokens.values()}
     role_old = {r: old_tok.vocab[s] for r, s in old_tok.special_tokens.items()}
     old_to_new = [-1] * old_tok.vocab_size

@@ -72,7 +72,7 @@ def trim_tokenizer(
     counts = count_tokens(tok, texts)
     if not counts:
         raise EmptyCorpusError(f"the trimming corpus ({len(texts)} texts) uses no tokens; pass text the model should keep covering")
-    protected = set(v.special_ids) | alphabet_ids(tok)
+    protected = set(v.special_ids) | alphabet_ids(tok, doc)
     for name in drop:
         i = v[name]
         if i in v.special_ids or name == doc["model"].get("unk_token"):
