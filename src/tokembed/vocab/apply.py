@@ -44,6 +44,7 @@ from ..embeddings.control import embedding_param_groups
 from ..errors import ArtifactError
 from ..model import ModelConfig, build_model
 from ..tokenizers import load_tokenizer
+from ..training.checkpoint import verify_checkpoint, write_manifest
 from .map import VocabMap
 
 __all__ = ["Source", "load_source", "write_output", "SPECIAL_ID_KEYS", "SUPPORTED_EMBEDDINGS", "SUPPORTED_HEADS"]
@@ -116,6 +117,8 @@ def write_output(source: Source, out: str | os.PathLike, vmap: VocabMap, new_tok
         vmap.save(tmp)
         if extra is not None:
             write_json(tmp / "vocab_report.json", extra)
+        if source.kind == "checkpoint":
+            write_manifest(tmp)  # last: checksums of every file, verified on every load
     return out
 
 
@@ -175,6 +178,7 @@ def _is_vocab_tensor(name: str, t: torch.Tensor, rows: int) -> bool:
 
 def _checkpoint(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str, seed: int) -> None:
     src, R = source.path, source.rows
+    verify_checkpoint(src)  # never remap a corrupt or swapped checkpoint
     raw = read_json(src / "config.json")
     tensors = load_tensors(src / "model.safetensors")
     for name, t in tensors.items():

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..artifacts import write_json
 from ..errors import ConfigError
+from ..training.checkpoint import write_manifest
 from .add import add_tokens, tokens_from_corpus
 from .apply import Source, load_source, write_output
 from .map import INITS, VocabMap
@@ -112,6 +113,8 @@ def _finish(src: Source, out, new_tok, vmap: VocabMap, facts: dict[str, Any], *,
     if verify_texts and src.kind != "tokenizer":
         report["verify"] = verify(src, Path(out), vmap, verify_texts, operation=operation)
         write_json(Path(out) / "vocab_report.json", report)
+        if src.kind == "checkpoint":
+            write_manifest(Path(out))  # the report changed: checksums again, last
     return report
 
 
