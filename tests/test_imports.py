@@ -42,6 +42,9 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
     ("tokembed.cli.train", "tokembed.training.distributed"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.pipeline"): ("torch", _CLI_HELP),
     ("tokembed.cli.vectors", "tokembed.embeddings.pretrained"): ("torch", _CLI_HELP),
+    ("tokembed.cli.vocab", "tokembed.vocab.surgery"): ("torch", _CLI_HELP),
+    ("tokembed.cli.vocab", "tokembed.vocab.apply"): ("torch", _CLI_HELP),
+    ("tokembed.cli.export", "tokembed.vocab.export"): ("torch", _CLI_HELP),
     # diagnostics read numpy sources; only a tokembed checkpoint needs the model (torch)
     ("tokembed.sources", "tokembed.training.checkpoint"): ("torch", "numpy sources (vector files, HF folders) load without torch"),
     ("tokembed.sources", "tokembed.embeddings.pretrained"): ("torch", "numpy sources load without torch"),

@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "neighbors": "neighbors",
     "compress": "compress",
+    "vocab": "vocab",
+    "export": "export",
 }
 
 EXIT_USER_ERROR = 2

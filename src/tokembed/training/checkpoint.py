@@ -277,7 +277,8 @@ def load_checkpoint(path: str | os.PathLike, *, tokenizer=None, device: str = "c
         raise FingerprintMismatchError(
             f"{ckpt}: the model was trained with a {saved_tok.kind} tokenizer (V={saved_tok.vocab_size}, fingerprint "
             f"{want[:12]}), but the tokenizer passed is {tokenizer.kind} (V={tokenizer.vocab_size}, fingerprint "
-            f"{tokenizer.fingerprint[:12]}); pass the tokenizer in {ckpt / 'tokenizer'} or remap the embedding rows explicitly"
+            f"{tokenizer.fingerprint[:12]}); pass the tokenizer in {ckpt / 'tokenizer'}, or move the model to yours with "
+            f"'tokembed vocab transplant {ckpt} --tokenizer NEW -o DIR' (which writes the remap; 'tokembed vocab diff' shows what differs)"
         )
     tensors = load_tensors(ckpt / "model.safetensors")
     check_finite_tensors(tensors, where=str(ckpt / "model.safetensors"))
