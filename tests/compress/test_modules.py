@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from tokembed.compress import (CastEmbedding, PQEmbedding, QuantizedEmbedding, QuantizedHead, product_quantize,
                                quantize)
-from tokembed.compress import quantized as qmod
+from tokembed.compress import module as qmod
 from tokembed.errors import TokenIdError
 
 W = torch.randn(97, 32, generator=torch.Generator().manual_seed(0))
