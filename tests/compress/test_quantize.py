@@ -117,6 +117,7 @@ def test_kernel_cache_is_private_and_hash_verified(fresh_kernel):
 
 
 def test_failed_build_falls_back_with_one_warning_line(fresh_kernel, monkeypatch):
+    monkeypatch.delenv("TOKEMBED_KERNELS", raising=False)
     monkeypatch.setenv("CC", "/bin/false")  # a compiler that always fails
     qt = quantize(_mat(10, 8), bits=4)
     ids = torch.tensor([3, 3, 0, 9])
@@ -128,6 +129,7 @@ def test_failed_build_falls_back_with_one_warning_line(fresh_kernel, monkeypatch
 
 
 def test_a_cache_folder_owned_elsewhere_or_linked_is_refused(fresh_kernel, monkeypatch, tmp_path):
+    monkeypatch.delenv("TOKEMBED_KERNELS", raising=False)
     (tmp_path / "elsewhere").mkdir()
     fresh_kernel.parent.mkdir(parents=True)
     fresh_kernel.symlink_to(tmp_path / "elsewhere")
