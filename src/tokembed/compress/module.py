@@ -31,6 +31,8 @@ torch.Size([2, 10])
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -86,12 +88,14 @@ class CompressedEmbedding(nn.Module):
         return self.codec.decode()
 
     def _apply(self, fn, recurse=True):
-        """``.to()``/``.cpu()``: move the buffers, then rebuild the codec on them (checked like a loaded artifact)."""
+        """``.to()``/``.cpu()``: move the buffers, then point the codec at the moved tensors."""
         super()._apply(fn, recurse)
         tensors, config = self.codec.state()
         moved = {k: getattr(self, k.replace(".", "_")) for k in tensors}
         if any(moved[k] is not t for k, t in tensors.items()):
-            self.codec = type(self.codec).from_state(moved, config)
+            names = {f.name for f in dataclasses.fields(self.codec)}
+            self.codec = (dataclasses.replace(self.codec, **moved) if set(moved) <= names
+                          else type(self.codec).from_state(moved, config))  # nested (mixed): rebuilt and checked
         return self
 
     def extra_repr(self) -> str:
