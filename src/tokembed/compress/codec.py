@@ -23,7 +23,7 @@ embedding or a head, a codec is a plain dataclass with:
 >>> DenseTable.from_state({"weight": ts["weight"][:1]}, {**cfg, "shape": [2, 2]})
 Traceback (most recent call last):
   ...
-tokembed.errors.ArtifactError: dense table: tensor 'weight' has shape (1, 2) but V=2 from the metadata; the artifact is corrupt or was edited — write it again with 'tokembed compress'
+tokembed.errors.ArtifactError: dense table: tensor 'weight' has shape (1, 2), but the metadata implies (V=2, D=2); the artifact is corrupt or was edited — write it again with 'tokembed compress'
 """
 
 from __future__ import annotations
@@ -91,13 +91,13 @@ def check_state(tensors: dict, specs: dict[str, Spec], where: str, dims: dict | 
         if t.ndim != len(sp.shape):
             raise ArtifactError(f"{where}: tensor {name!r} has shape {tuple(t.shape)}, expected {len(sp.shape)} "
                                 f"dimensions {sp.shape}; {_FIX}")
-        for n, (want, got) in enumerate(zip(sp.shape, t.shape)):
+        for want, got in zip(sp.shape, t.shape):
             if isinstance(want, str) and want not in dims:
                 dims[want] = int(got)
-            expect = dims[want] if isinstance(want, str) else want
-            if got != expect:
-                label = f"{want}={expect} from the metadata" if isinstance(want, str) else f"{expect}"
-                raise ArtifactError(f"{where}: tensor {name!r} has shape {tuple(t.shape)} but {label}; {_FIX}")
+            if got != (dims[want] if isinstance(want, str) else want):
+                expected = ", ".join(f"{w}={dims[w]}" if isinstance(w, str) and w in dims else str(w) for w in sp.shape)
+                raise ArtifactError(f"{where}: tensor {name!r} has shape {tuple(t.shape)}, but the metadata implies "
+                                    f"({expected}); {_FIX}")
     for name, sp in specs.items():
         t = tensors.get(name)
         if t is None or t.numel() == 0:
