@@ -350,6 +350,10 @@ def _unpack_rows(q: torch.Tensor, bits: int, D: int) -> torch.Tensor:
     return torch.stack([lo, hi], dim=-1).reshape(q.shape[0], -1)[:, :D]  # (N, 2*row_bytes) -> (N, D)
 
 
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
 def check_gather(q, S, Bz, ids, *, D: int, bits: int) -> torch.Tensor:
     """The checks every entry point makes before a row is read; returns ids as a contiguous (N,) int64 tensor.
 
@@ -370,9 +374,14 @@ def check_gather(q, S, Bz, ids, *, D: int, bits: int) -> torch.Tensor:
             f"quantized table is inconsistent: codes {tuple(q.shape)} {q.dtype}, scales {tuple(S.shape)} {S.dtype}, "
             f"offsets {None if Bz is None else tuple(Bz.shape)}, D={D}, bits={bits}; expected codes (V, {row_bytes}) "
             f"uint8 and scales (V, G) float32 with G dividing {D}; build it with quantize()")
-    ids = ids.reshape(-1)
-    check_ids(ids, V, where="quantized gather")
-    return ids.long().contiguous()
+    if not isinstance(ids, torch.Tensor) or not _is_integer(ids.dtype) or ids.device.type != "cpu":
+        check_ids(ids, V, where="quantized gather")  # the typed error for a non-tensor / non-integer dtype
+        raise ConfigError(f"quantized gather: ids on {ids.device} must be on the CPU")
+    ids = ids.reshape(-1).long().contiguous()
+    a = ids.numpy()  # single-threaded min/max: a torch reduction can wait a whole time slice for a pool thread
+    if a.size and (int(a.min()) < 0 or int(a.max()) >= V):
+        check_ids(ids, V, where="quantized gather")  # raises TokenIdError naming the ids and their positions
+    return ids
 
 
 def _reference(q, S, Bz, ids, *, D: int, bits: int, qoff: float) -> torch.Tensor:
