@@ -328,13 +328,14 @@ def quality_bench(quick: bool) -> dict:
 
 def lm_bench(quick: bool) -> dict:
     """Train a small byte-level tokembed LM on the built-in corpus, then compress its embedding + head."""
-    from tokembed.checkpoint import save_checkpoint
+    from tokembed.training.checkpoint import save_checkpoint
     from tokembed.compress.apply import CompressOptions, compress_source
     from tokembed.corpus import Corpus
-    from tokembed.data import build_shards
+    from tokembed.training.shards import build_shards
     from tokembed.model import ModelConfig
     from tokembed.tokenizers import ByteTokenizer
-    from tokembed.train import TrainConfig, train
+    from tokembed.training.config import TrainConfig
+    from tokembed.training.loop import train
 
     tok = ByteTokenizer()
     out = {}

@@ -7,7 +7,7 @@ Side by side in one process, interleaved (A B A B ...) so load changes hit both:
    same architecture written as one plain module (nn.Embedding, learned positions, pre-norm blocks,
    causal ``scaled_dot_product_attention``, GELU MLP, untied head with bias). Both have exactly the
    same parameter count (checked) and see the same batches.
-2. ``train() loop``: the whole ``tokembed.train.train`` loop (schedule, finiteness check of the
+2. ``train() loop``: the whole ``tokembed.training.loop.train`` loop (schedule, finiteness check of the
    embedding every step, band statistics at log steps, tokens/s from its own step timer) vs a
    minimal reference loop over the same TokenStream.
 
@@ -80,7 +80,9 @@ def sizes(quick: bool) -> dict:
 
 def model_step_ratio(s: dict, shards, repeats: int) -> dict:
     from tokembed.model import ModelConfig, build_model
-    from tokembed.train import TokenStream, TrainConfig, param_groups
+    from tokembed.training.config import TrainConfig
+    from tokembed.training.loop import param_groups
+    from tokembed.training.shards import TokenStream
 
     mc = ModelConfig(vocab_size=259, d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
                      max_seq_len=s["seq_len"], positional="learned")
@@ -127,7 +129,9 @@ def model_step_ratio(s: dict, shards, repeats: int) -> dict:
 def train_loop_ratio(s: dict, shards, repeats: int, tmp: Path) -> dict:
     from tokembed.model import ModelConfig
     from tokembed.tokenizers import ByteTokenizer
-    from tokembed.train import TokenStream, TrainConfig, train
+    from tokembed.training.config import TrainConfig
+    from tokembed.training.loop import train
+    from tokembed.training.shards import TokenStream
 
     mc = ModelConfig(vocab_size=259, d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
                      max_seq_len=s["seq_len"], positional="learned")
@@ -178,7 +182,7 @@ def peak_mb() -> float:
 
 def child(kind: str, args) -> None:
     """Train 5 steps (tokembed's train() or the reference loop) in this child process; print its peak RSS as JSON."""
-    from tokembed.data import load_shards
+    from tokembed.training.shards import load_shards
 
     s = sizes(args.quick)
     tmp = Path(args.tmp)
@@ -187,14 +191,15 @@ def child(kind: str, args) -> None:
     if kind == "train":
         from tokembed.model import ModelConfig
         from tokembed.tokenizers import ByteTokenizer
-        from tokembed.train import TrainConfig, train
+        from tokembed.training.config import TrainConfig
+        from tokembed.training.loop import train
 
         mc = ModelConfig(vocab_size=259, d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
                          max_seq_len=s["seq_len"], positional="learned")
         train(TrainConfig(model=mc, seq_len=s["seq_len"], batch_size=s["batch_size"], max_steps=5), tokenizer=ByteTokenizer(),
               shards=sh, out_dir=tmp / "memrun", progress=False)
     else:
-        from tokembed.train import TokenStream
+        from tokembed.training.shards import TokenStream
 
         ref = RefGPT(259, s["d_model"], s["n_layers"], s["n_heads"], s["seq_len"])
         opt = torch.optim.AdamW(ref.parameters())
@@ -217,7 +222,7 @@ def peak_mb():
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 from tokembed.corpus import Corpus
-from tokembed.data import build_shards
+from tokembed.training.shards import build_shards
 from tokembed.tokenizers import ByteTokenizer
 t0 = time.perf_counter()
 sh = build_shards(ByteTokenizer(), Corpus([str(big_corpus({mb} * 1_000_000))]), {out!r}, workers={workers})
@@ -263,7 +268,7 @@ def main() -> None:
         mem_shards = run_child("shards", args, tmp)  # also builds tmp/shards for the rest
         mem_train = run_child("train", args, tmp)
         mem_ref = run_child("ref", args, tmp)
-        from tokembed.data import load_shards
+        from tokembed.training.shards import load_shards
 
         shards = load_shards(tmp / "shards")
         step = model_step_ratio(s, shards, repeats)

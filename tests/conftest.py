@@ -1,6 +1,7 @@
 """Shared fixtures. Tests make their own small data; nothing is downloaded.
 
-Hypothesis example counts come from TOKEMBED_HYPOTHESIS_EXAMPLES (default 100).
+Hypothesis example counts come from TOKEMBED_HYPOTHESIS_EXAMPLES (default 100). The default-corpus
+cache is moved to a temporary folder for every item, doctests included, by the root conftest.py.
 """
 
 import os
@@ -22,12 +23,6 @@ SMALL_TEXT = (
     "Sphinx of black quartz, judge my vow.\n"
     "Käse, Straße und Grüße — naïve café; 東京とソウル. Ünïcödé ✓ 🙂\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep the default-corpus cache per test session, never in the user's home."""
-    monkeypatch.setenv("TOKEMBED_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture

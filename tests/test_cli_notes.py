@@ -26,7 +26,13 @@ def test_train_vocab_size_error_names_the_config_key(tmp_path, capsys, small_cor
     cfg.write_text('tokenizer = "bytebpe"\nvocab_size = 100\nmax_steps = 1\n[model]\nd_model = 16\nn_heads = 2\nn_layers = 1\n')
     assert main(["train", "--config", str(cfg), "-o", str(tmp_path / "run"), str(small_corpus), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "vocab_size (config key or override vocab_size=N)" in err and "--vocab-size" not in err
+    assert "pass vocab_size >= 259 (vocab_size: config key or override vocab_size=N)" in err and "--vocab-size" not in err
+
+
+def test_tokenizer_vocab_size_error_names_the_flag(tmp_path, capsys, small_corpus):
+    assert main(["tokenizer", "train", "--kind", "bytebpe", "--vocab-size", "100", "-o", str(tmp_path / "t"), str(small_corpus)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass vocab_size >= 259 (vocab_size: --vocab-size)" in err
 
 
 def test_study_skip_of_a_misspelt_kind_suggests_the_right_one(tmp_path, capsys):
@@ -36,3 +42,11 @@ def test_study_skip_of_a_misspelt_kind_suggests_the_right_one(tmp_path, capsys):
     cfg = StudyConfig.from_name("tiny", tokenizers=["byte", "bytepe"], designs=["tied"])
     res = run_study(cfg, Corpus(), tmp_path / "s")
     assert any("did you mean 'bytebpe'" in s["reason"] for s in res.skipped)
+
+
+def test_a_decode_error_names_the_parameter_and_the_cli_its_flag(tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff broken\n")
+    assert main(["tokenizer", "train", "--kind", "bytebpe", "--vocab-size", "300", "-o", str(tmp_path / "t"), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass errors='replace' (errors: --errors)" in err

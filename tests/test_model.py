@@ -147,7 +147,7 @@ def test_type_dropout_drops_whole_types_in_training_only():
 
 def test_adaptive_input_and_softmax_designs():
     from tokembed.embeddings.adaptive import adaptive_param_count
-    from tokembed.heads_adaptive import adaptive_softmax_param_count
+    from tokembed.heads.adaptive import adaptive_softmax_param_count
 
     counts = torch.arange(V)  # id V-1 is the most frequent
     for head in ("adaptive", "adaptive_tied", "tied", "untied"):

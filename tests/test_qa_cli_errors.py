@@ -48,7 +48,7 @@ def test_train_config_wrong_type_is_one_line(tmp_path, capsys, small_corpus, con
 
 
 def test_train_config_types_accept_valid_values():
-    from tokembed.train import TrainConfig
+    from tokembed.training.config import TrainConfig
 
     c = TrainConfig.from_dict({"max_steps": 3, "lr": 1, "betas": [0.9, 0.99], "eval_tokens": None,
                                "model": {"d_model": 32, "n_heads": 2, "cutoffs": [4, 8], "head_bias": False}})  # fmt: skip

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, CorpusError, DecodeError, EmptyCorpusError
+from .artifacts import atomic_write_text
 
 __all__ = [
     "Corpus",
@@ -98,7 +99,6 @@ def default_corpus_path() -> Path:
     path = _cache_dir() / f"default-corpus-py{sys.version_info.major}{sys.version_info.minor}-{key}.txt"
     if path.is_file():
         return path
-    from .artifacts import atomic_write_text
 
     parts = []
     for doc in _stdlib_docstrings():
@@ -131,7 +131,8 @@ def iter_file_lines(path: str | os.PathLike, *, errors: str = "strict") -> Itera
                     if errors == "strict":
                         raise DecodeError(
                             f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} "
-                            f"(byte 0x{raw[e.start]:02x}); fix the file's encoding or pass --errors replace"
+                            f"(byte 0x{raw[e.start]:02x}); fix the file's encoding or pass errors='replace'",
+                            param="errors",
                         ) from None
                     line = raw.decode("utf-8", errors="replace")
                 if "\x00" in line:

@@ -5,10 +5,16 @@ the offending value, where it was found (file, line, byte offset, argument) and 
 The CLI turns any ``TokembedError`` into one line on stderr and exit code 2; anything
 else is a bug and keeps its traceback.
 
->>> raise VocabSizeError("vocab size 10 is smaller than the 256 byte tokens; pass --vocab-size >= 256")
+Errors name the *library* parameter (``vocab_size``), and may say which one in ``param``; the
+command line maps parameters to its flags in one place (:mod:`tokembed.cli._common`).
+
+>>> e = VocabSizeError("vocab size 10 is smaller than the 256 byte tokens; pass vocab_size >= 256", param="vocab_size")
+>>> e.param
+'vocab_size'
+>>> raise e
 Traceback (most recent call last):
   ...
-tokembed.errors.VocabSizeError: vocab size 10 is smaller than the 256 byte tokens; pass --vocab-size >= 256
+tokembed.errors.VocabSizeError: vocab size 10 is smaller than the 256 byte tokens; pass vocab_size >= 256
 """
 
 from __future__ import annotations
@@ -36,7 +42,14 @@ __all__ = [
 
 
 class TokembedError(Exception):
-    """Base of every error a user can cause (bad input, bad file, bad option)."""
+    """Base of every error a user can cause (bad input, bad file, bad option).
+
+    ``param``: the library parameter the message names as the fix (e.g. ``"vocab_size"``), or None.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
 
 
 class ConfigError(TokembedError, ValueError):

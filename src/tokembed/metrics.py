@@ -1,4 +1,5 @@
-"""Metrics, each defined once: tokenization statistics, bits per byte, calibration, geometry.
+"""Metrics, each defined once: tokenization statistics, bits per byte, calibration, geometry,
+token counts and frequency bands.
 
 Unlike perplexity per token, **bits per byte** does not depend on the tokenizer, so it is
 the metric for comparing tokenizers and embedding designs on the same text:
@@ -13,7 +14,8 @@ the metric for comparing tokenizers and embedding designs on the same text:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +33,12 @@ __all__ = [
     "effective_rank_from_singular_values",
     "anisotropy",
     "ECE_BINS",
+    "token_counts",
+    "corpus_token_counts",
+    "frequency_decades",
+    "band_name",
+    "band_names",
+    "frequency_bands",
 ]
 
 #: Number of equal-width confidence bins for ECE (Guo et al. 2017, "On Calibration of Modern Neural Networks" use 15).
@@ -153,3 +161,119 @@ def anisotropy(matrix, *, n_pairs: int = 10_000, seed: int = 0) -> float:
     i, j = i[ok], j[ok]
     cos = np.einsum("nd,nd->n", x[i], x[j]) / (norms[i] * norms[j])
     return float(cos.mean()) if cos.size else float("nan")
+
+
+def token_counts(tokens: np.ndarray, vocab_size: int, *, chunk: int = 1 << 24) -> np.ndarray:
+    """Occurrences of every id in ``tokens`` (V,) int64, streamed in chunks (tokens may be a memmap);
+    ids >= ``vocab_size`` are not counted.
+
+    >>> token_counts(np.array([2, 0, 2, 7]), 3).tolist()
+    [1, 0, 2]
+    """
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for i in range(0, len(tokens), chunk):
+        counts += np.bincount(np.asarray(tokens[i : i + chunk]), minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def corpus_token_counts(
+    tokenizer, texts: Iterable[str], *, vocab_size: int, max_bytes: int | None = None, batch: int = 2000,
+    progress: bool = False,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """(V,) int64 counts of the ids ``tokenizer`` produces on ``texts`` (e.g. ``Corpus.texts()``: lines), and
+    ``{"lines", "bytes", "tokens"}`` read. ``max_bytes`` stops before the line that would pass that many
+    UTF-8 bytes. Every ``tokenizer.encode_batch`` (V = ``vocab_size``) works; ids >= V are not counted.
+
+    >>> class Chars:  # a toy tokenizer: one id per character code
+    ...     def encode_batch(self, lines): return [[ord(c) - 97 for c in s] for s in lines]
+    >>> counts, read = corpus_token_counts(Chars(), ["abba", "c"], vocab_size=3)
+    >>> counts.tolist(), read
+    ([2, 2, 1], {'lines': 2, 'bytes': 5, 'tokens': 5})
+    """
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    read = {"lines": 0, "bytes": 0, "tokens": 0}
+    buf: list[str] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="count tokens", unit="B", unit_scale=True, total=max_bytes, leave=False)
+
+    def flush() -> None:
+        for ids in tokenizer.encode_batch(buf):
+            if len(ids):
+                a = np.asarray(ids, dtype=np.int64)
+                counts[:] += token_counts(a, vocab_size)
+                read["tokens"] += a.size
+        buf.clear()
+
+    for line in texts:
+        b = len(line.encode("utf-8"))
+        if max_bytes is not None and read["bytes"] + b > max_bytes:
+            break
+        read["bytes"] += b
+        read["lines"] += 1
+        buf.append(line.rstrip("\n"))
+        if bar is not None:
+            bar.update(b)
+        if len(buf) >= batch:
+            flush()
+    if buf:
+        flush()
+    if bar is not None:
+        bar.close()
+    return counts, read
+
+
+def frequency_decades(counts) -> np.ndarray:
+    """(V,) int64 frequency decade of every count: 0 for unseen, k for ``10^(k-1) <= count < 10^k``.
+
+    The one definition of a frequency band, used by training monitors, ``eval``, ``inspect``,
+    the compression report and the study report.
+
+    >>> frequency_decades(np.array([0, 1, 9, 10, 250, 12000])).tolist()
+    [0, 1, 1, 2, 3, 5]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.where(counts > 0, np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 0)
+
+
+def band_name(decade: int) -> str:
+    """Name of a frequency decade: ``"0"``, ``"1-9"``, ``"10-99"``, ``"1000-9999"``, ...
+
+    >>> [band_name(d) for d in (0, 1, 4)]
+    ['0', '1-9', '1000-9999']
+    """
+    return "0" if decade == 0 else f"{10 ** (decade - 1)}-{10**decade - 1}"
+
+
+def band_names(counts) -> list[str]:
+    """The band name of every count.
+
+    >>> band_names(np.array([0, 3, 10, 250, 12000]))
+    ['0', '1-9', '10-99', '100-999', '10000-99999']
+    """
+    return [band_name(int(d)) for d in frequency_decades(counts)]
+
+
+def frequency_bands(counts) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Band of every id by its count in decades (:func:`frequency_decades`): 0 (unseen), 1–9, 10–99, ...
+
+    Returns ``(band_of (V,) int64, bands)`` with bands ``[{"name", "lo", "hi", "n_types", "count"}]``
+    (empty bands dropped, ids renumbered densely).
+
+    >>> band_of, bands = frequency_bands(np.array([0, 3, 12, 150, 7]))
+    >>> band_of.tolist(), [b["name"] for b in bands]
+    ([0, 1, 2, 3, 1], ['0', '1-9', '10-99', '100-999'])
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    raw = frequency_decades(counts)
+    present = np.unique(raw)
+    band_of = np.searchsorted(present, raw).astype(np.int64)  # dense ids in decade order
+    bands = []
+    for r in present:
+        lo, hi = (0, 0) if r == 0 else (10 ** (int(r) - 1), 10 ** int(r) - 1)
+        sel = raw == r
+        bands.append({"name": band_name(int(r)), "lo": int(lo), "hi": int(hi), "n_types": int(sel.sum()),
+                      "count": int(counts[sel].sum())})
+    return band_of, bands

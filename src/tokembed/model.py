@@ -38,8 +38,9 @@ from .embeddings.lookup import TokenEmbedding
 from .embeddings.regularization import EmbeddingDropout
 from .embeddings.positional import POSITIONAL_KINDS, Positional, build_positional
 from .errors import ConfigError
-from .heads import TiedHead, UntiedHead
-from .heads_adaptive import AdaptiveSoftmax
+from .heads import AdaptiveSoftmax, TiedHead, UntiedHead
+from .options import check_scalar_types
+
 
 __all__ = [
     "ModelConfig",
@@ -144,8 +145,6 @@ def check_field_types(cls: type, d: dict[str, Any], *, section: str = "") -> Non
     """A config value of the wrong type (``d_model = "big"``, ``max_steps=abc``) is a ConfigError naming
     the key, the value and the type expected (scalar fields only; see :mod:`tokembed.options`)."""
     import typing
-
-    from .options import check_scalar_types
 
     check_scalar_types(typing.get_type_hints(cls), d, what="config", prefix=section)
 

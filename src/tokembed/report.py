@@ -17,6 +17,7 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from .artifacts import atomic_write_bytes
 
 __all__ = ["html_page", "section", "table", "figure_img", "paragraph", "warning_box", "new_figure", "fmt"]
 
@@ -100,8 +101,6 @@ def figure_img(fig, *, alt: str, caption: str = "", path=None) -> str:
     plt.close(fig)
     data = buf.getvalue()
     if path is not None:
-        from .artifacts import atomic_write_bytes
-
         atomic_write_bytes(path, data)
     b64 = base64.b64encode(data).decode("ascii")
     cap = f"<div class=small>{html.escape(caption)}</div>" if caption else ""

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-from tokembed.checkpoint import load_checkpoint, save_checkpoint
+from tokembed.training.checkpoint import load_checkpoint, save_checkpoint
 from tokembed.cli import main
 from tokembed.compress import load_compressed, save_compressed
 from tokembed.compress.apply import CompressOptions, apply_to_model, compress_matrix
 from tokembed.errors import ConfigError, FingerprintMismatchError
 from tokembed.model import ModelConfig, build_model
 from tokembed.tokenizers import ByteTokenizer
-from tokembed.train import TrainConfig
+from tokembed.training.config import TrainConfig
 from tokembed.vocab import Vocab
 
 W = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))

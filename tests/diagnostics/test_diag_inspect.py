@@ -11,7 +11,7 @@ from conftest import VOCAB, WORDS
 from tokembed.cli import main
 from tokembed.corpus import Corpus
 from tokembed.diagnostics.inspect import InspectConfig, inspect
-from tokembed.diagnostics.sources import load_embeddings
+from tokembed.sources import load_embeddings
 
 
 @pytest.fixture
@@ -118,10 +118,10 @@ def test_inspect_user_error_is_one_line(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from tokembed.checkpoint import save_checkpoint
+    from tokembed.training.checkpoint import save_checkpoint
     from tokembed.model import ModelConfig, build_model
     from tokembed.tokenizers import ByteTokenizer
-    from tokembed.train import TrainConfig
+    from tokembed.training.config import TrainConfig
 
     tok = ByteTokenizer()
     mc = ModelConfig(vocab_size=tok.vocab_size, d_model=16, n_layers=2, n_heads=2, max_seq_len=64, head="tied")

@@ -15,7 +15,7 @@ from tokembed.diagnostics.neighbors import (
     topk_cosine,
     topk_cosine_reference,
 )
-from tokembed.diagnostics.sources import load_embeddings
+from tokembed.sources import load_embeddings
 from tokembed.errors import TokenNotFoundError
 
 

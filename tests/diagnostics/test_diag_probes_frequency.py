@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tokembed.corpus import Corpus
-from tokembed.diagnostics.frequency import band_names, frequency_summary, token_counts
+from tokembed.diagnostics.frequency import frequency_summary
+from tokembed.metrics import band_names, corpus_token_counts
 from tokembed.diagnostics.neighbors import normalize_rows
 from tokembed.diagnostics.probes import read_label_csv, run_probe
 from tokembed.diagnostics.token_classes import detect_convention, string_labels, token_class, token_classes
@@ -83,10 +84,10 @@ def test_token_classes_per_convention():
 def test_token_counts_with_the_byte_tokenizer(tmp_path):
     p = tmp_path / "c.txt"
     p.write_text("abca\n\nbb\n", encoding="utf-8")
-    counts, read = token_counts(ByteTokenizer(), Corpus([str(p)]), V=259, progress=False, batch=1)
+    counts, read = corpus_token_counts(ByteTokenizer(), Corpus([str(p)]).texts(), vocab_size=259, batch=1)
     assert counts[ord("a")] == 2 and counts[ord("b")] == 3 and counts[ord("c")] == 1 and counts.sum() == 6
     assert read == {"lines": 2, "bytes": 6, "tokens": 6}  # non-blank lines, without their newlines
-    counts, read = token_counts(ByteTokenizer(), Corpus([str(p)]), V=259, progress=False, max_bytes=5)
+    counts, read = corpus_token_counts(ByteTokenizer(), Corpus([str(p)]).texts(), vocab_size=259, max_bytes=5)
     assert read["lines"] == 1 and counts.sum() == 4
 
 
@@ -98,12 +99,12 @@ def test_frequency_summary_bands_and_unseen():
     fs = frequency_summary(
         counts, np.linalg.norm(X, axis=1), normalize_rows(X), [f"t{i}" for i in range(V)], special_ids=[0], k=3
     )
-    assert [b["band"] for b in fs["bands"]] == ["0", "1-9", "10-99", "1k-9k"]
+    assert [b["band"] for b in fs["bands"]] == ["0", "1-9", "10-99", "1000-9999"]
     assert [b["tokens"] for b in fs["bands"]] == [10, 20, 20, 10]
     assert [b["same_band_chance"] for b in fs["bands"]] == [10 / 60, 20 / 60, 20 / 60, 10 / 60]
     assert fs["never_seen"] == 9 and fs["never_seen_examples"][0] == "t1"  # special t0 left out
     assert fs["norm_logfreq_correlation"] > 0.5
-    assert band_names(np.array([0, 9, 10, 10000])) == ["0", "1-9", "10-99", "10k+"]
+    assert band_names(np.array([0, 9, 10, 10000])) == ["0", "1-9", "10-99", "10000-99999"]  # the bands of training
 
 
 def test_umap_without_the_package_names_the_extra():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import VOCAB, write_config
 
-from tokembed.diagnostics.sources import find_embedding_tensors, load_embeddings
+from tokembed.sources import find_embedding_tensors, load_embeddings
 from tokembed.errors import EmbeddingSourceError, HubIdError
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import VOCAB, build_wordpiece_tokenizer
 
-from tokembed.diagnostics.sources import EmbeddingSource
+from tokembed.sources import EmbeddingSource
 from tokembed.diagnostics.undertrained import (
     head_cosine_indicator,
     head_cosine_indicator_reference,

@@ -56,7 +56,7 @@ def test_save_load_and_determinism(small_corpus, tmp_path):
 
 
 def test_vocab_size_too_small_names_minimum(small_corpus):
-    with pytest.raises(VocabSizeError, match=r"pass --vocab-size >= (\d+)") as e:
+    with pytest.raises(VocabSizeError, match=r"pass vocab_size >= (\d+)") as e:  # the library names its parameter
         train_tokenizer("wordpiece", [str(small_corpus)], 20, progress=False)
     minimum = int(e.value.args[0].split(">= ")[1].split(",")[0])
     assert train_tokenizer("wordpiece", [str(small_corpus)], minimum, progress=False).vocab_size == minimum

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import TokembedError
+from ._common import error_message
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except TokembedError as e:
-        print(f"tokembed {args.command}: error: {e}", file=sys.stderr)
+        print(f"tokembed {args.command}: error: {error_message(args.command, e)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"tokembed {args.command}: interrupted", file=sys.stderr)

@@ -1,4 +1,6 @@
-"""Helpers shared by subcommands: JSON output and the corpus arguments."""
+"""Helpers shared by subcommands: JSON output, the corpus arguments, and the one map from library
+parameters to command-line flags (library errors name the parameter; :func:`error_message` says
+which flag sets it)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,36 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["print_json", "add_corpus_args", "corpus_from_args"]
+from ..corpus import Corpus
+
+__all__ = ["print_json", "add_corpus_args", "corpus_from_args", "FLAGS", "error_message"]
+
+#: subcommand -> library parameter -> how the user sets it on that command. The only place the CLI
+#: renames a parameter: library errors name the parameter (``vocab_size``) and set ``error.param``.
+FLAGS: dict[str, dict[str, str]] = {
+    "tokenizer": {"vocab_size": "--vocab-size"},
+    "eval": {"seq_len": "--seq-len", "batch_size": "--batch-size", "max_tokens": "--max-tokens"},
+    "embed": {"layers": "--layers"},
+    "*": {"errors": "--errors", "resume": "--resume"},  # flags with one meaning wherever they exist
+    "train": {
+        "vocab_size": "config key or override vocab_size=N",
+        "tokenizer": "--tokenizer, or config key or override tokenizer=KIND",
+    },
+}
+
+
+def error_message(command: str | None, error: Exception) -> str:
+    """The one-line message of a user error, with the flag that sets the parameter it names.
+
+    >>> from tokembed.errors import VocabSizeError
+    >>> error_message("tokenizer", VocabSizeError("vocab size 10 is too small; pass vocab_size >= 259", param="vocab_size"))
+    'vocab size 10 is too small; pass vocab_size >= 259 (vocab_size: --vocab-size)'
+    >>> error_message("eval", VocabSizeError("too small", param="vocab_size"))
+    'too small'
+    """
+    param = getattr(error, "param", None)
+    how = (FLAGS.get(command or "", {}).get(param) or FLAGS["*"].get(param)) if param else None
+    return f"{error} ({param}: {how})" if how else str(error)
 
 
 def print_json(obj: Any) -> None:
@@ -31,6 +62,4 @@ def add_corpus_args(p: argparse.ArgumentParser, *, positional: bool = True, flag
 
 
 def corpus_from_args(args: argparse.Namespace):
-    from ..corpus import Corpus
-
     return Corpus.from_args(getattr(args, "corpus", None) or [], errors=getattr(args, "errors", "strict"))

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..contextual import contextual_embeddings
-    from ..train import resolve_device
+    from ..device import resolve_device
 
     device = str(resolve_device(args.device))
     ce = contextual_embeddings(args.source, args.text, layers=args.layers, device=device)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import print_json
+from ._common import FLAGS, print_json
+from ..corpus import Corpus
+from ..errors import ConfigError
+from ..training.shards import load_shards
 
 __all__ = ["add_parser"]
 
@@ -26,18 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve_checkpoint
-    from ..corpus import Corpus
-    from ..data import load_shards
-    from ..errors import ConfigError
-    from ..evaluate import evaluate, plot_reliability
-
-    from ..train import resolve_device
+    from ..device import resolve_device
+    from ..training.checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve_checkpoint
+    from ..training.evaluate import evaluate
+    from ..training.plots import plot_reliability
 
     for name in ("seq_len", "batch_size", "max_tokens"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} {value}; pass a positive number")
+            raise ConfigError(f"{FLAGS['eval'][name]} {value}; pass a positive number")
     device = str(resolve_device(args.device))
     ckpt = resolve_checkpoint(args.checkpoint)
     model, tokenizer, config = load_checkpoint(ckpt, device=device)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ._common import add_corpus_args, corpus_from_args, print_json
+from ..diagnostics.inspect import InspectConfig, inspect
+from ..sources import load_embeddings
 
 __all__ = ["add_parser", "add_source_args", "source_from_args"]
 
@@ -22,8 +24,6 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def source_from_args(args: argparse.Namespace, *, progress: bool = True):
-    from ..diagnostics.sources import load_embeddings
-
     return load_embeddings(args.source, vocab=args.vocab, tensor=args.tensor, limit=args.limit, progress=progress)
 
 
@@ -59,8 +59,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..diagnostics.inspect import InspectConfig, inspect
-
     progress = not args.no_progress and not args.json
     src = source_from_args(args, progress=progress)
     corpus = corpus_from_args(args) if args.corpus else None

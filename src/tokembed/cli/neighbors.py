@@ -6,6 +6,7 @@ import argparse
 
 from ._common import print_json
 from .inspect import add_source_args, source_from_args
+from ..diagnostics.neighbors import neighbors_of
 
 __all__ = ["add_parser"]
 
@@ -30,8 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
-
-    from ..diagnostics.neighbors import neighbors_of
 
     src = source_from_args(args, progress=False)
     res = neighbors_of(src, args.tokens, k=args.k, matrix=args.matrix, method=args.method)

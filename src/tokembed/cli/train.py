@@ -6,6 +6,12 @@ import argparse
 import shutil
 from pathlib import Path
 
+from ..artifacts import read_json, write_json
+from ..config import apply_override
+from ..corpus import Corpus
+from ..errors import ConfigError
+from ..tokenizers import load_tokenizer
+from ..training.shards import build_shards, load_shards
 from ._common import print_json
 
 __all__ = ["add_parser"]
@@ -49,26 +55,17 @@ def _parse_rest(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, k, v)
     args.items = rest.items
     if not args.output:
-        from ..errors import ConfigError
-
         raise ConfigError("no run folder: pass -o DIR")
     return args
 
 
-def _run(args: argparse.Namespace) -> int:
-    from ..corpus import Corpus
-    from ..data import build_shards, load_shards
-    from ..errors import ConfigError, VocabSizeError
-    from ..evaluate import evaluate, plot_reliability
-    from ..artifacts import read_json, write_json
-    from ..tokenizers import load_tokenizer, train_tokenizer
-    from ..train import TrainConfig, is_override, load_checkpoint, train
+def _split_items(items: list[str]) -> tuple[list[str], list[str]]:
+    """(``key=value`` overrides, corpus specs); a ``key=value`` that is neither is most likely a typo'd option."""
+    from ..training.config import is_override
 
-    args = _parse_rest(args)
-    out = Path(args.output)
-    overrides = [i for i in args.items if is_override(i)]
-    corpus_specs = [i for i in args.items if not is_override(i)]
-    for spec in corpus_specs:  # `key=value` that is no option and no LANG=PATH file: most likely a typo'd option
+    overrides = [i for i in items if is_override(i)]
+    corpus_specs = [i for i in items if not is_override(i)]
+    for spec in corpus_specs:
         key, sep, value = spec.partition("=")
         if sep and not any(c in value for c in "*?[") and value != "-" and not Path(value).exists():
             raise ConfigError(
@@ -76,55 +73,65 @@ def _run(args: argparse.Namespace) -> int:
                 f"'model.', e.g. model.d_model=64) nor a LANG=PATH corpus ({value!r} does not exist); "
                 "see tokembed train --help and docs/training.md"
             )
-    if args.resume:
-        if args.config is None and (out / "run_config.json").is_file():
-            base = read_json(out / "run_config.json")
-            base.pop("corpus", None)  # recorded for the reader, not a training option
-            from ..train import apply_override
+    return overrides, corpus_specs
 
-            for o in overrides:
-                apply_override(base, o)
-            config = TrainConfig.from_dict(base)
-        else:
-            config = TrainConfig.from_file(args.config, overrides)
-        tok_dir = out / "data" / "tokenizer"
-        if not tok_dir.is_dir():
-            raise ConfigError(f"{out}: no data/tokenizer to resume with; is this a run folder written by 'tokembed train'?")
-        tokenizer = load_tokenizer(tok_dir)
-        shards = load_shards(out / "data", tokenizer=tokenizer)
+
+def _resume_inputs(args: argparse.Namespace, out: Path, overrides: list[str]):
+    """(config, tokenizer, shards) of the run in ``out`` to continue."""
+    from ..training.config import TrainConfig
+
+    if args.config is None and (out / "run_config.json").is_file():
+        base = read_json(out / "run_config.json")
+        base.pop("corpus", None)  # recorded for the reader, not a training option
+        for o in overrides:
+            apply_override(base, o)
+        config = TrainConfig.from_dict(base)
     else:
         config = TrainConfig.from_file(args.config, overrides)
-        if args.tokenizer:
-            config.tokenizer = args.tokenizer
-        corpus = Corpus.from_args(corpus_specs, errors=args.errors)
-        from ..tokenizers import KINDS
+    tok_dir = out / "data" / "tokenizer"
+    if not tok_dir.is_dir():
+        raise ConfigError(f"{out}: no data/tokenizer to resume with; is this a run folder written by 'tokembed train'?")
+    tokenizer = load_tokenizer(tok_dir)
+    return config, tokenizer, load_shards(out / "data", tokenizer=tokenizer)
 
-        if Path(config.tokenizer).exists():  # a tokenizer folder or file (tokenizer.json, vocab.txt, .model)
-            tokenizer = load_tokenizer(config.tokenizer)
-        elif config.tokenizer in KINDS:
-            try:
-                tokenizer = train_tokenizer(config.tokenizer, corpus, config.vocab_size)
-            except VocabSizeError as e:  # the library names the tokenizer CLI's flag; here it is a config key
-                raise VocabSizeError(str(e).replace("--vocab-size", "vocab_size (config key or override vocab_size=N)")) from e
-        else:
-            raise ConfigError(
-                f"tokenizer {config.tokenizer!r} is neither a kind to train ({', '.join(sorted(KINDS))}) nor a local "
-                "tokenizer folder or file; tokembed works offline, so a hub id must be downloaded elsewhere and "
-                "passed as a local folder"
-            )
-        shards = build_shards(
-            tokenizer, corpus, out / "data", val_fraction=config.val_fraction, seed=config.seed,
-            workers=args.workers, progress=not args.quiet,
-        )
-        if args.config:
-            shutil.copyfile(args.config, out / f"config_source{Path(args.config).suffix}")
-        write_json(out / "run_config.json", {**config.to_dict(), "corpus": corpus_specs})
-    result = train(config, tokenizer=tokenizer, shards=shards, out_dir=out, resume=args.resume, progress=not args.quiet)
+
+def _new_inputs(args: argparse.Namespace, out: Path, overrides: list[str], corpus_specs: list[str]):
+    """(config, tokenizer, shards) of a new run: the tokenizer prepared on the corpus, the shards built in ``out/data``."""
+    from ..training.config import TrainConfig
+    from ..training.pipeline import prepare_tokenizer
+
+    config = TrainConfig.from_file(args.config, overrides)
+    if args.tokenizer:
+        config.tokenizer = args.tokenizer
+    corpus = Corpus.from_args(corpus_specs, errors=args.errors)
+    tokenizer = prepare_tokenizer(config.tokenizer, corpus, vocab_size=config.vocab_size)
+    shards = build_shards(
+        tokenizer, corpus, out / "data", val_fraction=config.val_fraction, seed=config.seed,
+        workers=args.workers, progress=not args.quiet,
+    )
+    if args.config:
+        shutil.copyfile(args.config, out / f"config_source{Path(args.config).suffix}")
+    write_json(out / "run_config.json", {**config.to_dict(), "corpus": corpus_specs})
+    return config, tokenizer, shards
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..training.plots import plot_reliability
+    from ..training.pipeline import train_and_evaluate
+
+    args = _parse_rest(args)
+    out = Path(args.output)
+    overrides, corpus_specs = _split_items(args.items)
+    if args.resume:
+        config, tokenizer, shards = _resume_inputs(args, out, overrides)
+    else:
+        config, tokenizer, shards = _new_inputs(args, out, overrides, corpus_specs)
+    run = train_and_evaluate(config, tokenizer=tokenizer, shards=shards, out_dir=out, resume=args.resume,
+                             progress=not args.quiet)
+    result, ev = run.train, run.eval
     summary = {"checkpoint": str(result.checkpoint), "steps": result.steps, "tokens": result.tokens,
                "train_tokens_per_s": result.tokens_per_s, "seconds": result.seconds}
-    if len(shards["val"]) > 1:
-        model, _, _ = load_checkpoint(result.checkpoint)
-        ev = evaluate(model, tokenizer, shards["val"], seq_len=config.seq_len, batch_size=config.batch_size)
+    if ev is not None:
         write_json(out / "eval.json", ev.to_dict())
         plot_reliability(ev, out / "reliability.png")
         summary.update(val_loss=ev.loss, val_bits_per_byte=ev.bits_per_byte, val_ece=ev.ece)
@@ -134,4 +141,3 @@ def _run(args: argparse.Namespace) -> int:
         for k, v in summary.items():
             print(f"{k:20} {v:.4f}" if isinstance(v, float) else f"{k:20} {v}")
     return 0
-

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from ..diagnostics.neighbors import topk_cosine
-from ..diagnostics.sources import load_embeddings
 from ..errors import ConfigError
-from ..evaluate import evaluate
-from ..metrics import nn_overlap
+from ..metrics import frequency_bands, nn_overlap
+from ..sources import load_embeddings
+from ..training.evaluate import evaluate
 from .artifact import CompressedTable, embedding_module, head_module, save_compressed
 from .codec import DenseTable
 from .hashing import hash_buckets
@@ -102,8 +102,6 @@ def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep
 
 
 def _bands(counts, V: int) -> tuple[np.ndarray, list[dict]]:
-    from ..train import frequency_bands
-
     if counts is None:  # no counts: id order as the frequency proxy (BPE/WordPiece ids grow roughly as frequency falls)
         edges = [0] + [min(V, 2**k) for k in range(8, 40) if 2**k < V] + [V]
         band_of = np.zeros(V, dtype=np.int64)

@@ -34,6 +34,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import ConfigError
+from ..metrics import corpus_token_counts
 from .codec import Spec, check_matrix, check_state, codec_shape
 
 __all__ = ["SparseRows", "magnitude_prune", "Trimmed", "trim_vocab", "token_counts"]
@@ -133,22 +134,10 @@ class Trimmed:
 
 
 def token_counts(tokenizer, texts: Iterable[str], *, batch: int = 1024) -> torch.Tensor:
-    """How often each id is produced when ``tokenizer`` encodes ``texts``: (V,) int64."""
-    counts = torch.zeros(tokenizer.vocab_size, dtype=torch.int64)
-    buf: list[str] = []
-
-    def flush():
-        for ids in tokenizer.encode_batch(buf):
-            if len(ids):
-                counts.index_add_(0, torch.as_tensor(ids, dtype=torch.long), torch.ones(len(ids), dtype=torch.int64))
-        buf.clear()
-
-    for t in texts:
-        buf.append(t)
-        if len(buf) >= batch:
-            flush()
-    flush()
-    return counts
+    """How often each id is produced when ``tokenizer`` encodes ``texts``: (V,) int64
+    (:func:`tokembed.metrics.corpus_token_counts` as a tensor)."""
+    counts, _ = corpus_token_counts(tokenizer, texts, vocab_size=tokenizer.vocab_size, batch=batch)
+    return torch.from_numpy(counts)
 
 
 def trim_vocab(W: torch.Tensor, *, keep: Sequence[int] | torch.Tensor, bias: torch.Tensor | None = None) -> Trimmed:

@@ -7,70 +7,18 @@ them in the same band (rare tokens that only neighbour other rare tokens learned
 beyond "I am rare", Gao et al. 2019, "Representation Degeneration"). Unlike
 :mod:`tokembed.diagnostics.undertrained` this needs a corpus and looks at all tokens.
 
->>> band_names(np.array([0, 3, 10, 250, 12000]))
-['0', '1-9', '10-99', '100-999', '10k+']
+Counts and bands are :mod:`tokembed.metrics` (:func:`~tokembed.metrics.corpus_token_counts`,
+:func:`~tokembed.metrics.frequency_decades`), so a band here is the band of training and ``eval``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import band_name, frequency_decades
 from .neighbors import topk_cosine
 
-__all__ = ["token_counts", "frequency_bands", "band_names", "frequency_summary", "BAND_EDGES"]
-
-#: lower edges of the count bands (log10 steps); a count c falls in the last edge <= c
-BAND_EDGES = (0, 1, 10, 100, 1000, 10000)
-_BAND_LABELS = ("0", "1-9", "10-99", "100-999", "1k-9k", "10k+")
-
-
-def frequency_bands(counts: np.ndarray) -> np.ndarray:
-    """(V,) band index of each count (see :data:`BAND_EDGES`)."""
-    return np.searchsorted(np.array(BAND_EDGES), np.asarray(counts), side="right") - 1
-
-
-def band_names(counts: np.ndarray) -> list[str]:
-    return [_BAND_LABELS[b] for b in frequency_bands(counts)]
-
-
-def token_counts(
-    tokenizer, corpus, *, V: int, max_bytes: int | None = None, batch: int = 2000, progress: bool = True
-) -> tuple[np.ndarray, dict]:
-    """(V,) int64 counts of every id on ``corpus`` (non-blank lines) and {lines, bytes, tokens} read."""
-    counts = np.zeros(V, dtype=np.int64)
-    n_bytes = n_lines = n_tok = 0
-    buf: list[str] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(desc="count tokens", unit="B", unit_scale=True, total=max_bytes, leave=False)
-
-    def flush():
-        nonlocal n_tok
-        for ids in tokenizer.encode_batch(buf):
-            if ids:
-                a = np.asarray(ids, dtype=np.int64)
-                counts[:] += np.bincount(a[a < V], minlength=V)
-                n_tok += a.size
-        buf.clear()
-
-    for line in corpus.texts():
-        b = len(line.encode("utf-8"))
-        if max_bytes is not None and n_bytes + b > max_bytes:
-            break
-        n_bytes += b
-        n_lines += 1
-        buf.append(line.rstrip("\n"))
-        if bar is not None:
-            bar.update(b)
-        if len(buf) >= batch:
-            flush()
-    if buf:
-        flush()
-    if bar is not None:
-        bar.close()
-    return counts, {"lines": n_lines, "bytes": n_bytes, "tokens": n_tok}
+__all__ = ["frequency_summary"]
 
 
 def frequency_summary(
@@ -87,11 +35,12 @@ def frequency_summary(
     """Per band: tokens, mean norm, neighbour coherence (sampled ``per_band`` tokens); never-seen tokens."""
     U, valid = unit
     V = U.shape[0]
-    bands = frequency_bands(counts)
+    bands = frequency_decades(counts)
+    present = [int(d) for d in np.unique(bands)]
     rng = np.random.default_rng(seed)
     special = set(special_ids)
     rows, sample_ids, sample_band = [], [], []
-    for b, label in enumerate(_BAND_LABELS):
+    for b in present:
         members = np.flatnonzero((bands == b) & valid)
         if members.size == 0:
             continue
@@ -108,7 +57,7 @@ def frequency_summary(
             m = qb == b
             s = nsim[m]
             coherence[int(b)] = (float(np.mean(s[np.isfinite(s)])), float(same[m].mean()), int(m.sum()))
-    for b, label in enumerate(_BAND_LABELS):
+    for b in present:
         members = np.flatnonzero(bands == b)
         if members.size == 0:
             continue
@@ -117,7 +66,7 @@ def frequency_summary(
         c = coherence.get(b)
         rows.append(
             {
-                "band": label,
+                "band": band_name(b),
                 "tokens": int(members.size),
                 "mean_norm": float(nm.mean()) if nm.size else float("nan"),
                 f"mean_top{k}_cosine": c[0] if c else float("nan"),

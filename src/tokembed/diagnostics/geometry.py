@@ -3,7 +3,7 @@
 Everything is computed from one streamed pass over the rows (mean, then the D × D
 covariance in blocks), so memory is ``O(D²)`` beyond the matrix itself. Each measure has
 a stated threshold that turns into a warning in the report (:data:`THRESHOLDS`). Unlike
-:mod:`tokembed.diagnostics.contextual`, this looks at the static table only.
+:mod:`tokembed.contextual`, this looks at the static table only.
 
 Formulas: ``anisotropy`` = mean cos(e_i, e_j) over random pairs i≠j (metrics.anisotropy);
 ``effective rank`` = exp(H(σ/Σσ)) over the singular values σ of E (Roy & Vetterli 2007);

@@ -24,14 +24,15 @@ from typing import Any
 import numpy as np
 
 from .. import report as R
-from ..artifacts import write_json
-from .frequency import band_names, frequency_summary, token_counts
+from ..artifacts import atomic_write_text, write_json
+from ..metrics import corpus_token_counts
+from ..sources import EmbeddingSource
+from .frequency import frequency_summary
 from .geometry import geometry_summary, spectrum
 from .neighbors import normalize_rows, topk_cosine
 from .probes import read_label_csv, run_probe
-from .projection import TSNE_MAX_POINTS, export_projector, scatter, tsne_2d, umap_2d
-from .sources import EmbeddingSource
-from .token_classes import CLASSES, detect_convention, string_labels, token_classes
+from .token_classes import detect_convention, string_labels, token_classes
+from .inspect_figures import distribution_figures, projection_figures
 from .undertrained import undertrained_summary
 
 __all__ = ["InspectConfig", "inspect", "headline", "blas_threads"]
@@ -74,17 +75,6 @@ def _clean(obj):
     return obj
 
 
-def _label_rows(tokens, chosen, counts, classes, n=12) -> list[int]:
-    ids = [i for i in (tokens.get(t) for t in chosen) if i is not None]
-    if ids:
-        return ids
-    cand = np.flatnonzero(classes == "word-initial")
-    if counts is not None:
-        cand = cand[np.argsort(-counts[cand], kind="stable")]
-        return cand[:n].tolist()
-    return cand[np.linspace(0, cand.size - 1, min(n, cand.size)).astype(int)].tolist() if cand.size else []
-
-
 def blas_threads(threads: int | None = None) -> int:
     """BLAS threads to use: ``threads`` if given; else 1 when the 1-minute load average is at least the
     core count, else every core. On an oversubscribed machine, multi-threaded BLAS spends its time in
@@ -112,258 +102,138 @@ def inspect(source: EmbeddingSource, out_dir: str | os.PathLike, config: Inspect
 
 def _inspect(source: EmbeddingSource, out_dir: str | os.PathLike, cfg: InspectConfig) -> dict:
     out = Path(out_dir)
-    plots = out / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    steps = ["geometry", "frequency", "undertrained", "probes", "projection", "neighbours", "contextual", "report"]
-    bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(steps), desc="inspect", unit="step", leave=False)
-
-    last = [t0]
-
-    def step(name):
-        now = time.perf_counter()
-        timings[name] = round(now - last[0], 3)
-        last[0] = now
-        if bar is not None:
-            bar.set_postfix_str(name)
-            bar.update(1)
-
-    X = source.input
-    V, D = X.shape
-    tokens = source.vocab.tokens
-    special = source.vocab.special_ids
-    conv = detect_convention(tokens)
-    classes = token_classes(tokens, special_ids=special, convention=conv)
-    sections: list[str] = []
-    summary: dict[str, Any] = {"source": source.describe(), "convention": conv}
-    figs: dict[str, str] = {}
-
-    def fig(name, f, caption):
-        figs[name] = R.figure_img(f, alt=name, caption=caption, path=plots / f"{name}.png")
-
-    # -- geometry -------------------------------------------------------------------------
-    unit = normalize_rows(X)
-    spec = spectrum(X, unit[1])
-    geo = geometry_summary(X, spec=spec, unit=unit, tokens=tokens, seed=cfg.seed)
-    summary["geometry"] = geo
-    norms = geo["_norms"]
-    if source.output is not None and not source.tied:
-        summary["geometry_head"] = geometry_summary(source.output, tokens=tokens, seed=cfg.seed)
-    step("geometry")
-
-    # -- frequency ------------------------------------------------------------------------
-    counts = None
-    if cfg.corpus is not None:
-        if source.tokenizer is None:
-            summary["frequency"] = {
-                "skipped": "the source has no tokenizer that tokembed can run; counts need its own tokenizer"
-            }
-        else:
-            counts, read = token_counts(
-                source.tokenizer, cfg.corpus, V=V, max_bytes=cfg.max_corpus_bytes, progress=cfg.progress
-            )
-            fs = frequency_summary(counts, norms, unit, tokens, special_ids=special, k=cfg.k, seed=cfg.seed)
-            fs["corpus"] = read
-            summary["frequency"] = fs
-    step("frequency")
-
-    # -- under-trained tokens -------------------------------------------------------------------
-    ut = undertrained_summary(
-        source,
-        counts=counts,
-        verify=cfg.verify,
-        progress=cfg.progress,
-        input_first_pc=spec.components[:, 0],
-        input_norms=norms,
-    )
-    summary["undertrained"] = ut
-    step("undertrained")
-
-    # -- probes ---------------------------------------------------------------------------------
-    probes = []
-    for name, lab in string_labels(tokens, special_ids=special, convention=conv).items():
-        probes.append(run_probe(X, lab, name=name, max_rows=cfg.probe_rows, seed=cfg.seed))
-    if cfg.labels:
-        user, stats = read_label_csv(cfg.labels, source.vocab)
-        r = run_probe(X, user, name=f"user:{Path(cfg.labels).name}", max_rows=cfg.probe_rows, seed=cfg.seed)
-        r.update({"csv_" + k: v for k, v in stats.items()})
-        probes.append(r)
-    summary["probes"] = probes
-    step("probes")
-
-    # -- projections ----------------------------------------------------------------------------
-    rng = np.random.default_rng(cfg.seed)
-    ok = np.flatnonzero(unit[1])
-    pts = ok if ok.size <= cfg.plot_points else np.sort(rng.choice(ok, cfg.plot_points, replace=False))
-    label_ids = _label_rows(source.vocab, cfg.label_tokens, counts, classes)
-    pts = np.union1d(pts, [i for i in label_ids if unit[1][i]]).astype(np.int64)
-    pos = {int(i): j for j, i in enumerate(pts)}
-    lab = {pos[i]: tokens[i] for i in label_ids if i in pos}
-    coords = spec.project(X[pts], 2)
-    var_share = spec.variances / max(spec.variances.sum(), 1e-30)
-    fig(
-        "pca_classes",
-        scatter(coords, classes[pts], title="PCA, by token class", labels=lab, order=CLASSES),
-        f"first two principal components ({var_share[0]:.1%} and {var_share[1]:.1%} of the variance); {pts.size:,} of {V:,} rows",
-    )
-    groups_band = None
-    if counts is not None:
-        groups_band = np.array(band_names(counts), dtype=object)
-        fig(
-            "pca_frequency",
-            scatter(
-                coords,
-                groups_band[pts],
-                title="PCA, by corpus frequency band",
-                labels=lab,
-                order=["0", "1-9", "10-99", "100-999", "1k-9k", "10k+"],
-            ),
-            "count bands on the corpus, tokenized with the source's own tokenizer",
-        )
-    proj = {"pca_variance_share": var_share[:10].tolist(), "plotted_points": int(pts.size)}
-    for method, fn, want in (("tsne", tsne_2d, cfg.tsne), ("umap", umap_2d, cfg.umap)):
-        if not want:
-            continue
-        sm = ok if ok.size <= TSNE_MAX_POINTS else np.sort(rng.choice(ok, TSNE_MAX_POINTS, replace=False))
-        sm = np.union1d(sm, [i for i in label_ids if unit[1][i]]).astype(np.int64)
-        c2 = fn(X[sm], seed=cfg.seed)
-        p2 = {int(i): j for j, i in enumerate(sm)}
-        fig(
-            f"{method}_classes",
-            scatter(
-                c2,
-                classes[sm],
-                title=f"{method.upper()}, by token class",
-                labels={p2[i]: tokens[i] for i in label_ids if i in p2},
-                order=CLASSES,
-            ),
-            f"{method.upper()} of {sm.size:,} sampled rows (cosine metric)",
-        )
-        proj[method] = {"points": int(sm.size)}
-    if cfg.projector_rows:
-        rows = ok
-        if rows.size > cfg.projector_rows:
-            rows = (
-                rows[np.argsort(-counts[rows], kind="stable")][: cfg.projector_rows]
-                if counts is not None
-                else np.sort(rng.choice(rows, cfg.projector_rows, replace=False))
-            )
-        meta = {"token": tokens, "class": classes}
-        if counts is not None:
-            meta["count"] = counts
-            meta["band"] = groups_band
-        export_projector(out / "projector", X, rows, meta)
-        proj["projector_rows"] = int(len(rows))
-    summary["projection"] = proj
-    # norm histogram and spectrum
-    f, ax = R.new_figure()
-    ax.hist(norms[np.isfinite(norms)], bins=80, color="#1f77b4")
-    ax.set_xlabel("L2 norm of row")
-    ax.set_ylabel("tokens")
-    fig("norms", f, "distribution of row norms")
-    f, ax = R.new_figure()
-    ax.plot(np.arange(1, D + 1), np.cumsum(var_share), color="#d62728")
-    ax.set_xlabel("principal components")
-    ax.set_ylabel("cumulative variance share")
-    ax.set_ylim(0, 1.01)
-    fig("spectrum", f, f"IsoScore {geo['isoscore']:.3f}; effective rank {geo['effective_rank']:.1f} of {D}")
-    if counts is not None:
-        fsum = summary["frequency"]
-        seen = np.flatnonzero((counts > 0) & np.isfinite(norms))
-        sm = seen if seen.size <= 20000 else rng.choice(seen, 20000, replace=False)
-        f, ax = R.new_figure()
-        ax.scatter(np.log10(counts[sm]), norms[sm], s=3, alpha=0.4, linewidths=0)
-        ax.set_xlabel("log10 count on corpus")
-        ax.set_ylabel("row norm")
-        fig(
-            "norm_vs_frequency",
-            f,
-            f"Pearson r(log count, norm) = {fsum['norm_logfreq_correlation']:.3f}; "
-            f"{fsum['never_seen']:,} tokens never seen",
-        )
-        bands = [b for b in fsum["bands"] if b["sampled"]]
-        f, ax = R.new_figure()
-        ax.plot(
-            [b["band"] for b in bands],
-            [b[f"mean_top{cfg.k}_cosine"] for b in bands],
-            marker="o",
-            label=f"mean top-{cfg.k} cosine",
-        )
-        ax.plot(
-            [b["band"] for b in bands],
-            [b["same_band_neighbours"] for b in bands],
-            marker="s",
-            label="neighbours in same band",
-        )
-        ax.plot(
-            [b["band"] for b in bands], [b["same_band_chance"] for b in bands], ls=":", color="#ff7f0e", label="same band by chance"
-        )
-        ax.set_xlabel("frequency band (count on corpus)")
-        ax.legend()
-        fig("coherence_vs_frequency", f, "neighbour coherence per frequency band (sampled tokens)")
-    ind = ut["_indicators"]
-    if ut["main_indicator"]:
-        vals = ind[ut["main_indicator"]]
-        f, ax = R.new_figure()
-        ax.hist(vals[np.isfinite(vals)], bins=100, color="#9467bd", log=True)
-        if ut["candidate_threshold"] is not None:
-            thr = ut["candidate_threshold"] if ut["main_indicator"] != "input_norm" else -ut["candidate_threshold"]
-            ax.axvline(thr, color="k", ls="--")
-        ax.set_xlabel(ut["main_indicator"])
-        ax.set_ylabel("tokens (log)")
-        fig("undertrained", f, "indicator distribution; dashed: candidate threshold")
-    step("projection")
-
-    # -- example neighbours ----------------------------------------------------------------------
-    ex_ids = [i for i in label_ids if unit[1][i]][:12]
-    examples = []
-    if ex_ids:
-        nid, nsim = topk_cosine(
-            unit[0], unit[0][ex_ids], k=cfg.k, exclude=[[i] for i in ex_ids], normalized=True, valid=unit[1]
-        )
-        for i, row_i, row_s in zip(ex_ids, nid, nsim):
-            examples.append(
-                {
-                    "token": tokens[i],
-                    "neighbours": [tokens[j] for j in row_i if j >= 0],
-                    "cosines": [float(s) for s in row_s if np.isfinite(s)],
-                }
-            )
-    summary["neighbours"] = examples
-    step("neighbours")
-
-    # -- contextual -------------------------------------------------------------------------------
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    clock = _Steps(cfg.progress, ["geometry", "frequency", "undertrained", "probes", "projection", "neighbours",
+                                  "contextual", "report"])
+    ctx = _Context(source, cfg, out)
+    summary = ctx.summary
+    _geometry(ctx)
+    clock("geometry")
+    _frequency(ctx)
+    clock("frequency")
+    summary["undertrained"] = undertrained_summary(source, counts=ctx.counts, verify=cfg.verify, progress=cfg.progress,
+                                                   input_first_pc=ctx.spec.components[:, 0], input_norms=ctx.norms)
+    clock("undertrained")
+    summary["probes"] = _probes(ctx)
+    clock("probes")
+    summary["projection"] = projection_figures(ctx)
+    distribution_figures(ctx)
+    clock("projection")
+    summary["neighbours"] = _example_neighbours(ctx)
+    clock("neighbours")
     if cfg.contextual and source.model_loader is not None:
-        from .contextual import contextual_summary
+        from ..contextual import contextual_summary
 
         summary["contextual"] = contextual_summary(source, corpus=cfg.corpus, seed=cfg.seed, progress=cfg.progress)
-    step("contextual")
-
-    # -- report ------------------------------------------------------------------------------------
+    clock("contextual")
     summary["headline"] = headline(summary)
-    summary["timings_s"] = timings
+    summary["timings_s"] = clock.timings
     summary["config"] = {k: v for k, v in asdict(cfg).items() if k != "corpus"}
-    sections = _sections(summary, figs)
-    page = R.html_page(
-        f"tokembed inspect: {source.path.name}",
-        sections,
-        subtitle=f"{source.kind} source, {V:,} × {D}, fingerprint {source.fingerprint[:12]}",
-    )
-    from ..artifacts import atomic_write_text
-
+    V, D = ctx.X.shape
+    page = R.html_page(f"tokembed inspect: {source.path.name}", _sections(summary, ctx.figs),
+                       subtitle=f"{source.kind} source, {V:,} × {D}, fingerprint {source.fingerprint[:12]}")
     atomic_write_text(out / "report.html", page)
-    step("report")
-    summary["timings_s"] = timings
+    clock("report")
+    summary["timings_s"] = clock.timings
     clean = _clean(summary)
     write_json(out / "summary.json", clean)
-    if bar is not None:
-        bar.close()
+    clock.close()
     return clean
+
+
+class _Steps:
+    """Wall time per step (``timings``) and the progress bar."""
+
+    def __init__(self, progress: bool, steps: list[str]):
+        self.timings: dict[str, float] = {}
+        self.last = time.perf_counter()
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(steps), desc="inspect", unit="step", leave=False)
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self.last, 3)
+        self.last = now
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Context:
+    """What every step of one inspection shares: the source, the matrix normalised once, the counts, the figures."""
+
+    def __init__(self, source: EmbeddingSource, cfg: InspectConfig, out: Path):
+        self.source, self.cfg, self.out = source, cfg, out
+        self.X = source.input  # (V, D)
+        self.tokens = source.vocab.tokens
+        self.special = source.vocab.special_ids
+        self.convention = detect_convention(self.tokens)
+        self.classes = token_classes(self.tokens, special_ids=self.special, convention=self.convention)
+        self.summary: dict[str, Any] = {"source": source.describe(), "convention": self.convention}
+        self.figs: dict[str, str] = {}
+        self.unit = normalize_rows(self.X)  # (unit rows (V, D), valid (V,))
+        self.spec = spectrum(self.X, self.unit[1])
+        self.norms: np.ndarray | None = None
+        self.counts: np.ndarray | None = None
+        self.rng = np.random.default_rng(cfg.seed)
+        self.label_ids: list[int] = []
+
+    def fig(self, name: str, f, caption: str) -> None:
+        self.figs[name] = R.figure_img(f, alt=name, caption=caption, path=self.out / "plots" / f"{name}.png")
+
+
+def _geometry(ctx: _Context) -> None:
+    geo = geometry_summary(ctx.X, spec=ctx.spec, unit=ctx.unit, tokens=ctx.tokens, seed=ctx.cfg.seed)
+    ctx.summary["geometry"] = geo
+    ctx.norms = geo["_norms"]
+    src = ctx.source
+    if src.output is not None and not src.tied:
+        ctx.summary["geometry_head"] = geometry_summary(src.output, tokens=ctx.tokens, seed=ctx.cfg.seed)
+
+
+def _frequency(ctx: _Context) -> None:
+    """Token counts on the corpus (:func:`tokembed.metrics.corpus_token_counts`) and the per-band summary."""
+    cfg, src = ctx.cfg, ctx.source
+    if cfg.corpus is None:
+        return
+    if src.tokenizer is None:
+        ctx.summary["frequency"] = {"skipped": "the source has no tokenizer that tokembed can run; counts need its own tokenizer"}
+        return
+    ctx.counts, read = corpus_token_counts(src.tokenizer, cfg.corpus.texts(), vocab_size=ctx.X.shape[0],
+                                           max_bytes=cfg.max_corpus_bytes, progress=cfg.progress)
+    fs = frequency_summary(ctx.counts, ctx.norms, ctx.unit, ctx.tokens, special_ids=ctx.special, k=cfg.k, seed=cfg.seed)
+    fs["corpus"] = read
+    ctx.summary["frequency"] = fs
+
+
+def _probes(ctx: _Context) -> list[dict[str, Any]]:
+    cfg = ctx.cfg
+    probes = [run_probe(ctx.X, lab, name=name, max_rows=cfg.probe_rows, seed=cfg.seed)
+              for name, lab in string_labels(ctx.tokens, special_ids=ctx.special, convention=ctx.convention).items()]
+    if cfg.labels:
+        user, stats = read_label_csv(cfg.labels, ctx.source.vocab)
+        r = run_probe(ctx.X, user, name=f"user:{Path(cfg.labels).name}", max_rows=cfg.probe_rows, seed=cfg.seed)
+        r.update({"csv_" + k: v for k, v in stats.items()})
+        probes.append(r)
+    return probes
+
+
+def _example_neighbours(ctx: _Context) -> list[dict[str, Any]]:
+    unit, tokens = ctx.unit, ctx.tokens
+    ex_ids = [i for i in ctx.label_ids if unit[1][i]][:12]
+    if not ex_ids:
+        return []
+    nid, nsim = topk_cosine(unit[0], unit[0][ex_ids], k=ctx.cfg.k, exclude=[[i] for i in ex_ids], normalized=True,
+                            valid=unit[1])
+    return [{"token": tokens[i], "neighbours": [tokens[j] for j in row_i if j >= 0],
+             "cosines": [float(s) for s in row_s if np.isfinite(s)]} for i, row_i, row_s in zip(ex_ids, nid, nsim)]
 
 
 def headline(s: dict) -> list[str]:
@@ -411,6 +281,7 @@ def _fmt_row(d: dict) -> dict:
 
 
 def _sections(s: dict, figs: dict[str, str]) -> list[str]:
+    """The report sections: headline and geometry here, the rest in :func:`_sections_rest`."""
     g = s["geometry"]
     out = [R.section("Headline", "".join(R.paragraph(h) for h in s["headline"]))]
     out.append(
@@ -468,6 +339,12 @@ def _sections(s: dict, figs: dict[str, str]) -> list[str]:
         )
         parts += [R.warning_box("LM head: " + w) for w in gh["warnings"]]
     out.append(R.section("Collapse and geometry", *parts))
+    return out + _sections_rest(s, figs)
+
+
+def _sections_rest(s: dict, figs: dict[str, str]) -> list[str]:
+    """Frequency, under-trained tokens, probes, projections, neighbours, contextual geometry and timings."""
+    out: list[str] = []
     fq = s.get("frequency")
     if fq:
         if "bands" in fq:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import require
+from ..artifacts import atomic_write_text
+from ..report import new_figure
 
 __all__ = ["tsne_2d", "umap_2d", "scatter", "export_projector", "TSNE_MAX_POINTS"]
 
@@ -67,8 +69,6 @@ def scatter(
     order: Sequence[str] | None = None,
 ):
     """A matplotlib figure: points coloured by group (legend), ``labels`` = {point index: text} written next to points."""
-    from ..report import new_figure
-
     fig, ax = new_figure(7.0, 5.5)
     groups = np.asarray(groups, dtype=object)
     names = [g for g in (order or sorted(set(groups.tolist()), key=str)) if np.any(groups == g)]
@@ -111,8 +111,6 @@ def export_projector(
     Returns the folder. Files: ``vectors.tsv`` (one row of D floats per point),
     ``metadata.tsv`` (header + one line per point), ``projector_config.pbtxt``.
     """
-    from ..artifacts import atomic_write_text
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = np.asarray(rows, dtype=np.int64)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .token_classes import detect_convention, token_class
+from .geometry import row_norms, spectrum
 
 __all__ = [
     "reachability",
@@ -145,8 +146,6 @@ def head_cosine_indicator(W: np.ndarray, reference: np.ndarray, *, first_pc: np.
     With ``w' = w − (w·p₁)p₁`` and ``r = mean_{j∈ref} w'_j`` (so ``r ⟂ p₁``): ``w'·r = w·r`` and
     ``|w'|² = |w|² − (w·p₁)²``, so no PC-removed copy of W is made. NaN for non-finite rows.
     """
-    from .geometry import row_norms, spectrum
-
     W = np.asarray(W)
     norms = row_norms(W)
     valid = np.isfinite(norms)
@@ -215,8 +214,6 @@ def undertrained_summary(
             + "; only the input-norm indicator is used"
         )
     if not source.tied:
-        from .geometry import row_norms
-
         indicators["input_norm"] = input_norms if input_norms is not None else row_norms(source.input)
     # main indicator: the head cosine when there is a reference set (high = suspicious), else low input norm
     if indicators:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import TokenIdError
+from ..errors import ConfigError
 
 __all__ = ["TokenEmbedding", "check_ids"]
 
@@ -88,8 +89,6 @@ class TokenEmbedding(nn.Module):
     ):
         super().__init__()
         if max_norm is not None and not max_norm > 0:
-            from ..errors import ConfigError
-
             raise ConfigError(f"max_norm={max_norm} must be > 0 (or None for no constraint)")
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
@@ -114,8 +113,6 @@ class TokenEmbedding(nn.Module):
         elif init == "small":
             w.uniform_(-1e-4, 1e-4, generator=g)
         else:
-            from ..errors import ConfigError
-
             raise ConfigError(f"init={init!r} is not known; choose 'normal', 'xavier' or 'small'")
         if self.padding_idx is not None:
             w[self.padding_idx] = 0

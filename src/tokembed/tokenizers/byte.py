@@ -83,7 +83,8 @@ class ByteTokenizer(Tokenizer):
             raise TokenizerError(f"byte tokenizer takes no options {sorted(opts)}")
         if vocab_size not in (None, tok.vocab_size):
             raise TokenizerError(
-                f"byte tokenizer has exactly {tok.vocab_size} tokens (256 bytes + specials), not {vocab_size}; omit --vocab-size"
+                f"byte tokenizer has exactly {tok.vocab_size} tokens (256 bytes + specials), not {vocab_size}; omit vocab_size",
+                param="vocab_size",
             )
         return tok
 

@@ -93,7 +93,8 @@ class ByteBPETokenizer(HFTokenizer):
         if vocab_size < minimum:
             raise VocabSizeError(
                 f"vocab size {vocab_size} cannot hold the 256 byte tokens and {minimum - 256} special tokens; "
-                f"pass --vocab-size >= {minimum}"
+                f"pass vocab_size >= {minimum}",
+                param="vocab_size",
             )
         regex = PATTERNS.get(pattern, pattern)
         if not isinstance(regex, str) or not regex:

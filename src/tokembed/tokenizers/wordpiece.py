@@ -88,7 +88,7 @@ class WordPieceTokenizer(HFTokenizer):
         vocab_size = DEFAULT_VOCAB_SIZE if vocab_size is None else int(vocab_size)
         n_special = len(set(specials.values()))
         if vocab_size <= n_special:
-            raise VocabSizeError(f"vocab size {vocab_size} cannot hold the {n_special} special tokens and an alphabet; pass a larger --vocab-size")
+            raise VocabSizeError(f"vocab size {vocab_size} cannot hold the {n_special} special tokens and an alphabet; pass a larger vocab_size", param="vocab_size")
         engine = Tokenizer(models.WordPiece(unk_token=specials["unk"], continuing_subword_prefix="##"))
         engine.normalizer = normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents, lowercase=lowercase
@@ -115,7 +115,8 @@ class WordPieceTokenizer(HFTokenizer):
         if got > vocab_size:  # the trainer keeps the whole alphabet even past vocab_size
             raise VocabSizeError(
                 f"vocab size {vocab_size} cannot hold the {got - n_special} alphabet tokens (characters and their ## forms) "
-                f"of this corpus and {n_special} special tokens; pass --vocab-size >= {got}, or limit_alphabet"
+                f"of this corpus and {n_special} special tokens; pass vocab_size >= {got}, or limit_alphabet",
+                param="vocab_size",
             )
         options = {
             "lowercase": lowercase,

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from tokembed.checkpoint import save_checkpoint
+from tokembed.training.checkpoint import save_checkpoint
 from tokembed.cli import main
 from tokembed.contextual import contextual_embeddings, parse_layers
 from tokembed.errors import ConfigError, EmbeddingSourceError, HubIdError
 from tokembed.model import ModelConfig
 from tokembed.tokenizers import ByteTokenizer
-from tokembed.train import TrainConfig, load_checkpoint
+from tokembed.training.checkpoint import load_checkpoint
+from tokembed.training.config import TrainConfig
 
 TEXT = "the bank by the river bank"
 

@@ -1,6 +1,6 @@
 """AdaptiveSoftmax: a two-level softmax whose rare-token clusters are narrow (Grave et al. 2017).
 
-Unlike :class:`~tokembed.heads.UntiedHead` / :class:`~tokembed.heads.TiedHead` (one flat
+Unlike :class:`~tokembed.heads.linear.UntiedHead` / :class:`~tokembed.heads.linear.TiedHead` (one flat
 softmax over V logits), the frequency-sorted vocabulary is cut by ``cutoffs`` into a **head**
 cluster (the ``c_0`` most frequent tokens plus one logit per tail cluster) and **tail**
 clusters ``k = 1..K`` of ``n_k`` tokens whose logits come from a reduced width
@@ -48,9 +48,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .embeddings.adaptive import AdaptiveInput, _check_permutation, band_bounds, band_dims, inverse_permutation
-from .embeddings.lookup import check_ids
-from .errors import ConfigError
+from ..embeddings.adaptive import AdaptiveInput, _check_permutation, band_bounds, band_dims, inverse_permutation
+from ..embeddings.lookup import check_ids
+from ..errors import ConfigError
 
 __all__ = ["AdaptiveSoftmax", "adaptive_softmax_param_count"]
 

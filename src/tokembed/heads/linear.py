@@ -1,9 +1,9 @@
-"""vectors -> logits: output heads sharing one interface.
+"""vectors -> logits: the linear output heads (untied and tied) and the cross-entropy they share.
 
 Every head maps hidden states ``h`` (..., D) to logits ``z`` (..., V) and offers
 ``log_prob(h)`` (full-vocabulary log-probabilities) and ``loss(h, targets)`` (per-token
 cross-entropy in nats), so designs with a fast training path (adaptive softmax) plug in
-without the trainer knowing.
+without the trainer knowing. The adaptive softmax is :mod:`tokembed.heads.adaptive`.
 
 - untied: ``z = W^T h + b``, ``W ∈ R^{D×V}`` (stored as ``nn.Linear`` weight ``(V, D)``)
 - tied:   ``z = E h (+ b)``, sharing storage with the input embedding's ``E``
@@ -104,9 +104,3 @@ class TiedHead(_Head):
 
     def weight_matrix(self) -> torch.Tensor:
         return self.embedding.weight_matrix()
-
-
-# adaptive softmax lives in its own module; re-exported here so every head is importable from tokembed.heads
-from .heads_adaptive import AdaptiveSoftmax  # noqa: E402
-
-__all__ += ["AdaptiveSoftmax"]

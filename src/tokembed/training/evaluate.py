@@ -1,7 +1,7 @@
 """Evaluate a language model: loss, perplexity, bits per byte, calibration, frequency bands, speed, size.
 
-Unlike :mod:`tokembed.train` this never updates weights; it reads a shard (or tokenizes a
-corpus the same way :mod:`tokembed.data` does) and scores every next-token prediction.
+Unlike :mod:`tokembed.training.loop` this never updates weights; it reads a shard (or tokenizes a
+corpus the same way :mod:`tokembed.training.shards` does) and scores every next-token prediction.
 
 What is counted (so bits per byte compares tokenizers fairly):
 
@@ -19,26 +19,25 @@ What is counted (so bits per byte compares tokenizers fairly):
 
 ECE is the expected calibration error of the top-1 prediction (15 bins,
 :func:`tokembed.metrics.expected_calibration_error`); the band loss is the mean loss of the
-target tokens per training-frequency band (decades of counts, :func:`tokembed.train.frequency_bands`).
+target tokens per training-frequency band (decades of counts, :func:`tokembed.metrics.frequency_bands`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .data import Shard, encode_documents
-from .errors import EmptyCorpusError, FingerprintMismatchError
-from .metrics import bits_per_byte, expected_calibration_error, perplexity, reliability_bins
+from ..errors import EmptyCorpusError, FingerprintMismatchError
+from ..metrics import bits_per_byte, expected_calibration_error, frequency_bands, perplexity, reliability_bins
+from ..metrics import token_counts as count_tokens
+from .shards import Shard, encode_documents
 
-__all__ = ["EvalResult", "evaluate", "plot_reliability", "as_shard"]
+__all__ = ["EvalResult", "evaluate", "as_shard"]
 
 
 @dataclass
@@ -94,8 +93,6 @@ def evaluate(
     ``token_counts`` (V,) define the frequency bands; default: the model's training counts, or
     the counts of the evaluated tokens when the model has none.
     """
-    from .train import frequency_bands
-
     shard = as_shard(tokenizer, shard_or_corpus)
     n_tok, n_bytes = shard.prefix(max_tokens)
     if n_tok < 2:
@@ -109,65 +106,80 @@ def evaluate(
     if next(model.parameters()).device != device:
         model.to(device)
     tokens = torch.from_numpy(np.asarray(shard.tokens[:n_tok], dtype=np.int64))  # (n_tok,)
-    V = model.vocab_size
-    counts = token_counts
-    if counts is None:
-        mc = getattr(model, "token_counts", None)
-        counts = mc.cpu().numpy() if mc is not None and int(mc.sum()) > 0 else np.bincount(tokens.numpy(), minlength=V)
-    band_of_np, bands = frequency_bands(np.asarray(counts))
-    band_of = torch.from_numpy(band_of_np)
-
-    T = seq_len
-    n_pred = n_tok - 1
-    n_full = n_pred // T
-    total_nats = 0.0
-    band_nats = torch.zeros(len(bands), dtype=torch.float64)
-    band_n = torch.zeros(len(bands), dtype=torch.float64)
-    confs, corrects = [], []
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-    def score(x: torch.Tensor, y: torch.Tensor) -> None:
-        nonlocal total_nats
-        with autocast:
-            h = model.hidden(x.to(device)).last_hidden  # (b, t, D)
-            logp = model.head.log_prob(h).float()  # (b, t, V): log softmax(z)
-        y_d = y.to(device)
-        nats = -logp.gather(-1, y_d.unsqueeze(-1)).squeeze(-1).double().cpu()  # (b, t)
-        conf, pred = logp.max(dim=-1)  # top-1 log-confidence and id
-        total_nats += float(nats.sum())
-        b = band_of[y.reshape(-1)]
-        band_nats.index_add_(0, b, nats.reshape(-1))
-        band_n.index_add_(0, b, torch.ones_like(nats.reshape(-1)))
-        confs.append(conf.exp().reshape(-1).cpu().numpy())
-        corrects.append((pred == y_d).reshape(-1).cpu().numpy())
-
+    band_of, bands = _bands(model, tokens, token_counts)
+    scores = _Scores(len(bands))
     t0 = time.perf_counter()
-    for b0 in range(0, n_full, batch_size):
-        starts = torch.arange(b0, min(b0 + batch_size, n_full)) * T
-        idx = starts[:, None] + torch.arange(T + 1)  # (b, T+1)
-        w = tokens[idx]
-        score(w[:, :-1], w[:, 1:])
-    if n_pred % T:
-        w = tokens[n_full * T :][None]  # (1, t+1) the last, shorter window
-        score(w[:, :-1], w[:, 1:])
+    for x, y in _windows(tokens, seq_len=seq_len, batch_size=batch_size):
+        scores.add(model, x, y, band_of, device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
     if was_training:
         model.train()
+    return _result(model, scores, bands, n_pred=n_tok - 1, n_bytes=n_bytes, seconds=seconds)
 
-    conf = np.concatenate(confs)
-    correct = np.concatenate(corrects).astype(np.float64)
+
+def _bands(model, tokens: torch.Tensor, counts) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Band of every id (:func:`tokembed.metrics.frequency_bands`) from ``counts``, else the model's
+    training counts, else the counts of the evaluated tokens."""
+    if counts is None:
+        mc = getattr(model, "token_counts", None)
+        counts = mc.cpu().numpy() if mc is not None and int(mc.sum()) > 0 else count_tokens(tokens.numpy(), model.vocab_size)
+    band_of, bands = frequency_bands(np.asarray(counts))
+    return torch.from_numpy(band_of), bands
+
+
+def _windows(tokens: torch.Tensor, *, seq_len: int, batch_size: int):
+    """(inputs, targets) batches of consecutive windows of ``seq_len`` predictions; the last window may be shorter."""
+    T = seq_len
+    n_pred = len(tokens) - 1
+    n_full = n_pred // T
+    for b0 in range(0, n_full, batch_size):
+        starts = torch.arange(b0, min(b0 + batch_size, n_full)) * T
+        w = tokens[starts[:, None] + torch.arange(T + 1)]  # (b, T+1)
+        yield w[:, :-1], w[:, 1:]
+    if n_pred % T:
+        w = tokens[n_full * T :][None]  # (1, t+1) the last, shorter window
+        yield w[:, :-1], w[:, 1:]
+
+
+class _Scores:
+    """Running sums over scored windows: total and per-band nats, top-1 confidences and hits."""
+
+    def __init__(self, n_bands: int):
+        self.total_nats = 0.0
+        self.band_nats = torch.zeros(n_bands, dtype=torch.float64)
+        self.band_n = torch.zeros(n_bands, dtype=torch.float64)
+        self.confs: list[np.ndarray] = []
+        self.corrects: list[np.ndarray] = []
+
+    def add(self, model, x: torch.Tensor, y: torch.Tensor, band_of: torch.Tensor, device: torch.device) -> None:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            h = model.hidden(x.to(device)).last_hidden  # (b, t, D)
+            logp = model.head.log_prob(h).float()  # (b, t, V): log softmax(z)
+        y_d = y.to(device)
+        nats = -logp.gather(-1, y_d.unsqueeze(-1)).squeeze(-1).double().cpu()  # (b, t)
+        conf, pred = logp.max(dim=-1)  # top-1 log-confidence and id
+        self.total_nats += float(nats.sum())
+        b = band_of[y.reshape(-1)]
+        self.band_nats.index_add_(0, b, nats.reshape(-1))
+        self.band_n.index_add_(0, b, torch.ones_like(nats.reshape(-1)))
+        self.confs.append(conf.exp().reshape(-1).cpu().numpy())
+        self.corrects.append((pred == y_d).reshape(-1).cpu().numpy())
+
+
+def _result(model, s: _Scores, bands, *, n_pred: int, n_bytes: int, seconds: float) -> EvalResult:
+    conf = np.concatenate(s.confs)
+    correct = np.concatenate(s.corrects).astype(np.float64)
     count, mconf, acc = reliability_bins(conf, correct)
-    loss = total_nats / n_pred
     band_loss = [
-        {**bands[i], "n_tokens": int(band_n[i]), "loss": float(band_nats[i] / band_n[i]) if band_n[i] > 0 else None}
+        {**bands[i], "n_tokens": int(s.band_n[i]), "loss": float(s.band_nats[i] / s.band_n[i]) if s.band_n[i] > 0 else None}
         for i in range(len(bands))
     ]
     return EvalResult(
-        loss=loss,
-        perplexity=perplexity(total_nats=total_nats, n_tokens=n_pred),
-        bits_per_byte=bits_per_byte(total_nats=total_nats, n_bytes=n_bytes),
+        loss=s.total_nats / n_pred,
+        perplexity=perplexity(total_nats=s.total_nats, n_tokens=n_pred),
+        bits_per_byte=bits_per_byte(total_nats=s.total_nats, n_bytes=n_bytes),
         ece=expected_calibration_error(conf, correct),
         reliability={
             "count": [int(c) for c in count],
@@ -182,30 +194,3 @@ def evaluate(
         n_bytes=n_bytes,
         accuracy=float(correct.mean()),
     )
-
-
-def plot_reliability(result: EvalResult, path: str | os.PathLike, *, title: str = "") -> Path:
-    """Reliability diagram: accuracy vs confidence per bin (bars), the diagonal, and the ECE (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    rel = result.reliability
-    n = len(rel["count"])
-    centers = (np.arange(n) + 0.5) / n
-    acc = [a if a is not None else 0.0 for a in rel["accuracy"]]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
-    ax.bar(centers, acc, width=1.0 / n, edgecolor="black", alpha=0.7, label="accuracy")
-    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 probability)", ylabel="accuracy",
-           title=title or f"reliability, ECE = {result.ece:.3f}")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    from .artifacts import make_folder
-
-    make_folder(path.parent, for_path=path)
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokembed import data as data_mod
+from tokembed.training import shards as data_mod
 from tokembed.corpus import Corpus
-from tokembed.data import build_shards, encode_documents, is_validation, load_shards, token_dtype
+from tokembed.training.shards import build_shards, encode_documents, is_validation, load_shards, token_dtype
 from tokembed.errors import ArtifactError, ConfigError, FingerprintMismatchError
 from tokembed.tokenizers import ByteTokenizer
 
@@ -74,7 +74,7 @@ def test_corpus_documents_are_blank_line_blocks(tmp_path):
 def test_prefix_cuts_at_document_boundaries():
     tokens, index, n = encode_documents(ByteTokenizer(), ["ab", "cde", "f"])
     assert tokens.tolist() == [EOS, 97, 98, EOS, 99, 100, 101, EOS, 102, EOS]
-    from tokembed.data import Shard
+    from tokembed.training.shards import Shard
 
     s = Shard(tokens=tokens, n_bytes=n, n_docs=3, fingerprint="", doc_index=index)
     assert s.prefix(None) == (10, 6)

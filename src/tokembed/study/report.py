@@ -26,9 +26,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import report as R
+from .. import report as R
+from ..artifacts import atomic_write_text
+from .plots import band_plot, curves_plot, pareto_plot, reliability_plot
+from .plots import finite as _ok
 
-__all__ = ["pareto_front", "noise_estimate", "recommendations", "build_report", "write_report", "train_bpb_curve"]
+__all__ = ["pareto_front", "noise_estimate", "recommendations", "build_report", "write_report"]
 
 #: Columns shown in the report's results table (results.csv has more).
 TABLE_COLUMNS = [
@@ -45,10 +48,6 @@ TABLE_LABELS = {
 def _r(i, tok, design, bpb, params, seed=0):  # tiny row factory for doctests
     return {"id": i, "tokenizer": tok, "design": design, "bits_per_byte": bpb, "total_params": params, "seed": seed,
             "vocab_size": 259, "d_model": 16}
-
-
-def _ok(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def pareto_front(rows: Sequence[Mapping[str, Any]], *, x: str = "total_params", y: str = "bits_per_byte") -> list[Mapping[str, Any]]:
@@ -165,9 +164,19 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
         return [{"title": "No results", "html": "No run produced a finite bits-per-byte value; nothing to recommend.", "ids": []}]
     sigma = noise_estimate(rows)
     judge = _Judge(sigma)
-    recs: list[dict[str, Any]] = []
     means = _mean_by_config(rows)
+    lossy = {r["tokenizer"] for r in rows if r.get("lossless") is False}
+    tok_rec, by_tok = _rec_tokenizer(means, lossy, judge)
+    recs = [_rec_best(rows, means, lossy, judge), _rec_pareto(rows, judge), tok_rec]
+    recs += _rec_pairs(rows, judge)
+    recs += _rec_vocab_sizes(means, by_tok, judge)
+    recs += _rec_speed(rows)
+    recs.append(_rec_noise(sigma, judge, seeds))
+    return recs
 
+
+def _rec_best(rows, means, lossy: set[str], judge: _Judge) -> dict[str, Any]:
+    """The best configuration overall, how far the runner-up is, and the best lossless one."""
     # 1. The best configuration overall, and how far the runner-up is.
     ranked = sorted(means, key=lambda m: m["bits_per_byte"])
     best = ranked[0]
@@ -180,7 +189,6 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
         text += (f" The runner-up, {html.escape(second['tokenizer'])}/{html.escape(second['design'])} "
                  f"({_links(second['ids'])}), is {d:.4f} bpb worse{judge.note(d, len(best['ids']), len(second['ids']))}.")
         ids += second["ids"]
-    lossy = {r["tokenizer"] for r in rows if r.get("lossless") is False}
     if best["tokenizer"] in lossy:
         clean = [m for m in ranked if m["tokenizer"] not in lossy]
         text += (f" Caveat: {html.escape(best['tokenizer'])} is lossy (it normalizes or drops characters, so it predicts "
@@ -190,8 +198,12 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
                      f"at {clean[0]['bits_per_byte']:.4f} bpb ({_links(clean[0]['ids'])})")
             ids += clean[0]["ids"]
         text += "."
-    recs.append({"title": "Lowest bits per byte", "html": text, "ids": ids})
+    return {"title": "Lowest bits per byte", "html": text, "ids": ids}
 
+
+
+def _rec_pareto(rows, judge: _Judge) -> dict[str, Any]:
+    """The Pareto front: what to pick under a parameter budget."""
     # 2. Pareto front: what to pick under a parameter budget.
     front = pareto_front(rows)
     items = "".join(
@@ -205,8 +217,12 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
         text += (f"Going from the smallest ({smallest['total_params']:,}) to the largest frontier run "
                  f"({largest['total_params']:,} parameters, {largest['total_params'] / smallest['total_params']:.1f}×) "
                  f"buys {d:.4f} bpb{judge.note(d)}.")
-    recs.append({"title": "Pareto-optimal runs", "html": text, "ids": [r["id"] for r in front]})
+    return {"title": "Pareto-optimal runs", "html": text, "ids": [r["id"] for r in front]}
 
+
+
+def _rec_tokenizer(means, lossy: set[str], judge: _Judge) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The best design of each tokenizer kind, ranked (and that best per kind)."""
     # 3. Tokenizer: the best design of each kind, ranked.
     by_tok: dict[str, dict[str, Any]] = {}
     for m in means:
@@ -223,8 +239,13 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
         d = order[1]["bits_per_byte"] - order[0]["bits_per_byte"]
         text += (f"Under this byte budget <b>{html.escape(order[0]['tokenizer'])}</b> leads "
                  f"{html.escape(order[1]['tokenizer'])} by {d:.4f} bpb{judge.note(d, len(order[0]['ids']), len(order[1]['ids']))}.")
-    recs.append({"title": "Tokenizer", "html": text, "ids": [i for m in order for i in m["ids"]]})
+    return {"title": "Tokenizer", "html": text, "ids": [i for m in order for i in m["ids"]]}, by_tok
 
+
+
+def _rec_pairs(rows, judge: _Judge) -> list[dict[str, Any]]:
+    """Paired design comparisons within each tokenizer (same V, D, seed)."""
+    recs: list[dict[str, Any]] = []
     # 4-7. Paired design comparisons within each tokenizer (same V, D, seed).
     pairs = [
         ("Tying input and output embeddings", "untied", "tied", "tying (z = E h instead of z = Wᵀh + b)"),
@@ -266,6 +287,12 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
                 + f" (paired {base} → {alt}, same tokenizer, V, D and seed).<ul>{lis}</ul>")
         recs.append({"title": title, "html": text, "ids": [i for a, b in found for i in (a["id"], b["id"])]})
 
+    return recs
+
+
+def _rec_vocab_sizes(means, by_tok, judge: _Judge) -> list[dict[str, Any]]:
+    """When the grid holds several V of one kind: the best design per V, with its parameters."""
+    recs: list[dict[str, Any]] = []
     # Vocabulary size, when the grid holds several V of one kind: the best design per V, with its parameters.
     multi_v = {t for t in by_tok if len({m["vocab_size"] for m in means if m["tokenizer"] == t}) > 1}
     for t in sorted(multi_v):
@@ -285,6 +312,12 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
             "ids": [i for m in ms for i in m["ids"]],
         })
 
+    return recs
+
+
+def _rec_speed(rows) -> list[dict[str, Any]]:
+    """Throughput in text bytes per second, the fair speed across tokenizers."""
+    recs: list[dict[str, Any]] = []
     # Throughput: bytes of text per second is the fair speed across tokenizers.
     speed = [r for r in rows if _ok(r.get("train_bytes_per_s"))]
     if len(speed) > 1:
@@ -299,6 +332,10 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
             "ids": [fast["id"], slow["id"]],
         })
 
+    return recs
+
+
+def _rec_noise(sigma: float | None, judge: _Judge, seeds: Sequence[int]) -> dict[str, Any]:
     n_seeds = len(set(seeds))
     if sigma is None:
         noise = (f"Every configuration was run with a single seed ({n_seeds} seed configured), so no noise estimate "
@@ -308,220 +345,7 @@ def recommendations(rows: Sequence[Mapping[str, Any]], *, seeds: Sequence[int] =
         noise = (f"Seed noise: pooled σ = {sigma:.4f} bpb over {n_seeds} seeds; differences below "
                  f"{judge.threshold:.4f} bpb (2·√2·σ) between two single runs, or below 2σ·√(1/n₁+1/n₂) between "
                  f"means over n₁ and n₂ runs, are reported as within noise.")
-    recs.append({"title": "Noise", "html": noise, "ids": []})
-    return recs
-
-
-def train_bpb_curve(history: Sequence[Mapping[str, Any]], bytes_per_token: float) -> tuple[list[float], list[float]]:
-    """(bytes seen, training loss in bits per byte) from a run's history: ``loss / ln 2 / bytes_per_token``.
-
-    >>> train_bpb_curve([{"bytes": 100, "loss": math.log(2) * 4}], 4.0)
-    ([100.0], [1.0])
-    """
-    xs, ys = [], []
-    for h in history:
-        if _ok(h.get("loss")) and _ok(h.get("bytes")):
-            xs.append(float(h["bytes"]))
-            ys.append(float(h["loss"]) / math.log(2) / bytes_per_token)
-    return xs, ys
-
-
-# -- plots -----------------------------------------------------------------------
-
-_MARKERS = {"untied": "o", "tied": "s", "tied_bias": "D", "factorized": "^", "adaptive": "v"}
-
-
-def _colors(names: Sequence[str]) -> dict[str, Any]:
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10"]
-    return {n: cmap(i % 10) for i, n in enumerate(names)}
-
-
-def _pareto_plot(rows, front) -> str:
-    fig, ax = R.new_figure(7.5, 4.6)
-    toks = list(dict.fromkeys(r["tokenizer"] for r in rows))
-    col = _colors(toks)
-    for r in rows:
-        ax.scatter(r["total_params"], r["bits_per_byte"], color=col[r["tokenizer"]], marker=_MARKERS.get(r["design"], "x"),
-                   s=40, zorder=3)
-    fx = [r["total_params"] for r in front]
-    fy = [r["bits_per_byte"] for r in front]
-    ax.step(fx, fy, where="post", color="black", lw=1.2, alpha=0.6, zorder=2, label="Pareto frontier")
-    ax.scatter(fx, fy, s=140, facecolors="none", edgecolors="black", lw=1.4, zorder=4)
-    for r in front:
-        ax.annotate(r["id"], (r["total_params"], r["bits_per_byte"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], ls="", marker="o", color=col[t], label=t) for t in toks]
-    handles += [Line2D([], [], ls="", marker=_MARKERS.get(d, "x"), color="gray", label=d)
-                for d in dict.fromkeys(r["design"] for r in rows)]
-    handles.append(Line2D([], [], color="black", alpha=0.6, label="Pareto frontier"))
-    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(_si_formatter())
-    ax.xaxis.set_minor_formatter(_si_formatter())
-    ax.tick_params(axis="x", which="both", labelsize=7)
-    ax.set_xlabel("total parameters (log scale)")
-    ax.set_ylabel("validation bits per byte (lower is better)")
-    ax.grid(alpha=0.3)
-    return R.figure_img(fig, alt="Pareto plot of bits per byte vs parameters",
-                        caption="Each point is a run; circled points are Pareto-optimal (labelled with their row id).")
-
-
-def _panel(rows) -> dict[str, str]:
-    """Run id -> plot panel: the tokenizer, or "tokenizer V=..." when the study has several V of that kind."""
-    vs: dict[str, set] = defaultdict(set)
-    for r in rows:
-        vs[r["tokenizer"]].add(r.get("vocab_size"))
-    return {r["id"]: r["tokenizer"] if len(vs[r["tokenizer"]]) == 1 else f"{r['tokenizer']} V={r.get('vocab_size')}"
-            for r in rows}
-
-
-def _reliability_plot(rows, details) -> str | None:
-    panel = _panel(rows)
-    toks = list(dict.fromkeys(panel[r["id"]] for r in rows))
-    pairs = []
-    for t in toks:
-        by_design = {r["design"]: r for r in rows if panel[r["id"]] == t and r.get("seed") == rows[0].get("seed")}
-        shown = [by_design[d] for d in ("untied", "tied") if d in by_design and details.get(by_design[d]["id"], {}).get("reliability")]
-        if shown:
-            pairs.append((t, shown))
-    if not pairs:
-        return None
-    n = len(pairs)
-    fig, axes = R.new_figure(min(3.0 * n, 15), 3.3)
-    fig.clf()
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, (t, shown) in zip(axes, pairs):
-        ax.plot([0, 1], [0, 1], color="gray", ls=":", lw=1)
-        for r, c in zip(shown, ("tab:blue", "tab:orange")):
-            rel = details[r["id"]]["reliability"]
-            pts = [(c_, a_) for c_, a_, n_ in zip(rel.get("confidence", []), rel.get("accuracy", []), rel.get("count", []))
-                   if _ok(c_) and _ok(a_) and n_]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=c,
-                        label=f"{r['design']} (ECE {r['ece']:.3f})")
-        ax.set_title(t, fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("confidence", fontsize=8)
-        ax.legend(fontsize=7, loc="upper left")
-    axes[0].set_ylabel("accuracy", fontsize=8)
-    return R.figure_img(fig, alt="Reliability diagrams, tied vs untied",
-                        caption="Top-1 next-token accuracy vs confidence in 15 equal-width bins (empty bins left out); "
-                                "the dotted diagonal is perfect calibration.")
-
-
-def _curves_plot(rows, details) -> str | None:
-    panel = _panel(rows)
-    toks = list(dict.fromkeys(panel[r["id"]] for r in rows))
-    designs = list(dict.fromkeys(r["design"] for r in rows))
-    col = _colors(designs)
-    n = len(toks)
-    fig, _ = R.new_figure(min(3.2 * n, 16), 3.4)
-    fig.clf()
-    axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
-    drawn = False
-    for ax, t in zip(axes, toks):
-        for r in rows:
-            if panel[r["id"]] != t:
-                continue
-            xs, ys = train_bpb_curve(details.get(r["id"], {}).get("history", []), r["bytes_per_token"])
-            if xs:
-                drawn = True
-                ax.plot(xs, ys, color=col[r["design"]], lw=1.2, alpha=0.85,
-                        label=r["design"] if r.get("seed") == rows[0].get("seed") else None)
-        ax.set_title(t, fontsize=9)
-        ax.set_xlabel("text bytes seen", fontsize=8)
-        ax.xaxis.set_major_formatter(_si_formatter())
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-    if not drawn:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-        return None
-    axes[0].set_ylabel("train loss (bits per byte)", fontsize=8)
-    axes[-1].legend(fontsize=7)
-    return R.figure_img(fig, alt="Training curves: loss vs bytes seen",
-                        caption="Training loss converted to bits per byte (loss / ln 2 / bytes per token) against text "
-                                "bytes seen, so every tokenizer shares the axes.")
-
-
-def _si_formatter():
-    from matplotlib.ticker import EngFormatter
-
-    return EngFormatter(sep="")
-
-
-def _band_series(det: Mapping[str, Any]) -> dict[str, list[tuple[str, float]]]:
-    """{"embedding norm"|"embedding grad norm"|"validation loss": [(band label, value)]} of one run.
-
-    From ``TrainResult.band_stats`` (``bands`` with ``name``; ``mean_norm``/``mean_grad_norm``: the mean over
-    logged steps per band) and ``EvalResult.band_loss`` (per band: ``name``, ``loss``).
-    """
-    out: dict[str, list[tuple[str, float]]] = {}
-    bs = det.get("band_stats") or {}
-    bands = bs.get("bands") or []
-    names = [str(b.get("name", i)) if isinstance(b, Mapping) else str(i) for i, b in enumerate(bands)]
-    for key, label in (("mean_norm", "embedding norm"), ("mean_grad_norm", "embedding grad norm")):
-        vals = bs.get(key) or []
-        pts = [(n, float(v)) for n, v in zip(names, vals) if _ok(v)]
-        if pts:
-            out[label] = pts
-    pts = [(str(b.get("name", i)), float(b["loss"])) for i, b in enumerate(det.get("band_loss") or [])
-           if isinstance(b, Mapping) and _ok(b.get("loss"))]
-    if pts:
-        out["validation loss (nats/token)"] = pts
-    return out
-
-
-def _band_order(name: str) -> float:
-    """Sort key of a band name ('0', '1-9', '10-99', ...): its lower count bound."""
-    try:
-        return float(name.split("-")[0])
-    except ValueError:
-        return math.inf
-
-
-def _band_plot(rows, details) -> str | None:
-    series = {r["id"]: _band_series(details.get(r["id"], {})) for r in rows}
-    kinds = [k for k in ("embedding norm", "embedding grad norm", "validation loss (nats/token)")
-             if any(k in s for s in series.values())]
-    if not kinds:
-        return None
-    panel = _panel(rows)
-    toks = list(dict.fromkeys(panel[r["id"]] for r in rows))
-    designs = list(dict.fromkeys(r["design"] for r in rows))
-    col = _colors(designs)
-    fig, _ = R.new_figure(min(3.2 * len(toks), 16), 2.8 * len(kinds))
-    fig.clf()
-    axes = fig.subplots(len(kinds), len(toks), squeeze=False)
-    for j, t in enumerate(toks):
-        for i, k in enumerate(kinds):
-            ax = axes[i][j]
-            mine = [r for r in rows if panel[r["id"]] == t and r.get("seed") == rows[0].get("seed") and k in series[r["id"]]]
-            names = sorted({n for r in mine for n, _ in series[r["id"]][k]}, key=_band_order)  # one x axis per panel
-            pos = {n: i for i, n in enumerate(names)}
-            for r in mine:
-                labels, vals = zip(*series[r["id"]][k])
-                ax.plot([pos[n] for n in labels], vals, marker="o", ms=3, color=col[r["design"]], label=r["design"])
-            ax.set_xticks(range(len(names)), names, fontsize=6, rotation=30)
-            if i == 0:
-                ax.set_title(t, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(k, fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6)
-    return R.figure_img(fig, alt="Frequency-band plots",
-                        caption="Per token-frequency band (rarest first): mean embedding-row norm and mean "
-                                "embedding-gradient norm over training, and validation loss per band. Bands are "
-                                "decades of training count (0 = never seen, 1-9, 10-99, ...).")
-
-
-# -- page ------------------------------------------------------------------------
+    return {"title": "Noise", "html": noise, "ids": []}
 
 
 def _checks(rows, config) -> list[str]:
@@ -583,9 +407,9 @@ def build_report(result) -> str:
         *skipped,
     ))
     if rows:
-        sections.append(R.section("Bits per byte vs parameters (Pareto)", _pareto_plot(rows, front)))
-        for title, fn in (("Reliability: tied vs untied", _reliability_plot), ("Training curves", _curves_plot),
-                          ("Frequency bands", _band_plot)):
+        sections.append(R.section("Bits per byte vs parameters (Pareto)", pareto_plot(rows, front)))
+        for title, fn in (("Reliability: tied vs untied", reliability_plot), ("Training curves", curves_plot),
+                          ("Frequency bands", band_plot)):
             img = fn(rows, details)
             sections.append(R.section(title, img if img else R.paragraph("No data for this plot in these runs.")))
     recs = recommendations(rows, seeds=config.seeds)
@@ -597,6 +421,4 @@ def build_report(result) -> str:
 
 def write_report(result) -> Path:
     """Write ``report.html`` into the study folder and return its path."""
-    from .artifacts import atomic_write_text
-
     return atomic_write_text(Path(result.out_dir) / "report.html", build_report(result))

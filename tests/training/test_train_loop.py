@@ -15,11 +15,14 @@ from hypothesis import strategies as st
 
 from tokembed.artifacts import load_tensors, read_json
 from tokembed.cli import main
-from tokembed.data import build_shards
+from tokembed.training.shards import build_shards
 from tokembed.errors import ConfigError, FingerprintMismatchError, NonFiniteError
 from tokembed.model import ModelConfig
 from tokembed.tokenizers import ByteTokenizer
-from tokembed.train import TrainConfig, frequency_bands, load_checkpoint, param_groups, train
+from tokembed.metrics import frequency_bands
+from tokembed.training.checkpoint import load_checkpoint
+from tokembed.training.config import TrainConfig
+from tokembed.training.loop import param_groups, train
 
 from _torch_threads import single_thread  # noqa: F401  (fixture)
 
@@ -267,7 +270,7 @@ def test_cuda_bf16_autocast_trains_and_checkpoints_on_cpu_loadable_weights(tmp_p
 
 @given(st.integers(0, 500), st.integers(1, 500), st.integers(0, 50), st.floats(0.0, 1.0))
 def test_lr_multiplier_stays_between_min_and_peak(step, total, warmup, min_ratio):
-    from tokembed.train import lr_multiplier
+    from tokembed.training.loop import lr_multiplier
 
     step = step % total  # steps 0 .. total-1
     m = lr_multiplier(step, total_steps=total, warmup_steps=warmup, min_lr_ratio=min_ratio)

@@ -9,7 +9,7 @@ from torch import nn
 from tokembed.embeddings import AdaptiveInput, frequency_permutation
 from tokembed.errors import ConfigError, TokenIdError
 from tokembed.heads import AdaptiveSoftmax, TiedHead
-from tokembed.heads_adaptive import adaptive_softmax_param_count
+from tokembed.heads.adaptive import adaptive_softmax_param_count
 
 V, D, CUTOFFS = 60, 16, [6, 20]
 
@@ -202,7 +202,7 @@ def test_bad_input():
 
 
 def test_fused_nll_matches_autograd_cross_entropy():
-    from tokembed.heads_adaptive import _nll, _reference_nll
+    from tokembed.heads.adaptive import _nll, _reference_nll
 
     z = torch.randn(7, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     t = torch.tensor([0, 3, 10, 3, 5, 1, 9])

@@ -19,8 +19,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .artifacts import TOKEMBED_VERSION, atomic_dir, load_tensors, read_json, save_tensors, write_json
-from .errors import ArtifactError, FingerprintMismatchError
+import torch
+
+from ..artifacts import TOKEMBED_VERSION, atomic_dir, load_tensors, read_json, save_tensors, write_json
+from ..errors import ArtifactError, FingerprintMismatchError
+from ..model import build_model
+from ..tokenizers import load_tokenizer
+from .config import TrainConfig
 
 __all__ = [
     "save_checkpoint",
@@ -74,8 +79,6 @@ def load_model_tensors(model, tensors: dict[str, Any], *, where: str = "") -> No
 
 def optimizer_to_tensors(optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split ``optimizer.state_dict()`` into safetensors-able tensors and JSON (no pickle)."""
-    import torch
-
     sd = optimizer.state_dict()
     tensors: dict[str, Any] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -128,10 +131,6 @@ def load_checkpoint(path: str | os.PathLike, *, tokenizer=None, device: str = "c
     ``tokenizer`` (optional) must have the fingerprint the model was trained with; by default
     the tokenizer saved in the checkpoint is used.
     """
-    from .model import build_model
-    from .tokenizers import load_tokenizer
-    from .train import TrainConfig
-
     ckpt = resolve_checkpoint(path)
     raw = read_json(ckpt / "config.json")
     want = raw.pop("tokenizer_fingerprint", None)

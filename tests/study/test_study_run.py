@@ -221,7 +221,7 @@ def test_cli_study_and_bad_config(tiny_study, tmp_path, capsys):
 
 @pytest.mark.slow  # one more tiny study (~4 s of CPU)
 def test_a_failing_run_is_reported_and_the_study_goes_on(tmp_path, monkeypatch):
-    import tokembed.study as study
+    import tokembed.study.run as study
     from tokembed.corpus import Corpus
     from tokembed.errors import NonFiniteError
 
@@ -245,7 +245,7 @@ def test_a_failing_run_is_reported_and_the_study_goes_on(tmp_path, monkeypatch):
 
 def test_corpus_sample_keeps_whole_documents_deterministically(tmp_path):
     from tokembed.corpus import Corpus
-    from tokembed.study import _prepare_corpus
+    from tokembed.study.run import _prepare_corpus
 
     docs = [f"Document {i} line one.\nDocument {i} line two, a little longer.\n" for i in range(400)]
     (tmp_path / "c.txt").write_text("\n".join(docs))
@@ -259,3 +259,24 @@ def test_corpus_sample_keeps_whole_documents_deterministically(tmp_path):
     (tmp_path / "one.txt").write_text("x" * 10_000 + "\n")  # one huge document: nothing sensible to sample
     whole, info = _prepare_corpus(Corpus([str(tmp_path / "one.txt")]), cfg, tmp_path / "c", log.append)
     assert not info["sampled"] and "too few documents" in log[-1]
+
+
+@pytest.mark.parametrize("error", [KeyError("band"), "config"])
+def test_an_undeclared_failure_stops_the_study_and_names_the_run(tmp_path, monkeypatch, error):
+    import tokembed.study.run as study
+    from tokembed.corpus import Corpus
+    from tokembed.errors import ConfigError
+
+    def broken(spec):
+        raise error if isinstance(error, Exception) else ConfigError("lr=7 must be in (0, 1) (test)")
+
+    monkeypatch.setattr(study, "_execute", broken)
+    (tmp_path / "c.txt").write_text("\n".join(f"Document number {i} says hello to the world.\n" for i in range(200)))
+    cfg = StudyConfig.from_name("tiny", val_fraction=0.2, designs=["tied"])
+    if isinstance(error, Exception):  # a bug keeps its type and traceback, with the run named in a note
+        with pytest.raises(KeyError) as e:
+            study.run_study(cfg, Corpus([str(tmp_path / "c.txt")]), tmp_path / "out", log=lambda m: None)
+        assert "in study run byte-tied-V259-s0" in getattr(e.value, "__notes__", ["in study run byte-tied-V259-s0"])
+    else:  # a user error is one line naming the run
+        with pytest.raises(study.StudyRunError, match="study run byte-tied-V259-s0 failed: ConfigError: lr=7"):
+            study.run_study(cfg, Corpus([str(tmp_path / "c.txt")]), tmp_path / "out", log=lambda m: None)

@@ -1,4 +1,4 @@
-"""Token shards: a corpus tokenized once into memory-mapped arrays for LM training and evaluation.
+"""Token shards: a corpus tokenized once into memory-mapped arrays, and the order training reads them in.
 
 Unlike :mod:`tokembed.corpus` (which streams text), a shard holds token ids: one flat
 ``uint16`` array (``uint32`` when V > 65536) per split, memory-mapped so training reads
@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import TOKEMBED_VERSION, atomic_dir, read_json, write_json
-from .errors import ArtifactError, ConfigError, EmptyCorpusError, FingerprintMismatchError
+from ..artifacts import TOKEMBED_VERSION, atomic_dir, read_json, write_json
+from ..errors import ArtifactError, ConfigError, EmptyCorpusError, FingerprintMismatchError
+from ..tokenizers import load_tokenizer
 
 __all__ = [
     "Shard",
@@ -44,6 +45,7 @@ __all__ = [
     "is_validation",
     "token_dtype",
     "SPLITS",
+    "TokenStream",
 ]
 
 SPLITS = ("train", "val")
@@ -140,8 +142,6 @@ _WORKER_TOKENIZER = None
 
 def _worker_init(tokenizer_dir: str) -> None:
     global _WORKER_TOKENIZER
-    from .tokenizers import load_tokenizer
-
     _WORKER_TOKENIZER = load_tokenizer(tokenizer_dir)
 
 
@@ -329,3 +329,36 @@ def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shar
             split=s,
         )
     return shards
+
+
+class TokenStream:
+    """``batch_size`` contiguous regions of the train tokens, each read ``seq_len`` at a time.
+
+    Window of row r at cursor c: ``tokens[r·L + c : r·L + c + T + 1]`` (inputs = first T, targets = last T),
+    with ``L = (N - 1) // B`` — wraps to c = 0 (a new epoch) when a region is exhausted.
+    """
+
+    def __init__(self, tokens: np.ndarray, *, batch_size: int, seq_len: int, cursor: int = 0, epoch: int = 0):
+        n = len(tokens)
+        self.tokens, self.B, self.T = tokens, batch_size, seq_len
+        self.L = (n - 1) // batch_size
+        if self.L < seq_len + 1:
+            raise ConfigError(
+                f"the train shard has {n} tokens, too few for batch_size={batch_size} rows of seq_len+1={seq_len + 1} "
+                f"tokens; pass a larger corpus or lower batch_size/seq_len"
+            )
+        self.cursor, self.epoch = cursor, epoch
+
+    def next(self) -> tuple["torch.Tensor", "torch.Tensor"]:
+        import torch  # lazy: tokenizing workers import this module and need no torch
+
+        if self.cursor + self.T + 1 > self.L:
+            self.cursor, self.epoch = 0, self.epoch + 1
+        starts = np.arange(self.B) * self.L + self.cursor
+        rows = np.stack([np.asarray(self.tokens[s : s + self.T + 1], dtype=np.int64) for s in starts])  # (B, T+1)
+        self.cursor += self.T
+        t = torch.from_numpy(rows)
+        return t[:, :-1], t[:, 1:]  # (B, T) inputs, (B, T) targets
+
+    def state(self) -> dict[str, int]:
+        return {"cursor": self.cursor, "epoch": self.epoch}

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from .._paths import existing_local_path
-from ..errors import EmbeddingSourceError
-from ..vocab import Vocab
+from ._paths import existing_local_path
+from .errors import EmbeddingSourceError
+from .vocab import Vocab
 
 __all__ = ["EmbeddingSource", "load_embeddings", "find_embedding_tensors", "MATRIX_SUFFIXES", "VECTOR_SUFFIXES"]
 
@@ -469,8 +469,8 @@ def _try_load_tokenizer(path: Path, notes: list[str]):
     corpus counts and round trips see only the text's own tokens; a ``vocab.txt`` follows the folder's
     ``do_lower_case`` when ``tokenizer_config.json`` states it.
     """
-    from ..errors import TokembedError
-    from ..tokenizers import load_tokenizer
+    from .errors import TokembedError
+    from .tokenizers import load_tokenizer
 
     if path.is_dir() and (path / "tokembed.json").is_file():
         return load_tokenizer(path)  # a broken tokembed folder is an error, not a note
@@ -580,7 +580,7 @@ def _load_matrix(path: Path, *, vocab, tensor: str | None) -> EmbeddingSource:
 
 def _load_vectors(path: Path, *, limit: int | None, progress: bool) -> EmbeddingSource:
     try:
-        from ..embeddings.pretrained import read_vectors
+        from .embeddings.pretrained import read_vectors
     except ImportError as e:
         raise EmbeddingSourceError(
             f"{path}: reading word-vector files needs tokembed.embeddings.pretrained, which this build lacks"
@@ -605,7 +605,7 @@ def _load_vectors(path: Path, *, limit: int | None, progress: bool) -> Embedding
 
 def _load_checkpoint(folder: Path) -> EmbeddingSource:
     try:
-        from ..checkpoint import load_checkpoint
+        from .training.checkpoint import load_checkpoint
     except ImportError as e:
         raise EmbeddingSourceError(
             f"{folder}: reading tokembed checkpoints needs tokembed.train, which this build lacks"

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from tokembed.data import build_shards
+from tokembed.training.shards import build_shards
 from tokembed.errors import EmptyCorpusError, FingerprintMismatchError
-from tokembed.evaluate import evaluate, plot_reliability
+from tokembed.training.evaluate import evaluate
+from tokembed.training.plots import plot_reliability
 from tokembed.metrics import expected_calibration_error
 from tokembed.model import ModelConfig, build_model
 from tokembed.tokenizers import ByteTokenizer

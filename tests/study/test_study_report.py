@@ -14,7 +14,8 @@ import pytest
 from _chromium import CHROMIUM, NO_CHROMIUM, chromium_check
 
 from tokembed.study import RESULT_COLUMNS, StudyConfig, StudyResult, write_results
-from tokembed.study_report import build_report, noise_estimate, pareto_front, recommendations, train_bpb_curve, write_report
+from tokembed.study.plots import train_bpb_curve
+from tokembed.study.report import build_report, noise_estimate, pareto_front, recommendations, write_report
 
 BANDS = ["0", "1-9", "10-99", "100-999"]
 

@@ -1,0 +1,119 @@
+"""The training config: everything a run needs besides the tokenizer and the data.
+
+Unlike :mod:`tokembed.config` (the generic TOML/YAML/``key=value`` reader) this module knows the
+keys: :class:`TrainConfig` (with its :class:`~tokembed.model.ModelConfig` under ``model``) checks
+them on construction and names the bad key, and :func:`is_override` tells a ``key=value`` option
+from a ``LANG=PATH`` corpus argument. Saved with every run (``run_config.json``, ``config.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import apply_override, read_config_file
+from ..errors import ConfigError
+from ..model import ModelConfig, check_field_types
+
+__all__ = ["TrainConfig", "is_override"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the tokenizer and data (saved with the run)."""
+
+    model: ModelConfig  # architecture; model.vocab_size = 0 means "from the tokenizer"
+    seq_len: int = 128  # T, tokens per training window
+    batch_size: int = 16  # B, windows per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_steps: int | None = None  # budget in optimizer steps ...
+    max_bytes: int | None = None  # ... or in UTF-8 text bytes seen (equal-budget studies); the smaller wins
+    lr: float = 3e-3  # peak LR of the non-embedding parameters
+    embedding_lr: float | None = None  # peak LR of the input embedding (None = lr)
+    head_lr: float | None = None  # peak LR of an untied head (None = lr)
+    weight_decay: float = 0.1  # AdamW decay of matrices in the blocks
+    embedding_weight_decay: float = 0.0  # decay of the embedding table(s)
+    head_weight_decay: float | None = None  # decay of untied head matrices (None = weight_decay)
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas (GPT-3 values, Brown et al. 2020)
+    warmup_steps: int = 20  # linear warmup from lr/warmup to lr
+    min_lr_ratio: float = 0.1  # cosine decays to min_lr_ratio·lr at the last step
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    label_smoothing: float = 0.0
+    embedding_dropout: float = 0.0  # dropout on x_t = e_t + PE_t
+    seed: int = 0
+    device: str = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:1"
+    eval_every: int = 0  # validation every N steps (0 = only at the end)
+    eval_tokens: int | None = 16384  # validation prefix (whole documents) for in-training evals
+    checkpoint_every: int = 0  # write the checkpoint every N steps (0 = only at the end)
+    log_every: int = 0  # history entry every N steps (0 = about 100 entries per run)
+    tokenizer: str = "byte"  # tokenizer kind to train on the corpus, or a tokenizer folder (CLI)
+    vocab_size: int | None = None  # vocab size when the CLI trains the tokenizer
+    val_fraction: float = 0.05  # documents held out for validation (CLI)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
+        self.betas = tuple(self.betas)
+        for name in ("seq_len", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.max_steps is None and self.max_bytes is None:
+            raise ConfigError("no budget: set max_steps=N or max_bytes=N (text bytes to train on)")
+        for name in ("max_steps", "max_bytes"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name}={v} must be >= 1")
+        if self.seq_len > self.model.max_seq_len:
+            raise ConfigError(f"seq_len={self.seq_len} exceeds model.max_seq_len={self.model.max_seq_len}; raise model.max_seq_len")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {unknown}; known: {', '.join(sorted(known))}")
+        model = d.pop("model", None)
+        check_field_types(cls, d)
+        if model is None:
+            raise ConfigError("the config has no [model] section; add one (at least d_model, n_layers, n_heads)")
+        if isinstance(model, dict):
+            model = ModelConfig.from_dict({"vocab_size": 0, **model})
+        return cls(model=model, **d)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> "TrainConfig":
+        """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file, then apply ``key=value`` overrides
+        (``model.d_model=64``; values parsed as TOML literals, else strings). ``path=None``: defaults only."""
+        d: dict[str, Any] = {}
+        if path is not None:
+            d = read_config_file(Path(path))
+        d.setdefault("model", {})
+        for item in overrides:
+            apply_override(d, item)
+        return cls.from_dict(d)
+
+
+def is_override(item: str) -> bool:
+    """True if ``item`` names a TrainConfig/ModelConfig field (``lr=...``, ``model.d_model=...``)."""
+    if "=" not in item:
+        return False
+    key = item.split("=", 1)[0]
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    if key.startswith("model."):
+        return key[6:] in model_fields
+    return key in train_fields
