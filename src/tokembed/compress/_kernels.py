@@ -24,10 +24,10 @@ ids against the table's rows (:class:`TokenIdError`) and the table's shapes and 
 each other before any row is read — the C code trusts its arguments.
 
 Why it stays (numbers in ``docs/compression.md``, from ``bench_compress.py --kernel-vs-pytorch``):
-into a large fresh output it is 1.6–3× faster than PyTorch's own FBGEMM ops
+into a large fresh output it is 2.3–3.3× faster than PyTorch's own FBGEMM ops
 (``quantized::embedding_byte`` / ``embedding_4bit``) and a ``torch.compile``d gather; on small
-batches it is on par with them, and FBGEMM cannot read these formats (symmetric, group-wise).
-Into a preallocated output it only ties (memory-bound), so no such path is offered.
+batches int8 is on par and int4 behind FBGEMM's op, which cannot read these formats (symmetric,
+group-wise). Into a preallocated output it only ties (memory-bound), so no such path is offered.
 
 Dequantization formula served by both paths (per row r, group g = d // gs):
 
