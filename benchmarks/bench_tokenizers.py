@@ -5,6 +5,11 @@ Measures, on the built-in corpus (2 MB) and on a >= 20 MB corpus made from it:
 2. bytebpe through tokembed's tiktoken path vs the HF engine on the same vocabulary (target >= 2x, identical ids);
 3. many short lines on 2 cores: tokembed's block-parallel path vs tiktoken's own
    ``encode_ordinary_batch(lines, num_threads=2)`` (target >= 3x, identical ids);
+3b. byte-level BPE vs raw tiktoken on the same ranks (target >= 0.9x, identical ids): a rank file
+   saved and loaded as a user would (``load_tokenizer(path, pattern=..., special_tokens=...)``,
+   ranks from a bytebpe trained here with up to 50k merges; no cl100k download offline) and the
+   trained bytebpe itself: one 1 MB string (``encode`` vs ``encode_ordinary``), a batch of
+   documents and many short lines (``encode_batch`` vs ``encode_ordinary_batch(num_threads=2)``);
 4. training time vs the raw engine with the same options (target <= 1.1x; morph: the segmenter's share);
 5. peak memory (RSS) of training on the 20 MB corpus (each training in its own subprocess).
 
@@ -103,6 +108,109 @@ def bench_tiktoken(tok, lines: list[str], repeats: int) -> dict:
     }
 
 
+def rank_file_tokenizers(corpus: Path, folder: Path, *, vocab: int = 50_000):
+    """A bytebpe trained on ``corpus`` (``min_frequency=1``: up to ``vocab`` - 256 merges), its ranks
+    written as a tiktoken rank file, that file loaded by tokembed, and raw tiktoken on the same file."""
+    import base64
+    import os
+
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+
+    from tokembed.tokenizers import load_tokenizer
+
+    trained = train_tokenizer("bytebpe", Corpus([str(corpus)]), vocab, special_tokens={}, min_frequency=1, progress=False)
+    ranks = trained.fast_path.bpe.ranks
+    path = folder / "ranks.tiktoken"
+    path.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in sorted(ranks.items(), key=lambda kv: kv[1])))
+    specials = {"<|endoftext|>": len(ranks)}
+    loaded = load_tokenizer(path, pattern="cl100k", special_tokens=specials)
+    os.environ["TIKTOKEN_CACHE_DIR"] = ""  # read the file itself, not tiktoken's cache of an older one
+    from tokembed.tokenizers.reference import PATTERNS
+
+    enc = tiktoken.Encoding("ranks", pat_str=PATTERNS["cl100k"], mergeable_ranks=load_tiktoken_bpe(str(path)), special_tokens=specials)
+    return trained, loaded, enc
+
+
+def bench_vs_tiktoken(toks: dict, enc, text: str, docs: list[str], lines: list[str], repeats: int) -> list[dict]:
+    """Each tokenizer vs raw tiktoken on the same ranks: one long string, a batch of documents, many short lines."""
+    rows = []
+    cases = [
+        ("one 1 MB string: encode vs encode_ordinary", lambda t: t.encode(text), lambda: enc.encode_ordinary(text)),
+        (f"{len(docs)} documents: encode_batch vs encode_ordinary_batch(num_threads=2)",
+         lambda t: t.encode_batch(docs), lambda: enc.encode_ordinary_batch(docs, num_threads=2)),
+        (f"{len(lines)} short lines: encode_batch vs encode_ordinary_batch(num_threads=2)",
+         lambda t: t.encode_batch(lines), lambda: enc.encode_ordinary_batch(lines, num_threads=2)),
+    ]  # fmt: skip
+    for name, tok in toks.items():
+        for label, ours, theirs in cases:
+            same = ours(tok) == theirs()
+            r = paired_ratio(lambda: ours(tok), theirs, repeats=repeats)
+            rows.append({"tokenizer": name, "case": label, "identical_ids": same, **r})
+            print(f"{name}: {label}: {r['ratio_median']:.3f} [{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]", flush=True)
+    return rows
+
+
+def run_vs_tiktoken(corpus: Path, repeats: int) -> tuple[list[dict], list[dict]]:
+    """Rows 3b (see the module docstring): detailed rows and table rows."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trained, loaded, enc = rank_file_tokenizers(corpus, Path(tmp))
+        merges = len(trained.fast_path.bpe.merges)
+        text = corpus.read_text(encoding="utf-8")[:1_000_000]
+        docs = list(Corpus([str(corpus)]).documents())
+        lines = read_lines(corpus, limit=60_000)
+        name_l, name_t = f"rank file ({merges} merges), loaded", f"bytebpe trained ({merges} merges)"
+        rows = bench_vs_tiktoken({name_l: loaded, name_t: trained}, enc, text, docs, lines, repeats)
+    table = [{"corpus": corpus.name, "measure": f"{r['tokenizer']} vs raw tiktoken, {r['case']}",
+              "ratio": r["ratio_median"], "min": r["ratio_min"], "max": r["ratio_max"],
+              "tokembed MB/s": None, "identical": r["identical_ids"]} for r in rows]  # fmt: skip
+    return rows, table
+
+
+def run_spm_overhead(corpus: Path, repeats: int) -> tuple[list[dict], list[dict]]:
+    """sentencepiece kinds: ``encode_batch`` vs the raw ``SentencePieceProcessor.encode(lines, num_threads=2)``.
+
+    Alternating in ABBA order (so neither side always runs second), wall time and CPU time
+    (``time.process_time``: all threads, less sensitive to other processes on a shared machine),
+    and the wrapper's own Python work timed alone (type checks, the literal-"▁" scan, list copies).
+    """
+    import statistics
+
+    lines = read_lines(corpus, limit=60_000)
+    rows, table = [], []
+    for kind in ("unigram", "bpe", "char"):
+        tok = train_tokenizer(kind, Corpus([str(corpus)]), None if kind == "char" else VOCAB, progress=False)
+        sp = tok._enc
+        sides = {"tokembed": lambda: tok.encode_batch(lines), "raw": lambda: sp.encode(lines, num_threads=2)}
+        same = sides["tokembed"]() == sides["raw"]()
+        wall: dict[str, list[float]] = {k: [] for k in sides}
+        cpu: dict[str, list[float]] = {k: [] for k in sides}
+        for r in range(2 * repeats):
+            for k in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+                c0, t0 = time.process_time(), time.perf_counter()
+                sides[k]()
+                cpu[k].append(time.process_time() - c0)
+                wall[k].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        checked = [t for t in list(lines) if isinstance(t, str)]
+        any("\u2581" in t for t in checked)
+        wrapper_ms = (time.perf_counter() - t0) * 1000
+        row = {"kind": kind, "lines": len(lines), "identical_ids": same, "wrapper_python_ms": wrapper_ms,
+               "raw_wall_ms": 1000 * statistics.median(wall["raw"]), "raw_cpu_ms": 1000 * statistics.median(cpu["raw"])}  # fmt: skip
+        for what, ts in (("wall", wall), ("cpu", cpu)):
+            ratios = [a / b for a, b in zip(ts["raw"], ts["tokembed"])]
+            row[f"{what}_ratio"] = statistics.median(ratios)
+            row[f"{what}_ratio_min"], row[f"{what}_ratio_max"] = min(ratios), max(ratios)
+            table.append({"corpus": corpus.name, "measure": f"encode_batch {kind} vs raw SentencePieceProcessor, {what} time (x faster)",
+                          "ratio": row[f"{what}_ratio"], "min": min(ratios), "max": max(ratios),
+                          "tokembed MB/s": None, "identical": same})  # fmt: skip
+        rows.append(row)
+        print(row, flush=True)
+    return rows, table
+
+
 TRAIN_SNIPPET = r"""
 import io, json, resource, sys, time
 sys.path.insert(0, {src!r})
@@ -167,14 +275,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="built-in corpus only, fewer repeats (< 2 min)")
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--only", choices=["all", "train"], default="all",
+    ap.add_argument("--only", choices=["all", "train", "tiktoken", "spm"], default="all",
                     help="'train': only the training comparison, with --train-repeats alternating pairs "
-                         "(results in tokenizers_train.{json,md})")
+                         "(results in tokenizers_train.{json,md}); 'tiktoken': only byte-level BPE vs raw tiktoken "
+                         "on the same ranks (tokenizers_tiktoken.{json,md}); 'spm': only the sentencepiece kinds' "
+                         "batch encode vs raw SentencePieceProcessor (tokenizers_spm.{json,md})")
     ap.add_argument("--train-repeats", type=int, default=1, help="alternating tokembed/engine training pairs per kind")
     args = ap.parse_args()
     if args.only == "train":
         return main_train(args)
     repeats = args.repeats or (3 if args.quick else 5)
+    if args.only == "spm":
+        rows, table = run_spm_overhead(default_corpus_path(), max(repeats, 5))
+        notes = "Wrapper's own Python work (type checks, '▁' scan, copies), ms per batch: " + ", ".join(
+            f"{r['kind']}: {r['wrapper_python_ms']:.1f} of {r['raw_wall_ms']:.0f} wall / {r['raw_cpu_ms']:.0f} CPU" for r in rows)
+        write_results("tokenizers_spm", {"rows": rows}, table, title="sentencepiece kinds: wrapper overhead", notes=notes)
+        return print((Path(__file__).parent / "results" / "tokenizers_spm.md").read_text())
+    if args.only == "tiktoken":
+        rows, table = run_vs_tiktoken(default_corpus_path(), max(repeats, 7))
+        write_results("tokenizers_tiktoken", {"rows": rows}, table, title="Byte-level BPE vs raw tiktoken on the same ranks")
+        return print((Path(__file__).parent / "results" / "tokenizers_tiktoken.md").read_text())
     builtin = default_corpus_path()
     corpora = {"builtin": builtin} if args.quick else {"builtin": builtin, "big": big_corpus(20_000_000)}
     kinds = ["bytebpe", "wordpiece", "unigram", "bpe", "char", "morph"]
@@ -204,6 +324,8 @@ def main() -> None:
             table.append({"corpus": name, "measure": label, "ratio": v["ratio_median"], "min": v["ratio_min"],
                           "max": v["ratio_max"], "tokembed MB/s": None,
                           "identical": tk["identical_ids_hf"] and tk["identical_ids_tiktoken"]})
+    payload["vs_tiktoken_same_ranks"], rows = run_vs_tiktoken(builtin, max(repeats, 5))
+    table += rows
     train_path = corpora.get("big", builtin)
     train_kinds = ["bytebpe", "unigram"] if args.quick else ["bytebpe", "wordpiece", "unigram", "bpe", "morph"]
     for kind in train_kinds:

@@ -49,28 +49,11 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
 #: Function-level imports in modules other engineers are restructuring (issue 10 leaves them to their
 #: owners): (importing module, imported module) -> why it is tolerated for now. Remove entries as they go.
 PENDING: dict[tuple[str, str], str] = {
-    ("tokembed.cli.tokenizer", "tokembed.tokenizers"): "tokenizers/ owner",
-    ("tokembed.cli.tokenizer", "tokembed.tokenizers.stats"): "tokenizers/ owner",
     ("tokembed.cli.vectors", "tokembed.tokenizers"): "embeddings/pretrained owner",
     ("tokembed.diagnostics.neighbors", "tokembed.errors"): "diagnostics/neighbors owner",
     ("tokembed.embeddings.pretrained", "tokembed.artifacts"): "embeddings/pretrained owner",
     ("tokembed.sources", "tokembed.errors"): "sources.py owner",
     ("tokembed.sources", "tokembed.tokenizers"): "sources.py owner",
-    ("tokembed.tokenizers", "tokembed.tokenizers.formats"): "tokenizers/ owner",
-    ("tokembed.tokenizers", "tokembed.corpus"): "tokenizers/ owner",
-    ("tokembed.tokenizers", "tokembed.errors"): "tokenizers/ owner",
-    ("tokembed.tokenizers.bytebpe", "tokembed.tokenizers.hf"): "tokenizers/ owner",
-    ("tokembed.tokenizers.formats", "tokembed.tokenizers.spm"): "tokenizers/ owner",
-    ("tokembed.tokenizers.formats", "tokembed.tokenizers.bytebpe"): "tokenizers/ owner",
-    ("tokembed.tokenizers.hf", "tokembed.corpus"): "tokenizers/ owner",
-    ("tokembed.tokenizers.hf", "tokembed.errors"): "tokenizers/ owner",
-    ("tokembed.tokenizers.hf", "tokembed.tokenizers.tiktoken_path"): "tokenizers/ owner",
-    ("tokembed.tokenizers.hf", "tokembed.artifacts"): "tokenizers/ owner",
-    ("tokembed.tokenizers.morph", "tokembed.errors"): "tokenizers/ owner",
-    ("tokembed.tokenizers.spm", "tokembed.errors"): "tokenizers/ owner",
-    ("tokembed.tokenizers.spm", "tokembed.corpus"): "tokenizers/ owner",
-    ("tokembed.tokenizers.stats", "tokembed.corpus"): "tokenizers/ owner",
-    ("tokembed.tokenizers.wordpiece", "tokembed.corpus"): "tokenizers/ owner",
 }
 
 

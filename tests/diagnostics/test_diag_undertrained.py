@@ -13,7 +13,7 @@ from tokembed.diagnostics.undertrained import (
     undertrained_summary,
 )
 from tokembed.tokenizers import ByteTokenizer
-from tokembed.tokenizers.hf import HFTokenizer
+from tokembed.tokenizers.hf_engine import HFTokenizer
 from tokembed.vocab import Vocab
 
 

@@ -24,6 +24,15 @@ def real_text_file(tmp_path_factory):
 
 def disputed(text: str) -> bool:
     """True when ``text`` holds a code point the engines' Unicode tables may classify differently."""
-    from tokembed.tokenizers.tiktoken_path import disputed_code_points
+    from tokembed.tokenizers.tiktoken_engine import has_disputed
 
-    return disputed_code_points().search(text) is not None
+    return has_disputed(text)
+
+
+def write_rank_file(tok, path):
+    """Write a byte-level BPE tokenizer's ranks as a tiktoken rank file (``base64(token) rank`` lines, specials left out)."""
+    import base64
+
+    ranks = tok.fast_path.bpe.ranks
+    path.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in sorted(ranks.items(), key=lambda kv: kv[1])))
+    return ranks

@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from _hf_data import disputed, real_text_file
+from _hf_data import disputed, real_text_file, write_rank_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,10 +59,8 @@ def rank_file(tmp_path_factory):
     from tokembed.corpus import Corpus
 
     src = ByteBPETokenizer.train(Corpus([str(real_text_file(tmp_path_factory))]), 700, special_tokens={}, progress=False)
-    ranks = src.fast_path.bpe.ranks
     path = tmp_path_factory.mktemp("tk") / "toy.tiktoken"
-    path.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in sorted(ranks.items(), key=lambda kv: kv[1])))
-    return path, ranks
+    return path, write_rank_file(src, path)
 
 
 def _tiktoken_encoding(ranks, specials):
@@ -94,10 +92,11 @@ def test_tiktoken_file_ids_equal_tiktoken(rank_file, tmp_path, tmp_path_factory)
 def test_tiktoken_file_any_text(rank_file, text):
     path, ranks = rank_file
     tok = _cached(path)
-    ids = tok.engine.encode(text).ids
-    assert tok.encode(text) == ids
-    if not disputed(text):  # code points the engines' Unicode tables disagree on go to the HF engine
-        assert ids == _tiktoken_encoding(ranks, {}).encode_ordinary(text) == tok.reference.encode(text)
+    ids = _tiktoken_encoding(ranks, {}).encode_ordinary(text)
+    assert tok.encode(text) == ids == tok.encode_with_offsets(text)[0]  # tiktoken defines a rank file's ids
+    assert tok.encode_batch([text, text[:5]]) == [ids, tok.encode(text[:5])]
+    if not disputed(text):  # code points the engines' Unicode tables disagree on (the HF engine may split otherwise)
+        assert ids == tok.engine.encode(text).ids == tok.reference.encode(text)
     assert tok.decode(ids) == text
 
 

@@ -159,3 +159,21 @@ def test_units_cut_like_word_re(text):
     if pos < len(text):
         ref.append(text[pos:])
     assert _units(text) == ref
+
+
+class _MustNotTrain(DictSegmenter):
+    name = "must_not_train"
+
+    def train(self, words_with_counts):
+        raise AssertionError("the segmenter was trained before the vocab size was checked")
+
+
+def test_impossible_vocab_size_fails_before_segmenter_training(tmp_path):
+    from tokembed.errors import VocabSizeError
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat\n" * 50)
+    with pytest.raises(VocabSizeError, match=r"morph: vocab size 5000 is more than this corpus can fill: at most \d+"):
+        train_tokenizer("morph", [str(corpus)], 5000, segmenter=_MustNotTrain())
+    with pytest.raises(AssertionError, match="was trained"):  # a possible size goes on to train the segmenter
+        train_tokenizer("morph", [str(corpus)], 270, segmenter=_MustNotTrain())

@@ -18,7 +18,7 @@ from tokembed.tokenizers import (
 from tokembed.tokenizers.base import Tokenizer, char_spans_from_byte_lengths
 
 KINDS = ["byte", "char", "bpe", "unigram", "morph"]
-#: HF-engine kinds: their own encode_with_offsets (hf.py); checked here with the same property.
+#: HF-engine kinds: their own encode_with_offsets (hf_engine.py); checked here with the same property.
 HF_KINDS = ["bytebpe", "wordpiece"]
 
 

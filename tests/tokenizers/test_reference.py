@@ -1,5 +1,7 @@
 """The pure-Python reference BPE vs the HF engine vs tiktoken: identical ids, on real text and with hypothesis."""
 
+import random
+
 import pytest
 from _hf_data import disputed, real_text_file
 from hypothesis import given
@@ -7,8 +9,9 @@ from hypothesis import strategies as st
 
 from tokembed.corpus import Corpus
 from tokembed.tokenizers import ByteBPETokenizer
+from tokembed.tokenizers.sampling import bpe_dropout
 from tokembed.tokenizers.reference import PATTERNS, ReferenceBPE, bytes_to_unicode, token_to_bytes
-from tokembed.tokenizers.tiktoken_path import PROBE_TEXT, TiktokenPath, byte_level_bpe
+from tokembed.tokenizers.tiktoken_engine import PROBE_TEXT, TiktokenPath, byte_level_bpe
 
 no_surrogates = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
 # text that exercises the regexes: letters, digits, contractions, punctuation, all kinds of whitespace
@@ -74,14 +77,20 @@ def test_three_engines_agree_on_whitespace_and_digits(tok, text):
 @given(st.floats(0.0, 0.9), st.integers(0, 2**31))
 def test_dropout_reproducible_and_lossless(tok, p, seed):
     text = "Subword regularization makes models robust, e.g. 12345 naïve"
-    ids = tok.reference.encode(text, dropout=p, seed=seed)
-    assert ids == tok.reference.encode(text, dropout=p, seed=seed)
+    ids = tok.encode(text, dropout=p, seed=seed)
+    assert ids == tok.encode(text, dropout=p, seed=seed)
     assert tok.decode(ids) == text
 
 
-def test_dropout_zero_is_plain_encode(tok):
-    text = PROBE_TEXT * 3
-    assert tok.reference.encode(text, dropout=0.0, seed=5) == tok.encode(text)
+@given(no_surrogates)
+def test_sampling_path_without_dropout_is_the_reference(tok, text):
+    """sampling.bpe_dropout at p=0 (heap, linked list) merges as the readable reference does."""
+    merges = tok._bpe.merges
+    ids = []
+    for piece in tok.reference.pieces(text):
+        start = [tok.reference.byte_ids[b] for b in piece.encode("utf-8")]
+        ids += bpe_dropout(start, lambda a, b: (m, m) if (m := merges.get((a, b))) else None, 0.0, random.Random(0))
+    assert ids == tok.reference.encode(text)
 
 
 def test_fast_path_rejects_non_byte_level(tmp_path):

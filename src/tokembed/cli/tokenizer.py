@@ -14,7 +14,10 @@ import json
 import math
 from typing import Any
 
+from ..corpus import corpus_notes
 from ..errors import ConfigError
+from ..tokenizers import load_tokenizer, train_tokenizer, trainable_kinds
+from ..tokenizers.stats import STAT_COLUMNS, compare_tokenizers
 from ._common import add_corpus_args, corpus_from_args, print_json
 
 __all__ = ["add_parser", "parse_options"]
@@ -44,8 +47,6 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(path: str, args: argparse.Namespace):
-    from ..tokenizers import load_tokenizer
-
     from pathlib import Path
 
     opts = parse_options(getattr(args, "load_option", None))
@@ -59,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tsub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION", required=True)
 
     t = tsub.add_parser("train", help="train a tokenizer on a corpus (progress bar on stderr)")
-    t.add_argument("--kind", required=True, help="byte, char, bytebpe, bpe, wordpiece, unigram, morph")
+    t.add_argument("--kind", required=True, help=", ".join(trainable_kinds()))
     t.add_argument("--vocab-size", type=int, default=None)
     t.add_argument("-o", "--output", required=True, help="output folder")
     t.add_argument("--seed", type=int, default=None, help="seed of the language sampling (LANG=PATH corpora)")
@@ -93,13 +94,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..tokenizers import train_tokenizer
-
     opts = parse_options(args.option)
     for key in ("seed", "alpha", "lowercase"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
-    tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size, **opts)
+    with corpus_notes():
+        tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size, **opts)
     if args.vocab_size is not None and tok.vocab_size < args.vocab_size:
         print(
             f"note: asked for {args.vocab_size} tokens, the corpus supports {tok.vocab_size} (no further merge/piece "
@@ -142,12 +142,11 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..tokenizers.stats import STAT_COLUMNS, compare_tokenizers
-
     if args.max_lines is not None and args.max_lines < 1:
         raise ConfigError(f"--max-lines {args.max_lines}; pass a positive number")
     toks = {path: _load(path, args) for path in args.paths}
-    rows = compare_tokenizers(toks, corpus_from_args(args), max_lines=args.max_lines)
+    with corpus_notes():
+        rows = compare_tokenizers(toks, corpus_from_args(args), max_lines=args.max_lines)
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0

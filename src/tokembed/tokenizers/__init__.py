@@ -1,30 +1,42 @@
-"""Text -> ids: every tokenizer family behind one interface (:class:`Tokenizer`)."""
+"""Text -> ids: every tokenizer family behind one interface (:class:`Tokenizer`).
 
+Layout: one module per family (:mod:`.byte`, :mod:`.char`, :mod:`.bpe`, :mod:`.bytebpe`,
+:mod:`.wordpiece`, :mod:`.unigram`, :mod:`.morph`); :mod:`.formats` loads the files people
+already have; engine adapters put an engine behind the interface
+(:mod:`.hf_engine` for HF ``tokenizers``, :mod:`.sentencepiece_engine`,
+:mod:`.tiktoken_engine` for the byte-level fast path); readable pure-Python references of the
+ordinary encoders, tested against the engines (:mod:`.reference`, :mod:`.spm_reference`); and
+seeded subword sampling (:mod:`.sampling`, :mod:`.regularization`).
+"""
+
+from collections.abc import Mapping
+
+from ..corpus import Corpus
+from ..errors import ConfigError
 from ..options import check_options
-from .base import DEFAULT_SPECIAL_TOKENS, KINDS, Tokenizer, register, tokenizer_class
+from .base import DEFAULT_SPECIAL_TOKENS, KINDS, Tokenizer, register, tokenizer_class, trainable_kinds
+from .bpe import BPETokenizer
 from .byte import ByteTokenizer
 from .bytebpe import ByteBPETokenizer
-from .hf import HFTokenizer
+from .char import CharTokenizer
+from .formats import load_tokenizer
+from .hf_engine import HFTokenizer
+from .morph import DictSegmenter, MorfessorSegmenter, MorphTokenizer, Segmenter, register_segmenter
+from .sentencepiece_engine import SentencePieceTokenizer
+from .unigram import UnigramTokenizer
 from .wordpiece import WordPieceTokenizer
 
-__all__ = ["Tokenizer", "ByteTokenizer", "KINDS", "DEFAULT_SPECIAL_TOKENS", "register", "tokenizer_class"]
+__all__ = ["Tokenizer", "ByteTokenizer", "KINDS", "DEFAULT_SPECIAL_TOKENS", "register", "tokenizer_class", "trainable_kinds"]
 __all__ += ["HFTokenizer", "ByteBPETokenizer", "WordPieceTokenizer"]
-
-
-def load_tokenizer(path, **kwargs) -> Tokenizer:
-    """Load a tokenizer from a local path: a tokembed folder, ``tokenizer.json``, ``vocab.txt``,
-    a sentencepiece ``.model`` or a tiktoken rank file (see :mod:`tokembed.tokenizers.formats`)."""
-    from .formats import load_tokenizer as _load
-
-    return _load(path, **kwargs)
+__all__ += ["load_tokenizer", "train_tokenizer"]
+__all__ += ["SentencePieceTokenizer", "UnigramTokenizer", "BPETokenizer", "CharTokenizer"]
+__all__ += ["MorphTokenizer", "Segmenter", "MorfessorSegmenter", "DictSegmenter", "register_segmenter"]
 
 
 def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opts) -> Tokenizer:
     """Train a tokenizer of ``kind`` on ``corpus`` (a :class:`~tokembed.corpus.Corpus`, a list of
     corpus specs, or None for the built-in corpus)."""
-    from ..corpus import Corpus
-
-    cls = tokenizer_class(kind)
+    cls = tokenizer_class(kind, trainable=True)
     _check_train_options(cls, kind, opts)
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
@@ -34,10 +46,6 @@ def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opt
 def _check_train_options(cls, kind: str, opts: dict) -> None:
     """Unknown keyword options of a ``train`` with an explicit signature are a ConfigError
     (listing the valid ones), not a TypeError; kinds taking ``**opts`` check their own."""
-    from collections.abc import Mapping
-
-    from ..errors import ConfigError
-
     sp = opts.get("special_tokens")
     if sp is not None and not (
         isinstance(sp, Mapping) and all(isinstance(r, str) and isinstance(t, str) and t for r, t in sp.items())
@@ -55,13 +63,3 @@ def _check_train_options(cls, kind: str, opts: dict) -> None:
     check_options(cls.train, f"{kind} tokenizer", opts)
     if isinstance(opts.get("min_frequency"), int) and opts["min_frequency"] < 0:
         raise ConfigError(f"{kind} tokenizer: min_frequency={opts['min_frequency']} must be >= 0 (default 2)")
-
-
-__all__ += ["load_tokenizer", "train_tokenizer"]
-
-from .spm import BPETokenizer, CharTokenizer, SentencePieceTokenizer, UnigramTokenizer  # noqa: E402
-
-__all__ += ["SentencePieceTokenizer", "UnigramTokenizer", "BPETokenizer", "CharTokenizer"]
-from .morph import DictSegmenter, MorfessorSegmenter, MorphTokenizer, Segmenter, register_segmenter  # noqa: E402
-
-__all__ += ["MorphTokenizer", "Segmenter", "MorfessorSegmenter", "DictSegmenter", "register_segmenter"]

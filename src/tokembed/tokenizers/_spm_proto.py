@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 
-__all__ = ["SpmModelInfo", "parse_model", "retype_pieces", "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED", "UNUSED", "BYTE"]
+__all__ = ["SpmModelInfo", "PieceTable", "parse_model", "retype_pieces", "UNK_PENALTY", "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED", "UNUSED", "BYTE"]
 
 # SentencePiece.Type enum values (sentencepiece_model.proto).
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE, UNUSED = 1, 2, 3, 4, 6, 5
 MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
+#: Score of an unknown character below the lowest piece score (sentencepiece unigram_model.cc: kUnkPenalty).
+UNK_PENALTY = 10.0
 
 
 @dataclass
@@ -167,3 +170,49 @@ def retype_pieces(blob: bytes, new_types: dict[int, int]) -> bytes:
         else:
             out += blob[start:end]
     return bytes(out)
+
+
+class PieceTable:
+    """A model's pieces as Python encoders need them (the references, and seeded sampling)."""
+
+    def __init__(self, info: SpmModelInfo):
+        import numpy as np  # scores in float32, as the engine sums them; numpy stays out of `import tokembed`
+
+        self.pieces = info.pieces
+        self.score: dict[str, "np.float32"] = {}
+        self.id: dict[str, int] = {}
+        self.byte_id: dict[int, int] = {}
+        self.unk_id = 0
+        for i, (piece, score, typ) in enumerate(info.pieces):
+            if typ in (NORMAL, USER_DEFINED):
+                self.id[piece], self.score[piece] = i, np.float32(score)
+            elif typ == BYTE:
+                self.byte_id[int(piece[3:5], 16)] = i
+            elif typ == UNKNOWN:
+                self.unk_id = i
+        self.byte_fallback = info.byte_fallback and len(self.byte_id) == 256
+        normal = [s for p, s, t in info.pieces if t == NORMAL]
+        self.min_score = np.float32(min(normal)) if normal else np.float32(0.0)
+        self.max_len = max((len(p) for p in self.id), default=1)
+
+    @cached_property
+    def float_score(self) -> dict[str, float]:
+        """Scores as Python floats (for the samplers' arithmetic)."""
+        return {p: float(v) for p, v in self.score.items()}
+
+    @cached_property
+    def prefixes(self) -> frozenset[str]:
+        """Every prefix of every piece: a lattice stops extending a span that is no piece's prefix."""
+        return frozenset(p[:k] for p in self.score for k in range(1, len(p) + 1))
+
+    def ids(self, pieces: list[tuple[str, bool]]) -> list[int]:
+        """(piece, known) in order -> ids, with byte fallback or merged ``<unk>`` for unknown pieces."""
+        out: list[int] = []
+        for piece, known in pieces:
+            if known:
+                out.append(self.id[piece])
+            elif self.byte_fallback:
+                out.extend(self.byte_id[b] for b in piece.encode("utf-8"))
+            elif not out or out[-1] != self.unk_id:
+                out.append(self.unk_id)
+        return out

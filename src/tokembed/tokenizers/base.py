@@ -33,6 +33,7 @@ __all__ = [
     "Tokenizer",
     "register",
     "tokenizer_class",
+    "trainable_kinds",
     "KINDS",
     "META_FILE",
     "DEFAULT_SPECIAL_TOKENS",
@@ -59,11 +60,20 @@ def register(kind: str) -> Callable[[type["Tokenizer"]], type["Tokenizer"]]:
     return deco
 
 
-def tokenizer_class(kind: str) -> type["Tokenizer"]:
-    try:
-        return KINDS[kind]
-    except KeyError:
-        raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(sorted(KINDS))}") from None
+def tokenizer_class(kind: str, *, trainable: bool = False) -> type["Tokenizer"]:
+    """The class registered as ``kind``; ``trainable=True``: only kinds that can be trained."""
+    cls = KINDS.get(kind)
+    if cls is None or (trainable and not cls.trainable):
+        choices = trainable_kinds() if trainable else sorted(KINDS)
+        what = "trainable tokenizer kind" if trainable and cls is not None else "tokenizer kind"
+        how = " (it wraps a loaded file)" if cls is not None else ""
+        raise ConfigError(f"{kind!r} is not a {what}{how}; choose one of {', '.join(choices)}")
+    return cls
+
+
+def trainable_kinds() -> list[str]:
+    """Registered kinds that :func:`~tokembed.tokenizers.train_tokenizer` can train, sorted."""
+    return sorted(k for k, c in KINDS.items() if c.trainable)
 
 
 def utf8_len(ch: str) -> int:
@@ -108,6 +118,8 @@ class Tokenizer(ABC):
     """
 
     kind: ClassVar[str] = "abstract"
+    #: ``train`` builds one from a corpus (False: the kind only wraps loaded files, e.g. ``hf``).
+    trainable: ClassVar[bool] = True
     #: True when decode(encode(x)) == x for every str x without lone surrogates.
     lossless: ClassVar[bool] = True
 

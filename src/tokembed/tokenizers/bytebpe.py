@@ -7,9 +7,9 @@ as UTF-8 bytes and merged by the learned merges. Every string has an encoding (n
 and are replaced by U+FFFD, as tiktoken does.
 
 Engines: training and offsets use the HF engine; ordinary encoding goes through ``tiktoken``
-over the same ranks (:mod:`~tokembed.tokenizers.tiktoken_path`), with identical ids; the
-pure-Python :mod:`~tokembed.tokenizers.reference` encoder implements seeded BPE-dropout
-(``encode(text, dropout=p, seed=s)``).
+over the same ranks (:mod:`~tokembed.tokenizers.tiktoken_engine`), with identical ids; seeded
+BPE-dropout (``encode(text, dropout=p, seed=s)``) runs in :mod:`~tokembed.tokenizers.sampling`;
+:mod:`~tokembed.tokenizers.reference` is the readable pure-Python encoder, tested against both.
 
 >>> from tokembed.corpus import Corpus
 >>> tok = ByteBPETokenizer.train(Corpus([]), 300, progress=False)
@@ -21,15 +21,19 @@ True
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
 from ..corpus import DEFAULT_ALPHA
 from ..errors import ConfigError, TokenizerError, TokenizerFileError, VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf import HFTokenizer, _interactive, train_engine
-from .reference import PATTERNS
-from .tiktoken_path import byte_level_bpe
+from .progress import show_progress
+from .hf_engine import ENGINE_FILE, HFTokenizer, _without_lone_surrogates, engine_errors, engine_from_file, train_engine
+from .patterns import resolve_pattern
+from .reference import token_to_bytes
+from .sampling import bpe_dropout
+from .tiktoken_engine import byte_level_bpe
 
 __all__ = ["ByteBPETokenizer", "DEFAULT_VOCAB_SIZE"]
 
@@ -41,6 +45,8 @@ DEFAULT_VOCAB_SIZE = 4096
 @register("bytebpe")
 class ByteBPETokenizer(HFTokenizer):
     """Byte-level BPE (no OOV, lossless). Build with :meth:`train` or load a saved folder."""
+
+    trainable = True
 
     def __init__(
         self,
@@ -54,12 +60,21 @@ class ByteBPETokenizer(HFTokenizer):
         bpe = byte_level_bpe(engine)
         if bpe is None:
             raise TokenizerFileError(
-                f"{source}: not a plain byte-level BPE (see tiktoken_path.byte_level_bpe); load the tokenizer.json as kind 'hf'"
+                f"{source}: not a plain byte-level BPE (see tiktoken_engine.byte_level_bpe); load the tokenizer.json as kind 'hf'"
             )
+        from_ranks = (options or {}).get("source") == "tiktoken"  # a rank file: tiktoken defines its ids
         super().__init__(
-            engine, special_tokens=special_tokens, add_special_tokens=False, options=options, tiktoken=tiktoken, _byte_level=bpe
+            engine,
+            special_tokens=special_tokens,
+            add_special_tokens=False,
+            options=options,
+            tiktoken=tiktoken,
+            tiktoken_defines_ids=from_ranks,
+            _byte_level=bpe,
         )
-        #: The readable reference encoder over the same merges (used for BPE-dropout).
+        self._bpe = bpe
+        self._byte_ids = {t[0]: i for t, i in bpe.ranks.items() if len(t) == 1}  # byte value -> id
+        #: The readable reference encoder over the same merges (tested against the engines).
         self.reference = bpe.reference()
 
     @classmethod
@@ -96,9 +111,7 @@ class ByteBPETokenizer(HFTokenizer):
                 f"pass vocab_size >= {minimum}",
                 param="vocab_size",
             )
-        regex = PATTERNS.get(pattern, pattern)
-        if not isinstance(regex, str) or not regex:
-            raise ConfigError(f"pattern={pattern!r}; pass 'cl100k', 'gpt2' or a regex string")
+        regex = resolve_pattern(pattern)
         engine = Tokenizer(models.BPE())
         try:
             split = pre_tokenizers.Split(Regex(regex), behavior="isolated")
@@ -111,27 +124,36 @@ class ByteBPETokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=list(dict.fromkeys(specials.values())),
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=progress and _interactive(),
+            show_progress=progress and show_progress(None),
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
         options = {"pattern": pattern, "min_frequency": min_frequency, "alpha": alpha, "seed": seed}
         return cls(engine, special_tokens=specials, options=options)
 
     def _sample(self, text: str, *, dropout: float = 0.0, seed: int = 0, **other: Any) -> list[int]:
-        """BPE-dropout through the reference encoder; ``dropout=0`` is the ordinary encode."""
+        """BPE-dropout (:func:`~tokembed.tokenizers.sampling.bpe_dropout`) over the engine's own
+        pre-tokenization, seeded by ``random.Random(seed)``; ``dropout=0`` is the ordinary encode."""
         if other:
             raise TokenizerError(f"bytebpe supports dropout=p, seed=s; remove {sorted(other)}")
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout={dropout!r}; pass a probability in [0, 1)")
         if dropout == 0:
             return self._encode_ordinary(text)
-        from .hf import _without_lone_surrogates
+        rng = random.Random(seed)
+        merges, byte_ids = self._bpe.merges, self._byte_ids
 
-        return self.reference.encode(_without_lone_surrogates(text), dropout=float(dropout), seed=seed)
+        def rank(a: int, b: int) -> tuple[int, int] | None:
+            m = merges.get((a, b))
+            return None if m is None else (m, m)  # merged ids grow in merge order: the id is the rank
+
+        with engine_errors():
+            pieces = self._plain.pre_tokenizer.pre_tokenize_str(_without_lone_surrogates(text))
+        ids: list[int] = []
+        for piece, _ in pieces:
+            ids.extend(bpe_dropout([byte_ids[b] for b in token_to_bytes(piece)], rank, float(dropout), rng))
+        return ids
 
     @classmethod
     def _load(cls, folder, meta):
-        from .hf import ENGINE_FILE, engine_from_file
-
         path = folder / ENGINE_FILE
         return cls(engine_from_file(path), special_tokens=meta.get("special_tokens"), options=meta.get("options"), source=str(path))

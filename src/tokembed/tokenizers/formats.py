@@ -37,8 +37,11 @@ from .._paths import existing_local_path, looks_like_hub_id
 from ..errors import ConfigError, TokenizerFileError
 from ..options import check_options
 from .base import META_FILE, Tokenizer
-from .hf import ENGINE_FILE, HFTokenizer, engine_from_file
-from .reference import PATTERNS, bytes_to_unicode
+from .bytebpe import ByteBPETokenizer
+from .hf_engine import ENGINE_FILE, HFTokenizer, engine_from_file
+from .sentencepiece_engine import SentencePieceTokenizer
+from .patterns import resolve_pattern
+from .reference import bytes_to_unicode
 
 __all__ = [
     "load_tokenizer",
@@ -49,6 +52,9 @@ __all__ = [
     "looks_like_hub_id",
     "BERT_SPECIALS",
 ]
+
+#: The UTF-8 byte-order mark some editors write at the start of a text file.
+UTF8_BOM = b"\xef\xbb\xbf"
 
 #: BERT's special tokens, in the roles tokembed gives them.
 BERT_SPECIALS: dict[str, str] = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
@@ -111,13 +117,6 @@ def _sniff(p: Path, **kwargs: Any) -> Tokenizer:
 
 
 def _load_spm(p: Path, **kwargs: Any) -> Tokenizer:
-    try:
-        from .spm import SentencePieceTokenizer  # written on the tokspm branch
-    except ImportError:
-        raise TokenizerFileError(
-            f"{p}: sentencepiece .model files are loaded by tokembed.tokenizers.spm, which this build lacks; "
-            "update tokembed, or convert the model to tokenizer.json"
-        ) from None
     check_options(SentencePieceTokenizer.from_model_file, f"{p.name} (sentencepiece loader)", kwargs)
     return SentencePieceTokenizer.from_model_file(p, **kwargs)
 
@@ -152,6 +151,8 @@ def load_vocab_txt(
         raw = path.read_bytes()
     except OSError as e:
         raise TokenizerFileError(f"{path}: cannot read ({e})") from None
+    if raw.startswith(UTF8_BOM):  # an editor's byte-order mark, not part of token 0 (same ids, same fingerprint)
+        raw = raw[len(UTF8_BOM) :]
     vocab: dict[str, int] = {}
     for lineno, line in enumerate(raw.split(b"\n"), 1):
         if lineno > 1 and line == b"" and lineno == raw.count(b"\n") + 1:
@@ -274,15 +275,13 @@ def load_tiktoken(
     """
     from tokenizers import Tokenizer as Engine
 
-    from .bytebpe import ByteBPETokenizer
-
     path = Path(path)
     if pattern is None:
         raise ConfigError(
             f"{path}: a tiktoken rank file does not store its regex; pass pattern='cl100k', 'gpt2' or the regex "
             "(CLI: --pattern)"
         )
-    regex = PATTERNS.get(pattern, pattern)
+    regex = resolve_pattern(pattern)
     ranks = read_tiktoken_ranks(path)
     specials = dict(special_tokens or {})
     for s, i in specials.items():

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..artifacts import read_json, write_json
-from ..errors import ConfigError, TokenizerError, TokenizerFileError
+from ..errors import ConfigError, TokenizerError, TokenizerFileError, VocabSizeError, require
 from .base import Tokenizer, register
-from .spm import SentencePieceTokenizer, SpmTrainConfig, _corpus_texts
+from .progress import DELAY_S, elapsed, show_progress
+from .sentencepiece_engine import SentencePieceTokenizer, SpmTrainConfig, _corpus_texts
 
 __all__ = [
     "MorphTokenizer",
@@ -148,8 +149,6 @@ class MorfessorSegmenter:
             self._rebuild()
 
     def _new_model(self):
-        from ..errors import require
-
         morfessor = require("morfessor", extra="morph", feature="the morph tokenizer")
         return morfessor.BaselineModel(corpusweight=self.corpusweight)
 
@@ -195,6 +194,64 @@ class MorfessorSegmenter:
     @classmethod
     def from_json(cls, state: Mapping[str, Any]) -> "MorfessorSegmenter":
         return cls(**state)
+
+
+def _count_chunks(corpus: Any, cfg: SpmTrainConfig) -> tuple[Counter, Counter, Counter]:
+    """Counts of words, of words that follow a space, and of the runs between words, over the corpus."""
+    words: Counter[str] = Counter()  # word -> count
+    spaced: Counter[str] = Counter()  # word that follows a space -> count
+    other: Counter[str] = Counter()  # non-word chunk -> count
+    from tqdm import tqdm
+
+    bar = tqdm(desc="morph: counting words", unit=" lines", disable=not show_progress(cfg.progress), delay=DELAY_S)
+    for text in _corpus_texts(corpus, cfg):
+        bar.update()
+        pos = 0
+        for m in WORD_RE.finditer(text):
+            if m.start() > pos:
+                other[text[pos : m.start()]] += 1
+            (spaced if m.group(1) else words)[m.group(2)] += 1
+            pos = m.end()
+        if pos < len(text):
+            other[text[pos:]] += 1
+    bar.close()
+    return words, spaced, other
+
+
+def check_morph_vocab_size(vocab_size: int | None, words: Counter, spaced: Counter, other: Counter, cfg: SpmTrainConfig) -> None:
+    """Refuse a vocab size the subword model cannot reach, before any training.
+
+    sentencepiece's seed pieces are the characters and the substrings (2..``max_piece_length``
+    characters) that occur at least twice in its input (``unigram_model_trainer.cc``: repeated
+    substrings of the suffix array). The morph chunks it is given are substrings of the words,
+    spaced words and runs between words counted here, so pieces + 256 byte tokens + specials
+    bound the vocabulary. Counting stops once the bound reaches ``vocab_size``.
+    """
+    if vocab_size is None:
+        return
+    fixed = (256 if cfg.byte_fallback else 0) + len(cfg.specials())
+    once: set[str] = set()
+    pieces: set[str] = set()  # characters, and substrings seen twice
+    longest = cfg.max_piece_length
+    for src, prefix in ((words, ""), (spaced, " "), (other, "")):
+        for w in src:
+            s = prefix + w
+            pieces.update(s)
+            for i in range(len(s) - 1):
+                for k in range(i + 2, min(i + longest, len(s)) + 1):
+                    sub = s[i:k]
+                    if sub in once:
+                        pieces.add(sub)
+                    else:
+                        once.add(sub)
+            if len(pieces) + fixed >= vocab_size:
+                return
+    bound = len(pieces) + fixed
+    raise VocabSizeError(
+        f"morph: vocab size {vocab_size} is more than this corpus can fill: at most {bound} tokens ({len(pieces)} "
+        f"characters and repeated substrings + {fixed} byte and special tokens); pass a vocab size <= {bound} "
+        "or a larger corpus"
+    )
 
 
 def morph_chunks(text: str, segment: Callable[[str], list[str]]) -> Iterator[str]:
@@ -345,7 +402,7 @@ class MorphTokenizer(Tokenizer):
 
         Options: ``segmenter`` (a Segmenter; default ``MorfessorSegmenter()``), ``subword``
         (``"unigram"`` or ``"bpe"``), ``segmenter_options`` (dict for the default segmenter),
-        and every :class:`~tokembed.tokenizers.spm.SpmTrainConfig` option.
+        and every :class:`~tokembed.tokenizers.sentencepiece_engine.SpmTrainConfig` option.
         """
         subword_kind = opts.pop("subword", "unigram")
         if subword_kind not in ("unigram", "bpe"):
@@ -361,26 +418,12 @@ class MorphTokenizer(Tokenizer):
         cfg = SpmTrainConfig.from_opts("morph", opts)
 
         t0 = time.perf_counter()
-        words: Counter[str] = Counter()  # word -> count
-        spaced: Counter[str] = Counter()  # word that follows a space -> count
-        other: Counter[str] = Counter()  # non-word chunk -> count
-        from tqdm import tqdm
-
-        bar = tqdm(desc="morph: counting words", unit=" lines", disable=(None if cfg.progress is None else not cfg.progress))
-        for text in _corpus_texts(corpus, cfg):
-            bar.update()
-            pos = 0
-            for m in WORD_RE.finditer(text):
-                if m.start() > pos:
-                    other[text[pos : m.start()]] += 1
-                (spaced if m.group(1) else words)[m.group(2)] += 1
-                pos = m.end()
-            if pos < len(text):
-                other[text[pos:]] += 1
-        bar.close()
+        words, spaced, other = _count_chunks(corpus, cfg)
         total = words + spaced
         t1 = time.perf_counter()
-        segmenter.train([(w, n) for w, n in total.items() if len(w) <= MAX_WORD_CHARS])
+        check_morph_vocab_size(vocab_size, words, spaced, other, cfg)  # before the slow segmenter training
+        with elapsed(f"morph: training the {getattr(segmenter, 'name', 'segmenter')} segmenter", enabled=cfg.progress):
+            segmenter.train([(w, n) for w, n in total.items() if len(w) <= MAX_WORD_CHARS])
         t2 = time.perf_counter()
         chunks: Counter[str] = Counter(other)
         for src, space in ((words, ""), (spaced, " ")):

@@ -9,15 +9,12 @@ and used to check the engines id for id:
 3. repeatedly merge the adjacent pair whose merge was learned first (lowest merged id),
    until no learned pair is left.
 
-It also implements **BPE-dropout** (Provilkov et al. 2020, "BPE-Dropout: Simple and Effective
-Subword Regularization", §3): at every merge step each candidate pair is skipped with
-probability ``p``; if every candidate is skipped the piece stops merging. The random stream is
-``random.Random(seed)``, so a seed gives the same segmentation on every run; ``p = 0`` is the
-normal encode, and decoding stays lossless because tokens are still byte strings.
+Seeded BPE-dropout is not here: it runs in :mod:`~tokembed.tokenizers.sampling` (the
+production path), which at ``p = 0`` gives these ids (tested).
 
 Its regex engine is Python's ``regex`` module, whose Unicode tables can be newer than the
 engines': on code points unassigned in Python's ``unicodedata`` (see
-:func:`~tokembed.tokenizers.tiktoken_path.disputed_code_points`) it may split differently.
+:func:`~tokembed.tokenizers.tiktoken_engine.has_disputed`) it may split differently.
 
 >>> ref = ReferenceBPE.from_merges([(b"a", b"b"), (b"ab", b"c")], pattern=PATTERNS["gpt2"])
 >>> ref.encode("abc ab")   # 256 = b"ab", 257 = b"abc"; " ab" has no merge for b" a"
@@ -28,23 +25,12 @@ engines': on code points unassigned in Python's ``unicodedata`` (see
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
+from .patterns import PATTERNS
+
 __all__ = ["PATTERNS", "ReferenceBPE", "bytes_to_unicode", "unicode_to_bytes", "token_to_bytes"]
-
-#: Pre-tokenization regexes. ``gpt2``: Radford et al. 2019 (openai/gpt-2 encoder.py, also tiktoken's
-#: ``gpt2``); ``cl100k``: tiktoken's ``cl100k_base`` (digits in groups of 1-3, case-insensitive
-#: contractions, punctuation keeps a following newline). Written without possessive quantifiers so
-#: Oniguruma (HF ``tokenizers``), fancy-regex (``tiktoken``) and Python ``regex`` read them alike.
-PATTERNS: dict[str, str] = {
-    "gpt2": r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
-    "cl100k": (
-        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-    ),
-}
-
 
 @lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:
@@ -133,27 +119,22 @@ class ReferenceBPE:
         """Pre-tokenization: the regex's matches, in order (they cover the whole text)."""
         return self._re.findall(text)
 
-    def encode(self, text: str, *, dropout: float = 0.0, seed: int | None = None) -> list[int]:
-        """Text -> ids; ``dropout=p`` skips each candidate merge with probability ``p`` (seeded)."""
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout} must be in [0, 1)")
-        rng = random.Random(seed) if dropout > 0 else None
+    def encode(self, text: str) -> list[int]:
+        """Text -> ids."""
         ids: list[int] = []
         for piece in self.pieces(text):
-            ids.extend(self._merge(piece.encode("utf-8", errors="surrogatepass"), dropout, rng))
+            ids.extend(self._merge(piece.encode("utf-8", errors="surrogatepass")))
         return ids
 
-    def _merge(self, data: bytes, dropout: float, rng: random.Random | None) -> list[int]:
-        if data in self._whole and rng is None:
+    def _merge(self, data: bytes) -> list[int]:
+        if data in self._whole:
             return [self._whole[data]]
         ids = [self.byte_ids[b] for b in data]
         while len(ids) > 1:
             best = None  # (merged id, position)
             for i in range(len(ids) - 1):
                 new = self.merges.get((ids[i], ids[i + 1]))
-                if new is None or (rng is not None and rng.random() < dropout):
-                    continue
-                if best is None or new < best[0]:
+                if new is not None and (best is None or new < best[0]):
                     best = (new, i)
             if best is None:
                 break

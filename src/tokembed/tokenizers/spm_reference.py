@@ -1,6 +1,6 @@
 """Slow, readable references of sentencepiece's three encoders, tested against the engine.
 
-Unlike :mod:`tokembed.tokenizers.spm`, which calls the C++ engine, these re-derive the ids
+Unlike :mod:`tokembed.tokenizers.sentencepiece_engine`, which calls the C++ engine, these re-derive the ids
 from the model's pieces and scores in a few lines of Python, for the settings tokembed
 trains with (identity normalisation, no dummy prefix, spaces written ``▁``):
 
@@ -25,53 +25,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _spm_proto as proto
+from ._spm_proto import UNK_PENALTY as _UNK_PENALTY
+from ._spm_proto import PieceTable, SpmModelInfo
 
 __all__ = ["reference_encode", "unigram_encode", "bpe_encode", "char_encode"]
 
-UNK_PENALTY = np.float32(10.0)  # sentencepiece unigram_model.cc: kUnkPenalty
-
-
-class _Model:
-    """Pieces of a model as the reference encoders need them."""
-
-    def __init__(self, info: proto.SpmModelInfo):
-        self.score: dict[str, np.float32] = {}
-        self.id: dict[str, int] = {}
-        self.byte_id: dict[int, int] = {}
-        self.unk_id = 0
-        for i, (piece, score, typ) in enumerate(info.pieces):
-            if typ in (proto.NORMAL, proto.USER_DEFINED):
-                self.id[piece], self.score[piece] = i, np.float32(score)
-            elif typ == proto.BYTE:
-                self.byte_id[int(piece[3:5], 16)] = i
-            elif typ == proto.UNKNOWN:
-                self.unk_id = i
-        self.byte_fallback = info.byte_fallback and len(self.byte_id) == 256
-        normal = [s for p, s, t in info.pieces if t == proto.NORMAL]
-        self.min_score = np.float32(min(normal)) if normal else np.float32(0.0)
-        self.max_len = max((len(p) for p in self.id), default=1)
-
-    def ids(self, pieces: list[tuple[str, bool]]) -> list[int]:
-        """(piece, known) in order -> ids, with byte fallback or merged ``<unk>`` for unknown pieces."""
-        out: list[int] = []
-        for piece, known in pieces:
-            if known:
-                out.append(self.id[piece])
-            elif self.byte_fallback:
-                out.extend(self.byte_id[b] for b in piece.encode("utf-8"))
-            elif not out or out[-1] != self.unk_id:
-                out.append(self.unk_id)
-        return out
+UNK_PENALTY = np.float32(_UNK_PENALTY)  # sentencepiece unigram_model.cc: kUnkPenalty
 
 
 def _normalize(text: str) -> str:
     return text.replace(" ", "\u2581")
 
 
-def unigram_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
+def unigram_encode(info: SpmModelInfo, text: str) -> list[int]:
     """Viterbi over the piece lattice: best[j] = max_i best[i] + score(text[i:j])."""
-    m, s = _Model(info), _normalize(text)
+    m, s = PieceTable(info), _normalize(text)
     n = len(s)
     best: list[np.float32 | None] = [None] * (n + 1)
     back: list[tuple[int, bool]] = [(0, False)] * (n + 1)  # (start, known) of the best node ending here
@@ -99,9 +67,9 @@ def unigram_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
     return m.ids(pieces[::-1])
 
 
-def bpe_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
+def bpe_encode(info: SpmModelInfo, text: str) -> list[int]:
     """Greedy merges: the adjacent pair forming the best-scoring piece first, leftmost on ties."""
-    m = _Model(info)
+    m = PieceTable(info)
     symbols = list(_normalize(text))
     while True:
         best, at = None, -1
@@ -115,9 +83,9 @@ def bpe_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
     return m.ids([(p, p in m.id) for p in symbols])
 
 
-def char_encode(info: proto.SpmModelInfo, text: str) -> list[int]:
+def char_encode(info: SpmModelInfo, text: str) -> list[int]:
     """One piece per character."""
-    m = _Model(info)
+    m = PieceTable(info)
     return m.ids([(c, c in m.id) for c in _normalize(text)])
 
 
@@ -125,7 +93,7 @@ def reference_encode(tokenizer, text: str) -> list[int]:
     """The reference ids for a tokembed sentencepiece tokenizer trained with tokembed's settings."""
     info = tokenizer.info
     fn = {"unigram": unigram_encode, "bpe": bpe_encode, "char": char_encode}[info.model_type]
-    if "\u2581" in text and tokenizer._meta_bytes is not None:  # a literal "▁" is its byte tokens (see spm.py)
+    if "\u2581" in text and tokenizer._meta_bytes is not None:  # a literal "▁" is its byte tokens (see sentencepiece_engine.py)
         parts = [fn(info, p) for p in text.split("\u2581")]
         out = parts[0]
         for p in parts[1:]:

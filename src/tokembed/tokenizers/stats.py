@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .. import metrics
+from ..corpus import Corpus
 from .base import Tokenizer
 
 __all__ = ["TokenizerStats", "tokenizer_stats", "compare_tokenizers", "STAT_COLUMNS"]
@@ -120,8 +121,6 @@ def compare_tokenizers(tokenizers: Mapping[str, Tokenizer], corpus: Any = None, 
     ``max_lines`` caps the lines per language (the first ones, so runs are comparable).
     """
     from itertools import islice
-
-    from ..corpus import Corpus
 
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)

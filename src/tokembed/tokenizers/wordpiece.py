@@ -33,10 +33,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..corpus import DEFAULT_ALPHA
+from ..corpus import DEFAULT_ALPHA, Corpus
 from ..errors import VocabSizeError
 from .base import DEFAULT_SPECIAL_TOKENS, register
-from .hf import ENGINE_FILE, HFTokenizer, _interactive, engine_from_file, train_engine
+from .progress import show_progress
+from .hf_engine import ENGINE_FILE, HFTokenizer, engine_from_file, train_engine
 
 __all__ = ["WordPieceTokenizer", "DEFAULT_WORDPIECE_SPECIALS", "DEFAULT_VOCAB_SIZE"]
 
@@ -50,6 +51,8 @@ DEFAULT_VOCAB_SIZE = 4096
 @register("wordpiece")
 class WordPieceTokenizer(HFTokenizer):
     """BERT-style WordPiece (``##`` continuations, ``[UNK]``); lossy, see the module docstring."""
+
+    trainable = True
 
     lossless = False
 
@@ -106,7 +109,7 @@ class WordPieceTokenizer(HFTokenizer):
             min_frequency=min_frequency,
             special_tokens=fixed,
             continuing_subword_prefix="##",
-            show_progress=progress and _interactive(),
+            show_progress=progress and show_progress(None),
             **limit,
         )
         train_engine(engine, trainer, corpus, alpha=alpha, seed=seed)
@@ -196,8 +199,6 @@ def _text_blocks(corpus: Any, *, block_bytes: int):
     import codecs
     import gzip
 
-    from ..corpus import Corpus
-
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
     for path in corpus.files:
@@ -251,8 +252,6 @@ def _inside_chars(text: str, carry: str, wanted: set[str]) -> set[str]:
 
 def _continuation_alphabet_reference(engine, corpus: Any, *, alpha: float, seed: int) -> list[str]:
     """The exact ``##c`` set, slowly: normalize and pre-tokenize every training text."""
-    from ..corpus import Corpus
-
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
     out: set[str] = set()

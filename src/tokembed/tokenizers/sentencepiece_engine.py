@@ -1,4 +1,5 @@
-"""sentencepiece tokenizers: the ``unigram``, ``bpe`` and ``char`` kinds, and any ``.model`` file.
+"""The sentencepiece engine behind the tokembed interface: any ``.model`` file, and training for the
+``unigram`` (:mod:`.unigram`), ``bpe`` (:mod:`.bpe`) and ``char`` (:mod:`.char`) kinds.
 
 Unlike the byte-level kinds (``byte``, ``bytebpe``), these work on Unicode characters and
 fall back to the 256 byte tokens ``<0x00>``..``<0xFF>`` for characters outside the
@@ -19,6 +20,7 @@ token's string in user text is plain text unless ``allowed_special`` (see base.p
 model's *user-defined* symbols are special tokens too; the engine would match them in text,
 so ordinary encoding runs on a copy of the model where they are retyped ``UNUSED``.
 
+>>> from tokembed.tokenizers import UnigramTokenizer
 >>> tok = UnigramTokenizer.train(["The cat sat on the mat. " * 20, "A dog, a cat and a rat."], 278)
 >>> tok.vocab_size, tok.special_tokens["unk"], tok.vocab.token(1)
 (278, '<unk>', '<s>')
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -37,17 +40,17 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, EmptyCorpusError, TokenizerError, TokenizerFileError, VocabSizeError
+from ..corpus import Corpus
+from ..errors import ConfigError, EmptyCorpusError, TokenizerError, TokenizerFileError, VocabSizeError, require
 from ..vocab import Vocab
-from . import _spm_proto as proto
+from ._spm_proto import BYTE, CONTROL, UNKNOWN, UNUSED, USER_DEFINED, PieceTable, parse_model, retype_pieces
 from .base import DEFAULT_SPECIAL_TOKENS, Tokenizer, register
 from .byte import byte_token
+from .progress import DELAY_S, elapsed, show_progress
+from .sampling import sample_nbest, spm_bpe_dropout, spm_score, spm_unigram_sample
 
 __all__ = [
     "SentencePieceTokenizer",
-    "UnigramTokenizer",
-    "BPETokenizer",
-    "CharTokenizer",
     "SpmTrainConfig",
     "ENGINE_FILE",
     "META_PIECE",
@@ -69,8 +72,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _spm():
-    from ..errors import require
-
     return require("sentencepiece", extra="spm", feature="sentencepiece tokenizers")
 
 
@@ -138,6 +139,8 @@ class SentencePieceTokenizer(Tokenizer):
             (plain text unless allowed). False: leave them to the engine, which matches them in text.
     """
 
+    trainable = False
+
     def __init__(
         self,
         model_proto: bytes,
@@ -150,7 +153,7 @@ class SentencePieceTokenizer(Tokenizer):
         spm = _spm()
         self._proto = bytes(model_proto)
         try:
-            info = proto.parse_model(self._proto)
+            info = parse_model(self._proto)
         except ValueError as e:
             raise TokenizerFileError(f"{source}: not a sentencepiece model ({e}); pass a .model file written by sentencepiece") from e
         if not info.pieces:
@@ -172,8 +175,8 @@ class SentencePieceTokenizer(Tokenizer):
         self._special_ids = frozenset(self.vocab[s] for s in self.vocab.special_tokens.values())
         # The engine matches user-defined pieces in text; where those are special tokens, encode
         # with a copy of the model in which they are UNUSED (never produced from text).
-        matched = {i: proto.UNUSED for i in self._special_ids if info.pieces[i][2] == proto.USER_DEFINED}
-        self._enc = spm.SentencePieceProcessor(model_proto=proto.retype_pieces(self._proto, matched)) if matched else self._sp
+        matched = {i: UNUSED for i in self._special_ids if info.pieces[i][2] == USER_DEFINED}
+        self._enc = spm.SentencePieceProcessor(model_proto=retype_pieces(self._proto, matched)) if matched else self._sp
         # A literal "▁" would decode as a space: encode it as its byte tokens when the model has them.
         self._meta_bytes: list[int] | None = None
         if info.escape_whitespaces and all(byte_token(b) in self.vocab for b in META_PIECE.encode()):
@@ -185,7 +188,17 @@ class SentencePieceTokenizer(Tokenizer):
             and info.byte_fallback
             and self._meta_bytes is not None
         )
-        self._byte_ids = frozenset(i for i, (_, _, typ) in enumerate(info.pieces) if typ == proto.BYTE)
+        self._byte_ids = frozenset(i for i, (_, _, typ) in enumerate(info.pieces) if typ == BYTE)
+        #: Piece table for seeded sampling in Python (the settings tokembed trains with), else None.
+        self._pieces = (
+            PieceTable(info)
+            if info.normalizer_name == "identity"
+            and not info.add_dummy_prefix
+            and not info.remove_extra_whitespaces
+            and info.escape_whitespaces
+            and not any(typ == USER_DEFINED for _, _, typ in info.pieces)
+            else None
+        )
         self.options = dict(options) if options is not None else {"model_type": info.model_type, "source": source}
         self._threads = os.cpu_count() or 1
 
@@ -198,10 +211,10 @@ class SentencePieceTokenizer(Tokenizer):
         for piece, _, typ in self.info.pieces:
             if piece in named:
                 continue
-            if typ == proto.CONTROL:
+            if typ == CONTROL:
                 out[f"control_{k_ctrl}"] = piece
                 k_ctrl += 1
-            elif typ == proto.USER_DEFINED and user_defined_as_special:
+            elif typ == USER_DEFINED and user_defined_as_special:
                 out[f"user_{k_user}"] = piece
                 k_user += 1
         return out
@@ -254,10 +267,15 @@ class SentencePieceTokenizer(Tokenizer):
         raise TokenizerError(f"subword regularization is not available for sentencepiece model type {mt!r} (remove {sorted(sampling)})")
 
     def _encode_pieces(self, texts: list[str], samp: dict[str, Any] | None, threads: int) -> list[list[int]]:
-        """Engine call; seeded sampling runs in one fresh engine thread so the seed fixes the draws."""
+        """Engine call; seeded sampling in :mod:`.sampling` (the same ids in any process) where the model allows."""
         try:
             if samp is None:
                 return self._enc.encode(texts, num_threads=threads)
+            if self._pieces is not None:  # one random stream over the texts of one call, in order
+                rng = random.Random(samp["seed"])
+                return [self._sample_one(t, samp, rng) for t in texts]
+            # Models the Python sampler does not cover (normalising, dummy prefix, user-defined pieces):
+            # the engine's own sampling, seeded, reproducible within one process only.
             with _SAMPLING_LOCK:
                 _spm().set_random_generator_seed(samp["seed"])
                 return self._enc.encode(
@@ -265,6 +283,16 @@ class SentencePieceTokenizer(Tokenizer):
                 )
         except (UnicodeEncodeError, TypeError) as e:
             raise _encode_error(texts, e) from None
+
+    def _sample_one(self, text: str, samp: dict[str, Any], rng: random.Random) -> list[int]:
+        if _SURROGATE.search(text):
+            raise _encode_error([text], UnicodeEncodeError("utf-8", text, 0, 1, "surrogate"))
+        if self.info.model_type == "bpe":
+            return spm_bpe_dropout(self._pieces, text, samp["alpha"], rng)
+        if samp["nbest_size"] < 0:
+            return spm_unigram_sample(self._pieces, text, samp["alpha"], rng)
+        best = [list(ids) for ids in self._enc.nbest_encode_as_ids(text, samp["nbest_size"])]  # deterministic n-best
+        return sample_nbest(best, [spm_score(self._pieces, ids) for ids in best], samp["alpha"], rng)
 
     def _encode_chunks(self, texts: list[str], samp: dict[str, Any] | None = None, threads: int = 1) -> list[list[int]]:
         """Encode each text; a literal "▁" becomes its byte tokens (else it would decode as a space)."""
@@ -334,9 +362,9 @@ class SentencePieceTokenizer(Tokenizer):
     def _token_bytes(self, i: int) -> bytes:
         """Bytes of a piece in text (slow reference for offsets; only for lossless models)."""
         piece, _, typ = self.info.pieces[i]
-        if typ == proto.BYTE:
+        if typ == BYTE:
             return bytes([int(piece[3:5], 16)])
-        if i in self._special_ids or typ in (proto.UNKNOWN, proto.CONTROL):
+        if i in self._special_ids or typ in (UNKNOWN, CONTROL):
             raise TokenizerError(f"piece {piece!r} (id {i}) stands for no fixed bytes; use encode_with_offsets")
         return piece.replace(META_PIECE, " ").encode("utf-8")
 
@@ -426,7 +454,8 @@ class SentencePieceTokenizer(Tokenizer):
         )  # fmt: skip
         spm.set_random_generator_seed(cfg.seed)
         try:
-            spm.SentencePieceTrainer.train(sentence_iterator=iter(feed), model_writer=model, **kwargs)
+            with elapsed(f"{model_type} training (sentencepiece)", enabled=cfg.progress):
+                spm.SentencePieceTrainer.train(sentence_iterator=iter(feed), model_writer=model, **kwargs)
         except RuntimeError as e:
             if feed.error is not None:
                 raise feed.error from None
@@ -465,8 +494,6 @@ def _encode_error(texts: Sequence[str], e: Exception) -> TokenizerError:
 def _corpus_texts(corpus: Any, cfg: SpmTrainConfig) -> Iterable[str]:
     """Training lines: a Corpus (α-smoothed over languages), or any iterable of str (tests, docs)."""
     if corpus is None:
-        from ..corpus import Corpus
-
         corpus = Corpus.from_args(None)
     if hasattr(corpus, "training_texts"):
         return corpus.training_texts(alpha=cfg.alpha, seed=cfg.seed)
@@ -485,7 +512,7 @@ class _Feed:
         self.error: BaseException | None = None
         from tqdm import tqdm
 
-        self.bar = tqdm(desc="tokenizer training: lines", unit=" lines", disable=(None if progress is None else not progress))
+        self.bar = tqdm(desc="tokenizer training: lines", unit=" lines", disable=not show_progress(progress), delay=DELAY_S)
 
     def __iter__(self) -> Iterator[str]:
         limit = self.max_bytes // 4  # chars per chunk: <= max_bytes bytes in UTF-8 (<= 4 bytes a char)
@@ -532,33 +559,3 @@ def _typed_train_error(msg: str, kind: str, vocab_size: int | None, cfg: SpmTrai
     if "No valid sentence" in msg or "size() > 0" in msg:
         return EmptyCorpusError(f"{kind}: sentencepiece found no usable text in the corpus ({msg[-120:]}); pass more text")
     return TokenizerError(f"{kind}: sentencepiece training failed: {msg[:300]}")
-
-
-@register("unigram")
-class UnigramTokenizer(SentencePieceTokenizer):
-    """Unigram LM (Kudo 2018) trained by sentencepiece; sampling: ``encode(t, alpha=, nbest=, seed=)``."""
-
-    @classmethod
-    def train(cls, corpus: Any = None, vocab_size: int | None = None, **opts: Any) -> "UnigramTokenizer":
-        """Train on ``corpus`` (Corpus or list of lines); options: :class:`SpmTrainConfig`."""
-        return cls._train_spm("unigram", corpus, vocab_size, opts)
-
-
-@register("bpe")
-class BPETokenizer(SentencePieceTokenizer):
-    """Character BPE with byte fallback (sentencepiece BPE, as Llama); BPE-dropout: ``encode(t, dropout=p, seed=)``."""
-
-    @classmethod
-    def train(cls, corpus: Any = None, vocab_size: int | None = None, **opts: Any) -> "BPETokenizer":
-        """Train on ``corpus`` (Corpus or list of lines); options: :class:`SpmTrainConfig`."""
-        return cls._train_spm("bpe", corpus, vocab_size, opts)
-
-
-@register("char")
-class CharTokenizer(SentencePieceTokenizer):
-    """Characters seen in training (``character_coverage``), byte fallback or ``<unk>`` for the rest."""
-
-    @classmethod
-    def train(cls, corpus: Any = None, vocab_size: int | None = None, **opts: Any) -> "CharTokenizer":
-        """``vocab_size`` is an upper bound: the alphabet is what ``character_coverage`` keeps."""
-        return cls._train_spm("char", corpus, vocab_size, opts)

@@ -33,13 +33,19 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigError, TokenizerError, TokenizerFileError
+from ..artifacts import atomic_write_text
+from ..corpus import Corpus
+from ..errors import ConfigError, EmptyCorpusError, TokembedError, TokenizerError, TokenizerFileError
 from ..vocab import Vocab
 from .base import Tokenizer, register
+from .patterns import catastrophic_group
+from .tiktoken_engine import TiktokenPath, byte_level_bpe, has_disputed
 
 __all__ = ["HFTokenizer", "KNOWN_ROLES", "ENGINE_FILE", "vocab_from_engine", "detect_roles", "engine_from_file", "train_engine"]
 
@@ -72,22 +78,92 @@ def _line_of(text: str, needle: str) -> int:
     return text.count("\n", 0, pos) + 1 if pos >= 0 else 1
 
 
-def _check_model_vocab(path: Path, text: str, model: dict) -> None:
-    """The model's token -> id table must be a bijection onto non-negative ints, with its unk token in it."""
+def max_table_size(n_ids: int) -> int:
+    """Largest id table a vocabulary of ``n_ids`` ids may span: ids are dense, with a few reserved gaps.
+
+    A file whose ids run far beyond its token count (one id of 10^9 in a 66 KB file) would make
+    every id-indexed table (the Vocab, embedding rows) that large; it is refused before allocating.
+
+    >>> max_table_size(50_000)
+    101024
+    """
+    return 2 * n_ids + 1024
+
+
+def _check_ids_dense(where: str, ids: Collection[int]) -> None:
+    top = max(ids, default=-1)
+    if top + 1 > max_table_size(len(ids)):
+        raise TokenizerFileError(
+            f"{where}: id {top} is far beyond the {len(ids)} ids defined (at most {max_table_size(len(ids)) - 1} "
+            "allowed); token ids must be dense (0..N-1, few gaps) - renumber the vocabulary"
+        )
+
+
+def _check_model_vocab(path: Path, text: str, doc: dict) -> None:
+    """The model's token -> id table must be a bijection onto non-negative ints, with its unk token in it,
+    and the ids (with the added tokens') dense enough to index a table."""
+    model = doc["model"]
     vocab = model.get("vocab")
+    added = doc.get("added_tokens")
+    added_ids = {a["id"] for a in added if isinstance(a, dict) and isinstance(a.get("id"), int)} if isinstance(added, list) else set()
     if isinstance(vocab, dict):
         seen: dict[int, str] = {}
         for tok, i in vocab.items():
-            where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"
             if not isinstance(i, int) or isinstance(i, bool) or i < 0:
+                where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"  # only on error: a find per token is quadratic
                 raise TokenizerFileError(f"{where}: token {tok!r} has id {i!r}; ids are non-negative integers")
             if i in seen:
+                where = f"{path}:{_line_of(text, json.dumps(tok, ensure_ascii=False))}"
                 raise TokenizerFileError(f"{where}: id {i} is given to both {seen[i]!r} and {tok!r}; each id names one token")
             seen[i] = tok
+        all_ids = set(seen) | added_ids
+        _check_ids_dense(f"{path}:{_line_of(text, str(max(all_ids, default=0)))}", all_ids)
         unk = model.get("unk_token")
         if isinstance(unk, str) and unk not in vocab:
             line = _line_of(text, '"unk_token"')
             raise TokenizerFileError(f"{path}:{line}: unk_token {unk!r} is not in the model vocab; add it or fix unk_token")
+
+
+def _regexes(node: Any) -> Iterator[str]:
+    """Every ``{"Regex": ...}`` pattern in a tokenizer.json (pre-tokenizers, normalizers, decoders)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("Regex"), str):
+            yield node["Regex"]
+        for v in node.values():
+            yield from _regexes(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _regexes(v)
+
+
+def _check_regexes(path: Path, text: str, doc: dict) -> None:
+    """A regex with nested unbounded quantifiers makes the engine panic on some texts: refuse it at load."""
+    for rx in _regexes({k: v for k, v in doc.items() if k != "model"}):
+        group = catastrophic_group(rx)
+        if group is not None:
+            line = _line_of(text, json.dumps(rx)[1:-1][:40])
+            raise TokenizerFileError(
+                f"{path}:{line}: regex {rx!r} nests unbounded quantifiers in {group!r} (exponential backtracking; "
+                "the engine aborts on some texts); fix the pattern, e.g. 'a+' instead of '(a+)+'"
+            )
+
+
+@contextmanager
+def engine_errors(what: str = "the tokenizer engine") -> Iterator[None]:
+    """Turn a failure inside the Rust engine (including pyo3's PanicException, a BaseException) into a
+    one-line :class:`TokenizerError`; interrupts pass through."""
+    try:
+        yield
+    except TokembedError:
+        raise
+    except BaseException as e:
+        if isinstance(e, _PASS_THROUGH):
+            raise
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise TokenizerError(
+            f"{what} failed on this text ({msg}); if the message names a regex (e.g. a retry limit), the tokenizer's "
+            "pattern backtracks catastrophically: fix the pattern"
+        ) from None
 
 
 def engine_from_file(path: str | os.PathLike):
@@ -116,7 +192,8 @@ def engine_from_file(path: str | os.PathLike):
         raise TokenizerFileError(f"{path}:1: JSON nested too deeply; this is not a tokenizer.json") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
         raise TokenizerFileError(f"{path}:1: no 'model' object; this is not a Hugging Face tokenizer.json")
-    _check_model_vocab(path, text, doc["model"])
+    _check_model_vocab(path, text, doc)
+    _check_regexes(path, text, doc)
     try:
         engine = Engine.from_str(text)
     except BaseException as e:  # serde's messages carry "line X column Y"
@@ -143,7 +220,9 @@ def vocab_from_engine(engine, special_tokens: Mapping[str, str] | None = None) -
     spelling at the lower id and becomes ``STRING<dup:ID>`` at the higher one, so the table is a
     bijection (only odd hand-made files have either).
     """
-    n = 1 + max(engine.get_vocab(with_added_tokens=True).values(), default=-1)
+    ids = set(engine.get_vocab(with_added_tokens=True).values())
+    _check_ids_dense("tokenizer engine", ids)
+    n = 1 + max(ids, default=-1)
     tokens: list[str] = []
     seen: set[str] = set()
     for i in range(n):
@@ -188,21 +267,11 @@ def _without_lone_surrogates(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _interactive() -> bool:
-    """Progress bars only on a terminal (the engine's bars write blank lines into pipes and logs)."""
-    import sys
-
-    return sys.stderr.isatty()
-
-
 def train_engine(engine, trainer, corpus: Any, *, alpha: float, seed: int) -> int:
     """Train ``engine`` with ``trainer`` on ``corpus.training_texts(alpha=alpha, seed=seed)``; returns the text count.
 
     Texts are streamed (never held in memory); an empty corpus is an :class:`EmptyCorpusError`.
     """
-    from ..corpus import Corpus
-    from ..errors import EmptyCorpusError
-
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
     count = 0
@@ -219,6 +288,17 @@ def train_engine(engine, trainer, corpus: Any, *, alpha: float, seed: int) -> in
     return count
 
 
+def _is_byte_level(doc: dict) -> bool:
+    """Byte-level pre-tokenizer (without prefix space) and decoder, BPE model, no normalizer (``doc``: the tokenizer.json)."""
+    if doc.get("normalizer") or (doc.get("model") or {}).get("type") != "BPE":
+        return False
+    dec = doc.get("decoder") or {}
+    pre = doc.get("pre_tokenizer") or {}
+    pres = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    byte_level = any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in pres)
+    return byte_level and dec.get("type") == "ByteLevel"
+
+
 @register("hf")
 class HFTokenizer(Tokenizer):
     """Any HF ``tokenizers`` engine behind the tokembed interface (kind ``"hf"`` for loaded files).
@@ -229,7 +309,13 @@ class HFTokenizer(Tokenizer):
         special_tokens: role -> string; default: detected from the engine (see :func:`detect_roles`).
         add_special_tokens: default for ``encode``: add the post-processor's special tokens.
         options: recorded in ``tokembed.json``.
+        tiktoken: encode byte-level BPE vocabularies with tiktoken (same ids, faster).
+        tiktoken_defines_ids: the vocabulary comes from a tiktoken rank file, so tiktoken's ids are
+            the reference on every text (else the engine's are, on the rare texts the two split
+            differently; see :func:`~tokembed.tokenizers.tiktoken_engine.has_disputed`).
     """
+
+    trainable = False
 
     def __init__(
         self,
@@ -239,20 +325,18 @@ class HFTokenizer(Tokenizer):
         add_special_tokens: bool = True,
         options: Mapping[str, Any] | None = None,
         tiktoken: bool = True,
+        tiktoken_defines_ids: bool = False,
         _byte_level: Any = None,
     ):
         from tokenizers import Tokenizer as Engine
 
-        from .tiktoken_path import TiktokenPath
-
+        # Before anything indexes by id (HF's own to_str walks the id range: 10 s for one id of 10^9).
+        _check_ids_dense("tokenizer engine", set(engine.get_vocab(with_added_tokens=True).values()))
         self.engine = engine  # as given: saved verbatim, padding/truncation included
         self._stored_truncation = engine.truncation
         self._stored_padding = engine.padding
         spec = engine.to_str()
-        # _full matches allowed special tokens; _plain treats special strings as text (tokembed's rule).
-        self._full = Engine.from_str(spec)
-        self._full.no_truncation()
-        self._full.no_padding()
+        # _plain treats special strings as text (tokembed's rule); _full (built on first use) matches them.
         self._plain = Engine.from_str(spec)
         self._plain.no_truncation()
         self._plain.no_padding()
@@ -263,27 +347,30 @@ class HFTokenizer(Tokenizer):
         self._holes = {i for i in range(len(self.vocab)) if engine.id_to_token(i) is None}
         self.add_special_tokens = bool(add_special_tokens)
         self.options = {"add_special_tokens": self.add_special_tokens, **dict(options or {})}
-        byte_level = self._is_byte_level()
-        adds_tokens = self.add_special_tokens and engine.num_special_tokens_to_add(False) > 0
+        doc = json.loads(spec)
+        byte_level = _is_byte_level(doc)
+        #: the post-processor adds tokens (e.g. ``[CLS] ... [SEP]``) when asked to.
+        self._adds_tokens = engine.num_special_tokens_to_add(False) > 0
         #: decode(encode(x)) == x for every x without lone surrogates (byte-level, nothing added).
-        self.lossless = byte_level and not adds_tokens
+        self.lossless = byte_level and not (self.add_special_tokens and self._adds_tokens)
         #: tiktoken over the same vocabulary when it is byte-level BPE (same ids, faster); else None.
-        self.fast_path = TiktokenPath.for_engine(self._plain, bpe=_byte_level) if tiktoken and byte_level else None
+        self.fast_path = None
+        if tiktoken and byte_level:
+            bpe = _byte_level if _byte_level is not None else byte_level_bpe(engine, doc=doc)
+            if bpe is not None:
+                self.fast_path = TiktokenPath.for_engine(self._plain, bpe=bpe, engine_defines_ids=not tiktoken_defines_ids)
+
+    @cached_property
+    def _full(self):
+        """An engine copy that matches special tokens in text (for allowed specials and decoding)."""
+        from tokenizers import Tokenizer as Engine
+
+        eng = Engine.from_str(self.engine.to_str())
+        eng.no_truncation()
+        eng.no_padding()
+        return eng
 
     # -- engine facts ------------------------------------------------------------------
-    def _is_byte_level(self) -> bool:
-        """Byte-level pre-tokenizer (without prefix space) and decoder, BPE model, no normalizer."""
-        if type(self.engine.model).__name__ != "BPE":
-            return False
-        doc = json.loads(self.engine.to_str())
-        if doc.get("normalizer") or doc.get("model", {}).get("type") != "BPE":
-            return False
-        dec = doc.get("decoder") or {}
-        pre = doc.get("pre_tokenizer") or {}
-        pres = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
-        byte_level = any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in pres)
-        return byte_level and dec.get("type") == "ByteLevel"
-
     @property
     def model_type(self) -> str:
         """``"BPE"``, ``"WordPiece"``, ``"Unigram"`` or ``"WordLevel"``."""
@@ -301,16 +388,24 @@ class HFTokenizer(Tokenizer):
         padding: bool = False,
         **sampling: Any,
     ) -> list[int]:
-        """Text -> ids; see :meth:`encode_with_offsets` for the options."""
+        """Text -> ids; see :meth:`encode_with_offsets` for the options.
+
+        Never computes offsets: ordinary text goes through tiktoken when the vocabulary is
+        byte-level BPE (:attr:`fast_path`), else through the engine's ``encode_batch_fast``;
+        only a post-processor's tokens around allowed specials, truncation or padding need the
+        engine's full encoding.
+        """
         if sampling:  # subword regularization: the base class cuts out allowed specials, _sample does the rest
             if add_special_tokens or truncation or padding:
                 raise ConfigError("subword sampling cannot be combined with add_special_tokens/truncation/padding")
             return Tokenizer.encode(self, text, allowed_special=allowed_special, disallowed_special=disallowed_special, **sampling)
-        if self.fast_path is not None and not (allowed_special or truncation or padding):
-            if not isinstance(text, str):
-                raise TokenizerError(f"encode takes a str, got {type(text).__name__}; decode bytes first")
-            self._check_disallowed(text, set(), disallowed_special)
-            return self.fast_path.encode(text)
+        asp = self.add_special_tokens if add_special_tokens is None else bool(add_special_tokens)
+        if not (truncation or padding):
+            if not allowed_special or not (asp and self._adds_tokens):
+                allowed = self._check_encode_args(text, allowed_special, disallowed_special)
+                if not allowed:
+                    return self._encode_plain(text, asp)
+                return Tokenizer.encode(self, text, allowed_special=allowed, disallowed_special=disallowed_special)
         return self.encode_with_offsets(
             text,
             allowed_special=allowed_special,
@@ -318,8 +413,14 @@ class HFTokenizer(Tokenizer):
             add_special_tokens=add_special_tokens,
             truncation=truncation,
             padding=padding,
-            **sampling,
         )[0]
+
+    def _encode_plain(self, text: str, add_special_tokens: bool) -> list[int]:
+        """Ordinary text (special strings as text) -> ids, post-processor tokens added if asked; no offsets."""
+        with engine_errors():  # a disputed text goes from the fast path to the HF engine
+            if self.fast_path is not None and not (add_special_tokens and self._adds_tokens):
+                return self.fast_path.encode(text)
+            return self._plain.encode_batch_fast([_without_lone_surrogates(text)], add_special_tokens=add_special_tokens)[0].ids
 
     def encode_with_offsets(
         self,
@@ -349,15 +450,23 @@ class HFTokenizer(Tokenizer):
         asp = self.add_special_tokens if add_special_tokens is None else bool(add_special_tokens)
         allowed = self._allowed(allowed_special)
         self._check_disallowed(text, allowed, disallowed_special)
+        fast = self.fast_path
+        if fast is not None and fast.engine is None and not (truncation or padding) and has_disputed(text):
+            # tiktoken defines the ids (a rank file) and the engine may split this text otherwise:
+            # offsets from tiktoken's tokens' bytes (the generic path), so ids equal encode()'s.
+            return Tokenizer.encode_with_offsets(self, text, allowed_special=allowed, disallowed_special=disallowed_special)
         engine = self._engine_for(truncation, padding)
-        text = _without_lone_surrogates(text)
+        with engine_errors():
+            return self._engine_offsets(engine, _without_lone_surrogates(text), allowed, asp)
+
+    def _engine_offsets(self, engine, text: str, allowed: set[str], asp: bool) -> tuple[list[int], list[tuple[int, int]]]:
+        """The engine's ids and offsets; allowed specials cut out first (as HF does for added tokens), the
+        text between them encoded without post-processing, then the whole post-processed once."""
+        from tokenizers import Encoding
+
         if not allowed:
             enc = engine.encode(text, add_special_tokens=asp)
             return enc.ids, [tuple(o) for o in enc.offsets]
-        # Cut allowed specials out first (as HF does for added tokens), encode the text between them
-        # without post-processing, then post-process the whole once.
-        from tokenizers import Encoding
-
         pattern = re.compile("|".join(re.escape(s) for s in sorted(allowed, key=len, reverse=True)))
         parts, offsets, start = [], [], 0
         for m in [*pattern.finditer(text), None]:
@@ -387,9 +496,11 @@ class HFTokenizer(Tokenizer):
             if not isinstance(t, str):
                 raise TokenizerError(f"encode_batch takes str items, got {type(t).__name__}")
         if self.fast_path is not None:  # its vocabularies have no post-processor tokens to add
-            return self.fast_path.encode_batch(texts)
+            with engine_errors():
+                return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
-        return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=bool(add_special_tokens))]
+        with engine_errors():
+            return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=bool(add_special_tokens))]
 
     def _sample(self, text: str, **sampling: Any) -> list[int]:
         """Subword regularization of ordinary text; kinds that support it override this."""
@@ -423,15 +534,22 @@ class HFTokenizer(Tokenizer):
             return self._sample(text, **sampling)
         if self.fast_path is not None:
             return self.fast_path.encode(text)
-        return self._plain.encode(_without_lone_surrogates(text), add_special_tokens=self.add_special_tokens).ids
+        return self._encode_plain(text, False)
 
     def _encode_ordinary_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """tiktoken in large blocks per worker when available, else the engine's parallel batch encoder
         (``encode_batch_fast``: the same ids, without computing offsets)."""
         if self.fast_path is not None:
-            return self.fast_path.encode_batch(texts)
+            with engine_errors():
+                return self.fast_path.encode_batch(texts)
         texts = [_without_lone_surrogates(t) for t in texts]
-        return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)]
+        with engine_errors():
+            return [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)]
+
+    def _token_bytes(self, i: int) -> bytes:
+        if self.fast_path is None:
+            return super()._token_bytes(i)
+        return self.fast_path.encoding.decode_single_token_bytes(i)
 
     def _decode(self, ids: Sequence[int]) -> str:
         if self._holes:
@@ -447,8 +565,6 @@ class HFTokenizer(Tokenizer):
 
     # -- artifacts -----------------------------------------------------------------------
     def _save_engine(self, folder: Path) -> None:
-        from ..artifacts import atomic_write_text
-
         atomic_write_text(folder / ENGINE_FILE, self.engine.to_str(pretty=True))
 
     @classmethod

@@ -10,7 +10,7 @@ from _hf_data import disputed
 
 from tokembed.errors import ConfigError, SpecialTokenError, TokenizerError
 from tokembed.tokenizers import HFTokenizer, load_tokenizer
-from tokembed.tokenizers.hf import detect_roles
+from tokembed.tokenizers.hf_engine import detect_roles
 
 TEXTS = [
     "Hello world! The quick brown fox jumps over the lazy dog.",
@@ -163,7 +163,7 @@ def test_roles():
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=50))
-def test_byte_level_bpe_file_round_trip_and_tiktoken_path(tmp_path_factory, text):
+def test_byte_level_bpe_file_round_trip_and_tiktoken_engine(tmp_path_factory, text):
     tok = _bytelevel_tok(tmp_path_factory)  # GPT-2 layout: ByteLevel pre-tokenizer with its own regex
     ids = tok.encode(text, add_special_tokens=False)
     assert ids == tok.engine.encode(text).ids  # tiktoken path == HF engine
