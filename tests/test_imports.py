@@ -54,19 +54,7 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
 #: Function-level imports in modules other engineers are restructuring (issue 10 leaves them to their
 #: owners): (importing module, imported module) -> why it is tolerated for now. Remove entries as they go.
 PENDING: dict[tuple[str, str], str] = {
-    ("tokembed.cli.compress", "tokembed.corpus"): "compress/ owner",
     ("tokembed.cli.vectors", "tokembed.tokenizers"): "embeddings/pretrained owner",
-    ("tokembed.compress._kernels", "tokembed.corpus"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.compress.artifact"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.metrics"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.diagnostics.neighbors"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.sources"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.compress.prune"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.training.evaluate"): "compress/ owner",
-    ("tokembed.compress.artifact", "tokembed.heads"): "compress/ owner",
-    ("tokembed.compress.artifact", "tokembed.tokenizers"): "compress/ owner",
-    ("tokembed.compress.lowrank", "tokembed.embeddings.factorized"): "compress/ owner",
-    ("tokembed.compress.pq", "tokembed.compress.quantized"): "compress/ owner",
     ("tokembed.diagnostics.neighbors", "tokembed.errors"): "diagnostics/neighbors owner",
     ("tokembed.embeddings.pretrained", "tokembed.artifacts"): "embeddings/pretrained owner",
     ("tokembed.sources", "tokembed.errors"): "sources.py owner",
