@@ -30,6 +30,7 @@ from .. import report as R
 from ..artifacts import atomic_write_text
 from .plots import band_plot, curves_plot, pareto_plot, reliability_plot
 from .plots import finite as _ok
+from .timing import phase_table
 
 __all__ = ["pareto_front", "noise_estimate", "recommendations", "build_report", "write_report"]
 
@@ -412,11 +413,25 @@ def build_report(result) -> str:
                           ("Frequency bands", band_plot)):
             img = fn(rows, details)
             sections.append(R.section(title, img if img else R.paragraph("No data for this plot in these runs.")))
+    if getattr(result, "timing", None):
+        sections.append(_timing_section(result.timing))
     recs = recommendations(rows, seeds=config.seeds)
     items = "".join(f"<li><b>{html.escape(r['title'])}.</b> {r['html']}</li>" for r in recs)
     sections.append(R.section("Recommendations", f"<ol class=recs>{items}</ol>",
                               R.paragraph("Computed from the rows above; every claim links to the runs it rests on.")))
     return R.html_page("tokembed study", sections, subtitle=sub)
+
+
+def _timing_section(timing: Mapping[str, Any]) -> str:
+    """Where the study's time went: the phase table of :mod:`tokembed.study.timing`, explained."""
+    share = timing.get("non_training_cpu_share")
+    text = (f"Wall and CPU seconds per phase. Phases of a run (load, setup + checkpoint, train steps, eval) are "
+            f"summed over runs, which ran in {timing.get('workers', 1)} process(es) at once, so their wall seconds "
+            f"can add up to more than the study's. CPU seconds do not depend on other jobs sharing the machine.")
+    if share is not None:
+        text += (f" {100 * share:.1f}% of the CPU went to something other than training steps "
+                 f"({timing.get('train_cpu_s', 0):.1f} of {timing.get('total_cpu_s', 0):.1f} CPU s were training steps).")
+    return R.section("Where the time went", R.paragraph(text), R.table(phase_table(timing)))
 
 
 def write_report(result) -> Path:
