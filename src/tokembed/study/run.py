@@ -39,7 +39,7 @@ import torch
 
 from ..artifacts import atomic_write_text, write_json
 from ..corpus import Corpus
-from ..errors import ConfigError, DependencyError, NonFiniteError, TokembedError, VocabSizeError
+from ..errors import ConfigError, DependencyError, EmptyCorpusError, NonFiniteError, TokembedError, VocabSizeError
 from ..model import ModelConfig, build_model
 from ..tokenizers import KINDS, load_tokenizer
 from ..training.config import TrainConfig
@@ -134,29 +134,49 @@ def _prepare_corpus(corpus, config: StudyConfig, out_dir: Path, log) -> tuple[An
 
     The sample keeps whole documents (so the train/validation split stays document-level) and is
     written to ``DIR/data/corpus.txt``, which makes the study reproducible from its folder alone.
-    Language tags (``LANG=PATH``) do not survive sampling; pass ``corpus_bytes = 0`` to keep them.
+    Language tags (``LANG=PATH``) survive sampling: every language keeps the same share of its
+    documents, written to ``DIR/data/<LANG>.txt``; a language left without a document is an error.
     """
     total = sum(corpus.byte_sizes().values())
     sources = [str(f) for f in corpus.files]
     if not config.corpus_bytes or total <= config.corpus_bytes:
         return corpus, {"sources": sources, "bytes": total, "sampled": False}
-    path = out_dir / "data" / "corpus.txt"
     rng = random.Random(0)
     keep = config.corpus_bytes / total
-    parts: list[str] = []
-    n = 0
-    for doc in corpus.documents():
-        if rng.random() < keep:
-            parts.append(doc)
-            n += len(doc.encode("utf-8")) + 1
-    if len(parts) < 2:  # a few huge documents: sampling by document would leave (almost) nothing
+    langs: list[str | None] = list(corpus.languages) or [None]
+    parts: dict[str | None, list[str]] = {lang: [] for lang in langs}
+    sizes: dict[str | None, int] = dict.fromkeys(langs, 0)
+    for lang in langs:  # untagged: one pass over every document, as before
+        for doc in corpus.documents(lang):
+            if rng.random() < keep:
+                parts[lang].append(doc)
+                sizes[lang] += len(doc.encode("utf-8")) + 1
+    n = sum(sizes.values())
+    if sum(len(p) for p in parts.values()) < 2:  # a few huge documents: sampling by document would leave (almost) nothing
         log(f"corpus: {total:,} bytes, too few documents (blank-line separated blocks) to sample; using all of it")
         return corpus, {"sources": sources, "bytes": total, "sampled": False}
-    text = "\n".join(parts)
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        atomic_write_text(path, text)
-    log(f"corpus: {total:,} bytes in {len(sources)} file(s); sampled {len(parts):,} documents = {n:,} bytes -> {path}")
-    return Corpus([str(path)]), {"sources": sources, "bytes": n, "sampled": True, "sampled_from_bytes": total, "path": str(path)}
+    empty = [lang for lang in langs if lang is not None and not parts[lang]]
+    if empty:
+        raise EmptyCorpusError(
+            f"language {empty[0]!r} has no text after sampling the corpus to corpus_bytes={config.corpus_bytes:,} "
+            f"(every language keeps {keep:.2%} of its documents); pass more text for it or a larger corpus_bytes",
+            param="corpus_bytes",
+        )
+    specs = []
+    for lang in langs:
+        path = out_dir / "data" / (f"{lang}.txt" if lang is not None else "corpus.txt")
+        text = "\n".join(parts[lang])
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            atomic_write_text(path, text)
+        specs.append(str(path) if lang is None else f"{lang}={path}")
+    where = out_dir / "data"
+    log(f"corpus: {total:,} bytes in {len(sources)} file(s); sampled {sum(len(p) for p in parts.values()):,} documents "
+        f"= {n:,} bytes -> {specs[0] if langs == [None] else where}")
+    info = {"sources": sources, "bytes": n, "sampled": True, "sampled_from_bytes": total,
+            "path": specs[0] if langs == [None] else str(where)}
+    if langs != [None]:
+        info["languages"] = {lang: sizes[lang] for lang in langs}
+    return Corpus(specs), info
 
 
 def _tokenizer(kind: str, V: int | None, corpus, corpus_sha: str, out_dir: Path, log):
