@@ -413,6 +413,8 @@ def build_report(result) -> str:
                           ("Frequency bands", band_plot)):
             img = fn(rows, details)
             sections.append(R.section(title, img if img else R.paragraph("No data for this plot in these runs.")))
+    if any("languages" in d for d in details.values()):
+        sections.append(_languages_section(rows, details))
     if getattr(result, "timing", None):
         sections.append(_timing_section(result.timing))
     recs = recommendations(rows, seeds=config.seeds)
@@ -420,6 +422,104 @@ def build_report(result) -> str:
     sections.append(R.section("Recommendations", f"<ol class=recs>{items}</ol>",
                               R.paragraph("Computed from the rows above; every claim links to the runs it rests on.")))
     return R.html_page("tokembed study", sections, subtitle=sub)
+
+
+def language_means(rows, details) -> dict[tuple, dict[str, Any]]:
+    """(tokenizer, design, V, D) -> {"ids", "bpb": {lang: mean over seeds}, "runs": {lang: [bpb per seed]}, "budget"}.
+
+    >>> rows = [_r("a", "byte", "tied", 1.5, 10, 0), _r("b", "byte", "tied", 1.7, 10, 1)]
+    >>> det = {"a": {"languages": {"en": {"bits_per_byte": 1.0}}}, "b": {"languages": {"en": {"bits_per_byte": 1.2}}}}
+    >>> round(language_means(rows, det)[("byte", "tied", 259, 16)]["bpb"]["en"], 3)
+    1.1
+    """
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        langs = details.get(r["id"], {}).get("languages")
+        if not langs:
+            continue
+        m = out.setdefault(_config_key(r), {"ids": [], "runs": defaultdict(list), "budget": {}})
+        m["ids"].append(r["id"])
+        for lang, v in langs.items():
+            if _ok(v.get("bits_per_byte")):
+                m["runs"][lang].append(float(v["bits_per_byte"]))
+            m["budget"].setdefault(lang, v)
+    for m in out.values():
+        m["bpb"] = {lang: statistics.fmean(v) for lang, v in m["runs"].items() if v}
+    return out
+
+
+def _language_noise(means) -> _Judge:
+    """The noise test of the report applied per language: σ pooled over seeds of every (config, language)."""
+    ss, dof = 0.0, 0
+    for m in means.values():
+        for vals in m["runs"].values():
+            if len(vals) > 1:
+                mu = statistics.fmean(vals)
+                ss += sum((v - mu) ** 2 for v in vals)
+                dof += len(vals) - 1
+    return _Judge(math.sqrt(ss / dof) if dof else None)
+
+
+def _languages_section(rows, details) -> str:
+    """Bits per byte per language and design, each language's budget, the trades, recommendations per language."""
+    means = language_means(rows, details)
+    langs = list(dict.fromkeys(lang for m in means.values() for lang in m["budget"]))
+    judge = _language_noise(means)
+    name = {k: f"{k[0]}/{k[1]} V={k[2]}" for k in means}
+    table = [{"config": name[k], **{f"{lang} bpb": format(m["bpb"][lang], ".4f") if lang in m["bpb"] else "" for lang in langs}}
+             for k, m in means.items()]
+    budget = []
+    for k, m in means.items():
+        if k[1] != next(iter(means))[1]:
+            continue  # the budget depends on the tokenizer only: one row per tokenizer
+        for lang in langs:
+            b = m["budget"].get(lang, {})
+            budget.append({"tokenizer": f"{k[0]} V={k[2]}", "language": lang, "train bytes": b.get("train_bytes"),
+                           "train tokens": b.get("train_tokens"), "bytes/token": b.get("bytes_per_token"),
+                           "bytes seen per run": b.get("seen_bytes"), "tokens seen per run": b.get("seen_tokens")})
+    recs, trades = [], []
+    for lang in langs:
+        ranked = sorted((m["bpb"][lang], k) for k, m in means.items() if lang in m["bpb"])
+        if not ranked:
+            recs.append(f"<li><b>{html.escape(lang)}</b>: no validation document, no score.</li>")
+            continue
+        (b0, k0), text = ranked[0], ""
+        if len(ranked) > 1:
+            d = ranked[1][0] - b0
+            text = (f"; the runner-up {html.escape(name[ranked[1][1]])} is {d:.4f} bpb worse"
+                    f"{judge.note(d, len(means[k0]['ids']), len(means[ranked[1][1]]['ids']))}")
+        recs.append(f"<li><b>{html.escape(lang)}</b>: {html.escape(name[k0])} has the lowest bits per byte, "
+                    f"{b0:.4f} ({_links(means[k0]['ids'])}){text}.</li>")
+    best = min(means, key=lambda k: statistics.fmean(means[k]["bpb"].values()) if means[k]["bpb"] else math.inf)
+    for k, m in means.items():
+        if k == best:
+            continue
+        delta = {lang: m["bpb"][lang] - means[best]["bpb"][lang] for lang in langs
+                 if lang in m["bpb"] and lang in means[best]["bpb"]}
+        n1, n2 = len(m["ids"]), len(means[best]["ids"])
+        better = [lg for lg, d in delta.items() if d < 0 and not judge.within(d, n1, n2)]
+        worse = [lg for lg, d in delta.items() if d > 0 and not judge.within(d, n1, n2)]
+        if better and worse:
+            trades.append(f"<li>{html.escape(name[k])} vs {html.escape(name[best])}: better for {', '.join(better)}, "
+                          f"worse for {', '.join(worse)} ("
+                          + ", ".join(f"{lg} {d:+.4f}" for lg, d in delta.items()) + " bpb)</li>")
+    trade_text = (f"<ul>{''.join(trades)}</ul>" if trades else
+                  f"<p>No configuration trades one language against another beyond noise against the best on average, "
+                  f"{html.escape(name[best])}.</p>")
+    return R.section(
+        "Languages",
+        R.paragraph("Bits per byte on each language's own validation documents (mean over seeds); every tokenizer "
+                    "is one vocabulary shared by all languages."),
+        R.table(table),
+        R.paragraph("Training budget per language: what each tokenizer's train shard holds, and what one run read "
+                    "(its target tokens, counted by language; bytes from that language's bytes per token)."),
+        R.table(budget),
+        "<h3>Trades between languages</h3>"
+        f"<p>Configurations that are better than {html.escape(name[best])} for some languages and worse for "
+        f"others, beyond noise{'' if judge.sigma is not None else ' (single seed: any difference counts)'}:</p>"
+        + trade_text,
+        f"<h3>Recommendations per language</h3><ol>{''.join(recs)}</ol>",
+    )
 
 
 def _timing_section(timing: Mapping[str, Any]) -> str:

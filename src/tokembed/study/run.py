@@ -43,9 +43,11 @@ from ..errors import ConfigError, DependencyError, EmptyCorpusError, NonFiniteEr
 from ..model import ModelConfig, build_model
 from ..tokenizers import KINDS, load_tokenizer
 from ..training.config import TrainConfig
+from ..training.evaluate import evaluate
 from ..training.pipeline import prepare_tokenizer, train_and_evaluate
 from ..training.shards import BLOCK_BYTES, build_shards, load_shards
 from .config import StudyConfig, design_overrides, steps_for_budget
+from .languages import budget_rows, language_counts, language_documents, language_shard, seen_tokens, split_languages
 from .report import write_report as write_html_report
 from .timing import PhaseClock, cpu_now
 
@@ -194,7 +196,8 @@ def _tokenizer(kind: str, V: int | None, corpus, corpus_sha: str, out_dir: Path,
     return tok, folder
 
 
-def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path):
+def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path, docs: list[str] | None = None):
+    """Shards of ``corpus`` (of ``docs``, its documents language by language, for a tagged corpus)."""
     folder = out_dir / "shards" / f"{tok.kind}-{_sha({'tok': tok.fingerprint, 'corpus': corpus_sha, 'val': config.val_fraction})[:12]}"
     if folder.is_dir():
         try:
@@ -204,7 +207,7 @@ def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path):
     # a study-sized corpus is tokenized here: spawning tokenizing workers (each importing tokembed and
     # loading the tokenizer) costs more than it saves below a few blocks; the shards are the same either way
     small = sum(corpus.byte_sizes().values()) <= 4 * BLOCK_BYTES
-    return build_shards(tok, corpus, folder, val_fraction=config.val_fraction, seed=0,
+    return build_shards(tok, corpus if docs is None else docs, folder, val_fraction=config.val_fraction, seed=0,
                         workers=1 if small else None), folder
 
 
@@ -330,6 +333,8 @@ def _plan_runs(config: StudyConfig, kinds, designs, corpus, out: Path, log, skip
     """The :class:`_RunSpec` of each (tokenizer, design, seed), one tokenizer at a time: each tokenizer is
     trained and its shards built (once), then its runs are yielded so they can start at once."""
     corpus_sha = _sha([_file_sha(f) for f in corpus.files])
+    tagged = language_documents(corpus)  # (documents, language of each) of a LANG=PATH corpus, else None
+    split = None if tagged is None else split_languages(tagged[1], seed=0, val_fraction=config.val_fraction)
     for kind, V in ((k, v) for k in kinds for v in config.vocab_for(k)):
         try:
             with clock("tokenizer training"):
@@ -340,7 +345,7 @@ def _plan_runs(config: StudyConfig, kinds, designs, corpus, out: Path, log, skip
             skipped.append({"tokenizer": kind, "reason": reason})
             continue
         with clock("tokenize + shard"):
-            shards, shard_dir = _shards(tok, corpus, corpus_sha, config, out)
+            shards, shard_dir = _shards(tok, corpus, corpus_sha, config, out, None if tagged is None else tagged[0])
         bpt = shards["train"].bytes_per_token
         steps = steps_for_budget(budget_bytes=config.budget_bytes, batch_size=config.batch_size,
                                  seq_len=config.seq_len, bytes_per_token=bpt)
@@ -348,9 +353,22 @@ def _plan_runs(config: StudyConfig, kinds, designs, corpus, out: Path, log, skip
         log(f"tokenizer {kind} V={tok.vocab_size}: {bpt:.2f} bytes/token on the train shard -> {steps} steps of "
             f"{config.batch_size}×{config.seq_len} tokens")
         _note_lossy(tok, kind, log, notes)
+        langs = None if split is None else _language_plan(shards, split, config, kind, log)
         yield [_spec(config, kind, design, seed, tok, tok_dir, shard_dir, out, corpus_sha,
-                     steps=steps, bytes_per_token=bpt, eval_tokens=eval_tokens)
+                     steps=steps, bytes_per_token=bpt, eval_tokens=eval_tokens, languages=langs)
                for design in designs for seed in config.seeds]
+
+
+def _language_plan(shards, split: dict[str, list[str]], config: StudyConfig, kind: str, log) -> dict[str, Any]:
+    """What a run of a tagged study needs to score and budget each language (:mod:`tokembed.study.languages`)."""
+    train = language_counts(shards["train"], split["train"])
+    val = language_counts(shards["val"], split["val"])
+    eval_tokens = {lang: max(config.seq_len + 1, int(config.eval_bytes * c["tokens"] / max(c["bytes"], 1)))
+                   for lang, c in val.items()}
+    log(f"tokenizer {kind}: " + ", ".join(f"{lang} {c['bytes']:,} B = {c['tokens']:,} tokens" for lang, c in train.items())
+        + " in the train shard")
+    return {"train": split["train"], "val": split["val"], "train_counts": train, "eval_tokens": eval_tokens,
+            "order": list(dict.fromkeys(split["train"] + split["val"]))}
 
 
 def _note_lossy(tok, kind: str, log, notes: list[str]) -> None:
@@ -364,7 +382,7 @@ def _note_lossy(tok, kind: str, log, notes: list[str]) -> None:
 
 
 def _spec(config: StudyConfig, kind, design, seed, tok, tok_dir, shard_dir, out: Path, corpus_sha: str, *,
-          steps: int, bytes_per_token: float, eval_tokens: int) -> _RunSpec:
+          steps: int, bytes_per_token: float, eval_tokens: int, languages: dict[str, Any] | None = None) -> _RunSpec:
     run_id = f"{kind}-{design}-V{tok.vocab_size}-s{seed}"
     mc = ModelConfig(vocab_size=tok.vocab_size, d_model=config.d_model, n_layers=config.n_layers,
                      n_heads=config.n_heads, max_seq_len=config.seq_len, positional=config.positional,
@@ -376,7 +394,7 @@ def _spec(config: StudyConfig, kind, design, seed, tok, tok_dir, shard_dir, out:
                 "eval_tokens": eval_tokens, "budget": config.budget_bytes})
     return _RunSpec(run_id=run_id, kind=kind, design=design, seed=seed, train=tc, study=config,
                     tokenizer_dir=tok_dir, shard_dir=shard_dir, run_dir=out / "runs" / run_id,
-                    key=key, steps=steps, bytes_per_token=bytes_per_token, eval_tokens=eval_tokens)
+                    key=key, steps=steps, bytes_per_token=bytes_per_token, eval_tokens=eval_tokens, languages=languages)
 
 
 def _run_all(plan: Iterable[list[_RunSpec]], n_runs: int, config: StudyConfig, log, skipped,
@@ -482,6 +500,7 @@ class _RunSpec:
     steps: int
     bytes_per_token: float
     eval_tokens: int
+    languages: dict[str, Any] | None = None  # a tagged study: document languages per split, budgets (_language_plan)
 
 
 #: Set in a worker process by :func:`_worker_started`: (pool start, epoch s) until its first run takes it.
@@ -531,7 +550,33 @@ def _execute(spec: _RunSpec) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
                                      train_cpu - steps_cpu + time.process_time() - c1)
     if "eval" in run.timings:
         timings["eval"] = run.timings["eval"]
+    if spec.languages is not None:
+        t2, c2 = time.perf_counter(), time.process_time()
+        det["languages"] = _language_scores(spec, run.train.model, tok, shards)
+        _save_run(spec.run_dir, spec.key, row, det)
+        wall, cpu = timings.get("eval", (0.0, 0.0))
+        timings["eval"] = (wall + time.perf_counter() - t2, cpu + time.process_time() - c2)
     return row, det, timings
+
+
+def _language_scores(spec: _RunSpec, model, tok, shards) -> dict[str, dict[str, Any]]:
+    """Per language: bits per byte on its validation documents (None when it has fewer than 2 tokens there)
+    and its training budget (:func:`tokembed.study.languages.budget_rows`)."""
+    langs = spec.languages
+    seen = seen_tokens(shards["train"], langs["train"], batch_size=spec.train.batch_size, seq_len=spec.train.seq_len,
+                       steps=spec.steps)
+    budget = budget_rows(langs["train_counts"], seen)
+    device = next(model.parameters()).device
+    out: dict[str, dict[str, Any]] = {}
+    for lang in langs["order"]:
+        sub = language_shard(shards["val"], langs["val"], lang)
+        score: dict[str, Any] = {"bits_per_byte": None, "val_bytes": sub.n_bytes, "val_tokens": 0}
+        if len(sub) >= 2:
+            ev = evaluate(model, tok, sub, seq_len=spec.train.seq_len, batch_size=spec.train.batch_size,
+                          max_tokens=langs["eval_tokens"].get(lang), device=device)
+            score = {"bits_per_byte": float(ev.bits_per_byte), "val_bytes": int(ev.n_bytes), "val_tokens": int(ev.n_tokens)}
+        out[lang] = {**score, **budget.get(lang, {})}
+    return out
 
 
 def _jsonable(x: Any) -> Any:
