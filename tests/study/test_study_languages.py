@@ -100,3 +100,13 @@ def test_a_language_without_documents_is_an_error_naming_it(tmp_path):
     (tmp_path / "sv.txt").write_text("\n\n\n", encoding="utf-8")  # no text at all: the corpus names the file
     with pytest.raises(EmptyCorpusError, match="sv.txt holds no text"):
         language_documents(Corpus(specs + [f"sv={tmp_path / 'sv.txt'}"]))
+
+
+def test_languages_are_interleaved_so_any_prefix_mixes_them(tmp_path):
+    from tokembed.study.languages import language_documents
+
+    (tmp_path / "en.txt").write_text("e1\n\ne2\n\ne3\n", encoding="utf-8")
+    (tmp_path / "fi.txt").write_text("f1\n", encoding="utf-8")
+    docs, langs = language_documents(Corpus([f"en={tmp_path / 'en.txt'}", f"fi={tmp_path / 'fi.txt'}"]))
+    assert docs == ["e1\n", "f1\n", "e2\n", "e3\n"] and langs == ["en", "fi", "en", "en"]
+    assert language_documents(Corpus([str(tmp_path / "en.txt")])) is None

@@ -33,14 +33,15 @@ LANG_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
 def language_documents(corpus) -> tuple[list[str], list[str]] | None:
-    """``(documents, language of each)`` of a ``LANG=PATH`` corpus, one language after the other in the
-    order the tags were given; None for an untagged corpus. A tag that is not a language tag, or a
-    language without a document, is an error naming it."""
+    """``(documents, language of each)`` of a ``LANG=PATH`` corpus, the languages interleaved document by
+    document (en, fi, ko, en, fi, ko, ...; a language that runs out drops out), so that any prefix of a
+    shard (the evaluated part of the validation split) and any region of the training stream mixes the
+    languages; None for an untagged corpus. A tag that is not a language tag, or a language without a
+    document, is an error naming it."""
     langs = list(getattr(corpus, "languages", []) or [])
     if not langs:
         return None
-    docs: list[str] = []
-    of: list[str] = []
+    per_lang: list[list[str]] = []
     for lang in langs:
         if not LANG_TAG.fullmatch(lang):
             raise ConfigError(f"corpus: language tag {lang!r} is not a language tag (2-3 letters, then optional "
@@ -49,8 +50,14 @@ def language_documents(corpus) -> tuple[list[str], list[str]] | None:
         if not mine:
             raise EmptyCorpusError(f"corpus: language {lang!r} has no document (blank-line separated text); "
                                    f"pass text for it or drop {lang}=PATH", param="corpus")
-        docs += mine
-        of += [lang] * len(mine)
+        per_lang.append(mine)
+    docs: list[str] = []
+    of: list[str] = []
+    for i in range(max(len(m) for m in per_lang)):
+        for lang, mine in zip(langs, per_lang):
+            if i < len(mine):
+                docs.append(mine[i])
+                of.append(lang)
     return docs, of
 
 
