@@ -51,6 +51,8 @@ __all__ = [
     "CorpusWarning",
     "corpus_notes",
     "looks_binary",
+    "LANG_TAG_RE",
+    "check_language_tag",
 ]
 
 #: Exponent of the α-smoothed language sampling p_l ∝ n_l^α. 0.3 follows XLM-R
@@ -58,6 +60,9 @@ __all__ = [
 DEFAULT_ALPHA = 0.3
 
 _LANG_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]{0,31})=(.+)$")
+#: A language tag tokembed accepts: BCP-47-like (RFC 5646 syntax, not the registry): a 2-3 letter primary
+#: language subtag, then optional subtags of 1-8 letters/digits after "-" or "_" (en, fi, ko, pt-BR, zh_Hant, sr-Latn-RS).
+LANG_TAG_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 _GLOB_CHARS = set("*?[")
 #: Longest line read at once (64 KiB, a long paragraph): longer lines come in chunks, so one huge line
 #: cannot make a tokenizer trainer build one huge "sentence" (measured: a 50 MB line took 4.75 GB for
@@ -328,6 +333,20 @@ def language_weights(sizes: dict[str, int], alpha: float = DEFAULT_ALPHA) -> dic
     return {k: (live[k] ** alpha / z if k in live else 0.0) for k in sizes}
 
 
+def check_language_tag(tag: str, *, where: str) -> str:
+    """``tag`` if it is a BCP-47-like language tag (:data:`LANG_TAG_RE`), else a ConfigError naming it, ``where`` and the fix.
+
+    >>> check_language_tag("pt-BR", where="test")
+    'pt-BR'
+    """
+    if not isinstance(tag, str) or not LANG_TAG_RE.match(tag):
+        raise ConfigError(
+            f"{where}: language tag {tag!r} is not a BCP-47-like tag (2-3 letters, then optional -subtags: "
+            "en, fi, ko, pt-BR, zh-Hant); rename it, or pass a path without '=' before it"
+        )
+    return tag
+
+
 @dataclass
 class Corpus:
     """A streamed text corpus made of file/folder/glob/stdin specs, optionally ``LANG=PATH``.
@@ -351,6 +370,7 @@ class Corpus:
             m = _LANG_RE.match(spec)
             if m and not Path(spec).exists():
                 lang, spec = m.group(1), m.group(2)
+                check_language_tag(lang, where=f"corpus argument {m.group(0)!r}")
             self.sources.append(Source(spec=spec, files=_expand(spec), lang=lang))
         tagged = {s.lang is not None for s in self.sources}
         if len(tagged) > 1:
@@ -441,13 +461,20 @@ class Corpus:
         total = sum(sizes.values())
         rng = random.Random(seed)
         for lang in langs:
-            if sizes[lang] == 0:
-                continue
-            ratio = weights[lang] * total / sizes[lang]
+            ratio = weights[lang] * total / sizes[lang] if sizes[lang] else 0.0
             whole, frac = int(ratio), ratio - int(ratio)
+            kept = 0
             for _ in range(whole):
-                yield from self.texts(lang)
+                for t in self.texts(lang):
+                    kept += 1
+                    yield t
             if frac > 0:
                 for t in self.texts(lang):
                     if rng.random() < frac:
+                        kept += 1
                         yield t
+            if not kept:  # an empty file, or sampling dropped every line of a tiny language
+                raise EmptyCorpusError(
+                    f"language {lang!r} has no text after sampling ({sizes[lang]} bytes, kept with ratio {ratio:.3g} at "
+                    f"alpha={alpha}); pass more text for {lang!r}, an alpha closer to 1, or drop {lang!r} from the corpus"
+                )

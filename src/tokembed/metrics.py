@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError
+
 __all__ = [
     "fertility",
     "bytes_per_token",
@@ -277,3 +279,94 @@ def frequency_bands(counts) -> tuple[np.ndarray, list[dict[str, Any]]]:
         bands.append({"name": band_name(int(r)), "lo": int(lo), "hi": int(hi), "n_types": int(sel.sum()),
                       "count": int(counts[sel].sum())})
     return band_of, bands
+
+
+# -- Languages: cross-language parity and morpheme boundaries (lang) ----------------------------
+# Petrov et al. 2023, "Language Model Tokenizers Introduce Unfairness Between Languages" (NeurIPS):
+# a language pays a *premium* when the same content costs it more tokens than the reference language.
+
+__all__ += ["premium", "parity", "fallback_share", "boundary_precision_recall", "language_budget", "language_trades"]
+
+
+def premium(*, n_tokens: int, n_units: int) -> float:
+    """Tokens per unit of text: per UTF-8 byte, or per aligned sentence when the languages' texts are parallel.
+
+    >>> premium(n_tokens=30, n_units=120), premium(n_tokens=30, n_units=10)
+    (0.25, 3.0)
+    """
+    return n_tokens / n_units if n_units else float("nan")
+
+
+def parity(*, premium_lang: float, premium_reference: float) -> float:
+    """A language's premium over the reference language's (Petrov et al.'s ratio; 1.0 = parity, 2.0 = twice the tokens).
+
+    >>> parity(premium_lang=0.5, premium_reference=0.25)
+    2.0
+    """
+    return premium_lang / premium_reference if premium_reference else float("nan")
+
+
+def fallback_share(*, n_fallback: int, n_chars: int) -> float:
+    """Share of characters the tokenizer could not give a token of their own: split into byte tokens or mapped to UNK.
+
+    >>> fallback_share(n_fallback=3, n_chars=12)
+    0.25
+    """
+    return n_fallback / n_chars if n_chars else float("nan")
+
+
+def boundary_precision_recall(predicted: set[int], reference: set[int]) -> tuple[float, float]:
+    """Precision and recall of predicted cut positions against reference ones (e.g. token ends vs morpheme ends).
+
+    >>> boundary_precision_recall({2, 3, 5}, {2, 5, 7})
+    (0.666..., 0.666...)
+    """
+    hit = len(predicted & reference)
+    p = hit / len(predicted) if predicted else float("nan")
+    r = hit / len(reference) if reference else float("nan")
+    return p, r
+
+
+def language_budget(*, n_bytes: dict[str, int], n_tokens: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Each language's share of a training budget, in bytes and in tokens (a language whose share of tokens
+    exceeds its share of bytes pays a premium: its text costs more steps for the same content).
+
+    >>> language_budget(n_bytes={"en": 300, "ko": 100}, n_tokens={"en": 75, "ko": 50})["ko"]
+    {'bytes': 100, 'tokens': 50, 'byte_share': 0.25, 'token_share': 0.4}
+    """
+    total_b, total_t = sum(n_bytes.values()), sum(n_tokens.values())
+    return {
+        lang: {
+            "bytes": n_bytes[lang],
+            "tokens": n_tokens.get(lang, 0),
+            "byte_share": n_bytes[lang] / total_b if total_b else float("nan"),
+            "token_share": n_tokens.get(lang, 0) / total_t if total_t else float("nan"),
+        }
+        for lang in n_bytes
+    }
+
+
+def language_trades(
+    bpb: dict[str, dict[str, float]], *, baseline: str, noise: float
+) -> dict[str, dict[str, list[str]]]:
+    """How designs trade one language against another: per design, the languages whose bits per byte it
+    lowers (``better``) or raises (``worse``) against the ``baseline`` design by more than ``noise``.
+    A design with both is a trade; ``bpb`` is design -> language -> bits per byte.
+
+    >>> bpb = {"shared": {"en": 1.00, "ko": 1.50}, "big-V": {"en": 0.97, "ko": 1.58}}
+    >>> language_trades(bpb, baseline="shared", noise=0.02)
+    {'big-V': {'better': ['en'], 'worse': ['ko']}}
+    """
+    if baseline not in bpb:
+        raise ConfigError(f"baseline design {baseline!r} is not among the designs {sorted(bpb)}; pass one of them")
+    base = bpb[baseline]
+    out: dict[str, dict[str, list[str]]] = {}
+    for design, per_lang in bpb.items():
+        if design == baseline:
+            continue
+        deltas = {lang: v - base[lang] for lang, v in per_lang.items() if lang in base}
+        out[design] = {
+            "better": sorted(lang for lang, d in deltas.items() if d < -noise),
+            "worse": sorted(lang for lang, d in deltas.items() if d > noise),
+        }
+    return out

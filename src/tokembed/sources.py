@@ -188,12 +188,63 @@ def _read_json(path: Path) -> Any:
         raise EmbeddingSourceError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EmbeddingSourceError(f"{path}: malformed JSON ({e}); the file is truncated or corrupt") from e
+    except RecursionError as e:  # e.g. 100k nested '['
+        raise EmbeddingSourceError(f"{path}: JSON nested too deeply to be a model file; the file is corrupt") from e
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean", type(None): "null"}
+
+
+def _read_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object (``config.json``, ``tokenizer_config.json``)."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise EmbeddingSourceError(
+            f"{path}: holds JSON {json.dumps(data)[:40]} ({_JSON_TYPES.get(type(data), 'value')}); expected an object "
+            "of settings {...} — the file is corrupt or not this model's"
+        )
+    return data
+
+
+def _allowed_roots(folder: Path) -> list[Path]:
+    """Folders a model folder's files may resolve into: the folder itself, and for a Hugging Face hub
+    cache snapshot (``.../snapshots/<rev>/``, whose files are symlinks to ``../../blobs/<hash>``) its blobs."""
+    root = folder.resolve()
+    roots = [root]
+    if folder.absolute().parent.name == "snapshots":
+        roots.append((folder.absolute().parent.parent / "blobs").resolve())
+    return roots
+
+
+def _inside(folder: Path, name: str, *, origin: Path) -> Path:
+    """``folder / name``, refused unless it stays inside ``folder`` once ``..`` and symlinks are resolved.
+
+    A model folder is read-only input from someone else: an index file that names
+    ``../secret/x.safetensors``, an absolute path or ``/proc/self/environ``, or a symlink that leads
+    out of the folder, must not make tokembed read that file.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp())
+    >>> _inside(d, "model-1.safetensors", origin=d).name
+    'model-1.safetensors'
+    >>> _inside(d, "../x.safetensors", origin=d / "index.json")
+    Traceback (most recent call last):
+      ...
+    tokembed.errors.EmbeddingSourceError: ...: names '../x.safetensors', which lies outside the model folder ...
+    """
+    where = (
+        f"{origin}: names {name!r}, which lies outside the model folder {folder}; "
+        "a model folder may only name its own files — put the shard in the folder and name it relative to it"
+    )
+    if Path(name).is_absolute() or Path(name).drive:
+        raise EmbeddingSourceError(where)
+    target = (folder / name).resolve()
+    if not any(target == r or target.is_relative_to(r) for r in _allowed_roots(folder)):
+        raise EmbeddingSourceError(where)
+    return folder / name
 
 
 def _tensor_index(folder: Path) -> dict[str, Path]:
     """Tensor name -> the .safetensors file that holds it (index file first, else every file's header)."""
-    from safetensors import safe_open
-
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         data = _read_json(index)
@@ -202,24 +253,21 @@ def _tensor_index(folder: Path) -> dict[str, Path]:
             raise EmbeddingSourceError(f"{index}: no 'weight_map' object; the index file is corrupt")
         out = {}
         for name, fname in wm.items():
-            f = folder / fname
+            if not isinstance(fname, str) or not fname:
+                raise EmbeddingSourceError(f"{index}: tensor {name!r} maps to {fname!r}; expected a shard file name")
+            f = _inside(folder, fname, origin=index)
             if not f.is_file():
                 raise EmbeddingSourceError(
                     f"{index}: tensor {name!r} is in shard {fname!r}, which is missing from {folder}"
                 )
             out[name] = f
         return out
-    files = sorted(folder.glob("*.safetensors"))
+    files = [_inside(folder, f.name, origin=folder) for f in sorted(folder.glob("*.safetensors"))]
     out = {}
     for f in files:
-        try:
-            with safe_open(str(f), framework="np") as sf:
-                for k in sf.keys():
-                    out[k] = f
-        except Exception as e:  # SafetensorError is not exported as a stable type
-            raise EmbeddingSourceError(
-                f"{f}: not a valid safetensors file ({e}); the file is truncated or corrupt"
-            ) from e
+        with _safe_open(f) as sf:
+            for k in sf.keys():
+                out[k] = f
     return out
 
 
@@ -258,23 +306,36 @@ def find_embedding_tensors(names, config: Mapping[str, Any] | None = None) -> di
     return {"family": family, "input": inp, "output": out, "tied": tied}
 
 
-def _read_tensor(path: Path, name: str) -> np.ndarray:
-    """One tensor as float32 numpy, read alone from its file (bf16 goes through torch, which numpy lacks)."""
+def _safe_open(path: Path, framework: str = "np"):
+    """``safetensors.safe_open`` with a typed error for a file that is not safetensors."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="np") as sf:
-        dtype = sf.get_slice(name).get_dtype()
-        if dtype.upper() not in ("BF16", "F8_E4M3", "F8_E5M2"):
-            return np.ascontiguousarray(sf.get_tensor(name), dtype=np.float32)
-    with safe_open(str(path), framework="pt") as sf:  # numpy has no bfloat16
-        return sf.get_tensor(name).float().numpy()
+    try:
+        return safe_open(str(path), framework=framework)
+    except Exception as e:  # SafetensorError is not exported as a stable type
+        raise EmbeddingSourceError(
+            f"{path}: not a valid safetensors file ({e}); the file is truncated or corrupt"
+        ) from e
+
+
+def _read_tensor(path: Path, name: str, sf=None) -> np.ndarray:
+    """One tensor as float32 numpy (bf16 goes through torch, which numpy lacks); ``sf``: an open handle to reuse."""
+    if sf is None:
+        with _safe_open(path) as sf:
+            return _read_tensor(path, name, sf)
+    dtype = sf.get_slice(name).get_dtype()
+    if dtype.upper() not in ("BF16", "F8_E4M3", "F8_E5M2"):
+        return np.ascontiguousarray(sf.get_tensor(name), dtype=np.float32)
+    with _safe_open(path, "pt") as pt:  # numpy has no bfloat16
+        return pt.get_tensor(name).float().numpy()
 
 
 def _tensor_shape(path: Path, name: str) -> list[int]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="np") as sf:
-        return list(sf.get_slice(name).get_shape())
+    with _safe_open(path) as sf:
+        try:
+            return list(sf.get_slice(name).get_shape())
+        except Exception as e:
+            raise EmbeddingSourceError(f"{path}: has no tensor {name!r} ({e}); the index file does not match the shards") from e
 
 
 def _config_dims(config: Mapping[str, Any]) -> tuple[int | None, int | None]:
@@ -291,7 +352,7 @@ def _config_dims(config: Mapping[str, Any]) -> tuple[int | None, int | None]:
 
 def _load_hf_folder(folder: Path) -> EmbeddingSource:
     cfg_path = folder / "config.json"
-    config = _read_json(cfg_path) if cfg_path.is_file() else {}
+    config = _read_json_object(cfg_path) if cfg_path.is_file() else {}
     index = _tensor_index(folder)
     if not index:
         raise EmbeddingSourceError(
@@ -477,7 +538,7 @@ def _try_load_tokenizer(path: Path, notes: list[str]):
     opts: dict[str, Any] = {"add_special_tokens": False}
     folder = path if path.is_dir() else path.parent
     if path.is_dir() and not (path / "tokenizer.json").is_file() and (folder / "tokenizer_config.json").is_file():
-        lower = _read_json(folder / "tokenizer_config.json").get("do_lower_case")
+        lower = _read_json_object(folder / "tokenizer_config.json").get("do_lower_case")
         if isinstance(lower, bool):
             opts["lowercase"] = lower
     try:
@@ -531,48 +592,62 @@ def _load_matrix(path: Path, *, vocab, tensor: str | None) -> EmbeddingSource:
     vocab_path = Path(vocab).expanduser()
     if not vocab_path.exists():
         raise EmbeddingSourceError(f"{vocab_path}: vocabulary file not found; pass an existing --vocab")
-    names = {}
     if path.suffix == ".npy":
         try:
-            M = np.load(path, allow_pickle=False, mmap_mode="r")
-        except ValueError as e:  # object arrays need pickle: refused
-            raise EmbeddingSourceError(
-                f"{path}: cannot read without unpickling ({e}); save a plain numeric array"
+            M = np.load(path, allow_pickle=False, mmap_mode="r")  # header only: nothing allocated yet
+        except ValueError as e:
+            if "object" in str(e).lower() or "pickle" in str(e).lower():  # object arrays need pickle: refused
+                raise EmbeddingSourceError(
+                    f"{path}: cannot read without unpickling ({e}); save a plain numeric array"
+                ) from e
+            raise EmbeddingSourceError(  # e.g. a header shape larger than the data: checked before reading
+                f"{path}: the .npy header does not match the file ({e}); the file is truncated or corrupt — save it again"
             ) from e
-        except OSError as e:
-            raise EmbeddingSourceError(f"{path}: not a .npy file ({e})") from e
+        except (OSError, EOFError) as e:
+            raise EmbeddingSourceError(f"{path}: not a .npy file ({e or 'empty'}); the file is corrupt or truncated") from e
         if M.dtype.kind not in "fiu":
             raise EmbeddingSourceError(f"{path}: dtype {M.dtype} is not numeric; save a float matrix")
-        M = np.ascontiguousarray(M, dtype=np.float32)
-        names["input"] = path.name
+        _check_matrix_shape(path, M.shape)
+        v, tok, notes = _vocab_file(vocab_path, M.shape[0])  # before the (V, D) float32 copy is allocated
+        M, name = np.ascontiguousarray(M, dtype=np.float32), path.name
     else:
-        index = {}
-        from safetensors import safe_open
+        with _safe_open(path) as sf:  # one open: the header is parsed once, whatever the tensor count
+            name = _pick_tensor(path, sf, tensor)
+            shape = list(sf.get_slice(name).get_shape())
+            _check_matrix_shape(path, shape, name=name)
+            v, tok, notes = _vocab_file(vocab_path, shape[0])
+            M = _read_tensor(path, name, sf)
+    return EmbeddingSource(path=path, kind="matrix", vocab=v, input=M, tokenizer=tok, names={"input": name}, notes=notes)
 
-        try:
-            with safe_open(str(path), framework="np") as sf:
-                keys = list(sf.keys())
-        except Exception as e:
-            raise EmbeddingSourceError(
-                f"{path}: not a valid safetensors file ({e}); the file is truncated or corrupt"
-            ) from e
-        index = {k: path for k in keys}
-        if tensor is None:
-            found = find_embedding_tensors(keys)
-            two_d = [k for k in keys if len(_tensor_shape(path, k)) == 2]
-            tensor = found["input"] or (two_d[0] if len(two_d) == 1 else None)
-            if tensor is None:
-                raise EmbeddingSourceError(
-                    f"{path}: holds {len(keys)} tensors ({', '.join(keys[:8])}); choose one with --tensor NAME"
-                )
-        if tensor not in index:
+
+def _check_matrix_shape(path: Path, shape, *, name: str | None = None) -> None:
+    if len(shape) != 2:
+        what = f"tensor {name!r}" if name else "array"
+        raise EmbeddingSourceError(f"{path}: {what} has shape {tuple(shape)}; expected a (V, D) matrix")
+
+
+def _pick_tensor(path: Path, sf, tensor: str | None) -> str:
+    """The tensor of an open safetensors file to read: ``tensor``, the input embedding by name, or the only 2-D one."""
+    keys = list(sf.keys())
+    if tensor is not None:
+        if tensor not in keys:
             raise EmbeddingSourceError(f"{path}: no tensor {tensor!r}; it holds {', '.join(keys[:8])}")
-        M = _read_tensor(path, tensor)
-        names["input"] = tensor
-    if M.ndim != 2:
-        raise EmbeddingSourceError(f"{path}: array has shape {M.shape}; expected a (V, D) matrix")
-    v, tok, notes = _vocab_file(vocab_path, M.shape[0])
-    return EmbeddingSource(path=path, kind="matrix", vocab=v, input=M, tokenizer=tok, names=names, notes=notes)
+        return tensor
+    found = find_embedding_tensors(keys)["input"]
+    if found is not None:
+        return found
+    two_d = []
+    for k in keys:  # stop at the second 2-D tensor: then the choice is the user's
+        if len(sf.get_slice(k).get_shape()) == 2:
+            two_d.append(k)
+            if len(two_d) > 1:
+                break
+    if len(two_d) == 1:
+        return two_d[0]
+    raise EmbeddingSourceError(
+        f"{path}: holds {len(keys)} tensors ({', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}); "
+        "choose one with --tensor NAME"
+    )
 
 
 # -- word vectors ----------------------------------------------------------------------------

@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
 from ..corpus import Corpus
 
-__all__ = ["print_json", "add_corpus_args", "corpus_from_args", "FLAGS", "error_message"]
+__all__ = ["print_json", "add_corpus_args", "corpus_from_args", "FLAGS", "error_message", "fmt_number"]
 
 #: subcommand -> library parameter -> how the user sets it on that command. The only place the CLI
 #: renames a parameter: library errors name the parameter (``vocab_size``) and set ``error.param``.
 FLAGS: dict[str, dict[str, str]] = {
-    "tokenizer": {"vocab_size": "--vocab-size"},
+    "tokenizer": {
+        "vocab_size": "--vocab-size",
+        "analyzer": "--analyzer",
+        "reference": "--reference",
+        "max_lines": "--max-lines",
+        "alpha": "--alpha",
+    },
     "eval": {"seq_len": "--seq-len", "batch_size": "--batch-size", "max_tokens": "--max-tokens"},
     "embed": {"layers": "--layers"},
     "*": {"errors": "--errors", "resume": "--resume"},  # flags with one meaning wherever they exist
@@ -63,3 +70,14 @@ def add_corpus_args(p: argparse.ArgumentParser, *, positional: bool = True, flag
 
 def corpus_from_args(args: argparse.Namespace):
     return Corpus.from_args(getattr(args, "corpus", None) or [], errors=getattr(args, "errors", "strict"))
+
+
+def fmt_number(x: float) -> str:
+    """A table cell: ``-`` for NaN, 4 decimals below 10, 1 above.
+
+    >>> fmt_number(float("nan")), fmt_number(2.5), fmt_number(123.456)
+    ('-', '2.5000', '123.5')
+    """
+    if isinstance(x, float) and math.isnan(x):
+        return "-"
+    return f"{x:.4f}" if abs(x) < 10 else f"{x:.1f}"

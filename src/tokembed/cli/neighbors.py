@@ -1,8 +1,14 @@
-"""``tokembed neighbors``: exact cosine nearest neighbours of tokens in an embedding source."""
+"""``tokembed neighbors``: exact cosine nearest neighbours of tokens in an embedding source.
+
+Output convention shared by the reporting commands: the result goes to stdout (a table, or with
+``--json`` one JSON document); progress bars go to stderr, only on a terminal, and ``--quiet``
+turns them off.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ._common import print_json
 from .inspect import add_source_args, source_from_args
@@ -25,14 +31,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="exact",
         help="exact blocked matmul (default), faiss HNSW (approximate, needs faiss-cpu), or auto",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print {token: [{rank, id, token, cosine}, ...]} as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar while reading large vector files")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    src = source_from_args(args, progress=False)
+    src = source_from_args(args, progress=not args.quiet and sys.stderr.isatty())
     res = neighbors_of(src, args.tokens, k=args.k, matrix=args.matrix, method=args.method)
     if args.json:
         print_json({t: [asdict(n) for n in ns] for t, ns in res.items()})

@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 import json
-import math
 from typing import Any
 
 from ..corpus import corpus_notes
 from ..errors import ConfigError
 from ..tokenizers import load_tokenizer, train_tokenizer, trainable_kinds
 from ..tokenizers.stats import STAT_COLUMNS, compare_tokenizers
-from ._common import add_corpus_args, corpus_from_args, print_json
+from ._common import add_corpus_args, corpus_from_args, fmt_number, print_json
+from ._parity import run_parity
+
 
 __all__ = ["add_parser", "parse_options"]
 
@@ -66,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=None, help="seed of the language sampling (LANG=PATH corpora)")
     t.add_argument("--alpha", type=float, default=None, help="α of the language sampling p_l ∝ n_l^α (default 0.3)")
     t.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="lowercase (wordpiece)")
+    t.add_argument("--analyzer", default=None, help="morphological analyzer of the morph kind: morfessor (default) or kiwi (Korean)")
     t.add_argument("--option", action="append", metavar="KEY=VALUE", help="kind option, e.g. pattern=gpt2, min_frequency=3")
     add_corpus_args(t)
     t.set_defaults(func=_train)
@@ -84,18 +86,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_load_args(e)
     e.set_defaults(func=_encode)
 
-    c = tsub.add_parser("compare", help="fertility, bytes/token, UNK rate, vocab use, round trip, MB/s per tokenizer")
-    c.add_argument("paths", nargs="+", metavar="PATH")
+    c = tsub.add_parser(
+        "compare",
+        help="fertility, bytes/token, UNK rate, vocab use, round trip, MB/s per tokenizer; "
+        "with LANG=PATH also premium, parity, fallback, per-script coverage per language",
+    )
+    c.add_argument("paths", nargs="*", metavar="PATH", help="tokenizers to compare (optional with --alpha)")
     c.add_argument("--json", action="store_true")
     c.add_argument("--max-lines", type=int, default=None, help="evaluate at most this many lines per language")
     add_corpus_args(c, positional=False)
     _add_load_args(c)
+    # -- languages (cli/_parity.py): premium, parity, fallback, per-script coverage, alpha sweep
+    c.add_argument("--reference", metavar="LANG", help="reference language of premium/parity (default: en if present, else the first)")
+    c.add_argument("--parallel", action="store_true", help="LANG=PATH files are line-aligned translations: premium per sentence")
+    c.add_argument("--alpha", metavar="A,B,...", help="train one --kind tokenizer per α of the language sampling, e.g. 0.1,0.3,0.5,1.0")
+    c.add_argument("--kind", help="kind the --alpha sweep trains (unigram, bpe, bytebpe, wordpiece, morph)")
+    c.add_argument("--train-vocab-size", type=int, default=None, metavar="V", help="vocab size of the --alpha sweep")
+    c.add_argument("--option", action="append", metavar="KEY=VALUE", help="kind option of the --alpha sweep, e.g. analyzer=kiwi")
     c.set_defaults(func=_compare)
 
 
 def _train(args: argparse.Namespace) -> int:
     opts = parse_options(args.option)
-    for key in ("seed", "alpha", "lowercase"):
+    for key in ("seed", "alpha", "lowercase", "analyzer"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     with corpus_notes():
@@ -145,8 +158,14 @@ def _compare(args: argparse.Namespace) -> int:
     if args.max_lines is not None and args.max_lines < 1:
         raise ConfigError(f"--max-lines {args.max_lines}; pass a positive number")
     toks = {path: _load(path, args) for path in args.paths}
+    corpus = corpus_from_args(args)
+    if corpus.languages or args.reference or args.parallel or args.alpha:  # per language vs a reference (cli/_parity.py)
+        with corpus_notes():
+            return run_parity(args, toks, corpus, options=parse_options(args.option))
+    if not toks:
+        raise ConfigError("nothing to compare: pass one or more tokenizer PATHs")
     with corpus_notes():
-        rows = compare_tokenizers(toks, corpus_from_args(args), max_lines=args.max_lines)
+        rows = compare_tokenizers(toks, corpus, max_lines=args.max_lines)
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0
@@ -154,14 +173,8 @@ def _compare(args: argparse.Namespace) -> int:
     table = [header]
     for r in rows:
         tok = toks[r.name]
-        table.append([r.name, r.language or "-", tok.kind, str(r.vocab_size), *(_fmt(getattr(r, k)) for k in STAT_COLUMNS)])
+        table.append([r.name, r.language or "-", tok.kind, str(r.vocab_size), *(fmt_number(getattr(r, k)) for k in STAT_COLUMNS)])
     widths = [max(len(row[j]) for row in table) for j in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) if j < 3 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
     return 0
-
-
-def _fmt(x: float) -> str:
-    if isinstance(x, float) and math.isnan(x):
-        return "-"
-    return f"{x:.4f}" if abs(x) < 10 else f"{x:.1f}"

@@ -25,7 +25,10 @@ def add_parser(sub) -> None:
         q.add_argument("file", metavar="FILE", help="the vector file")
         q.add_argument("--format", choices=_FORMATS, default=None, help="force the format (default: detect)")
         q.add_argument("--limit", type=int, default=None, help="read only the first N vectors")
-        q.add_argument("--no-progress", action="store_true", help="no progress bar")
+        q.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar")
+        q.add_argument(
+            "--json", action="store_true", help="print the result as JSON (the default and only format; for scripts)"
+        )
         q.add_argument(
             "--encoding-errors", choices=["strict", "replace"], default="strict",
             help="words that are not valid UTF-8: 'strict' stops with the line, 'replace' keeps them with U+FFFD",

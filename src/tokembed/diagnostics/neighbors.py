@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, TokenNotFoundError
+from ..tokenizers.byte import byte_token
+from ..tokenizers.reference import bytes_to_unicode
 
 __all__ = [
     "normalize_rows",
@@ -32,6 +34,7 @@ __all__ = [
     "approximate_topk",
     "Neighbor",
     "neighbors_of",
+    "spelling_hints",
     "FAISS_MIN_ROWS",
     "FAISS_MIN_QUERIES",
 ]
@@ -170,6 +173,32 @@ def approximate_topk(
     return ids.astype(np.int64), sims.astype(np.float32)
 
 
+def spelling_hints(vocab, token: str, *, n: int = 3) -> list[str]:
+    """Vocabulary spellings of ``token`` for a not-found message, most likely first.
+
+    Same-text spellings come first — case-folded (``King`` in an uncased vocab is ``king``),
+    byte-level (GPT-2's ``Ġ`` for a space, sentencepiece's ``<0x65>`` for a byte), with a subword
+    marker (``##``, ``Ġ``, ``▁``) — then difflib's close spellings of other text.
+
+    >>> from tokembed.vocab import Vocab
+    >>> v = Vocab(["ing", "king", "<0x65>", "Ġthe", "▁dog"])
+    >>> spelling_hints(v, "King"), spelling_hints(v, "e"), spelling_hints(v, " the"), spelling_hints(v, "Dog")
+    (['king', 'ing'], ['<0x65>'], ['Ġthe'], ['▁dog'])
+    """
+    def gpt2(text: str) -> str:  # " the" -> "Ġthe" (lowercase first: "Ġ".lower() is "ġ")
+        return "".join(bytes_to_unicode()[b] for b in text.encode("utf-8"))
+
+    data = token.encode("utf-8")
+    forms = [token.lower(), token.casefold(), gpt2(token), gpt2(token.lower())]
+    if len(data) == 1:  # a one-byte character as its byte token (sentencepiece byte fallback, byte vocabs)
+        forms.append(byte_token(data[0]))
+    for body in dict.fromkeys((token, token.lower())):
+        forms += [f"##{body}", f"Ġ{body}", f"▁{body}", f"{body}</w>"]
+    out = [f for f in dict.fromkeys(forms) if f != token and f in vocab]
+    out += [c for c in vocab.suggest(token, n=n) if c not in out]
+    return out[:n]
+
+
 @dataclass
 class Neighbor:
     """One neighbour of a query token."""
@@ -199,9 +228,7 @@ def neighbors_of(
     for t in tokens:
         i = source.vocab.get(t)
         if i is None:
-            close = source.vocab.suggest(t)
-            if not close:  # difflib misses prefixed spellings; try the convention markers
-                close = [c for c in (f"##{t}", f"Ġ{t}", f"▁{t}", t.lower()) if c in source.vocab][:3]
+            close = spelling_hints(source.vocab, t)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; check the spelling"
             raise TokenNotFoundError(
                 f"token {t!r} is not in the vocabulary of {source.path} ({len(source.vocab)} tokens){hint}"

@@ -12,6 +12,8 @@ from .control import FrozenRows, embedding_param_groups, freeze, freeze_rows, un
 from .factorized import FactorizedEmbedding
 from .hashed import HashEmbedding
 from .lookup import TokenEmbedding
+from .memmap import MemmapEmbedding
+from .retrieved import RetrievedEmbedding
 from .regularization import EmbeddingDropout, TokenDropout
 from .mixture import MixtureEmbedding
 from .positional import (
@@ -45,4 +47,5 @@ __all__ = [
     "write_vectors",
 ]
 __all__ += ["AdaptiveInput", "frequency_permutation"]
+__all__ += ["MemmapEmbedding", "RetrievedEmbedding"]
 __all__ += ["SinusoidalPositions", "LearnedPositions", "RotaryPositions", "ALiBiPositions", "NoPositions", "build_positional"]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,13 +142,18 @@ def read_vectors(
         raise VectorFileError(f"{path}: no such vector file; pass the path of a word2vec/GloVe/fastText file")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1 (--limit N)")
-    fmt = format or detect_format(path)
-    if fmt == "fasttext":
-        fmt = "word2vec"
-    if fmt not in FORMATS:
+    if format is not None and format not in FORMATS:
         raise ConfigError(f"format={format!r} is not known; choose one of {', '.join(FORMATS)} (or None to detect)")
-    reader = _read_binary if fmt == "word2vec-binary" else _read_text
-    tokens, matrix, dups = reader(path, fmt=fmt, limit=limit, progress=progress, errors=encoding_errors)
+    try:
+        fmt = format or detect_format(path)
+        fmt = "word2vec" if fmt == "fasttext" else fmt
+        reader = _read_binary if fmt == "word2vec-binary" else _read_text
+        tokens, matrix, dups = reader(path, fmt=fmt, limit=limit, progress=progress, errors=encoding_errors)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a .gz file that is not gzip, or cut short
+        raise VectorFileError(
+            f"{path}: not a readable gzip file ({e}); the file is corrupt or truncated — download it again, "
+            "or pass the uncompressed file"
+        ) from e
     return Vectors(tokens, matrix, format=format or fmt, duplicates=dups, path=str(path))
 
 
@@ -167,12 +173,49 @@ def _parse_header(line: bytes, path: Path) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+#: preallocation cap (rows x D float32) when the file size cannot bound the header (a .gz file); the buffer grows
+#: by doubling past it, so a lying header costs at most this much before the data runs out
+_PREALLOC_BYTES = 64 * 2**20
+#: fewest bytes one entry takes: text "w" + D times " 0" (the newline may be missing on the last line);
+#: binary "w " + 4·D bytes (the newline after a vector is optional)
+_MIN_ENTRY_BYTES = {"text": lambda dim: 1 + 2 * dim, "binary": lambda dim: 2 + 4 * dim}
+
+
+def _rows_for_header(path: Path, count: int, dim: int, *, limit: int | None, header_bytes: int, layout: str) -> int:
+    """Rows to preallocate for a ``COUNT DIM`` header, checked against the file size first.
+
+    A header is a claim: ``1000000000 300`` would preallocate 1.1 TiB. The claimed entries must fit
+    in the bytes after the header (each takes at least :data:`_MIN_ENTRY_BYTES`); a ``.gz`` file's size
+    says nothing, so its preallocation is capped at :data:`_PREALLOC_BYTES` and grows with the data.
+
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "v.vec"; _ = p.write_text("1000000000 300\\nthe 1 2 3\\n")
+    >>> _rows_for_header(p, 1000000000, 300, limit=None, header_bytes=15, layout="text")
+    Traceback (most recent call last):
+      ...
+    tokembed.errors.VectorFileError: ...: header '1000000000 300' announces 1000000000 vectors of dimension 300 (at least 601000000000 bytes) but only 10 bytes follow it; ...
+    """
+    want = count if limit is None else min(count, limit)
+    if path.suffix == ".gz":
+        return max(1, min(want, _PREALLOC_BYTES // (4 * dim)))
+    body = path.stat().st_size - header_bytes
+    need = want * _MIN_ENTRY_BYTES[layout](dim)
+    if need > body:
+        raise VectorFileError(
+            f"{path}:1: header '{count} {dim}' announces {want} vectors of dimension {dim} (at least {need} bytes) "
+            f"but only {body} bytes follow it; the header is wrong or the file is truncated — fix the header's "
+            "COUNT and DIM, or pass format='glove' (--format glove) for a file without a header"
+        )
+    return want
+
+
 class _Rows:
     """Growable float32 row buffer (preallocated when the header gives the count) with first-wins dedup."""
 
     def __init__(self, dim: int, expected: int | None):
         self.dim, self.n = dim, 0
-        self.buf = np.empty((max(expected or 1024, 1), dim), dtype=np.float32)
+        if expected is None:  # no count (GloVe): start small, whatever D the first line claims
+            expected = min(1024, _PREALLOC_BYTES // (4 * dim))
+        self.buf = np.empty((max(expected, 1), dim), dtype=np.float32)
         self.tokens: list[str] = []
         self.seen: set[str] = set()
         self.duplicates = 0
@@ -206,6 +249,16 @@ class _Rows:
         return self.tokens, np.ascontiguousarray(self.buf[: self.n]), self.duplicates
 
 
+def _short(text: str, width: int = 60) -> str:
+    """``repr`` of a value quoted in an error, cut to ``width`` characters: a binary file read as text
+    (``/proc/self/environ``) must not pour its content into the message.
+
+    >>> _short("x" * 100, 10)
+    "'xxxxxxxxxx'... (100 chars)"
+    """
+    return repr(text) if len(text) <= width else f"{text[:width]!r}... ({len(text)} chars)"
+
+
 def _is_number(s: str) -> bool:
     try:
         float(s)
@@ -223,7 +276,7 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
             bar.update(len(raw))
             if lineno == 1 and fmt == "word2vec":
                 count, dim = _parse_header(raw, path)
-                rows = _Rows(dim, count if limit is None else min(count, limit))
+                rows = _Rows(dim, _rows_for_header(path, count, dim, limit=limit, header_bytes=len(raw), layout="text"))
                 continue
             if limit is not None and rows is not None and rows.n >= limit:
                 break
@@ -262,10 +315,10 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
                 vec = np.array(parts[-dim:], dtype=np.float32)
             except ValueError as e:
                 raise VectorFileError(
-                    f"{path}:{lineno}: a value of word {word!r} is not a number ({e}); fix or drop this line"
+                    f"{path}:{lineno}: a value of word {_short(word)} is not a number ({_short(str(e))}); fix or drop this line"
                 ) from e
             if not np.isfinite(vec).all():
-                raise VectorFileError(f"{path}:{lineno}: word {word!r} has a NaN/Inf value; fix or drop this line")
+                raise VectorFileError(f"{path}:{lineno}: word {_short(word)} has a NaN/Inf value; fix or drop this line")
             rows.add(word, vec)
     if rows is None:
         raise VectorFileError(f"{path}: no vectors found; pass a word2vec, GloVe or fastText vector file")
@@ -284,7 +337,7 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
         header = f.readline()
         count, dim = _parse_header(header, path)
         n_want = count if limit is None else min(count, limit)
-        rows = _Rows(dim, n_want)
+        rows = _Rows(dim, _rows_for_header(path, count, dim, limit=limit, header_bytes=len(header), layout="binary"))
         nbytes = 4 * dim
         buf, offset, eof = b"", len(header), False  # offset: file offset of buf[0]
         with _progress(path, n_want, "vec", progress) as bar:
@@ -322,7 +375,7 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
                     if bad.any():
                         j = int(np.argmax(bad))
                         raise VectorFileError(
-                            f"{path}: byte {offset + starts[j]}: word {words[j]!r} has a NaN/Inf value"
+                            f"{path}: byte {offset + starts[j]}: word {_short(words[j])} has a NaN/Inf value"
                         )
                     before = rows.n
                     rows.add_many(words, block, limit=n_want)

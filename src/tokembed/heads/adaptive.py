@@ -274,8 +274,13 @@ class AdaptiveSoftmax(nn.Module):
         label_smoothing: float = 0.0,
         ignore_index: int = -100,
         reduction: str = "mean",
+        z_loss: float = 0.0,
     ) -> torch.Tensor:
         """Cross-entropy in nats of the adaptive softmax against tokenizer-id ``targets``.
+
+        ``z_loss = c > 0`` adds ``c·(log² Z_head + log² Z_k)`` per kept token (``_z_penalty``): the
+        log-partitions of the two softmaxes the target goes through, as ``heads.cross_entropy``
+        adds ``c·log² Z`` for a flat softmax (the output here is normalised, so its own log Z is 0).
 
         With ``temperature == 1`` and no label smoothing this is the fast training path: the
         head for every token, and tail cluster k only for the tokens whose target is in it
@@ -287,6 +292,8 @@ class AdaptiveSoftmax(nn.Module):
             raise ConfigError(f"reduction={reduction!r} is not one of {_REDUCTIONS}")
         if not 0.0 <= label_smoothing <= 1.0:
             raise ConfigError(f"label_smoothing={label_smoothing} must be in [0, 1]")
+        if not z_loss >= 0.0:
+            raise ConfigError(f"z_loss={z_loss} must be >= 0 (PaLM uses 1e-4)")
         if h.shape[:-1] != targets.shape:
             raise ConfigError(f"h has leading shape {tuple(h.shape[:-1])} but targets have shape {tuple(targets.shape)}; they must match")
         t = targets.reshape(-1)  # (N,)
@@ -304,6 +311,8 @@ class AdaptiveSoftmax(nn.Module):
                 nll = (1.0 - label_smoothing) * nll - label_smoothing * lp.mean(-1)
         else:
             nll = self._fast_nll(hN, t)
+        if z_loss > 0.0:
+            nll = nll + z_loss * self._z_penalty(hN, t, temperature)
         if reduction == "mean":
             return nll.sum() / t.numel() if t.numel() else nll.sum() * float("nan")
         if reduction == "sum":
@@ -311,6 +320,17 @@ class AdaptiveSoftmax(nn.Module):
         if all_kept:
             return nll.reshape(targets.shape)
         return nll.new_zeros(targets.numel()).index_copy(0, rows, nll).reshape(targets.shape)
+
+    def _z_penalty(self, h: torch.Tensor, t: torch.Tensor, temperature: float) -> torch.Tensor:
+        """``log² Z_head + log² Z_k`` per token, Z of ``z/τ`` for the head and the target's tail cluster k: (N, D), (N,) -> (N,)."""
+        r = self._rank().index_select(0, t)  # (N,)
+        pen = torch.logsumexp(self._head_logits(h).float() / temperature, dim=-1).square()  # (N,)
+        for k, (lo, hi) in enumerate(self.bounds[1:]):
+            rows = ((r >= lo) & (r < hi)).nonzero().squeeze(1)  # (N_k,)
+            if rows.numel():
+                z = self._tail_logits(k, h.index_select(0, rows)).float() / temperature  # (N_k, n_k)
+                pen = pen.index_add(0, rows, torch.logsumexp(z, dim=-1).square())
+        return pen
 
     def _fast_nll(self, h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """-log p(t) per token, computing tail k only for its own targets: (N, D), (N,) -> (N,)."""

@@ -34,16 +34,24 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     ignore_index: int = -100,
     reduction: str = "mean",
+    z_loss: float = 0.0,
 ) -> torch.Tensor:
-    """CE of ``softmax(z / τ)`` against ``targets``; logits (..., V), targets (...)."""
+    """CE of ``softmax(z / τ)`` against ``targets``; logits (..., V), targets (...).
+
+    ``z_loss = c > 0`` adds ``c·(log Z)²`` per kept token, ``log Z = logsumexp(z / τ)`` (PaLM's
+    auxiliary loss, c = 1e-4 there), which keeps the log-partition near 0.
+    """
     z = logits if temperature == 1.0 else logits / temperature
-    return F.cross_entropy(
-        z.reshape(-1, z.shape[-1]).float(),  # (N, V)
-        targets.reshape(-1),  # (N,)
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-    ).reshape(targets.shape if reduction == "none" else ())
+    zN, t = z.reshape(-1, z.shape[-1]).float(), targets.reshape(-1)  # (N, V), (N,)
+    if z_loss == 0.0:
+        out = F.cross_entropy(zN, t, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+        return out.reshape(targets.shape if reduction == "none" else ())
+    keep = t != ignore_index  # (N,)
+    per = F.cross_entropy(zN, t, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction="none")
+    per = per + z_loss * torch.logsumexp(zN, dim=-1).square() * keep  # (N,)
+    if reduction == "none":
+        return per.reshape(targets.shape)
+    return per.sum() if reduction == "sum" else per.sum() / keep.sum()
 
 
 class _Head(nn.Module):

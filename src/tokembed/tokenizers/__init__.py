@@ -6,7 +6,9 @@ already have; engine adapters put an engine behind the interface
 (:mod:`.hf_engine` for HF ``tokenizers``, :mod:`.sentencepiece_engine`,
 :mod:`.tiktoken_engine` for the byte-level fast path); readable pure-Python references of the
 ordinary encoders, tested against the engines (:mod:`.reference`, :mod:`.spm_reference`); and
-seeded subword sampling (:mod:`.sampling`, :mod:`.regularization`).
+seeded subword sampling (:mod:`.sampling`, :mod:`.regularization`); the morph kind's named
+analyzers (:mod:`.analyzers`: Morfessor, Kiwi for Korean); statistics over a corpus
+(:mod:`.stats`) and across languages (:mod:`.parity`).
 """
 
 from collections.abc import Mapping
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from ..corpus import Corpus
 from ..errors import ConfigError
 from ..options import check_options
+from .analyzers import ANALYZERS, KiwiSegmenter  # the morph kind's named analyzers (registers "kiwi")
 from .base import DEFAULT_SPECIAL_TOKENS, KINDS, Tokenizer, register, tokenizer_class, trainable_kinds
 from .bpe import BPETokenizer
 from .byte import ByteTokenizer
@@ -31,6 +34,7 @@ __all__ += ["HFTokenizer", "ByteBPETokenizer", "WordPieceTokenizer"]
 __all__ += ["load_tokenizer", "train_tokenizer"]
 __all__ += ["SentencePieceTokenizer", "UnigramTokenizer", "BPETokenizer", "CharTokenizer"]
 __all__ += ["MorphTokenizer", "Segmenter", "MorfessorSegmenter", "DictSegmenter", "register_segmenter"]
+__all__ += ["ANALYZERS", "KiwiSegmenter"]
 
 
 def train_tokenizer(kind: str, corpus=None, vocab_size: int | None = None, **opts) -> Tokenizer:

@@ -5,8 +5,8 @@ first splits every word (a run of letters) into morphs with a :class:`Segmenter`
 default :class:`MorfessorSegmenter`, Morfessor Baseline trained unsupervised on the
 corpus's word counts — and then trains a sentencepiece ``unigram`` (or ``bpe``) model whose
 pieces never cross a morph boundary. It suits agglutinative languages (Finnish, Turkish);
-an analyzer for a specific language (e.g. Korean) plugs in as any object with
-``segment(word) -> list[str]`` and ``train(words_with_counts)``.
+an analyzer for a specific language plugs in as any object with ``segment(word) -> list[str]``
+and ``train(words_with_counts)``, or by name: ``analyzer="kiwi"`` for Korean (:mod:`.analyzers`).
 
 How the text is cut (no boundary marker ever enters the text, so there is nothing to escape):
 a word with its preceding space becomes the chunks ``" " + m1, m2, ..., mk`` (morphs joined
@@ -21,6 +21,7 @@ concatenated, so ``decode(ids)`` is the concatenation of the chunks: exactly the
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
@@ -254,6 +255,21 @@ def check_morph_vocab_size(vocab_size: int | None, words: Counter, spaced: Count
     )
 
 
+def _named_segmenter(name: Any, options: Mapping[str, Any]) -> Segmenter:
+    """A fresh registered segmenter by name (the ``analyzer`` option), built from ``segmenter_options``.
+
+    >>> type(_named_segmenter("morfessor", {"max_types": 10})).__name__
+    'MorfessorSegmenter'
+    """
+    klass = SEGMENTERS.get(name) if isinstance(name, str) else None
+    if klass is None:
+        raise ConfigError(f"analyzer={name!r} is not known; pass one of {', '.join(sorted(SEGMENTERS))}", param="analyzer")
+    try:
+        return klass(**options)
+    except TypeError as e:
+        raise ConfigError(f"analyzer {name!r}: segmenter_options {dict(options)} do not fit it ({e})") from e
+
+
 def morph_chunks(text: str, segment: Callable[[str], list[str]]) -> Iterator[str]:
     """Cut ``text`` into chunks whose concatenation is ``text``: ``" " + m1, m2, ...`` per word, other runs whole."""
     pos = 0
@@ -300,6 +316,13 @@ class MorphTokenizer(Tokenizer):
         self.options = dict(options or {})
         self._seg_cache: dict[str, list[str]] = {}
         self._ids_cache: dict[str, list[int]] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        """The vocab fingerprint, extended by the segmenter's ``fingerprint_tag`` when it has one (``kiwi``): the
+        same pieces cut by another analyzer give other ids. Morfessor has none, so its fingerprints are unchanged."""
+        tag = getattr(self.segmenter, "fingerprint_tag", "")
+        return hashlib.sha256(f"{self.vocab.fingerprint}|analyzer={tag}".encode()).hexdigest() if tag else self.vocab.fingerprint
 
     def _segment(self, word: str) -> list[str]:
         morphs = self._seg_cache.get(word)
@@ -400,7 +423,8 @@ class MorphTokenizer(Tokenizer):
     def train(cls, corpus: Any = None, vocab_size: int | None = None, **opts: Any) -> "MorphTokenizer":
         """Train the segmenter on the corpus's word counts, then the subword model on morph-chunk counts.
 
-        Options: ``segmenter`` (a Segmenter; default ``MorfessorSegmenter()``), ``subword``
+        Options: ``segmenter`` (a Segmenter; default ``MorfessorSegmenter()``) or ``analyzer`` (a registered
+        segmenter's name: ``"morfessor"``, ``"kiwi"`` for Korean, see :mod:`.analyzers`), ``subword``
         (``"unigram"`` or ``"bpe"``), ``segmenter_options`` (dict for the default segmenter),
         and every :class:`~tokembed.tokenizers.sentencepiece_engine.SpmTrainConfig` option.
         """
@@ -409,8 +433,11 @@ class MorphTokenizer(Tokenizer):
             raise ConfigError(f"subword={subword_kind!r}; pass 'unigram' or 'bpe'")
         segmenter = opts.pop("segmenter", None)
         seg_opts = opts.pop("segmenter_options", None) or {}
+        analyzer = opts.pop("analyzer", None)  # a registered segmenter by name: morfessor, kiwi (analyzers.py), dict
+        if analyzer is not None and segmenter is not None:
+            raise ConfigError(f"pass segmenter= (an object) or analyzer={analyzer!r} (a name), not both")
         if segmenter is None:
-            segmenter = MorfessorSegmenter(**seg_opts)
+            segmenter = _named_segmenter(analyzer or "morfessor", seg_opts)
         elif seg_opts:
             raise ConfigError("segmenter_options configure the default Morfessor segmenter; configure your segmenter object instead")
         if not isinstance(segmenter, Segmenter):

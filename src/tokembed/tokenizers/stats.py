@@ -16,13 +16,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from itertools import islice
 from typing import Any
 
 from .. import metrics
 from ..corpus import Corpus
 from .base import Tokenizer
 
-__all__ = ["TokenizerStats", "tokenizer_stats", "compare_tokenizers", "STAT_COLUMNS"]
+__all__ = ["TokenizerStats", "tokenizer_stats", "compare_tokenizers", "language_texts", "STAT_COLUMNS"]
 
 
 @dataclass
@@ -120,12 +121,16 @@ def compare_tokenizers(tokenizers: Mapping[str, Tokenizer], corpus: Any = None, 
     a large language does not hide a small one); otherwise one row per tokenizer.
     ``max_lines`` caps the lines per language (the first ones, so runs are comparable).
     """
-    from itertools import islice
+    texts = language_texts(corpus, max_lines=max_lines)
+    return [
+        tokenizer_stats(tok, t, name=name, language=lang) for name, tok in tokenizers.items() for lang, t in texts.items()
+    ]
 
+
+def language_texts(corpus: Any, *, max_lines: int | None = None) -> dict[str | None, list[str]]:
+    """The texts each comparison encodes: per language of a ``LANG=PATH`` corpus (key None when untagged),
+    at most ``max_lines`` per language (the first ones, so runs are comparable)."""
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_args(corpus)
     groups: list[str | None] = list(corpus.languages) or [None]
-    texts = {lang: list(islice(corpus.texts(lang), max_lines)) for lang in groups}
-    return [
-        tokenizer_stats(tok, texts[lang], name=name, language=lang) for name, tok in tokenizers.items() for lang in groups
-    ]
+    return {lang: list(islice(corpus.texts(lang), max_lines)) for lang in groups}
