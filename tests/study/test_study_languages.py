@@ -88,7 +88,7 @@ def test_an_unknown_language_tag_is_refused_before_any_training(tmp_path):
 
     (tmp_path / "a.txt").write_text("Some text here.\n\nMore text.\n", encoding="utf-8")
     cfg = StudyConfig.from_name("tiny", corpus_bytes=0)
-    with pytest.raises(ConfigError, match="'english1' is not a language tag"):
+    with pytest.raises(ConfigError, match="'english1' is not a BCP-47-like tag"):
         run_study(cfg, Corpus([f"english1={tmp_path / 'a.txt'}"]), tmp_path / "out", log=lambda m: None)
     assert not (tmp_path / "out" / "tokenizers").exists()
 

@@ -17,20 +17,16 @@ and from that gives each run
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
+from ..corpus import check_language_tag
 from ..errors import ConfigError, EmptyCorpusError
 from ..training.shards import Shard, is_validation
 
-__all__ = ["LANG_TAG", "language_documents", "split_languages", "language_shard", "language_counts", "seen_tokens",
+__all__ = ["language_documents", "split_languages", "language_shard", "language_counts", "seen_tokens",
            "budget_rows"]
-
-#: A language tag the study accepts: BCP-47-like syntax (en, fi, ko, pt-BR, zh-Hant), not the registry.
-LANG_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
-
 
 def language_documents(corpus) -> tuple[list[str], list[str]] | None:
     """``(documents, language of each)`` of a ``LANG=PATH`` corpus, the languages interleaved document by
@@ -43,9 +39,7 @@ def language_documents(corpus) -> tuple[list[str], list[str]] | None:
         return None
     per_lang: list[list[str]] = []
     for lang in langs:
-        if not LANG_TAG.fullmatch(lang):
-            raise ConfigError(f"corpus: language tag {lang!r} is not a language tag (2-3 letters, then optional "
-                              f"-subtags: en, fi, ko, pt-BR); rename it in {lang}=PATH", param="corpus")
+        check_language_tag(lang, where=f"study corpus {lang}=PATH")  # a Corpus checks its tags; a duck-typed one may not
         mine = list(corpus.documents(lang))
         if not mine:
             raise EmptyCorpusError(f"corpus: language {lang!r} has no document (blank-line separated text); "

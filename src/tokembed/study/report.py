@@ -28,6 +28,7 @@ from typing import Any
 
 from .. import report as R
 from ..artifacts import atomic_write_text
+from ..metrics import language_budget, language_trades
 from .plots import band_plot, curves_plot, pareto_plot, reliability_plot
 from .plots import finite as _ok
 from .timing import phase_table
@@ -472,10 +473,13 @@ def _languages_section(rows, details) -> str:
     for k, m in means.items():
         if k[1] != next(iter(means))[1]:
             continue  # the budget depends on the tokenizer only: one row per tokenizer
+        shares = language_budget(n_bytes={lg: m["budget"][lg].get("train_bytes", 0) for lg in m["budget"]},
+                                 n_tokens={lg: m["budget"][lg].get("train_tokens", 0) for lg in m["budget"]})
         for lang in langs:
-            b = m["budget"].get(lang, {})
+            b, sh = m["budget"].get(lang, {}), shares.get(lang, {})
             budget.append({"tokenizer": f"{k[0]} V={k[2]}", "language": lang, "train bytes": b.get("train_bytes"),
                            "train tokens": b.get("train_tokens"), "bytes/token": b.get("bytes_per_token"),
+                           "byte share": sh.get("byte_share"), "token share": sh.get("token_share"),
                            "bytes seen per run": b.get("seen_bytes"), "tokens seen per run": b.get("seen_tokens")})
     recs, trades = [], []
     for lang in langs:
@@ -491,18 +495,16 @@ def _languages_section(rows, details) -> str:
         recs.append(f"<li><b>{html.escape(lang)}</b>: {html.escape(name[k0])} has the lowest bits per byte, "
                     f"{b0:.4f} ({_links(means[k0]['ids'])}){text}.</li>")
     best = min(means, key=lambda k: statistics.fmean(means[k]["bpb"].values()) if means[k]["bpb"] else math.inf)
+    n = max(len(m["ids"]) for m in means.values())  # seeds per configuration
+    noise = judge.limit(n, n) or 0.0  # single seed: every difference counts
+    traded = language_trades({name[k]: m["bpb"] for k, m in means.items()}, baseline=name[best], noise=noise)
     for k, m in means.items():
-        if k == best:
-            continue
-        delta = {lang: m["bpb"][lang] - means[best]["bpb"][lang] for lang in langs
-                 if lang in m["bpb"] and lang in means[best]["bpb"]}
-        n1, n2 = len(m["ids"]), len(means[best]["ids"])
-        better = [lg for lg, d in delta.items() if d < 0 and not judge.within(d, n1, n2)]
-        worse = [lg for lg, d in delta.items() if d > 0 and not judge.within(d, n1, n2)]
-        if better and worse:
-            trades.append(f"<li>{html.escape(name[k])} vs {html.escape(name[best])}: better for {', '.join(better)}, "
-                          f"worse for {', '.join(worse)} ("
-                          + ", ".join(f"{lg} {d:+.4f}" for lg, d in delta.items()) + " bpb)</li>")
+        t = traded.get(name[k])
+        if t and t["better"] and t["worse"]:
+            deltas = ", ".join(f"{lg} {m['bpb'][lg] - means[best]['bpb'][lg]:+.4f}" for lg in langs
+                               if lg in m["bpb"] and lg in means[best]["bpb"])
+            trades.append(f"<li>{html.escape(name[k])} vs {html.escape(name[best])}: better for "
+                          f"{', '.join(t['better'])}, worse for {', '.join(t['worse'])} ({deltas} bpb)</li>")
     trade_text = (f"<ul>{''.join(trades)}</ul>" if trades else
                   f"<p>No configuration trades one language against another beyond noise against the best on average, "
                   f"{html.escape(name[best])}.</p>")
