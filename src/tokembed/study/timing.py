@@ -75,8 +75,10 @@ class PhaseClock:
     def summary(self, *, total_wall: float, total_cpu: float, workers: int) -> dict[str, Any]:
         """The table for ``results.json``: one entry per phase with its share of the CPU, and the totals.
 
-        CPU the phases do not account for (imports of the main process, waiting on workers,
-        scheduling) is the ``other`` phase, so the CPU column adds up to ``total_cpu``.
+        CPU the phases do not account for is the ``other`` phase, so the CPU column adds up to ``total_cpu``:
+        the main process between phases (probing the designs, hashing the corpus, scheduling) and the
+        worker processes after their last run (a spawned interpreter that loaded torch takes a while to
+        exit: measured ~0.9 CPU s per worker on a loaded 2-core machine).
         """
         cpu = dict(self.cpu)
         wall = dict(self.wall)
