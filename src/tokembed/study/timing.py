@@ -77,8 +77,8 @@ class PhaseClock:
 
         CPU the phases do not account for is the ``other`` phase, so the CPU column adds up to ``total_cpu``:
         the main process between phases (probing the designs, hashing the corpus, scheduling) and the
-        worker processes after their last run (a spawned interpreter that loaded torch takes a while to
-        exit: measured ~0.9 CPU s per worker on a loaded 2-core machine).
+        worker processes after their last run (a spawned interpreter that loaded torch took ~0.9 CPU s
+        to exit until the study's workers skipped that teardown).
         """
         cpu = dict(self.cpu)
         wall = dict(self.wall)
