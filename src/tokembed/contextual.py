@@ -38,7 +38,8 @@ from ._paths import existing_local_path
 from .corpus import Corpus
 from .errors import ConfigError, EmbeddingSourceError, require
 from .metrics import anisotropy
-from .training.checkpoint import load_checkpoint
+from .sources import load_embeddings
+from .training.checkpoint import check_finite_tensors, load_checkpoint
 
 __all__ = [
     "ContextualEmbeddings",
@@ -162,6 +163,10 @@ def _from_tokembed(p: Path, text: str, layers, device: str) -> ContextualEmbeddi
 
 def _from_transformers(p: Path, text: str, layers, device: str) -> ContextualEmbeddings:
     transformers = require("transformers", extra="hf", feature="contextual embeddings of a Hugging Face model")
+    # the checks inspect/neighbors/compress make, before transformers reads anything: safetensors weights only
+    # (never pickled ones), a config object, a vocabulary no larger than the embedding, finite rows
+    src = load_embeddings(p)
+    check_finite_tensors({src.names["input"]: torch.from_numpy(np.asarray(src.input))}, where=str(p))
     try:
         tok = transformers.AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         model = transformers.AutoModel.from_pretrained(str(p), local_files_only=True)

@@ -96,6 +96,10 @@ def corpus_notes() -> Iterator[None]:
 #: Standard-library parts left out of the default corpus: tests, GUI demos and vendored code.
 _SKIP_STDLIB = {"site-packages", "dist-packages", "test", "tests", "idle_test", "idlelib", "lib2to3", "turtledemo", "ensurepip"}
 _DEFAULT_CORPUS_VERSION = "1"
+#: Lines per document in a file without blank lines (about a paragraph of one-sentence lines).
+GROUP_LINES = 32
+#: A blank-line block longer than this is cut at line boundaries (the default corpus's longest is 62 KB).
+DOC_MAX_BYTES = 1 << 16
 
 
 def _cache_dir() -> Path:
@@ -230,6 +234,54 @@ def iter_file_lines(path: str | os.PathLike, *, errors: str = "strict") -> Itera
         if isinstance(e, IsADirectoryError):
             raise CorpusError(f"{path}: is a folder; pass it without a glob pattern to read it recursively") from None
         raise CorpusError(f"{path}: cannot read ({e}); check the file") from e
+
+
+def _file_documents(path: Path, errors: str) -> Iterator[str]:
+    """The documents of one file (see :meth:`Corpus.documents`)."""
+    buf: list[str] = []
+    size, blank_seen, grouped, cut = 0, False, False, False
+    for line in iter_file_lines(path, errors=errors):
+        if not line.strip():
+            blank_seen = True
+            if buf:
+                yield "".join(buf)
+                buf, size = [], 0
+            continue
+        buf.append(line)
+        size += len(line)
+        if grouped and len(buf) >= GROUP_LINES:
+            yield "".join(buf)
+            buf, size = [], 0
+        elif size > DOC_MAX_BYTES:
+            if blank_seen:  # a huge block in a file with paragraphs: cut it here
+                cut = cut or _note(f"{path}: a block of over {DOC_MAX_BYTES:,} bytes without a blank line is cut "
+                                   "into documents at line boundaries")
+                yield "".join(buf)
+                buf, size = [], 0
+            else:  # no blank line so far: one line per sentence/verse
+                grouped = _note_grouped(path)
+                yield from _groups(buf)
+                buf, size = [], 0
+    if buf and not blank_seen and not grouped and len(buf) > 1:
+        _note_grouped(path)
+        yield from _groups(buf)
+    elif buf:
+        yield "".join(buf)
+
+
+def _groups(lines: list[str]) -> Iterator[str]:
+    for i in range(0, len(lines), GROUP_LINES):
+        yield "".join(lines[i : i + GROUP_LINES])
+
+
+def _note(message: str) -> bool:
+    warnings.warn(message, CorpusWarning, stacklevel=4)
+    return True
+
+
+def _note_grouped(path: Path) -> bool:
+    return _note(f"{path} has no blank lines between documents; its documents are groups of {GROUP_LINES} lines "
+                 "(separate documents with blank lines to choose them)")
 
 
 @dataclass(frozen=True)
@@ -419,16 +471,31 @@ class Corpus:
                 yield s
 
     def documents(self, lang: str | None = None) -> Iterator[str]:
-        """Blocks of lines separated by blank lines (each keeps its inner newlines)."""
-        buf: list[str] = []
-        for line in self.lines(lang):
-            if line.strip():
-                buf.append(line)
-            elif buf:
-                yield "".join(buf)
-                buf = []
-        if buf:
-            yield "".join(buf)
+        """Blocks of lines separated by blank lines (each keeps its inner newlines), never across files.
+
+        Bounded fallbacks (each said once per file with a :class:`CorpusWarning`): a file without blank
+        lines is cut into groups of :data:`GROUP_LINES` lines (one verse or sentence per line would
+        otherwise be one document, and the train/validation split would be empty); a block over
+        :data:`DOC_MAX_BYTES` is cut at line boundaries.
+
+        >>> import tempfile, pathlib, warnings
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "verses.txt"
+        >>> _ = f.write_text("".join(f"verse {i}\\n" for i in range(70)))
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     [d.count("\\n") for d in Corpus([str(f)]).documents()]
+        [32, 32, 6]
+        """
+        any_text = False
+        for src in self.sources:
+            if lang is not None and src.lang != lang:
+                continue
+            for f in src.files:
+                for doc in _file_documents(f, self.errors):
+                    any_text = True
+                    yield doc
+        if not any_text:
+            list(self.lines(lang))  # raises EmptyCorpusError naming the sources
 
     def byte_sizes(self) -> dict[str, int]:
         """UTF-8 bytes per language (key ``""`` when untagged), from file sizes (``.gz``: decompressed)."""

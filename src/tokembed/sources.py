@@ -181,6 +181,10 @@ def load_embeddings(
 # -- Hugging Face folder -------------------------------------------------------------
 
 
+#: Weight files that need pickle to read (refused, with the conversion to safetensors as the fix).
+PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -354,6 +358,12 @@ def _load_hf_folder(folder: Path) -> EmbeddingSource:
     cfg_path = folder / "config.json"
     config = _read_json_object(cfg_path) if cfg_path.is_file() else {}
     index = _tensor_index(folder)
+    pickled = sorted(f.name for f in folder.iterdir() if f.suffix in PICKLED_SUFFIXES) if not index else []
+    if pickled:
+        raise EmbeddingSourceError(
+            f"{folder}: the weights are pickled ({', '.join(pickled[:3])}) and tokembed never unpickles; convert them "
+            "to safetensors first (transformers: model.save_pretrained(folder, safe_serialization=True))"
+        )
     if not index:
         raise EmbeddingSourceError(
             f"{folder}: no *.safetensors file; pass a Hugging Face model folder saved with save_pretrained "

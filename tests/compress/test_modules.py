@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from tokembed.compress import (CastEmbedding, PQEmbedding, QuantizedEmbedding, QuantizedHead, product_quantize,
                                quantize)
-from tokembed.compress import quantized as qmod
+from tokembed.compress import module as qmod
 from tokembed.errors import TokenIdError
 
 W = torch.randn(97, 32, generator=torch.Generator().manual_seed(0))
@@ -61,3 +61,41 @@ def test_cast_embedding_and_pq_embedding():
     e = PQEmbedding(pq)
     assert torch.equal(e(IDS), F.embedding(IDS, pq.decode()))
     assert e.nbytes == 97 * 8 + 8 * 16 * 4 * 4
+
+
+KINDS = {"fp16": {}, "int8": {}, "int4": {"group_size": 8, "symmetric": False}, "pq": {"M": 8, "nbits": 4, "iters": 2},
+         "lowrank": {"rank": 4}, "prune": {}, "trim": {}, "hash": {"buckets": 8, "iters": 2}, "plan": {"M": 8, "nbits": 4}}
+
+
+@pytest.mark.parametrize("method", list(KINDS))
+def test_one_module_serves_every_codec(method):
+    from tokembed.compress import CompressedEmbedding, CompressedHead, embedding_for
+    from tokembed.compress.apply import CompressOptions, compress_matrix
+
+    counts = torch.floor(100 / torch.arange(1, 98).double())
+    codec = compress_matrix(W, CompressOptions(method=method, **KINDS[method]), counts=counts).table
+    emb = embedding_for(codec)
+    assert isinstance(emb, CompressedEmbedding) and emb.codec is codec
+    Wd = codec.decode()
+    assert emb.nbytes == codec.nbytes > 0
+    assert torch.allclose(emb(IDS), F.embedding(IDS, Wd), atol=1e-6)
+    assert torch.equal(emb.weight_matrix(), Wd)
+    with pytest.raises(TokenIdError, match="97"):
+        emb(torch.tensor([[0, 97]]))
+    bias = torch.randn(97, generator=torch.Generator().manual_seed(5))
+    h = torch.randn(2, 3, 32, generator=torch.Generator().manual_seed(6))
+    for head in (CompressedHead(emb, bias=bias), CompressedHead.tied(emb, bias=bias)):
+        extra = codec.bias[codec.id_map.long()] if method == "trim" and codec.bias is not None else 0
+        assert torch.allclose(head(h), h @ Wd.T + bias + extra, atol=1e-4)
+    before = emb(IDS)
+    emb._apply(lambda t: t.clone())  # what .to()/.cpu() do: new buffers; the codec must follow them
+    assert all(t is getattr(emb, k.replace(".", "_")) for k, t in emb.codec.state()[0].items())
+    assert torch.equal(emb(IDS), before)
+
+
+def test_a_named_module_refuses_another_codec():
+    from tokembed.compress import PQEmbedding
+    from tokembed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PQEmbedding serves PQCodes"):
+        PQEmbedding(quantize(W, bits=8))

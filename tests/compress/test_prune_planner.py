@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from tokembed.compress import TrimmedEmbedding, TrimmedHead, magnitude_prune, plan, quantize, token_counts, trim_vocab
-from tokembed.compress.planner import MixedEmbedding, frequency_bands, weighted_error
+from tokembed.compress import MixedEmbedding
+from tokembed.compress.planner import frequency_bands, weighted_error
 from tokembed.compress.pq import product_quantize
 from tokembed.errors import ConfigError
 from tokembed.tokenizers import ByteTokenizer

@@ -1,5 +1,10 @@
 """Scalar quantization: error bounds, exact int4 packing, fused kernel == reference bit for bit, bad options."""
 
+import hashlib
+import os
+import shutil
+import stat
+
 import pytest
 import torch
 from hypothesis import given
@@ -56,24 +61,89 @@ def test_int4_known_packing_odd_d_and_negative_values():
     assert torch.allclose(qt.dequantize(), W, atol=1e-6)
 
 
+def _kernel_expected() -> bool:
+    """A C compiler is here and the kernel is not switched off: then the kernel must build and run."""
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    return bool(cc) and os.environ.get("TOKEMBED_KERNELS", "1") != "0"
+
+
+needs_kernel = pytest.mark.skipif(not _kernel_expected(), reason="no C compiler (or TOKEMBED_KERNELS=0): kernel not expected")
+
+
+@pytest.fixture
+def fresh_kernel(monkeypatch, tmp_path):
+    """Forget the loaded kernel and use an empty cache, so the next call builds (the real one comes back after)."""
+    monkeypatch.setenv("TOKEMBED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(_kernels, "_lib", None)
+    monkeypatch.setattr(_kernels, "_status", "not built")
+    return tmp_path / "cache" / "kernels"
+
+
+@needs_kernel
+def test_the_kernel_builds_where_a_compiler_exists():
+    status = _kernels.kernel_status()
+    assert status.startswith(_kernels.KERNEL_OK), status  # fails when the build failed: no silent fallback here
+
+
+@needs_kernel
 @pytest.mark.parametrize("bits", [8, 4])
 @pytest.mark.parametrize("sym", [True, False])
 @pytest.mark.parametrize("shape,gs", [((300, 64), None), ((300, 64), 16), ((50, 13), None), ((40, 24), 8), ((20, 1024), 128)])
-def test_fused_kernel_matches_reference_bit_exactly(bits, sym, shape, gs):
+def test_fused_kernel_matches_reference_bit_exactly(bits, sym, shape, gs, monkeypatch):
     W = _mat(*shape, seed=1)
     qt = quantize(W, bits=bits, group_size=gs, symmetric=sym)
     ids = torch.randint(0, shape[0], (3000,), generator=torch.Generator().manual_seed(2))  # 3000 × 1024 × 4 > 8 MiB
-    fast, ref = qt.gather(ids), qt.gather_reference(ids)
+    with monkeypatch.context() as m:  # the fast call must not fall back to the torch reference
+        m.setattr(_kernels, "_reference", lambda *a, **k: pytest.fail("the kernel did not run; the reference did"))
+        fast = qt.gather(ids)
+    ref = qt.gather_reference(ids)
     assert torch.equal(fast, ref)
     assert torch.equal(ref, qt.dequantize()[ids])
 
 
-def test_kernel_status_and_fallback(monkeypatch):
-    status = _kernels.kernel_status()
-    assert "kernel" in status or "reference" in status
+@needs_kernel
+def test_kernel_cache_is_private_and_hash_verified(fresh_kernel):
+    fresh_kernel.mkdir(parents=True)
+    fresh_kernel.chmod(0o755)
+    assert _kernels.kernel_status().startswith(_kernels.KERNEL_OK)
+    assert stat.S_IMODE(fresh_kernel.stat().st_mode) == 0o700 and fresh_kernel.stat().st_uid == os.getuid()
+    (so,) = fresh_kernel.glob("*.so")
+    recorded = so.with_suffix(".sha256").read_text().strip()
+    assert hashlib.sha256(so.read_bytes()).hexdigest() == recorded
+    so.write_bytes(so.read_bytes() + b"tampered")  # a changed file is never loaded: it is rebuilt
+    _kernels._lib, _kernels._status = None, "not built"
+    assert _kernels.kernel_status().startswith(_kernels.KERNEL_OK)
+    assert hashlib.sha256(so.read_bytes()).hexdigest() == recorded and not so.read_bytes().endswith(b"tampered")
+
+
+def test_failed_build_falls_back_with_one_warning_line(fresh_kernel, monkeypatch):
+    monkeypatch.delenv("TOKEMBED_KERNELS", raising=False)
+    monkeypatch.setenv("CC", "/bin/false")  # a compiler that always fails
     qt = quantize(_mat(10, 8), bits=4)
     ids = torch.tensor([3, 3, 0, 9])
-    assert torch.equal(qt.gather(ids, use_kernel=False), qt.gather(ids))
+    with pytest.warns(RuntimeWarning, match="fused int8/int4 gather is not available") as rec:
+        out = qt.gather(ids)
+    assert len(rec) == 1 and "\n" not in str(rec[0].message)
+    assert _kernels.kernel_status().startswith("kernel build failed")
+    assert torch.equal(out, qt.gather_reference(ids))
+
+
+def test_a_cache_folder_owned_elsewhere_or_linked_is_refused(fresh_kernel, monkeypatch, tmp_path):
+    monkeypatch.delenv("TOKEMBED_KERNELS", raising=False)
+    (tmp_path / "elsewhere").mkdir()
+    fresh_kernel.parent.mkdir(parents=True)
+    fresh_kernel.symlink_to(tmp_path / "elsewhere")
+    with pytest.warns(RuntimeWarning, match="not a plain folder"):
+        status = _kernels.kernel_status()
+    assert status.startswith("kernel build failed") and not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_kernels_switched_off(fresh_kernel, monkeypatch):
+    monkeypatch.setenv("TOKEMBED_KERNELS", "0")
+    qt = quantize(_mat(10, 8), bits=8)
+    ids = torch.tensor([3, 3, 0, 9])
+    assert torch.equal(qt.gather(ids), qt.gather_reference(ids))
+    assert _kernels.kernel_status() == "disabled by TOKEMBED_KERNELS=0 (torch reference used)"
 
 
 def test_empty_ids():

@@ -53,8 +53,8 @@ def test_max_tokens_keeps_whole_documents(model):
     r = evaluate(model, ByteTokenizer(), DOCS, seq_len=16, max_tokens=5)
     assert (r.n_tokens, r.n_bytes) == (4, 3)  # [eos] a b \n [eos] -> 4 predictions, 3 bytes
     assert r.loss == pytest.approx(sum(window_nats(model, TOKENS[:5])) / 4, rel=1e-5)
-    r = evaluate(model, ByteTokenizer(), DOCS, seq_len=16, max_tokens=2)  # at least one whole document
-    assert (r.n_tokens, r.n_bytes) == (4, 3)
+    r = evaluate(model, ByteTokenizer(), DOCS, seq_len=16, max_tokens=3)  # a hard cap, even inside the first document
+    assert (r.n_tokens, r.n_bytes) == (2, 2)  # [eos] a b -> 2 predictions, the bytes of "ab"
 
 
 def test_ece_band_loss_and_sizes(model):

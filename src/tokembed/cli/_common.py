@@ -53,9 +53,10 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def add_corpus_args(p: argparse.ArgumentParser, *, positional: bool = True, flag: str = "--corpus") -> None:
-    """CORPUS arguments: files, folders, globs, '-' (stdin), LANG=PATH; none = the built-in corpus."""
-    helptext = "text files, folders, globs, '-' for stdin, or LANG=PATH; default: the built-in corpus (Python's own docs)"
+def add_corpus_args(p: argparse.ArgumentParser, *, positional: bool = True, flag: str = "--corpus",
+                    default: str = "the built-in corpus (Python's own docs)") -> None:
+    """CORPUS arguments: files, folders, globs, '-' (stdin), LANG=PATH; ``default`` says what none means."""
+    helptext = f"text files, folders, globs, '-' for stdin, or LANG=PATH; default: {default}"
     if positional:
         p.add_argument("corpus", nargs="*", metavar="CORPUS", help=helptext)
     else:

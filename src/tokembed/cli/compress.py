@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..corpus import Corpus
 from ._common import print_json
 
 __all__ = ["add_parser"]
@@ -43,7 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..compress.apply import CompressOptions, compress_source
-    from ..corpus import Corpus
 
     opts = CompressOptions(
         method=args.method, group_size=args.group_size, symmetric=not args.asymmetric, M=args.M, nbits=args.nbits,

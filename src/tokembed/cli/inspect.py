@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--output", required=True, help="output folder (report.html, summary.json, plots/, projector/)"
     )
-    add_corpus_args(p, positional=False)
+    add_corpus_args(p, positional=False, default="none: no token counts, so the frequency sections are left out "
+                    "(checkpoints: the contextual section still reads the built-in corpus)")
     p.add_argument("--labels", default=None, help="CSV of 'token,label' lines for a user probe (e.g. part of speech)")
     p.add_argument("--tsne", action="store_true", help="add a t-SNE plot of a sample (scikit-learn; ~10 s)")
     p.add_argument("--umap", action="store_true", help="add a UMAP plot of a sample (needs umap-learn)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_corpus_args, corpus_from_args
+import sys
+
+from ._common import add_corpus_args, corpus_from_args, print_json
 
 __all__ = ["add_parser"]
 
@@ -20,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", help="study config (.toml or .yaml); keys are StudyConfig fields")
     p.add_argument("-o", "--output", default="study", metavar="DIR", help="output folder (default: ./study)")
     p.add_argument("--quick", action="store_true", help="the small preset: 3 tokenizers × 3 designs, about 2 minutes on 2 cores")
+    p.add_argument("--json", action="store_true", help="print the results (rows, skipped cells, files) as JSON; the log goes to stderr")
+    p.add_argument("--quiet", action="store_true", help="no progress log, no warnings (stderr carries only errors)")
     p.set_defaults(func=_run)
 
 
@@ -31,7 +35,17 @@ def _run(args: argparse.Namespace) -> int:
         config = StudyConfig.from_file(args.config, preset=preset)
     else:
         config = StudyConfig.from_name(preset or "default")
-    result = run_study(config, corpus_from_args(args), args.output)
+    if args.quiet:
+        log = lambda msg: None  # noqa: E731
+    else:
+        log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.json else None
+    result = run_study(config, corpus_from_args(args), args.output, log=log)
+    if args.json:
+        print_json({"out_dir": str(result.out_dir), "seconds": result.seconds, "rows": result.rows,
+                    "skipped": result.skipped, "notes": result.notes,
+                    "results": [str(result.out_dir / "results.csv"), str(result.out_dir / "results.json")],
+                    "report": None if result.report is None else str(result.report)})
+        return 0
     print(f"study done in {result.seconds:.0f}s: {len(result.rows)} runs, {len(result.skipped)} skipped")
     print(f"results: {result.out_dir / 'results.csv'}  {result.out_dir / 'results.json'}")
     print(f"report:  {result.report}")

@@ -64,6 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--kind", required=True, help=", ".join(trainable_kinds()))
     t.add_argument("--vocab-size", type=int, default=None)
     t.add_argument("-o", "--output", required=True, help="output folder")
+    t.add_argument("--json", action="store_true", help='print {"kind", "vocab_size", "fingerprint", "output"}')
+    t.add_argument("--quiet", action="store_true", help="no progress bars, notes or warnings on stderr")
     t.add_argument("--seed", type=int, default=None, help="seed of the language sampling (LANG=PATH corpora)")
     t.add_argument("--alpha", type=float, default=None, help="α of the language sampling p_l ∝ n_l^α (default 0.3)")
     t.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="lowercase (wordpiece)")
@@ -113,13 +115,16 @@ def _train(args: argparse.Namespace) -> int:
             opts[key] = getattr(args, key)
     with corpus_notes():
         tok = train_tokenizer(args.kind, corpus_from_args(args), args.vocab_size, **opts)
-    if args.vocab_size is not None and tok.vocab_size < args.vocab_size:
+    if args.vocab_size is not None and tok.vocab_size < args.vocab_size and not args.quiet:
         print(
             f"note: asked for {args.vocab_size} tokens, the corpus supports {tok.vocab_size} (no further merge/piece "
             "occurs often enough); pass more text or a smaller --vocab-size",
             file=sys.stderr,
         )
     tok.save(args.output)
+    if args.json:
+        print_json({"kind": tok.kind, "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint, "output": args.output})
+        return 0
     print(f"saved {tok.kind} tokenizer, {tok.vocab_size} tokens, fingerprint {tok.fingerprint[:12]} -> {args.output}")
     return 0
 

@@ -21,6 +21,7 @@ def _options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--config", default=None, help="TOML or YAML training config (default: built-in defaults)")
     p.add_argument("-o", "--output", required=required, help="run folder (checkpoint/, data/, history.json, ...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
+    p.add_argument("--force", action="store_true", help="start over in an --output that already holds a run (replaces it)")
     p.add_argument("--tokenizer", default=None, help="tokenizer kind to train (byte, bytebpe, ...) or a tokenizer folder")
     p.add_argument("--workers", type=int, default=None, help="processes for tokenizing (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -115,6 +116,27 @@ def _new_inputs(args: argparse.Namespace, out: Path, overrides: list[str], corpu
     return config, tokenizer, shards
 
 
+#: What ``tokembed train`` writes into a run folder (``--force`` removes these before starting over).
+RUN_FILES = ("checkpoint", "checkpoint.prev", "data", "run_config.json", "history.json", "band_stats.json", "bands.png",
+             "eval.json", "reliability.png")
+
+
+def _check_new_run(out: Path, *, force: bool) -> None:
+    """Refuse to train over an existing run (it would be overwritten silently), unless ``--force``."""
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if not existing:
+        return
+    if not force:
+        raise ConfigError(f"{out} already holds a run ({', '.join(existing[:3])}); pass --resume to continue it, "
+                          "--force to replace it, or another -o folder")
+    for name in existing:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..training.plots import plot_reliability
     from ..training.pipeline import train_and_evaluate
@@ -122,6 +144,8 @@ def _run(args: argparse.Namespace) -> int:
     args = _parse_rest(args)
     out = Path(args.output)
     overrides, corpus_specs = _split_items(args.items)
+    if not args.resume:
+        _check_new_run(out, force=args.force)
     if args.resume:
         config, tokenizer, shards = _resume_inputs(args, out, overrides)
     else:

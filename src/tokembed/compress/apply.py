@@ -16,14 +16,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..diagnostics.neighbors import topk_cosine
 from ..errors import ConfigError
-from ..metrics import nn_overlap
-from .artifact import CompressedTable, embedding_module, head_module
+from ..metrics import frequency_bands, nn_overlap
+from ..sources import load_embeddings
+from ..training.evaluate import evaluate
+from .artifact import CompressedTable, embedding_module, head_module, save_compressed
+from .codec import DenseTable
 from .hashing import hash_buckets
 from .lowrank import low_rank
 from .planner import plan
 from .pq import pq_for_ratio, product_quantize
-from .prune import magnitude_prune, trim_vocab
+from .prune import magnitude_prune, token_counts, trim_vocab
 from .quantize import quantize
 
 __all__ = ["CompressOptions", "METHODS", "compress_matrix", "table_report", "swap_into_model", "compress_source",
@@ -61,12 +65,10 @@ class CompressOptions:
 def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep_ids=None,
                     bias: torch.Tensor | None = None) -> CompressedTable:
     """Compress one (V, D) matrix with ``opts.method``; ``counts`` (V,) for trim/plan."""
-    from .artifact import _HalfTable
-
     m = opts.method
     V, D = W.shape
     if m in ("fp16", "bf16"):
-        return CompressedTable(_HalfTable(W.detach().float().to(torch.float16 if m == "fp16" else torch.bfloat16)))
+        return CompressedTable(DenseTable(W.detach().float().to(torch.float16 if m == "fp16" else torch.bfloat16)))
     if m in ("int8", "int4"):
         return CompressedTable(quantize(W, bits=int(m[3:]), group_size=opts.group_size, symmetric=opts.symmetric))
     if m == "pq":
@@ -100,8 +102,6 @@ def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep
 
 
 def _bands(counts, V: int) -> tuple[np.ndarray, list[dict]]:
-    from ..metrics import frequency_bands
-
     if counts is None:  # no counts: id order as the frequency proxy (BPE/WordPiece ids grow roughly as frequency falls)
         edges = [0] + [min(V, 2**k) for k in range(8, 40) if 2**k < V] + [V]
         band_of = np.zeros(V, dtype=np.int64)
@@ -114,8 +114,6 @@ def _bands(counts, V: int) -> tuple[np.ndarray, list[dict]]:
 
 
 def _neighbours(W: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
-    from ..diagnostics.neighbors import topk_cosine
-
     ids, _ = topk_cosine(W, W[q], k=k, exclude=[[int(i)] for i in q])
     return ids
 
@@ -174,10 +172,6 @@ def _head_bias(model) -> torch.Tensor | None:
 def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval_corpus=None, untie: bool = False,
                     max_eval_tokens: int | None = None, vocab=None, seq_len: int = 128) -> dict[str, Any]:
     """Load ``source`` (checkpoint, HF folder, vector file), compress, report, and write the artifact to ``out_dir``."""
-    from ..sources import load_embeddings
-    from .artifact import save_compressed
-    from .prune import token_counts
-
     src = load_embeddings(source, vocab=vocab)
     E = torch.from_numpy(np.ascontiguousarray(src.input)).float()  # (V, D)
     V, D = E.shape
@@ -220,8 +214,6 @@ def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval
         report["output"] = table_report(torch.from_numpy(np.ascontiguousarray(src.output)).float(), out.decode(),
                                         counts=counts, seed=opts.seed)
     if model is not None and eval_corpus is not None:
-        from ..training.evaluate import evaluate
-
         docs = list(eval_corpus.documents())
         model.eval()
         seq_len = min(seq_len, int(model.config.max_seq_len))

@@ -7,12 +7,16 @@ the method, its options, the shape, the tied flag, the report and the vocabulary
 **fingerprint**: loading with a tokenizer of another fingerprint raises
 :class:`FingerprintMismatchError`.
 
-Every stored table is a small dataclass with ``state() -> (tensors, config)`` and
-``from_state``; :data:`KINDS` maps its name to the class and to the module that serves it.
+Every stored table is a codec (``codec.py``) with ``state() -> (tensors, config)`` and
+``from_state``; :data:`KINDS` maps its stored name to the codec, and ``module.embedding_for``
+serves it. Loading checks the JSON fields, then every tensor against its codec's specs and the
+recorded shape, before any module exists: a truncated, edited or crafted folder raises
+:class:`ArtifactError` and never reaches an index or the C kernel.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,45 +26,23 @@ import torch
 
 from ..artifacts import TOKEMBED_VERSION, atomic_dir, load_tensors, read_json, save_tensors, write_json
 from ..errors import ArtifactError, FingerprintMismatchError
-from .hashing import BucketEmbedding, HashBuckets
+from ..tokenizers import load_tokenizer
+from .codec import DenseTable, Spec, check_state
+from .hashing import HashBuckets
 from .lowrank import LowRank
-from .planner import MixedEmbedding, MixedTables
-from .pq import PQCodes, PQEmbedding
-from .prune import SparseEmbedding, SparseRows, Trimmed, TrimmedEmbedding, TrimmedHead
+from .module import CompressedEmbedding, CompressedHead, embedding_for
+from .planner import MixedTables
+from .pq import PQCodes
+from .prune import SparseRows, Trimmed
 from .quantize import QuantizedTensor
-from .quantized import CastEmbedding, QuantizedEmbedding, QuantizedHead
 
 __all__ = ["CompressedTable", "save_compressed", "load_compressed", "CompressedArtifact", "embedding_module",
-           "head_module", "FORMAT"]
+           "head_module", "FORMAT", "KINDS"]
 
 FORMAT = "tokembed-compressed"
 
-
-@dataclass
-class _HalfTable:
-    weight: torch.Tensor  # (V, D) float16 / bfloat16
-
-    @property
-    def shape(self):
-        return tuple(self.weight.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.weight.numel() * self.weight.element_size()
-
-    def decode(self) -> torch.Tensor:
-        return self.weight.float()
-
-    def state(self):
-        return {"weight": self.weight}, {"dtype": str(self.weight.dtype).replace("torch.", "")}
-
-    @classmethod
-    def from_state(cls, t, c):
-        return cls(t["weight"])
-
-
 KINDS: dict[str, type] = {
-    "quantized": QuantizedTensor, "cast": _HalfTable, "pq": PQCodes, "lowrank": LowRank, "sparse": SparseRows,
+    "quantized": QuantizedTensor, "cast": DenseTable, "pq": PQCodes, "lowrank": LowRank, "sparse": SparseRows,
     "trimmed": Trimmed, "hashed": HashBuckets, "mixed": MixedTables,
 }
 
@@ -74,7 +56,7 @@ def _kind_of(table) -> str:
 
 @dataclass
 class CompressedTable:
-    """A compressed (V, D) matrix and how it was made."""
+    """A compressed (V, D) matrix (one of :data:`KINDS`) and how it was made."""
 
     table: Any  # one of KINDS
     kind: str = ""
@@ -89,58 +71,26 @@ class CompressedTable:
 
     def decode(self) -> torch.Tensor:
         """The reconstructed (V, D) float32 matrix."""
-        t = self.table
-        return t.dequantize() if isinstance(t, QuantizedTensor) else t.decode()
+        return self.table.decode()
 
 
 def embedding_module(ct: CompressedTable, *, scale: float = 1.0):
-    """The embedding module that serves a compressed table."""
-    t = ct.table
-    if ct.kind == "quantized":
-        m = QuantizedEmbedding(t)
-    elif ct.kind == "cast":
-        m = CastEmbedding(t.weight, dtype="bf16" if t.weight.dtype == torch.bfloat16 else "fp16")
-    elif ct.kind == "pq":
-        m = PQEmbedding(t)
-    elif ct.kind == "lowrank":
-        m = t.module()
-    elif ct.kind == "sparse":
-        m = SparseEmbedding(t)
-    elif ct.kind == "trimmed":
-        m = TrimmedEmbedding(t)
-    elif ct.kind == "hashed":
-        m = BucketEmbedding(t)
-    else:
-        m = MixedEmbedding(t)
+    """The embedding module that serves a compressed table (times the source's √D ``scale`` when not 1)."""
+    m = embedding_for(ct.table)
     return _Scaled(m, scale) if scale != 1.0 else m
 
 
-def head_module(ct: CompressedTable | None, *, embedding=None, bias: torch.Tensor | None = None):
+def head_module(ct: CompressedTable | None, *, embedding=None, bias: torch.Tensor | None = None) -> CompressedHead:
     """The head serving a compressed table (untied), or tied to ``embedding`` when ``ct`` is None."""
-    from ..heads import TiedHead
-
     if ct is None:  # tied: share the embedding's compressed table
-        inner = getattr(embedding, "inner", embedding)
-        if isinstance(inner, QuantizedEmbedding):
-            return QuantizedHead.tied(inner, bias=bias)
-        head = TiedHead(inner, bias=bias is not None)
-    elif ct.kind == "quantized":
-        return QuantizedHead(QuantizedEmbedding(ct.table), bias=bias)
-    elif ct.kind == "trimmed":
-        t = ct.table
-        return TrimmedHead(Trimmed(t.table, t.id_map, t.bias if t.bias is not None else None))
-    else:
-        head = TiedHead(embedding_module(ct), bias=bias is not None)  # z = Ŵ h + b, Ŵ decoded per call
-    if bias is not None:
-        with torch.no_grad():
-            head.bias.copy_(bias)
-    return head
+        return CompressedHead.tied(getattr(embedding, "inner", embedding), bias=bias)
+    return CompressedHead(embedding_for(ct.table), bias=bias)
 
 
 class _Scaled(torch.nn.Module):
     """Multiply a compressed embedding's output by the source's √D scale (``TokenEmbedding(scale=True)``)."""
 
-    def __init__(self, inner, scale: float):
+    def __init__(self, inner: CompressedEmbedding, scale: float):
         super().__init__()
         self.inner, self.scale = inner, scale
         self.num_embeddings, self.embedding_dim = inner.num_embeddings, inner.embedding_dim
@@ -207,40 +157,70 @@ def save_compressed(path: str | os.PathLike, *, input: CompressedTable, output: 
     return path
 
 
-def load_compressed(path: str | os.PathLike, *, tokenizer=None) -> CompressedArtifact:
-    """Load a compressed artifact; ``tokenizer`` (optional) must carry the stored fingerprint."""
-    path = Path(path)
-    meta = read_json(path / "compression.json")
+def _check_meta(meta, where: Path) -> tuple[int, int]:
+    """The JSON fields the loader relies on, with their types; returns the claimed (V, D)."""
+    fix = "the artifact is corrupt or was edited — write it again with 'tokembed compress'"
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ArtifactError(f"{path / 'compression.json'}: not a tokembed compressed artifact (format "
+        raise ArtifactError(f"{where}: not a tokembed compressed artifact (format "
                             f"{meta.get('format') if isinstance(meta, dict) else None!r}); pass the folder written by "
                             "'tokembed compress'")
-    want = meta.get("tokenizer_fingerprint")
-    saved_tok = None
-    if (path / "tokenizer").is_dir():
-        from ..tokenizers import load_tokenizer
+    shape = meta.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(x) is int and x >= 1 for x in shape)):
+        raise ArtifactError(f"{where}: shape={shape!r} is not [V, D] with positive integers; {fix}")
+    scale = meta.get("embedding_scale", 1.0)
+    if type(scale) not in (int, float) or not math.isfinite(scale):
+        raise ArtifactError(f"{where}: embedding_scale={scale!r} is not a finite number; {fix}")
+    if not isinstance(meta.get("tied", False), bool) or "input" not in meta or (meta.get("tied") and "output" in meta):
+        raise ArtifactError(f"{where}: tied={meta.get('tied')!r} with parts {[p for p in ('input', 'output') if p in meta]} "
+                            f"is not a valid layout (one input table; an output table only when untied); {fix}")
+    for name in ("input", "output"):
+        part = meta.get(name)
+        if name in meta and not (isinstance(part, dict) and part.get("kind") in KINDS
+                                 and isinstance(part.get("config"), dict)):
+            kind = part.get("kind") if isinstance(part, dict) else None
+            raise ArtifactError(f"{where}: {name} table kind {kind!r} is not one of {', '.join(KINDS)} (or its config is "
+                                "not an object); written by a newer tokembed, or corrupt")
+    return shape[0], shape[1]
 
-        saved_tok = load_tokenizer(path / "tokenizer")
+
+def _load_part(meta: dict, name: str, tensors: dict, where: Path, VD: tuple[int, int]) -> CompressedTable | None:
+    """One stored table, checked against its codec's specs and the artifact's (V, D)."""
+    if name not in meta:
+        return None
+    ts = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
+    kind = meta[name]["kind"]
+    table = KINDS[kind].from_state(ts, meta[name]["config"], f"{where}: {name} ({kind})")
+    if tuple(table.shape) != VD:
+        raise ArtifactError(f"{where}: the {name} table has shape {tuple(table.shape)} but compression.json records "
+                            f"shape {list(VD)}; the artifact is corrupt or was edited — write it again with "
+                            "'tokembed compress'")
+    return CompressedTable(table, kind)
+
+
+def load_compressed(path: str | os.PathLike, *, tokenizer=None) -> CompressedArtifact:
+    """Load a compressed artifact; ``tokenizer`` (optional) must carry the stored fingerprint.
+
+    Every tensor is checked against the metadata (names, dtypes, shapes, code ranges, finiteness) before a
+    module is built, so a truncated, edited or crafted artifact raises :class:`ArtifactError`.
+    """
+    path = Path(path)
+    meta = read_json(path / "compression.json")
+    VD = _check_meta(meta, path / "compression.json")
+    want = meta.get("tokenizer_fingerprint")
+    saved_tok = load_tokenizer(path / "tokenizer") if (path / "tokenizer").is_dir() else None
     if tokenizer is not None and want is not None and tokenizer.fingerprint != want:
         raise FingerprintMismatchError(
-            f"{path}: the table was compressed for vocabulary fingerprint {want[:12]} (V={meta['shape'][0]}), but the "
+            f"{path}: the table was compressed for vocabulary fingerprint {want[:12]} (V={VD[0]}), but the "
             f"tokenizer passed has fingerprint {tokenizer.fingerprint[:12]} (V={tokenizer.vocab_size}); pass the "
             f"tokenizer in {path / 'tokenizer'} or the one the source model was trained with"
         )
-    tensors = load_tensors(path / "compressed.safetensors")
-
-    def part(name):
-        if name not in meta:
-            return None
-        ts = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
-        kind = meta[name]["kind"]
-        if kind not in KINDS:
-            raise ArtifactError(f"{path}: unknown table kind {kind!r} for {name}; written by a newer tokembed?")
-        try:
-            return CompressedTable(KINDS[kind].from_state(ts, meta[name]["config"]), kind)
-        except KeyError as e:
-            raise ArtifactError(f"{path / 'compressed.safetensors'}: tensor {name}.{e.args[0]} is missing; the artifact "
-                                "is truncated or corrupt") from e
-
-    return CompressedArtifact(path, meta, part("input"), part("output"), tensors.get("output_bias"),
-                              tokenizer or saved_tok)
+    where = path / "compressed.safetensors"
+    tensors = load_tensors(where)
+    stray = sorted(k for k in tensors if k != "output_bias" and k.split(".", 1)[0] not in ("input", "output"))
+    if stray:
+        raise ArtifactError(f"{where}: unexpected tensors {stray}; the artifact is corrupt or was edited")
+    bias = {k: v for k, v in tensors.items() if k == "output_bias"}
+    check_state(bias, {"output_bias": Spec(("V",), (torch.float32,), finite=True, optional=True)}, str(where),
+                {"V": VD[0]})
+    inp, out = (_load_part(meta, name, tensors, where, VD) for name in ("input", "output"))
+    return CompressedArtifact(path, meta, inp, out, tensors.get("output_bias"), tokenizer or saved_tok)

@@ -18,15 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from ..embeddings.lookup import check_ids
 from ..errors import ConfigError
+from .codec import Spec, check_matrix, check_state
 from .kmeans import kmeans
-from .quantize import _check_matrix
 
-__all__ = ["HashBuckets", "hash_buckets", "BucketEmbedding"]
+__all__ = ["HashBuckets", "hash_buckets"]
 
 
 @dataclass
@@ -51,44 +49,23 @@ class HashBuckets:
     def state(self) -> tuple[dict, dict]:
         return {"centroids": self.centroids, "bucket": self.bucket}, {"buckets": self.centroids.shape[0]}
 
+    @staticmethod
+    def specs(config: dict, where: str = "hashed table") -> dict[str, Spec]:
+        return {"centroids": Spec(("B", "D"), (torch.float32,), finite=True),
+                "bucket": Spec(("V",), (torch.int16, torch.int32), below="B")}
+
     @classmethod
-    def from_state(cls, tensors: dict, config: dict) -> "HashBuckets":
-        return cls(tensors["centroids"].float(), tensors["bucket"])
+    def from_state(cls, tensors: dict, config: dict, where: str = "hashed table") -> "HashBuckets":
+        check_state(tensors, cls.specs(config, where), where, {"B": config.get("buckets")})
+        return cls(tensors["centroids"], tensors["bucket"])
 
 
 def hash_buckets(E: torch.Tensor, *, buckets: int, iters: int = 10, seed: int = 0) -> HashBuckets:
     """Cluster the rows of E (V, D) into ``buckets`` centroids with seeded k-means."""
-    E = _check_matrix(E, "embedding matrix")
+    E = check_matrix(E, "embedding matrix")
     V = E.shape[0]
     if not isinstance(buckets, int) or not 1 <= buckets <= V:
         raise ConfigError(f"buckets={buckets} must be in [1, V={V}]; fewer buckets = smaller table, more collisions")
     C, codes = kmeans(E.unsqueeze(0), buckets, iters=iters, seed=seed)  # (1, B, D), (1, V)
     dtype = torch.int16 if buckets <= 32767 else torch.int32
     return HashBuckets(C[0].contiguous(), codes[0].to(dtype).contiguous())
-
-
-class BucketEmbedding(nn.Module):
-    """Lookup ``e_t = C[b(i_t)]`` through the learnt id -> bucket map."""
-
-    def __init__(self, hb: HashBuckets, *, validate: bool = True):
-        super().__init__()
-        self.num_embeddings, self.embedding_dim = hb.shape
-        self.register_buffer("centroids", hb.centroids)
-        self.register_buffer("bucket", hb.bucket)
-        self.validate = validate
-
-    @property
-    def hashed(self) -> HashBuckets:
-        return HashBuckets(self.centroids, self.bucket)
-
-    @property
-    def nbytes(self) -> int:
-        return self.hashed.nbytes
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.validate:
-            check_ids(ids, self.num_embeddings, where="BucketEmbedding")
-        return F.embedding(self.bucket[ids].long(), self.centroids)  # (B, T, D)
-
-    def weight_matrix(self) -> torch.Tensor:
-        return self.hashed.decode()

@@ -20,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.nn import functional as F
 
+from ..embeddings.factorized import FactorizedEmbedding
 from ..errors import ConfigError
-from .quantize import _check_matrix
+from .codec import Spec, check_matrix, check_state
 
 __all__ = ["LowRank", "low_rank", "choose_rank"]
 
@@ -45,13 +47,18 @@ class LowRank:
     def nbytes(self) -> int:
         return (self.A.numel() + self.B.numel()) * 4
 
+    def gather(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.A) @ self.B  # (N, D) = A[i] B
+
     def decode(self) -> torch.Tensor:
         return self.A @ self.B  # (V, D) = A B
 
-    def module(self, **kwargs):
-        """A ``FactorizedEmbedding`` holding A and B (trainable, like any factorized embedding)."""
-        from ..embeddings.factorized import FactorizedEmbedding
+    def logits(self, h: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Head logits ``z = Ê h (+ b) = (h Bᵀ) Aᵀ (+ b)`` without building Ê: (N, D) -> (N, V)."""
+        return F.linear(F.linear(h, self.B), self.A, bias)
 
+    def module(self, **kwargs):
+        """A trainable ``FactorizedEmbedding`` holding A and B (fine-tuning; serving uses ``CompressedEmbedding``)."""
         V, D = self.shape
         emb = FactorizedEmbedding(V, D, self.rank, **kwargs)
         with torch.no_grad():
@@ -62,9 +69,16 @@ class LowRank:
     def state(self) -> tuple[dict, dict]:
         return {"A": self.A, "B": self.B}, {"rank": self.rank, "energy": self.energy}
 
+    @staticmethod
+    def specs(config: dict, where: str = "low-rank table") -> dict[str, Spec]:
+        f32 = (torch.float32,)
+        return {"A": Spec(("V", "r"), f32, finite=True), "B": Spec(("r", "D"), f32, finite=True)}
+
     @classmethod
-    def from_state(cls, tensors: dict, config: dict) -> "LowRank":
-        return cls(tensors["A"].float(), tensors["B"].float(), config["energy"])
+    def from_state(cls, tensors: dict, config: dict, where: str = "low-rank table") -> "LowRank":
+        check_state(tensors, cls.specs(config, where), where, {"r": config.get("rank")})
+        e = config.get("energy")
+        return cls(tensors["A"], tensors["B"], float(e) if isinstance(e, (int, float)) else float("nan"))
 
 
 def choose_rank(s: torch.Tensor, shape: tuple[int, int], *, rank=None, energy=None, target_bytes=None) -> int:
@@ -92,7 +106,7 @@ def choose_rank(s: torch.Tensor, shape: tuple[int, int], *, rank=None, energy=No
 def low_rank(E: torch.Tensor, *, rank: int | None = None, energy: float | None = None,
              target_bytes: int | None = None) -> LowRank:
     """Truncated SVD of E (V, D) at the chosen rank."""
-    E = _check_matrix(E, "embedding matrix")
+    E = check_matrix(E, "embedding matrix")
     if rank is not None:  # validate before the (expensive) SVD
         choose_rank(torch.ones(1), tuple(E.shape), rank=rank)
     U, s, Vh = torch.linalg.svd(E.double(), full_matrices=False)  # (V, k), (k,), (k, D); float64 for stable tails

@@ -30,59 +30,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
-from ..embeddings.lookup import check_ids
-from ..errors import ConfigError
+from ..errors import ArtifactError, ConfigError
+from .codec import DenseTable, Spec, check_matrix, check_state, config_int
 from .pq import PQCodes, pq_for_ratio, product_quantize
-from .quantize import QuantizedTensor, _check_matrix, quantize
+from .quantize import QuantizedTensor, quantize
 
-__all__ = ["plan", "Plan", "MixedTables", "MixedEmbedding", "frequency_bands", "weighted_error", "OPTIONS"]
+__all__ = ["plan", "Plan", "MixedTables", "frequency_bands", "weighted_error", "OPTIONS"]
 
 OPTIONS = ("fp32", "fp16", "int8", "int4", "pq")
 
 
-@dataclass
-class _Half:
-    """fp16 rows (the trivial option)."""
-
-    weight: torch.Tensor  # (n, D) float16
-
-    @property
-    def nbytes(self) -> int:
-        return self.weight.numel() * 2
-
-    def gather(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.weight[ids].float()
-
-    def state(self):
-        return {"weight": self.weight}, {}
-
-    @classmethod
-    def from_state(cls, t, c):
-        return cls(t["weight"])
-
-
-@dataclass
-class _Full:
-    weight: torch.Tensor  # (n, D) float32
-
-    @property
-    def nbytes(self) -> int:
-        return self.weight.numel() * 4
-
-    def gather(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.weight[ids]
-
-    def state(self):
-        return {"weight": self.weight}, {}
-
-    @classmethod
-    def from_state(cls, t, c):
-        return cls(t["weight"].float())
-
-
-_KINDS = {"fp32": _Full, "fp16": _Half, "int8": QuantizedTensor, "int4": QuantizedTensor, "pq": PQCodes}
+_KINDS = {"fp32": DenseTable, "fp16": DenseTable, "int8": QuantizedTensor, "int4": QuantizedTensor, "pq": PQCodes}
 
 
 def frequency_bands(counts: torch.Tensor, n_bands: int) -> list[torch.Tensor]:
@@ -153,12 +112,35 @@ class MixedTables:
         return tensors, {"options": list(self.options), "tables": sub, "D": self.D}
 
     @classmethod
-    def from_state(cls, tensors: dict, config: dict) -> "MixedTables":
+    def from_state(cls, tensors: dict, config: dict, where: str = "mixed table") -> "MixedTables":
+        """Check the id -> group map, then every group's table against its own specs and row count."""
+        options, sub = config.get("options"), config.get("tables")
+        if not (isinstance(options, list) and 1 <= len(options) <= len(_KINDS) and set(options) <= set(_KINDS)
+                and len(set(options)) == len(options) and isinstance(sub, dict) and set(sub) <= set(options)):
+            raise ArtifactError(f"{where}: config options={options!r} / tables={list(sub or ())!r} are not a subset "
+                                f"of {list(_KINDS)}; the artifact is corrupt or was edited")
+        D = config_int(config, "D", where)
+        own = {k: v for k, v in tensors.items() if "." not in k}
+        check_state(own, {"group_of": Spec(("V",), (torch.uint8,), below=len(options))}, where)
+        sizes = torch.bincount(own["group_of"].long(), minlength=len(options)).tolist()
         tables = {}
-        for name, cs in config["tables"].items():
+        for j, name in enumerate(options):
+            if name not in sub:
+                if sizes[j]:
+                    raise ArtifactError(f"{where}: {sizes[j]} ids map to option {name!r}, which stores no table")
+                continue
             ts = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
-            tables[name] = _KINDS[name].from_state(ts, cs)
-        return cls(tuple(config["options"]), tables, tensors["group_of"], config["D"])
+            cs = dict(sub[name]) if isinstance(sub[name], dict) else {}
+            if cs.setdefault("shape", [sizes[j], D]) != [sizes[j], D]:
+                raise ArtifactError(f"{where}: option {name!r} records shape {cs['shape']} but {sizes[j]} ids map to it "
+                                    f"(D={D}); the artifact is corrupt or was edited")
+            if name in ("fp16", "fp32"):
+                cs.setdefault("dtype", "float16" if name == "fp16" else "float32")
+            tables[name] = _KINDS[name].from_state(ts, cs, f"{where}, {name} rows")
+        stray = sorted(k for k in tensors if "." in k and k.split(".", 1)[0] not in tables)
+        if stray:
+            raise ArtifactError(f"{where}: unexpected tensors {stray}; the artifact is corrupt or was edited")
+        return cls(tuple(options), tables, own["group_of"], D)
 
 
 @dataclass
@@ -172,9 +154,9 @@ class Plan:
 
 def _encode(name: str, E: torch.Tensor, *, int4_group: int | None, pq_M: int, pq_nbits: int, seed: int):
     if name == "fp32":
-        return _Full(E.clone())
+        return DenseTable(E.clone())
     if name == "fp16":
-        return _Half(E.half())
+        return DenseTable(E.half())
     if name == "int8":
         return quantize(E, bits=8)
     if name == "int4":
@@ -191,7 +173,7 @@ def plan(E: torch.Tensor, counts, *, budget_bytes: int, n_bands: int = 8, option
     nothing and get the cheapest option even when bytes are left; with 1 they keep a small weight,
     so spare budget goes to them too.
     """
-    E = _check_matrix(E, "embedding matrix")
+    E = check_matrix(E, "embedding matrix")
     V, D = E.shape
     counts = torch.as_tensor(counts).double().flatten()
     if counts.numel() != V:
@@ -267,10 +249,6 @@ def _pareto_dp(cost: list[dict], allowed: tuple, budget: float):
 
 
 def _decode(t) -> torch.Tensor:
-    if isinstance(t, (_Half, _Full)):
-        return t.weight.float()
-    if isinstance(t, QuantizedTensor):
-        return t.dequantize()
     return t.decode()
 
 
@@ -281,31 +259,9 @@ def _row_bytes(t, V: int) -> int:
 
 
 def _subset(t, rows: torch.Tensor):
-    if isinstance(t, (_Half, _Full)):
-        return type(t)(t.weight[rows].contiguous())
+    if isinstance(t, DenseTable):
+        return DenseTable(t.weight[rows].contiguous())
     if isinstance(t, QuantizedTensor):
         b = t.bias[rows].contiguous() if t.bias is not None else None
         return QuantizedTensor(t.codes[rows].contiguous(), t.scale[rows].contiguous(), b, (len(rows), t.shape[1]), t.config)
     return PQCodes(t.codes[rows].contiguous(), t.codebooks, (len(rows), t.shape[1]), t.nbits)
-
-
-class MixedEmbedding(nn.Module):
-    """Lookup served from a plan: each id's row comes from the option its band was given."""
-
-    def __init__(self, tables: MixedTables, *, validate: bool = True):
-        super().__init__()
-        self.tables = tables
-        self.num_embeddings, self.embedding_dim = tables.shape
-        self.validate = validate
-
-    @property
-    def nbytes(self) -> int:
-        return self.tables.nbytes
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.validate:
-            check_ids(ids, self.num_embeddings, where="MixedEmbedding")
-        return self.tables.gather(ids.reshape(-1)).view(*ids.shape, self.embedding_dim)
-
-    def weight_matrix(self) -> torch.Tensor:
-        return self.tables.decode()

@@ -16,8 +16,7 @@ Shapes: V rows, D dims, M subspaces, K = 2^nbits centroids, ds = D/M, N looked-u
 >>> pq = product_quantize(W, M=4, nbits=4, seed=0)
 >>> pq.codes.shape, pq.codebooks.shape, pq.nbytes
 (torch.Size([300, 4]), torch.Size([4, 16, 4]), 2224)
->>> emb = PQEmbedding(pq)
->>> torch.equal(emb(torch.tensor([[5]]))[0, 0], pq.decode()[5])
+>>> torch.equal(pq.gather(torch.tensor([5]))[0], pq.decode()[5])
 True
 """
 
@@ -26,15 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from ..embeddings.lookup import check_ids
-from ..errors import ConfigError
+from ..errors import ArtifactError, ConfigError
+from .codec import Spec, check_matrix, check_state, codec_shape, config_int
 from .kmeans import assign, kmeans
-from .quantize import _check_matrix
 
-__all__ = ["PQCodes", "product_quantize", "PQEmbedding", "pq_for_ratio"]
+__all__ = ["PQCodes", "product_quantize", "pq_for_ratio"]
 
 
 @dataclass
@@ -65,9 +62,21 @@ class PQCodes:
     def state(self) -> tuple[dict, dict]:
         return {"codes": self.codes, "codebooks": self.codebooks}, {"shape": list(self.shape), "nbits": self.nbits}
 
+    @staticmethod
+    def specs(config: dict, where: str = "PQ table") -> dict[str, Spec]:
+        nbits = config_int(config, "nbits", where, high=12)
+        codes = (torch.uint8,) if nbits <= 8 else (torch.int16,)
+        return {"codes": Spec(("V", "M"), codes, below=2**nbits),
+                "codebooks": Spec(("M", 2**nbits, "ds"), (torch.float32,), finite=True)}
+
     @classmethod
-    def from_state(cls, tensors: dict, config: dict) -> "PQCodes":
-        return cls(tensors["codes"], tensors["codebooks"].float(), tuple(config["shape"]), config["nbits"])
+    def from_state(cls, tensors: dict, config: dict, where: str = "PQ table") -> "PQCodes":
+        V, D = codec_shape(config, where)
+        dims = check_state(tensors, cls.specs(config, where), where, {"V": V})
+        if dims["M"] * dims["ds"] != D:
+            raise ArtifactError(f"{where}: {dims['M']} codebooks of {dims['ds']} dims do not make D={D}; the artifact "
+                                "is corrupt or was edited")
+        return cls(tensors["codes"], tensors["codebooks"], (V, D), config["nbits"])
 
 
 def _check_pq(V: int, D: int, M: int, nbits: int) -> None:
@@ -83,7 +92,7 @@ def _check_pq(V: int, D: int, M: int, nbits: int) -> None:
 
 def product_quantize(W: torch.Tensor, *, M: int, nbits: int = 8, iters: int = 25, seed: int = 0) -> PQCodes:
     """Train M codebooks of 2^nbits centroids on the rows of W (V, D) and encode every row."""
-    W = _check_matrix(W)
+    W = check_matrix(W)
     V, D = W.shape
     _check_pq(V, D, M, nbits)
     ds = D // M
@@ -105,40 +114,3 @@ def pq_for_ratio(D: int, ratio: float, *, nbits: int = 8) -> int:
     if not ok:
         raise ConfigError(f"no PQ with nbits={nbits} reaches {ratio}× on D={D}; lower the ratio")
     return max(ok)
-
-
-class PQEmbedding(nn.Module):
-    """Lookup served from PQ codes: ``e_t = [C_1[c_1(i_t)] | ... | C_M[c_M(i_t)]]``."""
-
-    def __init__(self, pq: PQCodes, *, validate: bool = True):
-        super().__init__()
-        self.num_embeddings, self.embedding_dim = pq.shape
-        self.nbits = pq.nbits
-        self.register_buffer("codes", pq.codes)  # (V, M)
-        self.register_buffer("codebooks", pq.codebooks)  # (M, K, ds)
-        self.validate = validate
-
-    @classmethod
-    def from_float(cls, W, *, M: int, nbits: int = 8, iters: int = 25, seed: int = 0, **kwargs) -> "PQEmbedding":
-        from .quantized import _matrix_of
-
-        return cls(product_quantize(_matrix_of(W), M=M, nbits=nbits, iters=iters, seed=seed), **kwargs)
-
-    @property
-    def pq(self) -> PQCodes:
-        return PQCodes(self.codes, self.codebooks, (self.num_embeddings, self.embedding_dim), self.nbits)
-
-    @property
-    def nbytes(self) -> int:
-        return self.pq.nbytes
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.validate:
-            check_ids(ids, self.num_embeddings, where="PQEmbedding")
-        return self.pq.gather(ids.reshape(-1)).view(*ids.shape, self.embedding_dim)  # (B, T, D)
-
-    def weight_matrix(self) -> torch.Tensor:
-        return self.pq.decode()
-
-    def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}, M={self.codebooks.shape[0]}, nbits={self.nbits}"

@@ -31,17 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from ..embeddings.lookup import check_ids
 from ..errors import ConfigError
 from ..metrics import corpus_token_counts
-from ..heads import cross_entropy
-from .quantize import _check_matrix
+from .codec import Spec, check_matrix, check_state, codec_shape
 
-__all__ = ["SparseRows", "magnitude_prune", "SparseEmbedding", "Trimmed", "trim_vocab", "token_counts",
-           "TrimmedEmbedding", "TrimmedHead"]
+__all__ = ["SparseRows", "magnitude_prune", "Trimmed", "trim_vocab", "token_counts"]
 
 
 @dataclass
@@ -64,48 +60,28 @@ class SparseRows:
     def state(self) -> tuple[dict, dict]:
         return {"values": self.values, "index": self.index}, {"shape": list(self.shape)}
 
+    @staticmethod
+    def specs(config: dict, where: str = "pruned table") -> dict[str, Spec]:
+        return {"values": Spec(("V", "k"), (torch.float32,), finite=True),
+                "index": Spec(("V", "k"), (torch.int16, torch.int32), below="D")}
+
     @classmethod
-    def from_state(cls, tensors: dict, config: dict) -> "SparseRows":
-        return cls(tensors["values"].float(), tensors["index"], tuple(config["shape"]))
+    def from_state(cls, tensors: dict, config: dict, where: str = "pruned table") -> "SparseRows":
+        V, D = codec_shape(config, where)
+        check_state(tensors, cls.specs(config, where), where, {"V": V, "D": D})
+        return cls(tensors["values"], tensors["index"], (V, D))
 
 
 def magnitude_prune(W: torch.Tensor, *, sparsity: float) -> SparseRows:
     """Keep the ``round((1 - sparsity)·D)`` largest |w| of every row."""
     if not 0 <= sparsity < 1:
         raise ConfigError(f"sparsity={sparsity} must be in [0, 1) (the share of each row set to zero, e.g. 0.5)")
-    W = _check_matrix(W)
+    W = check_matrix(W)
     V, D = W.shape
     k = max(1, round((1 - sparsity) * D))
     idx = W.abs().topk(k, dim=1, sorted=False).indices.sort(dim=1).values  # (V, k) columns kept, in order
     vals = W.gather(1, idx)  # (V, k)
     return SparseRows(vals.contiguous(), idx.to(torch.int16 if D <= 32767 else torch.int32).contiguous(), (V, D))
-
-
-class SparseEmbedding(nn.Module):
-    """Lookup from a row-pruned table: zeros everywhere except the kept entries."""
-
-    def __init__(self, sp: SparseRows, *, validate: bool = True):
-        super().__init__()
-        self.num_embeddings, self.embedding_dim = sp.shape
-        self.register_buffer("values", sp.values)
-        self.register_buffer("index", sp.index)
-        self.validate = validate
-
-    @property
-    def sparse(self) -> SparseRows:
-        return SparseRows(self.values, self.index, (self.num_embeddings, self.embedding_dim))
-
-    @property
-    def nbytes(self) -> int:
-        return self.sparse.nbytes
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.validate:
-            check_ids(ids, self.num_embeddings, where="SparseEmbedding")
-        return self.sparse.gather(ids.reshape(-1)).view(*ids.shape, self.embedding_dim)
-
-    def weight_matrix(self) -> torch.Tensor:
-        return self.sparse.decode()
 
 
 @dataclass
@@ -139,9 +115,22 @@ class Trimmed:
             t["bias"] = self.bias
         return t, {"shape": list(self.shape), "kept": int(self.kept.numel())}
 
+    def logits(self, h: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Head logits: ``z = T h (+ stored bias)`` over the V'+1 stored rows, spread to all V ids: (N, D) -> (N, V)."""
+        z = F.linear(h, self.table, self.bias)[..., self.id_map.long()]  # (N, V'+1) -> (N, V)
+        return z + bias if bias is not None else z
+
+    @staticmethod
+    def specs(config: dict, where: str = "trimmed table") -> dict[str, Spec]:
+        f32 = (torch.float32,)
+        return {"table": Spec(("R", "D"), f32, finite=True), "id_map": Spec(("V",), (torch.int32,), below="R"),
+                "bias": Spec(("R",), f32, finite=True, optional=True)}
+
     @classmethod
-    def from_state(cls, tensors: dict, config: dict) -> "Trimmed":
-        return cls(tensors["table"].float(), tensors["id_map"], tensors.get("bias"))
+    def from_state(cls, tensors: dict, config: dict, where: str = "trimmed table") -> "Trimmed":
+        V, D = codec_shape(config, where)
+        check_state(tensors, cls.specs(config, where), where, {"V": V, "D": D})
+        return cls(tensors["table"], tensors["id_map"], tensors.get("bias"))
 
 
 def token_counts(tokenizer, texts: Iterable[str], *, batch: int = 1024) -> torch.Tensor:
@@ -173,54 +162,3 @@ def trim_vocab(W: torch.Tensor, *, keep: Sequence[int] | torch.Tensor, bias: tor
         bd = bias[~mask]
         b = torch.cat([bias[mask], bd.mean(0, keepdim=True) if len(bd) else torch.zeros(1)])
     return Trimmed(table, id_map, b)
-
-
-class TrimmedEmbedding(nn.Module):
-    """Lookup through the id map: ``e_t = T[map(i_t)]``; the tokenizer and ids are unchanged."""
-
-    def __init__(self, tr: Trimmed, *, validate: bool = True):
-        super().__init__()
-        self.num_embeddings, self.embedding_dim = tr.shape
-        self.register_buffer("table", tr.table)
-        self.register_buffer("id_map", tr.id_map)
-        self.validate = validate
-
-    @property
-    def trimmed(self) -> Trimmed:
-        return Trimmed(self.table, self.id_map)
-
-    @property
-    def nbytes(self) -> int:
-        return self.trimmed.nbytes
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.validate:
-            check_ids(ids, self.num_embeddings, where="TrimmedEmbedding")
-        return F.embedding(self.id_map[ids].long(), self.table)  # (B, T, D)
-
-    def weight_matrix(self) -> torch.Tensor:
-        return self.trimmed.decode()
-
-
-class TrimmedHead(nn.Module):
-    """``z = T h (+ b)`` over the V'+1 stored rows, then spread to all V ids through the map."""
-
-    def __init__(self, tr: Trimmed):
-        super().__init__()
-        self.num_embeddings, self.embedding_dim = tr.shape
-        self.register_buffer("table", tr.table)
-        self.register_buffer("id_map", tr.id_map)
-        self.register_buffer("bias", tr.bias)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        z = F.linear(h.float(), self.table, self.bias)  # (..., V'+1)
-        return z[..., self.id_map.long()]  # (..., V)
-
-    def log_prob(self, h: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
-        return F.log_softmax(self(h) / temperature, dim=-1)
-
-    def loss(self, h: torch.Tensor, targets: torch.Tensor, **kwargs) -> torch.Tensor:
-        return cross_entropy(self(h), targets, **kwargs)
-
-    def weight_matrix(self) -> torch.Tensor:
-        return F.embedding(self.id_map.long(), self.table)

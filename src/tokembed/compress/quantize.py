@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError, NonFiniteError
+from ..errors import ArtifactError, ConfigError
 from ._kernels import gather_dequant, gather_dequant_reference
+from .codec import Spec, check_matrix, check_state, codec_shape
 
 __all__ = ["QuantConfig", "QuantizedTensor", "quantize", "pack_int4", "unpack_int4", "cast", "SUPPORTED_BITS"]
 
@@ -103,14 +104,12 @@ class QuantizedTensor:
         return n + (self.bias.numel() * 4 if self.bias is not None else 0)
 
     def gather(self, ids: torch.Tensor, *, use_kernel: bool = True) -> torch.Tensor:
-        """Dequantize only rows ``ids`` (N,) -> (N, D) float32 (fused kernel when available)."""
-        return gather_dequant(
-            self.codes, self.scale, self.bias, ids.reshape(-1).long(), D=self.shape[1], bits=self.config.bits,
-            qoff=self.qoff, use_kernel=use_kernel,
-        )
+        """Dequantize only rows ``ids`` (N,) -> (N, D) float32 (fused kernel when available; ids checked first)."""
+        return gather_dequant(self.codes, self.scale, self.bias, ids, D=self.shape[1], bits=self.config.bits,
+                              qoff=self.qoff, use_kernel=use_kernel)
 
     def gather_reference(self, ids: torch.Tensor) -> torch.Tensor:
-        return gather_dequant_reference(self.codes, self.scale, self.bias, ids.reshape(-1).long(), D=self.shape[1],
+        return gather_dequant_reference(self.codes, self.scale, self.bias, ids, D=self.shape[1],
                                         bits=self.config.bits, qoff=self.qoff)
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
@@ -121,6 +120,8 @@ class QuantizedTensor:
         """The full (V, D) float32 matrix ``ŵ`` (reference path)."""
         return self.gather_reference(torch.arange(self.shape[0]))
 
+    decode = dequantize
+
     def state(self) -> tuple[dict, dict]:
         """(tensors, JSON config) for artifacts."""
         t = {"codes": self.codes, "scale": self.scale}
@@ -130,24 +131,38 @@ class QuantizedTensor:
              "shape": list(self.shape)}
         return t, c
 
+    @staticmethod
+    def _config(config: dict, where: str) -> tuple[QuantConfig, int, int]:
+        V, D = codec_shape(config, where)
+        qc = QuantConfig(bits=config.get("bits"), group_size=config.get("group_size"), symmetric=config.get("symmetric"))
+        if not isinstance(qc.symmetric, bool):
+            raise ArtifactError(f"{where}: config symmetric={qc.symmetric!r} is not true/false; the artifact is corrupt")
+        try:
+            gs = qc.check(D)
+        except ConfigError as e:
+            raise ArtifactError(f"{where}: {e}; the artifact is corrupt or was edited") from e
+        return qc, V, D // gs
+
     @classmethod
-    def from_state(cls, tensors: dict, config: dict) -> "QuantizedTensor":
-        qc = QuantConfig(bits=config["bits"], group_size=config["group_size"], symmetric=config["symmetric"])
-        return cls(tensors["codes"].contiguous(), tensors["scale"].float().contiguous(),
-                   tensors["bias"].float().contiguous() if "bias" in tensors else None, tuple(config["shape"]), qc)
+    def specs(cls, config: dict, where: str = "quantized table") -> dict[str, Spec]:
+        qc, V, G = cls._config(config, where)
+        D = config["shape"][1]
+        row_bytes = D if qc.bits == 8 else (D + 1) // 2
+        f32 = (torch.float32,)
+        return {"codes": Spec((V, row_bytes), (torch.uint8,)), "scale": Spec((V, G), f32, finite=True),
+                "bias": Spec((V, G), f32, finite=True, optional=qc.symmetric)}
 
-
-def _check_matrix(W: torch.Tensor, what: str = "matrix") -> torch.Tensor:
-    if not isinstance(W, torch.Tensor):
-        W = torch.as_tensor(W)
-    if W.ndim != 2:
-        raise ConfigError(f"{what} must be 2-D (V, D), got shape {tuple(W.shape)}")
-    W = W.detach().float().cpu()
-    bad = ~torch.isfinite(W)
-    if bool(bad.any()):
-        rows = bad.any(1).nonzero().flatten()[:5].tolist()
-        raise NonFiniteError(f"{what} has NaN/Inf values in rows {rows}; fix the source weights before compressing")
-    return W
+    @classmethod
+    def from_state(cls, tensors: dict, config: dict, where: str = "quantized table") -> "QuantizedTensor":
+        specs = cls.specs(config, where)
+        if config["symmetric"] and "bias" in tensors:
+            raise ArtifactError(f"{where}: a symmetric table stores no offsets but tensor 'bias' is present; the "
+                                "artifact is corrupt or was edited")
+        check_state(tensors, specs, where)
+        qc, V, _ = cls._config(config, where)
+        b = tensors.get("bias")
+        return cls(tensors["codes"].contiguous(), tensors["scale"].contiguous(),
+                   b.contiguous() if b is not None else None, (V, config["shape"][1]), qc)
 
 
 def quantize(W: torch.Tensor, *, bits: int = 8, group_size: int | None = None, symmetric: bool = True) -> QuantizedTensor:
@@ -161,7 +176,7 @@ def quantize(W: torch.Tensor, *, bits: int = 8, group_size: int | None = None, s
     >>> bool(((qt.dequantize() - W).abs() <= qt.scale.repeat_interleave(16, 1) / 2 + 1e-6).all())
     True
     """
-    W = _check_matrix(W)
+    W = check_matrix(W)
     V, D = W.shape
     cfg = QuantConfig(bits=bits, group_size=group_size, symmetric=symmetric)
     gs = cfg.check(D)
@@ -201,4 +216,4 @@ def cast(W: torch.Tensor, dtype: str | torch.dtype = "fp16") -> torch.Tensor:
         if dtype not in dtypes:
             raise ConfigError(f"dtype={dtype!r} is not a half-precision type; choose 'fp16' or 'bf16'")
         dtype = dtypes[dtype]
-    return _check_matrix(W).to(dtype)
+    return check_matrix(W).to(dtype)

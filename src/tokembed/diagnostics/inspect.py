@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import report as R
-from ..artifacts import atomic_write_text, write_json
+from ..artifacts import atomic_dir, atomic_write_text, write_json
 from ..metrics import corpus_token_counts
 from ..sources import EmbeddingSource
 from .frequency import frequency_summary
@@ -90,13 +90,16 @@ def blas_threads(threads: int | None = None) -> int:
 
 
 def inspect(source: EmbeddingSource, out_dir: str | os.PathLike, config: InspectConfig | None = None) -> dict:
-    """Run the diagnostics, write the report folder, return the summary (as in summary.json)."""
+    """Run the diagnostics, write the report folder, return the summary (as in summary.json).
+
+    The folder is written as one unit (:func:`tokembed.artifacts.atomic_dir`): a kill leaves the
+    previous report whole, never new plots next to an old ``summary.json``."""
     from threadpoolctl import threadpool_limits
 
     cfg = config or InspectConfig()
     n = blas_threads(cfg.threads)
-    with threadpool_limits(n):
-        summary = _inspect(source, out_dir, cfg)
+    with threadpool_limits(n), atomic_dir(out_dir) as tmp:
+        summary = _inspect(source, tmp, cfg)
     return summary
 
 
@@ -184,6 +187,7 @@ class _Context:
         self.counts: np.ndarray | None = None
         self.rng = np.random.default_rng(cfg.seed)
         self.label_ids: list[int] = []
+        self.name = source.path.name  # figure titles name the source, so a PNG reads without the page
 
     def fig(self, name: str, f, caption: str) -> None:
         self.figs[name] = R.figure_img(f, alt=name, caption=caption, path=self.out / "plots" / f"{name}.png")

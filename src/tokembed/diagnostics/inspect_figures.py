@@ -19,6 +19,13 @@ from .token_classes import CLASSES
 
 __all__ = ["projection_figures", "distribution_figures"]
 
+_METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}
+
+
+def _pc_axes(var_share: np.ndarray) -> dict[str, str]:
+    """Axis labels of a PCA scatter: the component and its share of the variance."""
+    return {"xlabel": f"PC 1 ({var_share[0]:.1%} of variance)", "ylabel": f"PC 2 ({var_share[1]:.1%} of variance)"}
+
 
 def _label_rows(tokens, chosen, counts, classes, n=12) -> list[int]:
     ids = [i for i in (tokens.get(t) for t in chosen) if i is not None]
@@ -46,14 +53,16 @@ def projection_figures(ctx) -> dict[str, Any]:
     var_share = ctx.spec.variances / max(ctx.spec.variances.sum(), 1e-30)
     ctx.fig(
         "pca_classes",
-        scatter(coords, classes[pts], title="PCA, by token class", labels=lab, order=CLASSES),
+        scatter(coords, classes[pts], title=f"{ctx.name}: PCA of the rows, by token class", labels=lab, order=CLASSES,
+                **_pc_axes(var_share)),
         f"first two principal components ({var_share[0]:.1%} and {var_share[1]:.1%} of the variance); {pts.size:,} of {V:,} rows",
     )
     groups_band = None
     if counts is not None:
         groups_band = np.array(band_names(counts), dtype=object)
         order = [band_name(int(d)) for d in np.unique(frequency_decades(counts))]
-        ctx.fig("pca_frequency", scatter(coords, groups_band[pts], title="PCA, by corpus frequency band", labels=lab, order=order),
+        ctx.fig("pca_frequency", scatter(coords, groups_band[pts], title=f"{ctx.name}: PCA of the rows, by corpus count band",
+                                         labels=lab, order=order, **_pc_axes(var_share)),
                 "count bands on the corpus, tokenized with the source's own tokenizer")
     proj: dict[str, Any] = {"pca_variance_share": var_share[:10].tolist(), "plotted_points": int(pts.size)}
     for method, fn, want in (("tsne", tsne_2d, cfg.tsne), ("umap", umap_2d, cfg.umap)):
@@ -85,8 +94,9 @@ def _nonlinear_figure(ctx, method: str, fn, ok: np.ndarray) -> dict[str, int]:
     p2 = {int(i): j for j, i in enumerate(sm)}
     ctx.fig(
         f"{method}_classes",
-        scatter(c2, ctx.classes[sm], title=f"{method.upper()}, by token class",
-                labels={p2[i]: tokens[i] for i in label_ids if i in p2}, order=CLASSES),
+        scatter(c2, ctx.classes[sm], title=f"{ctx.name}: {_METHOD_NAMES[method]} of {sm.size:,} rows, by token class",
+                labels={p2[i]: tokens[i] for i in label_ids if i in p2}, order=CLASSES,
+                xlabel=f"{_METHOD_NAMES[method]} 1 (no unit)", ylabel=f"{_METHOD_NAMES[method]} 2 (no unit)"),
         f"{method.upper()} of {sm.size:,} sampled rows (cosine metric)",
     )
     return {"points": int(sm.size)}
@@ -102,12 +112,15 @@ def distribution_figures(ctx) -> None:
     ax.hist(norms[np.isfinite(norms)], bins=80, color="#1f77b4")
     ax.set_xlabel("L2 norm of row")
     ax.set_ylabel("tokens")
+    ax.set_title(f"{ctx.name}: row norms of the input embedding ({ctx.X.shape[0]:,} rows)")
     ctx.fig("norms", f, "distribution of row norms")
     f, ax = R.new_figure()
     ax.plot(np.arange(1, D + 1), np.cumsum(var_share), color="#d62728")
     ax.set_xlabel("principal components")
     ax.set_ylabel("cumulative variance share")
     ax.set_ylim(0, 1.01)
+    ax.set_title(f"{ctx.name}: variance spectrum (IsoScore {geo['isoscore']:.3f}, "
+                 f"effective rank {geo['effective_rank']:.1f} of {D})")
     ctx.fig("spectrum", f, f"IsoScore {geo['isoscore']:.3f}; effective rank {geo['effective_rank']:.1f} of {D}")
     if ctx.counts is not None:
         _frequency_figures(ctx)
@@ -120,7 +133,9 @@ def distribution_figures(ctx) -> None:
             thr = ut["candidate_threshold"] if ut["main_indicator"] != "input_norm" else -ut["candidate_threshold"]
             ax.axvline(thr, color="k", ls="--")
         ax.set_xlabel(ut["main_indicator"])
-        ax.set_ylabel("tokens (log)")
+        ax.set_ylabel("tokens (log scale)")
+        ax.set_title(f"{ctx.name}: under-trained token indicator"
+                     + ("; dashed: candidate threshold" if ut["candidate_threshold"] is not None else ""))
         ctx.fig("undertrained", f, "indicator distribution; dashed: candidate threshold")
 
 
@@ -133,6 +148,7 @@ def _frequency_figures(ctx) -> None:
     ax.scatter(np.log10(counts[sm]), norms[sm], s=3, alpha=0.4, linewidths=0)
     ax.set_xlabel("log10 count on corpus")
     ax.set_ylabel("row norm")
+    ax.set_title(f"{ctx.name}: row norm vs corpus frequency (r = {fsum['norm_logfreq_correlation']:.3f})")
     ctx.fig("norm_vs_frequency", f, f"Pearson r(log count, norm) = {fsum['norm_logfreq_correlation']:.3f}; "
             f"{fsum['never_seen']:,} tokens never seen")
     bands = [b for b in fsum["bands"] if b["sampled"]]
@@ -142,5 +158,8 @@ def _frequency_figures(ctx) -> None:
     ax.plot(names, [b["same_band_neighbours"] for b in bands], marker="s", label="neighbours in same band")
     ax.plot(names, [b["same_band_chance"] for b in bands], ls=":", color="#ff7f0e", label="same band by chance")
     ax.set_xlabel("frequency band (count on corpus)")
-    ax.legend()
+    ax.set_ylabel("share / cosine")
+    ax.set_title(f"{ctx.name}: neighbour coherence per frequency band")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    f.set_size_inches(8.2, 4.0)
     ctx.fig("coherence_vs_frequency", f, "neighbour coherence per frequency band (sampled tokens)")

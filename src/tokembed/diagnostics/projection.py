@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,9 +68,13 @@ def scatter(
     title: str,
     labels: Mapping[int, str] | None = None,
     order: Sequence[str] | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
 ):
-    """A matplotlib figure: points coloured by group (legend), ``labels`` = {point index: text} written next to points."""
-    fig, ax = new_figure(7.0, 5.5)
+    """A matplotlib figure: points coloured by group, ``labels`` = {point index: text} written next to
+    points without overlapping each other (a label with no free place is left out, its point stays
+    marked). The legend (group: count) sits right of the axes, so it never covers data."""
+    fig, ax = new_figure(8.2, 5.5)
     groups = np.asarray(groups, dtype=object)
     names = [g for g in (order or sorted(set(groups.tolist()), key=str)) if np.any(groups == g)]
     for c, g in enumerate(names):
@@ -83,12 +88,43 @@ def scatter(
             label=f"{g} ({int(m.sum())})",
             linewidths=0,
         )
-    for i, text in (labels or {}).items():
-        ax.annotate(text, coords[i], fontsize=8, xytext=(2, 2), textcoords="offset points")
-        ax.scatter(coords[i, 0], coords[i, 1], s=14, color="black")
     ax.set_title(title)
-    ax.legend(markerscale=3, fontsize=8, loc="best")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(markerscale=3, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              title="group (points)", title_fontsize=8)
+    if labels:
+        idx = list(labels)
+        ax.scatter(coords[idx, 0], coords[idx, 1], s=14, color="black")
+        place_labels(ax, coords, labels)
     return fig
+
+
+#: Offsets (points) tried in turn for a label: right-up, right-down, left-up, left-down, then further out.
+_LABEL_OFFSETS = [(3, 3), (3, -11), (-3, 3), (-3, -11), (3, 12), (3, -20), (-3, 12), (-3, -20)]
+
+
+def place_labels(ax, coords: np.ndarray, labels: Mapping[int, str], *, fontsize: int = 8) -> int:
+    """Write ``labels`` next to their points, each at the first offset where it overlaps no label
+    already placed (greedy, in display space); returns how many were left out for lack of room."""
+    fig = ax.figure
+    fig.canvas.draw()  # fixes the data limits and the renderer
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    skipped = 0
+    for i, text in labels.items():
+        for dx, dy in _LABEL_OFFSETS:
+            ha = "left" if dx >= 0 else "right"
+            t = ax.annotate(text, coords[i], fontsize=fontsize, xytext=(dx, dy), textcoords="offset points", ha=ha,
+                            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                break
+            t.remove()
+        else:
+            skipped += 1
+    return skipped
 
 
 def _tsv_cell(s: str) -> str:

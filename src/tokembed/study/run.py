@@ -349,6 +349,9 @@ def _plan_runs(config: StudyConfig, kinds, designs, corpus, out: Path, log, skip
         bpt = shards["train"].bytes_per_token
         steps = steps_for_budget(budget_bytes=config.budget_bytes, batch_size=config.batch_size,
                                  seq_len=config.seq_len, bytes_per_token=bpt)
+        if len(shards["val"]) < 2:  # a one-document corpus: nothing can be held out
+            raise EmptyCorpusError(f"the corpus holds {shards['train'].n_docs} document(s); the study holds out "
+                                   "documents for validation, so pass more text (documents: blank-line separated blocks)")
         eval_tokens = max(config.seq_len + 1, int(config.eval_bytes / shards["val"].bytes_per_token))
         log(f"tokenizer {kind} V={tok.vocab_size}: {bpt:.2f} bytes/token on the train shard -> {steps} steps of "
             f"{config.batch_size}×{config.seq_len} tokens")

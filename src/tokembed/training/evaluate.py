@@ -13,7 +13,8 @@ What is counted (so bits per byte compares tokenizers fairly):
 - ``loss = Σ nats / N``; ``perplexity = exp(loss)``; ``bits_per_byte = Σ nats / ln 2 / n_bytes``
   (:func:`tokembed.metrics.bits_per_byte`);
 - ``max_tokens`` keeps the longest prefix of *whole documents* within that many tokens, so
-  the byte count stays exact;
+  the byte count stays exact; it is a hard cap: when the first document alone is longer, its
+  first ``max_tokens`` tokens are scored and the bytes are those of their decoded text;
 - the text is scored in consecutive windows of ``seq_len`` predicted tokens; each token sees
   the tokens before it inside its window (no context carried across windows).
 
@@ -95,6 +96,9 @@ def evaluate(
     """
     shard = as_shard(tokenizer, shard_or_corpus)
     n_tok, n_bytes = shard.prefix(max_tokens)
+    if max_tokens is not None and n_tok > max(max_tokens, 2):  # the first document alone is longer: a hard cap
+        n_tok = max(max_tokens, 2)
+        n_bytes = len(tokenizer.decode([int(i) for i in shard.tokens[1:n_tok]]).encode("utf-8", errors="surrogatepass"))
     if n_tok < 2:
         raise EmptyCorpusError(
             f"nothing to evaluate: the {shard.split or 'given'} data holds {n_tok} tokens ({shard.n_docs} documents); "

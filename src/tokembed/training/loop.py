@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..artifacts import load_tensors, make_folder, read_json, write_json
+from ..artifacts import load_tensors, make_folder, write_json
 from ..device import resolve_device
 from ..errors import ArtifactError, ConfigError, FingerprintMismatchError, NonFiniteError
 from ..metrics import frequency_bands, token_counts
@@ -44,9 +46,14 @@ from ..embeddings.control import embedding_param_groups
 from ..model import Transformer, build_model
 from .checkpoint import (
     CHECKPOINT_DIR,
+    PREVIOUS_DIR,
+    read_train_state,
+    check_finite_tensors,
+    good_checkpoint,
     load_model_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    remove_stale_temps,
     save_checkpoint,
 )
 from .config import TrainConfig
@@ -181,6 +188,8 @@ def train(
     """
     out_dir = Path(out_dir)
     make_folder(out_dir)
+    for name in (CHECKPOINT_DIR, PREVIOUS_DIR):  # hidden folders of saves killed in an earlier process
+        remove_stale_temps(out_dir / name)
     train_shard = _check_inputs(config, tokenizer, shards)
     device = resolve_device(config.device)
     counts = token_counts(train_shard.tokens, tokenizer.vocab_size)
@@ -189,6 +198,9 @@ def train(
         run = _Run(config, tokenizer=tokenizer, shards=shards, counts=counts, device=device, out_dir=out_dir)
         if resume:
             run.restore()
+        else:  # a fresh run: checkpoints of an earlier run in this folder are never its fallback
+            shutil.rmtree(out_dir / PREVIOUS_DIR, ignore_errors=True)
+            run.keep_previous = False
         if not (out_dir / "run_config.json").exists():
             write_json(out_dir / "run_config.json", config.to_dict())
         run.loop(progress=progress, callbacks=callbacks)
@@ -227,6 +239,7 @@ class _Run:
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), betas=config.betas, eps=1e-8)
         self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len)
         self.start_step, self.history, self.train_seconds, self.train_cpu = 0, [], 0.0, 0.0
+        self.keep_previous = True  # keep the checkpoint before the newest as checkpoint.prev (the resume fallback)
         self.monitor = _BandMonitor(counts, device)
         self.autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
         self.ce_kwargs = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
@@ -234,6 +247,9 @@ class _Run:
     def restore(self) -> None:
         self.start_step, self.history, self.monitor.stats, self.train_seconds = _restore(
             self.ckpt_dir, self.config, self.model, self.optimizer, self.stream, self.device)
+        if self.start_step > self.total_steps:
+            raise ConfigError(f"cannot resume {self.ckpt_dir}: the checkpoint is at step {self.start_step}, beyond this "
+                              f"run's {self.total_steps} steps; raise max_steps/max_bytes", param="resume")
 
     def save(self, step: int) -> None:
         tensors, opt_meta = optimizer_to_tensors(self.optimizer)
@@ -249,7 +265,8 @@ class _Run:
             "config": self.config.to_dict(),
         }
         save_checkpoint(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, config=self.config,
-                        train_tensors=tensors, train_state=state)
+                        train_tensors=tensors, train_state=state, keep_previous=self.keep_previous)
+        self.keep_previous = True  # from now on checkpoint/ holds one of this run's checkpoints
 
     def loop(self, *, progress: bool, callbacks) -> None:
         bar = None
@@ -414,17 +431,24 @@ def _recover_checkpoint(ckpt_dir: Path) -> None:
 
 
 def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: TokenStream, device):
+    """Load the newest good checkpoint of the run (a corrupt newest one is skipped, with a warning)."""
     _recover_checkpoint(ckpt_dir)
-    if not (ckpt_dir / "train_state.json").is_file():
-        raise ArtifactError(f"{ckpt_dir}: no train_state.json to resume from; start with resume=False", param="resume")
-    state = read_json(ckpt_dir / "train_state.json")
+    ckpt_dir, skipped = good_checkpoint(ckpt_dir.parent)
+    for note in skipped:
+        warnings.warn(f"resume: {note}; resuming from {ckpt_dir}", stacklevel=3)
+    state = read_train_state(ckpt_dir)
     saved = state["config"]
     now = config.to_dict()
     diffs = sorted(k for k in set(saved) | set(now) if k not in _RESUMABLE_CHANGES and saved.get(k) != now.get(k))
     if diffs:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diffs[:4])
         raise ConfigError(f"cannot resume {ckpt_dir}: the config changed ({detail}); resume with the run's own config")
-    load_model_tensors(model, load_tensors(ckpt_dir / "model.safetensors", device=str(device)), where=str(ckpt_dir))
+    if state["stream"]["cursor"] < 0 or state["stream"]["cursor"] > stream.L or state["stream"]["epoch"] < 0:
+        raise ArtifactError(f"{ckpt_dir / 'train_state.json'}: stream position {state['stream']} is outside the train "
+                            f"shard (cursor in [0, {stream.L}]); the file is corrupt or from another corpus", param="resume")
+    weights = load_tensors(ckpt_dir / "model.safetensors", device=str(device))
+    check_finite_tensors(weights, where=str(ckpt_dir / "model.safetensors"))
+    load_model_tensors(model, weights, where=str(ckpt_dir))
     tensors = load_tensors(ckpt_dir / "train_state.safetensors")
     optimizer_from_tensors(optimizer, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")}, state["optimizer"])
     _set_rng_state(tensors, device)

@@ -5,7 +5,8 @@ Unlike :mod:`tokembed.corpus` (which streams text), a shard holds token ids: one
 windows without loading the whole corpus. Documents (blank-line separated blocks of the
 corpus) are the unit of the train/validation split, which is deterministic: document ``i``
 goes to validation iff ``sha256("seed:i") / 2^64 < val_fraction`` — it depends on neither
-the order of processing nor the number of workers.
+the order of processing nor the number of workers. The validation split is never empty: when no
+document hashes into it (a small corpus), the last document is held out instead, with a warning.
 
 Layout of one split (``train``/``val``) in the shard folder::
 
@@ -24,8 +25,10 @@ blank separator lines and eos tokens excluded): the denominator of bits per byte
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import TOKEMBED_VERSION, atomic_dir, read_json, write_json
+from ..artifacts import TOKEMBED_VERSION, atomic_dir, check_schema, read_json, write_json
 from ..errors import ArtifactError, ConfigError, EmptyCorpusError, FingerprintMismatchError
 from ..tokenizers import load_tokenizer
 
@@ -145,15 +148,22 @@ def _worker_init(tokenizer_dir: str) -> None:
     _WORKER_TOKENIZER = load_tokenizer(tokenizer_dir)
 
 
-def _encode_block(tokenizer, start: int, docs: list[str], seed: int, val_fraction: float, dtype: str) -> dict:
-    """Encode one block of documents (global indices start, start+1, ...) into per-split arrays."""
+def _encode_block(tokenizer, start: int, docs: list[str], seed: int, val_fraction: float, dtype: str, *,
+                  ensure_val: bool = False) -> dict:
+    """Encode one block of documents (global indices start, start+1, ...) into per-split arrays
+    (``ensure_val``: when no document of the block hashes into validation, its last one goes there;
+    ``out["forced"]`` says whether that happened)."""
+    held = [is_validation(start + j, seed=seed, val_fraction=val_fraction) for j in range(len(docs))]
+    forced = ensure_val and not any(held) and len(docs) > 0
+    if forced:
+        held[-1] = True
     eos = _eos_id(tokenizer)
     encoded = tokenizer.encode_batch(docs)
     out: dict[str, Any] = {}
     for split in SPLITS:
         out[split] = {"tokens": [], "lens": [], "bytes": []}
     for j, (doc, ids) in enumerate(zip(docs, encoded)):
-        split = "val" if is_validation(start + j, seed=seed, val_fraction=val_fraction) else "train"
+        split = "val" if held[j] else "train"
         o = out[split]
         o["tokens"].append(np.asarray(ids + [eos], dtype=dtype))
         o["lens"].append(len(ids) + 1)
@@ -163,6 +173,7 @@ def _encode_block(tokenizer, start: int, docs: list[str], seed: int, val_fractio
         o["tokens"] = np.concatenate(o["tokens"]) if o["tokens"] else np.zeros(0, dtype=dtype)
         o["lens"] = np.asarray(o["lens"], dtype=np.int64)
         o["bytes"] = np.asarray(o["bytes"], dtype=np.int64)
+    out["forced"] = forced
     return out
 
 
@@ -180,6 +191,25 @@ def _blocks(documents: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
             start, buf, size = i + 1, [], 0
     if buf:
         yield start, buf
+
+
+def _all_but_last(items: Iterator[Any]) -> tuple[Iterator[Any], Callable[[], Any]]:
+    """(an iterator over every item but the last, a function returning the last once the iterator is spent).
+
+    >>> head, last = _all_but_last(iter("abc"))
+    >>> list(head), last()
+    (['a', 'b'], 'c')
+    """
+    box: list[Any] = []
+
+    def gen():
+        prev = next(items)
+        for item in items:
+            yield prev
+            prev = item
+        box.append(prev)
+
+    return gen(), lambda: box[0]
 
 
 class _SplitWriter:
@@ -247,24 +277,31 @@ def build_shards(
             if bar is not None:
                 bar.update(sum(len(part[s]["lens"]) for s in SPLITS))
 
+        # every block but the last; the last is encoded here once the others are written (see below)
+        head, last = _all_but_last(itertools.chain([first], [second] if second is not None else [], blocks))
         if second is None or n_workers <= 1:
-            for start, docs in (b for b in (first, second) if b is not None):
-                emit(_encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str))
-            for start, docs in blocks:
+            for start, docs in head:
                 emit(_encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str))
         else:
-            import itertools
             import multiprocessing as mp
 
             ctx = mp.get_context("spawn")  # no fork of a process that may hold torch/tokenizers threads
             with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(str(tmp / "tokenizer"),)) as ex:
                 pending = []
-                for start, docs in itertools.chain([first, second], blocks):
+                for start, docs in head:
                     pending.append(ex.submit(_encode_block_in_worker, start, docs, seed, val_fraction, dtype.str))
                     if len(pending) >= 2 * n_workers:  # back-pressure: keep memory bounded, results in order
                         emit(pending.pop(0).result())
                 for fut in pending:
                     emit(fut.result())
+        start, docs = last()
+        # the validation split is never left empty: with no document hashed there, the last one goes there
+        ensure = val_fraction > 0 and writers["val"].n_docs == 0 and writers["train"].n_docs + len(docs) > 1
+        part = _encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str, ensure_val=ensure)
+        emit(part)
+        if part["forced"]:
+            warnings.warn(f"no document of the corpus fell into the validation split (val_fraction={val_fraction}); "
+                          "the last document is held out instead", stacklevel=2)
         for s, w in writers.items():
             w.close()
             write_json(
@@ -289,6 +326,11 @@ def build_shards(
     return load_shards(out_dir, tokenizer=tokenizer)
 
 
+#: {split}.json: key -> JSON type.
+_META_SCHEMA = {"dtype": str, "n_tokens": int, "n_bytes": int, "n_docs": int, "fingerprint": str, "vocab_size": int,
+                "eos_id": int}
+
+
 def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shard]:
     """Open the shards in ``out_dir`` (memory-mapped); a tokenizer with another fingerprint raises
     :class:`FingerprintMismatchError`."""
@@ -298,7 +340,10 @@ def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shar
         meta_path = out_dir / f"{s}.json"
         if not meta_path.is_file():
             raise ArtifactError(f"{meta_path}: not found; {out_dir} is not a shard folder — build it with build_shards")
-        meta = read_json(meta_path)
+        meta = check_schema(read_json(meta_path), _META_SCHEMA, where=meta_path)
+        if meta["dtype"] not in ("uint16", "uint32") or min(meta["n_tokens"], meta["n_docs"], meta["n_bytes"]) < 0:
+            raise ArtifactError(f"{meta_path}: dtype {meta['dtype']!r} or a negative count (n_tokens, n_docs, n_bytes); "
+                                "the file is corrupt — rebuild the shards")
         if tokenizer is not None and meta["fingerprint"] != tokenizer.fingerprint:
             raise FingerprintMismatchError(
                 f"{out_dir}: shards were tokenized with a {meta.get('tokenizer_kind')} tokenizer "
@@ -316,6 +361,8 @@ def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shar
         tokens = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n,))
         n_docs = int(meta["n_docs"])
         idx_path = out_dir / f"{s}.docs.bin"
+        if n_docs and (not idx_path.is_file() or idx_path.stat().st_size != n_docs * 16):
+            raise ArtifactError(f"{idx_path}: missing or not {n_docs} documents × 2 int64; rebuild the shards")
         doc_index = np.fromfile(idx_path, dtype=np.int64).reshape(n_docs, 2) if n_docs else np.zeros((0, 2), np.int64)
         shards[s] = Shard(
             tokens=tokens,

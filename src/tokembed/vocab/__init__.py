@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 
-from .errors import TokenNotFoundError, TokenizerError
+from ..errors import TokenNotFoundError, TokenizerError
 
 __all__ = ["Vocab", "fingerprint_of"]
 

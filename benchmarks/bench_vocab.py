@@ -1,0 +1,190 @@
+"""Vocabulary surgery benchmark: trim / transplant of an mT5-sized table, and add vs transformers.
+
+1. **trim** and **transplant** of a synthetic Hugging Face folder whose input table is
+   V × D = 250 000 × 1024 float32 (1.0 GB, tied head, as mT5-sized vocabularies): wall time
+   and peak RSS of a fresh process, as a multiple of the table's bytes. Targets (issue #9):
+   <= 60 s and <= 2.5× the table. The tokenizer is a WordPiece vocabulary of 250k synthetic
+   words; trim keeps what a 20k-word corpus uses; transplant moves to a tokenizer where 90 % of
+   the words are the same and 10 % are new (composed from the old pieces).
+2. **add** of 100 tokens with the mean-cov init, tokembed ``VocabMap.apply_rows`` vs
+   ``transformers`` ``resize_token_embeddings(mean_resizing=True)`` on the same GPT-2-style model
+   (rows only, in memory, interleaved A B A B; and each end to end folder -> folder).
+
+Usage: ``PYTHONPATH=src python benchmarks/bench_vocab.py [--quick]`` -> benchmarks/results/vocab[_quick].{json,md}
+(``--quick``: V = 50 000, D = 512, 3 repeats.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, machine  # noqa: E402
+
+import torch  # noqa: E402
+
+CHILD = r"""
+import json, sys, time
+from tokembed.corpus import Corpus
+from tokembed.vocab.surgery import trim, transplant
+from tokembed.tokenizers import load_tokenizer
+def status(key):  # kB; VmHWM is this process's own peak (ru_maxrss would carry the parent's peak across exec)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key + ":"))
+op, src, out, extra = sys.argv[1:5]
+base = status("VmRSS")
+t0 = time.perf_counter()
+if op == "trim":
+    texts = open(extra, encoding="utf-8").read().splitlines()
+    rep = trim(src, out, texts, verify_model=False)
+else:
+    rep = transplant(src, out, load_tokenizer(extra))
+dt = time.perf_counter() - t0
+print(json.dumps({"seconds": dt, "peak_rss_kb": status("VmHWM"), "base_rss_kb": base,
+                  "map": rep["map"]}))
+"""
+
+
+def _wordpiece(words: list[str], path: Path) -> None:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    alphabet = sorted({c for w in words for c in w})
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + alphabet + ["##" + c for c in alphabet] + words))}
+    eng = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    eng.normalizer = normalizers.Lowercase()
+    eng.pre_tokenizer = pre_tokenizers.Whitespace()
+    eng.add_special_tokens(specials)
+    path.mkdir(parents=True, exist_ok=True)
+    eng.save(str(path / "tokenizer.json"))
+
+
+def _words(n: int, seed: int) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = set()
+    while len(out) < n:
+        idx = torch.randint(0, 26, (n, 8), generator=g).tolist()
+        lens = torch.randint(3, 9, (n,), generator=g).tolist()
+        out.update("".join(letters[i] for i in row[:k]) for row, k in zip(idx, lens))
+    return sorted(out)[:n]
+
+
+def _synthetic_folder(root: Path, V: int, D: int) -> tuple[Path, Path, Path, int]:
+    from safetensors.torch import save_file
+
+    words = _words(V, 0)
+    src = root / "src"
+    _wordpiece(words, src)
+    from tokembed.tokenizers import load_tokenizer
+
+    tok = load_tokenizer(src / "tokenizer.json")
+    rows = tok.vocab_size
+    table = torch.randn(rows, D, generator=torch.Generator().manual_seed(0))
+    save_file({"embeddings.word_embeddings.weight": table, "encoder.norm.weight": torch.ones(D)}, str(src / "model.safetensors"))
+    table_bytes = table.nbytes
+    del table  # the children measure their own memory; the parent need not hold 1 GB meanwhile
+    (src / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert", "vocab_size": rows,
+                                                 "hidden_size": D, "pad_token_id": 0}))
+    corpus = root / "corpus.txt"
+    g = torch.Generator().manual_seed(1)
+    used = [words[i] for i in torch.randperm(len(words), generator=g)[:20000].tolist()]
+    corpus.write_text("\n".join(" ".join(used[i : i + 20]) for i in range(0, len(used), 20)) + "\n", encoding="utf-8")
+    new_words = words[: int(0.9 * V)] + [w + "q" for w in words[int(0.9 * V):]]
+    _wordpiece(new_words, root / "newtok")
+    return src, corpus, root / "newtok", table_bytes
+
+
+def bench_big(V: int, D: int, repeats: int) -> dict:
+    res = {}
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        src, corpus, newtok, table_bytes = _synthetic_folder(root, V, D)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+        for op, extra in (("trim", corpus), ("transplant", newtok / "tokenizer.json")):
+            runs = []
+            for r in range(repeats):
+                out = root / f"{op}{r}"
+                p = subprocess.run([sys.executable, "-c", CHILD, op, str(src), str(out), str(extra)], env=env,
+                                   capture_output=True, text=True, check=True)
+                runs.append(json.loads(p.stdout.strip().splitlines()[-1]))
+                subprocess.run(["rm", "-rf", str(out)], check=True)
+            secs = [x["seconds"] for x in runs]
+            peaks = [x["peak_rss_kb"] * 1024 / table_bytes for x in runs]
+            extra = [(x["peak_rss_kb"] - x["base_rss_kb"]) * 1024 / table_bytes for x in runs]
+            res[op] = {"seconds_median": statistics.median(secs), "seconds_min": min(secs), "seconds_max": max(secs),
+                       "peak_rss_over_table_median": statistics.median(peaks), "peak_rss_over_table_max": max(peaks),
+                       "peak_above_imports_over_table_median": statistics.median(extra),
+                       "map": runs[0]["map"]}
+    return {"V": V, "D": D, "table_bytes": table_bytes, **res}
+
+
+def bench_add(V: int, D: int, repeats: int, n_new: int = 100) -> dict:
+    import transformers
+
+    from tokembed.vocab.map import NewToken, VocabMap
+
+    def cfg():  # resize_token_embeddings writes the new size into the config: a fresh one per model
+        return transformers.GPT2Config(vocab_size=V, n_embd=D, n_layer=1, n_head=8, n_positions=128)
+
+    model = transformers.GPT2LMHeadModel(cfg())
+    table = model.transformer.wte.weight.detach().clone()
+    vmap = VocabMap(old_size=V, new_size=V + n_new, old_to_new=list(range(V)),
+                    new_tokens=[NewToken(V + k, f"new{k}") for k in range(n_new)])
+    times = {"tokembed apply_rows mean-cov": [], "transformers resize_token_embeddings(mean_resizing=True)": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        vmap.apply_rows(table, init="mean-cov")
+        times["tokembed apply_rows mean-cov"].append(time.perf_counter() - t0)
+        m = transformers.GPT2LMHeadModel(cfg())
+        assert m.get_input_embeddings().weight.shape[0] == V
+        t0 = time.perf_counter()
+        m.resize_token_embeddings(V + n_new, mean_resizing=True)
+        times["transformers resize_token_embeddings(mean_resizing=True)"].append(time.perf_counter() - t0)
+    base = times["transformers resize_token_embeddings(mean_resizing=True)"]
+    out = {}
+    for k, ts in times.items():
+        ratios = [b / t for b, t in zip(base, ts)]
+        out[k] = {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts),
+                  "speedup_vs_transformers_median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    return {"V": V, "D": D, "new_tokens": n_new, "rows": out}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    V, D, reps = (50_000, 512, 3) if args.quick else (250_000, 1024, 3)
+    result = {"machine": machine(), "big": bench_big(V, D, reps), "add": bench_add(50_257 if not args.quick else 32_000, 768, 5)}
+    name = "vocab_quick" if args.quick else "vocab"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    b, a = result["big"], result["add"]
+    lines = [f"# Vocabulary surgery ({'quick' if args.quick else 'full'})", "", f"Machine: {result['machine']}", "",
+             f"Table V={b['V']} x D={b['D']} float32 = {b['table_bytes'] / 2**30:.2f} GiB (targets: <= 60 s, peak RSS <= 2.5x table)", "",
+             "Peak RSS is the whole process (Python, torch, tokenizers included); 'above imports' subtracts the RSS",
+             "after the imports, i.e. what the operation itself holds.", "",
+             "| operation | seconds median [min, max] | peak RSS / table median (max) | above imports / table | map |",
+             "|---|---|---|---|---|"]
+    for op in ("trim", "transplant"):
+        r = b[op]
+        lines.append(f"| {op} | {r['seconds_median']:.1f} [{r['seconds_min']:.1f}, {r['seconds_max']:.1f}] | "
+                     f"{r['peak_rss_over_table_median']:.2f} ({r['peak_rss_over_table_max']:.2f}) | "
+                     f"{r['peak_above_imports_over_table_median']:.2f} | {r['map']} |")
+    lines += ["", f"add {a['new_tokens']} rows to a {a['V']} x {a['D']} GPT-2 table (mean-cov), in memory:", "",
+              "| method | seconds median [min, max] | speed vs transformers median [min, max] |", "|---|---|---|"]
+    for k, r in a["rows"].items():
+        lines.append(f"| {k} | {r['median_s']:.3f} [{r['min_s']:.3f}, {r['max_s']:.3f}] | "
+                     f"{r['speedup_vs_transformers_median']:.2f} [{r['min']:.2f}, {r['max']:.2f}] |")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Add: new vocabulary entries that ``encode`` really produces, appended after the old ids.
+
+Unlike transformers' ``add_tokens`` (an "added token" cut out of the text before the model
+runs, so ``cat`` would split ``concatenate``), a new ordinary token here enters the model's
+own vocabulary, by family:
+
+- **BPE**: merges appended after the old ones. The old tokenizer splits the token's text into
+  pieces ``p1 .. pk``; the merges ``p1 p2 -> p1p2``, ``p1p2 p3 -> p1p2p3``, ... build it (the
+  intermediate strings become tokens too when they were not). Appended merges have the lowest
+  priority, so they fire only after every old merge: a text that contains none of the new
+  strings keeps its old segmentation.
+- **WordPiece**: a vocabulary entry (greedy longest match finds it only where its string is).
+- **Unigram**: a piece whose score beats the old pieces' total (``sum(scores) + UNIGRAM_MARGIN``),
+  so Viterbi picks it where its string is, and nowhere else.
+
+A token must be one pre-tokenized word (``" hello"`` for byte-level BPE, ``"hello"`` for
+WordPiece); anything else can never come out of the pre-tokenizer and is refused with a
+pointer to ``special=True``, which adds it as a special token instead.
+
+>>> from tokembed.tokenizers import train_tokenizer
+>>> from tokembed.corpus import Corpus
+>>> tok = train_tokenizer("bytebpe", Corpus([]), 300, progress=False)
+>>> new, vmap = add_tokens(tok, [" tokembed"])
+>>> new.tokens(" tokembed rocks")[0], vmap.new_tokens[-1].token
+('Ġtokembed', 'Ġtokembed')
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigError, TokenizerError
+from .engine_file import engine_doc, merge_pairs, model_type, rebuild, set_merges
+from .map import NewToken, VocabMap, pieces_of
+
+__all__ = ["add_tokens", "tokens_from_corpus", "UNIGRAM_MARGIN"]
+
+#: Score margin of a new Unigram piece over the old pieces' total log-probability (any positive value
+#: makes Viterbi prefer the new piece on its own string; small keeps it close to the old path).
+UNIGRAM_MARGIN = 0.1
+
+
+def add_tokens(tok, tokens: Sequence[str], *, special: bool = False) -> tuple[Any, VocabMap]:
+    """``(new tokenizer, map)`` with ``tokens`` appended (see the module docstring)."""
+    doc = engine_doc(tok)
+    new_doc = copy.deepcopy(doc)
+    v = tok.vocab
+    V = tok.vocab_size
+    added: list[NewToken] = []
+    specials = dict(tok.special_tokens)
+    for text in _checked(tokens):
+        if special:
+            if text in v:
+                raise TokenizerError(f"token {text!r} already exists (id {v[text]}); nothing to add")
+            added.append(NewToken(V + len(added), text, [], special=True))
+            new_doc.setdefault("added_tokens", []).append(
+                {"id": added[-1].id, "content": text, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+            )
+            specials[f"extra_{sum(r.startswith('extra_') for r in specials)}"] = text
+            continue
+        form, pieces = _word_form(tok, text)
+        if form in v or any(a.token == form for a in added):
+            raise TokenizerError(f"token {text!r} already exists as {form!r} (id {v.get(form)}); nothing to add")
+        _append(new_doc, tok, form, pieces, added, V)
+    new_tok = rebuild(tok, new_doc, special_tokens=specials)
+    vmap = VocabMap(old_size=V, new_size=V + len(added), old_to_new=list(range(V)), new_tokens=added,
+                    old_fingerprint=tok.fingerprint, new_fingerprint=new_tok.fingerprint, operation="add")
+    return new_tok, vmap
+
+
+def _checked(tokens: Sequence[str]) -> list[str]:
+    if isinstance(tokens, str):
+        tokens = [tokens]
+    out = list(tokens)
+    if not out:
+        raise ConfigError("no tokens to add; pass TOKEN..., a tokens file or a corpus with a count")
+    for k, t in enumerate(out):
+        if not isinstance(t, str) or not t:
+            raise TokenizerError(f"token {k} is {t!r}; a token is a non-empty string")
+    dup = [t for t, c in Counter(out).items() if c > 1]
+    if dup:
+        raise TokenizerError(f"tokens {dup[:3]} are given more than once; pass each once")
+    return out
+
+
+def _words(tok, text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Pre-tokenized words of ``text`` (after the normalizer), with offsets into the normalized text."""
+    eng = tok.engine
+    norm = eng.normalizer.normalize_str(text) if eng.normalizer is not None else text
+    if eng.pre_tokenizer is None:
+        return [(norm, (0, len(norm)))]
+    return eng.pre_tokenizer.pre_tokenize_str(norm)
+
+
+def _word_form(tok, text: str) -> tuple[str, list[int]]:
+    """The vocabulary string of ``text`` and the old ids it is split into; refuse a text that is not one word."""
+    words = _words(tok, text)
+    if len(words) != 1:
+        raise TokenizerError(
+            f"token {text!r} can never be produced: the pre-tokenizer splits it into {[w for w, _ in words]}; "
+            "add it as a special token instead (special=True, CLI --special)"
+        )
+    return words[0][0], pieces_of(tok, [text])[0]
+
+
+def _append(doc: dict, tok, form: str, pieces: list[int], added: list[NewToken], V: int) -> None:
+    """Append ``form`` (and BPE intermediates) to the model of ``doc``."""
+    model = doc["model"]
+    kind = model_type(doc)
+    v = tok.vocab
+    if kind == "BPE":
+        merges = merge_pairs(doc)
+        strings = [v.token(i) for i in pieces]
+        left, used = strings[0], [pieces[0]]
+        for right, rid in zip(strings[1:], pieces[1:]):
+            merges.append((left, right))
+            left, used = left + right, used + [rid]
+            if left not in model["vocab"]:
+                added.append(NewToken(V + len(added), left, list(used)))
+                model["vocab"][left] = added[-1].id
+        set_merges(doc, merges)
+    elif kind == "WordPiece":
+        added.append(NewToken(V + len(added), form, pieces))
+        model["vocab"][form] = added[-1].id
+    elif kind == "Unigram":
+        score = {p: s for p, s in model["vocab"]}
+        total = sum(score.get(v.token(i), 0.0) for i in pieces)
+        added.append(NewToken(V + len(added), form, pieces))
+        model["vocab"].append([form, min(0.0, total + UNIGRAM_MARGIN)])
+    else:
+        raise TokenizerError(f"cannot add ordinary tokens to a {kind} model; add them as special tokens (special=True)")
+
+
+def tokens_from_corpus(tok, texts: Sequence[str], top: int) -> list[str]:
+    """The ``top`` word strings of ``texts`` that save the most tokens: count · (pieces - 1)."""
+    if top < 1:
+        raise ConfigError(f"top={top}; pass how many tokens to add (>= 1)")
+    counts: Counter = Counter()
+    for t in texts:
+        eng = tok.engine
+        norm = eng.normalizer.normalize_str(t) if eng.normalizer is not None else t
+        for _, (a, b) in _words(tok, t):
+            counts[norm[a:b]] += 1
+    saving = {}
+    words = list(counts)
+    for w, pieces in zip(words, pieces_of(tok, words)):
+        if len(pieces) > 1 and len(_words(tok, w)) == 1:
+            saving[w] = counts[w] * (len(pieces) - 1)
+    return [w for w, _ in sorted(saving.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]

@@ -1,0 +1,317 @@
+"""VocabMap: one remap of token ids (old id -> new id or dropped, plus new tokens with their init).
+
+Unlike :class:`~tokembed.vocab.Vocab` (one id <-> token table), a VocabMap relates two
+tables: the one a model was trained with and the one it is moved to. Every vocabulary
+operation (trim, add, transplant) produces one, and the same map is applied to every place
+that holds the vocabulary (input rows, head rows and bias, optimizer moments, frozen-row
+masks, special ids) by :mod:`tokembed.vocab.apply`, so the places cannot drift apart.
+
+Shapes: V old tokens, V' new tokens, R old table rows (R >= V: rows past V are padding),
+R' new rows, D row width.
+
+Rows of the new table, by kind (``source[j]`` is the old id of new row ``j`` or -1):
+
+- kept token: ``E'[j] = E[source[j]]`` (bit-identical copy);
+- new token: its init (``compose``: mean of the old rows of the pieces the old tokenizer splits
+  its text into; ``mean``: mean of all old token rows; ``mean-cov``: a sample of
+  ``N(mean, 1e-9·Cov)`` as transformers' ``mean_resizing``; ``random``: ``N(0, σ²)`` with σ the
+  old rows' std, seeded);
+- padding row (``j >= V'``): zeros, never produced by the tokenizer.
+
+A table that already had padding rows (R > V) puts new tokens into those rows first
+(LlamaFactory #10547): only when V' exceeds R does the table grow.
+
+>>> m = VocabMap.from_keep(old_size=4, keep=[0, 2, 3])
+>>> m.old_to_new, m.new_size
+([0, -1, 1, 2], 3)
+>>> import torch
+>>> m.apply_rows(torch.arange(8.0).reshape(4, 2)).tolist()
+[[0.0, 1.0], [4.0, 5.0], [6.0, 7.0]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..artifacts import read_json, write_json
+from ..errors import ArtifactError, ConfigError
+
+__all__ = ["VocabMap", "NewToken", "INITS", "MAP_FILE", "MEAN_COV_EPSILON"]
+
+#: File name of the map written next to every output.
+MAP_FILE = "vocab_map.json"
+
+#: Init schemes for the rows of new tokens.
+INITS = ("compose", "mean", "mean-cov", "random")
+
+#: Scale of the covariance in ``mean-cov``: transformers' ``_init_added_embeddings_weights_with_mean``
+#: samples from N(mean, 1e-9·Cov) so new rows sit next to the mean, as Hewitt (2021) recommends.
+MEAN_COV_EPSILON = 1e-9
+
+
+@dataclass
+class NewToken:
+    """A token of the new vocabulary that had no row before."""
+
+    id: int  # its id in the new vocabulary
+    token: str  # its string in the new vocabulary
+    pieces: list[int] = field(default_factory=list)  # old ids the old tokenizer splits its text into (compose init)
+    special: bool = False  # a special token (never composed from text)
+
+
+@dataclass
+class VocabMap:
+    """old id -> new id (``-1`` dropped) and the new tokens; see the module docstring."""
+
+    old_size: int  # V
+    new_size: int  # V'
+    old_to_new: list[int]  # (V,) new id of each old id, -1 when dropped
+    new_tokens: list[NewToken] = field(default_factory=list)
+    old_fingerprint: str = ""
+    new_fingerprint: str = ""
+    pad_to_multiple_of: int = 1  # R' is rounded up to a multiple of this
+    operation: str = ""  # "trim", "add", "transplant", "between", ...
+
+    def __post_init__(self) -> None:
+        if len(self.old_to_new) != self.old_size:
+            raise ConfigError(f"old_to_new has {len(self.old_to_new)} entries for an old vocabulary of {self.old_size}")
+        if self.pad_to_multiple_of < 1:
+            raise ConfigError(f"pad_to_multiple_of={self.pad_to_multiple_of}; pass an integer >= 1")
+        taken = [j for j in self.old_to_new if j >= 0] + [t.id for t in self.new_tokens]
+        if sorted(taken) != list(range(self.new_size)):
+            raise ConfigError(
+                f"the map does not cover new ids 0..{self.new_size - 1} exactly once (kept + new tokens give {len(taken)} ids); "
+                "the map file is corrupt"
+            )
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_keep(cls, *, old_size: int, keep: Iterable[int], **kw: Any) -> "VocabMap":
+        """Keep the old ids ``keep`` (in old order), renumbered 0, 1, ...; drop the rest."""
+        kept = sorted(set(int(i) for i in keep))
+        old_to_new = [-1] * old_size
+        for j, i in enumerate(kept):
+            old_to_new[i] = j
+        return cls(old_size=old_size, new_size=len(kept), old_to_new=old_to_new, operation=kw.pop("operation", "trim"), **kw)
+
+    @classmethod
+    def between(cls, old_tok, new_tok, **kw: Any) -> "VocabMap":
+        """Map two tokenizers: a token string in both keeps its row; new strings are composed from the
+        old tokenizer's pieces of their text; old strings missing from the new vocabulary are dropped.
+
+        Piece texts come from the new tokenizer's ``decode`` of the single id, so markers
+        (``Ġ``, ``▁``, ``##``) are handled by the engines themselves.
+        """
+        old_v, new_v = old_tok.vocab, new_tok.vocab
+        old_to_new = [new_v.get(t, -1) for t in old_v]
+        specials = set(new_v.special_tokens.values())
+        fresh = [j for j, t in enumerate(new_v) if t not in old_v]
+        plain = [j for j in fresh if new_v.token(j) not in specials]
+        pieces = dict(zip(plain, compose_pieces(old_tok, new_tok, plain)))
+        new_tokens = [NewToken(j, new_v.token(j), pieces.get(j, []), special=j not in pieces) for j in fresh]
+        return cls(
+            old_size=len(old_v),
+            new_size=len(new_v),
+            old_to_new=old_to_new,
+            new_tokens=new_tokens,
+            old_fingerprint=old_tok.fingerprint,
+            new_fingerprint=new_tok.fingerprint,
+            operation=kw.pop("operation", "between"),
+            **kw,
+        )
+
+    # -- facts ---------------------------------------------------------------------------
+    @property
+    def source(self) -> torch.Tensor:
+        """(V',) old id of each new id, -1 for new tokens."""
+        src = torch.full((self.new_size,), -1, dtype=torch.int64)
+        old = torch.tensor(self.old_to_new, dtype=torch.int64)
+        kept = old >= 0
+        src[old[kept]] = torch.arange(self.old_size)[kept]
+        return src
+
+    @property
+    def dropped(self) -> list[int]:
+        return [i for i, j in enumerate(self.old_to_new) if j < 0]
+
+    @property
+    def is_identity(self) -> bool:
+        return self.old_size == self.new_size and all(i == j for i, j in enumerate(self.old_to_new))
+
+    def new_id(self, old_id: int | None) -> int | None:
+        """New id of an old id (None when dropped or when ``old_id`` is None)."""
+        if old_id is None or not 0 <= old_id < self.old_size:
+            return None
+        j = self.old_to_new[old_id]
+        return j if j >= 0 else None
+
+    def rows(self, old_rows: int) -> int:
+        """R': rows of the new table, given R old rows (old padding rows are filled first)."""
+        if old_rows < self.old_size:
+            raise ArtifactError(
+                f"the table has {old_rows} rows but the tokenizer has {self.old_size} tokens; "
+                "pass the tokenizer the model was trained with"
+            )
+        padded_before = old_rows - self.old_size
+        need = self.new_size
+        if padded_before and not self.dropped:
+            need = max(need, old_rows)  # new tokens go into the old padding rows first
+        m = self.pad_to_multiple_of
+        return -(-need // m) * m
+
+    # -- application ---------------------------------------------------------------------
+    def apply_rows(self, table: torch.Tensor, *, init: str = "compose", seed: int = 0, fill: str = "init") -> torch.Tensor:
+        """(R, ...) -> (R', ...): kept rows copied, new rows initialised, padding rows zero.
+
+        ``fill``: ``"init"`` (model weights: new rows from ``init``) or ``"zeros"`` (optimizer
+        moments, counts, masks: a new token starts with no history).
+        """
+        out = torch.empty((self.rows(table.shape[0]), *table.shape[1:]), dtype=table.dtype)
+        for a, block in self.row_blocks(table, init=init, seed=seed, fill=fill):
+            out[a : a + len(block)] = block
+        return out
+
+    def row_blocks(self, table: torch.Tensor, *, init: str = "compose", seed: int = 0, fill: str = "init") -> Iterator[tuple[int, torch.Tensor]]:
+        """The new table as consecutive ``(first row, (n, ...) block)`` of :data:`CHUNK_ROWS` rows, so a writer
+        can stream it to disk without holding the whole new table (:meth:`apply_rows` assembles them)."""
+        if init not in INITS:
+            raise ConfigError(f"init={init!r}; choose one of {', '.join(INITS)}")
+        R2 = self.rows(table.shape[0])
+        src = self.source  # (V',) old id of each new id, -1 for new tokens
+        fresh = bool(self.new_tokens) and fill == "init" and table.is_floating_point()
+        old = table[: self.old_size]
+        stats = self._init_stats(old, init) if fresh else None
+        g = torch.Generator().manual_seed(seed)
+        pieces = {t.id: t.pieces for t in self.new_tokens}
+        for a in range(0, R2, CHUNK_ROWS):
+            block = torch.zeros((min(CHUNK_ROWS, R2 - a), *table.shape[1:]), dtype=table.dtype)
+            s = src[a : a + len(block)]
+            kept = (s >= 0).nonzero().squeeze(1)
+            block[kept] = table[s[kept]]  # E'[j] = E[source[j]]
+            new = (s < 0).nonzero().squeeze(1)
+            if stats is not None and len(new):
+                block[new] = self._new_rows([a + int(k) for k in new], old, pieces, stats, g).to(table.dtype)
+            yield a, block
+
+    @staticmethod
+    def _init_stats(old: torch.Tensor, init: str) -> dict[str, Any]:
+        """What an init needs from the old rows (V, ...), summed in float64 chunks (nothing table-sized)."""
+        mean, second = _moments(old, cov=init == "mean-cov" and old.dim() == 2)
+        stats: dict[str, Any] = {"init": init, "mean": mean}
+        if init == "random":
+            stats["std"] = (second.mean() - mean.mean() ** 2).clamp(min=0).sqrt()  # σ of all old entries
+        if init == "mean-cov" and old.dim() == 2:
+            stats["cov"] = second - torch.outer(mean, mean)
+        return stats
+
+    @staticmethod
+    def _new_rows(ids: list[int], old: torch.Tensor, pieces: dict[int, list[int]], stats: dict[str, Any], g) -> torch.Tensor:
+        """(n, ...) float64 rows for the new ids ``ids`` (see the module docstring for the inits)."""
+        n, mean = len(ids), stats["mean"]
+        if "std" in stats:
+            return torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * stats["std"]
+        if "cov" in stats:
+            return _mean_cov_samples(mean, stats["cov"], n, g)
+        rows = mean.expand(n, *old.shape[1:]).clone()
+        if stats["init"] == "compose":
+            for k, j in enumerate(ids):
+                if pieces.get(j):
+                    rows[k] = old[torch.tensor(pieces[j])].double().mean(0)  # e_new = mean of the old pieces' rows
+        return rows
+
+    # -- (de)serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "tokembed.vocab_map/1",
+            "operation": self.operation,
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_fingerprint": self.old_fingerprint,
+            "new_fingerprint": self.new_fingerprint,
+            "pad_to_multiple_of": self.pad_to_multiple_of,
+            "old_to_new": self.old_to_new,
+            "new_tokens": [{"id": t.id, "token": t.token, "pieces": t.pieces, "special": t.special} for t in self.new_tokens],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VocabMap":
+        try:
+            return cls(
+                old_size=int(d["old_size"]),
+                new_size=int(d["new_size"]),
+                old_to_new=[int(i) for i in d["old_to_new"]],
+                new_tokens=[NewToken(int(t["id"]), str(t["token"]), [int(p) for p in t["pieces"]], bool(t["special"])) for t in d["new_tokens"]],
+                old_fingerprint=str(d.get("old_fingerprint", "")),
+                new_fingerprint=str(d.get("new_fingerprint", "")),
+                pad_to_multiple_of=int(d.get("pad_to_multiple_of", 1)),
+                operation=str(d.get("operation", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ArtifactError(f"vocab map: missing or malformed field ({e}); the file is not a tokembed vocab_map.json") from None
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        return write_json(Path(folder) / MAP_FILE, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "VocabMap":
+        p = Path(path)
+        return cls.from_dict(read_json(p / MAP_FILE if p.is_dir() else p))
+
+    def summary(self) -> dict[str, int]:
+        return {"old_size": self.old_size, "new_size": self.new_size, "kept": self.old_size - len(self.dropped),
+                "dropped": len(self.dropped), "added": len(self.new_tokens)}
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return f"VocabMap({s['old_size']} -> {s['new_size']}: kept {s['kept']}, dropped {s['dropped']}, added {s['added']})"
+
+
+#: Rows per chunk when summing statistics of a table: the float64 copy of one chunk (16k × 1024 = 128 MiB)
+#: is all that is allocated beyond the table.
+CHUNK_ROWS = 16384
+
+
+def _moments(old: torch.Tensor, *, cov: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (...,), second moment): E[x x^T] (D, D) when ``cov``, else E[x^2] elementwise; chunked in float64."""
+    V = old.shape[0]
+    s1 = torch.zeros(old.shape[1:], dtype=torch.float64)
+    s2 = torch.zeros((old.shape[1], old.shape[1]) if cov else old.shape[1:], dtype=torch.float64)
+    for chunk in old.split(CHUNK_ROWS):
+        c = chunk.float()
+        s1 += c.sum(0, dtype=torch.float64)
+        s2 += (c.T @ c).double() if cov else c.double().pow(2).sum(0)  # float32 products of one chunk, float64 sums
+    return s1 / V, s2 / V
+
+
+def _mean_cov_samples(mean: torch.Tensor, cov: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """n samples of N(mean, ε·Cov); the mean when ε·Cov is not positive definite (as transformers does)."""
+    try:
+        L = torch.linalg.cholesky(MEAN_COV_EPSILON * cov)
+    except RuntimeError:  # singular (V <= D or constant rows): transformers falls back to the mean too
+        return mean.expand(n, -1).clone()
+    z = torch.randn((n, mean.shape[0]), generator=g, dtype=torch.float64)
+    return mean + z @ L.T
+
+
+def pieces_of(tok, texts: Sequence[str]) -> list[list[int]]:
+    """The ids of each text's ordinary encoding, special and post-processor tokens left out (one batch call)."""
+    kw = {"add_special_tokens": False} if hasattr(tok, "add_special_tokens") else {}
+    specials = tok.vocab.special_ids
+    return [[i for i in ids if i not in specials] for ids in tok.encode_batch(list(texts), **kw)]
+
+
+def compose_pieces(old_tok, new_tok, new_ids: Sequence[int]) -> list[list[int]]:
+    """For each new id, the old ids the old tokenizer splits that token's text into (the compose init)."""
+    texts = []
+    for j in new_ids:
+        token = new_tok.vocab.token(j)
+        text = token[2:] if token.startswith("##") else new_tok.decode([j])  # a WordPiece continuation: its text without ##
+        texts.append(text or token)
+    return pieces_of(old_tok, texts)
