@@ -110,3 +110,24 @@ def test_languages_are_interleaved_so_any_prefix_mixes_them(tmp_path):
     docs, langs = language_documents(Corpus([f"en={tmp_path / 'en.txt'}", f"fi={tmp_path / 'fi.txt'}"]))
     assert docs == ["e1\n", "f1\n", "e2\n", "e3\n"] and langs == ["en", "fi", "en", "en"]
     assert language_documents(Corpus([str(tmp_path / "en.txt")])) is None
+
+
+@pytest.mark.parametrize("n_docs, val_fraction", [(40, 0.2), (3, 0.01)])
+def test_document_languages_follow_the_shard_split(tmp_path, n_docs, val_fraction):
+    """split_languages mirrors build_shards (hash split, and the held-out last document when none hashed to val)."""
+    import warnings
+
+    from tokembed.study.languages import language_counts, split_languages
+    from tokembed.tokenizers import ByteTokenizer
+    from tokembed.training.shards import build_shards
+
+    docs = [f"doc {i} " * (1 + i % 4) + "\n" for i in range(n_docs)]
+    langs = ["en" if i % 3 else "fi" for i in range(n_docs)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shards = build_shards(ByteTokenizer(), docs, tmp_path / "s", val_fraction=val_fraction, workers=1)
+    split = split_languages(langs, seed=0, val_fraction=val_fraction)
+    for name in ("train", "val"):
+        assert len(split[name]) == shards[name].n_docs
+        counts = language_counts(shards[name], split[name])
+        assert sum(c["bytes"] for c in counts.values()) == shards[name].n_bytes

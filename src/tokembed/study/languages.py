@@ -13,6 +13,8 @@ and from that gives each run
 
 >>> split_languages(["en", "en", "fi", "fi", "fi"], seed=0, val_fraction=0.5)
 {'train': ['en', 'en', 'fi'], 'val': ['fi', 'fi']}
+>>> split_languages(["en", "fi"], seed=0, val_fraction=0.01)  # none hashed to validation: the last one goes
+{'train': ['en'], 'val': ['fi']}
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def split_languages(doc_langs: list[str], *, seed: int, val_fraction: float) -> 
     out: dict[str, list[str]] = {"train": [], "val": []}
     for i, lang in enumerate(doc_langs):
         out["val" if is_validation(i, seed=seed, val_fraction=val_fraction) else "train"].append(lang)
+    if val_fraction > 0 and not out["val"] and len(doc_langs) > 1:  # build_shards holds out the last document
+        out["val"].append(out["train"].pop())
     return out
 
 
