@@ -25,7 +25,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.88em;margin:.6em 0}th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}tr.best td{background:#eef9ee}tr:target td{background:#fff3b0}.scroll{overflow-x:auto}td:first-child{white-space:nowrap}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}tr.best td{background:#eef9ee}tr:target td{background:#fff3b0}.scroll{overflow-x:auto;max-width:100%}td:first-child{white-space:nowrap}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.5em .8em;margin:.5em 0}
 .fig{margin:.8em 0}.fig img{max-width:100%}.small{color:#666;font-size:.85em}code{background:#f4f4f4;padding:0 .2em}
 """
@@ -55,7 +55,8 @@ def table(
     """An HTML table of ``rows`` (dicts); ``highlight`` row indices get the ``best`` class.
 
     ``row_ids`` gives each ``<tr>`` an ``id`` so text elsewhere can link to it (``href="#id"``);
-    ``labels`` maps column keys to header text. Wide tables scroll horizontally.
+    ``labels`` maps column keys to header text. Every table sits in a box that scrolls horizontally, so a
+    wide one never runs past the page.
 
     >>> table([{"a": 1}], row_ids=["run-x"])
     '<div class=scroll><table><thead><tr><th>a</th></tr></thead><tbody><tr id="run-x"><td>1</td></tr></tbody></table></div>'
@@ -77,7 +78,7 @@ def table(
         tr(i) + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for i, r in enumerate(rows)
     )
     out = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return f"<div class=scroll>{out}</div>" if row_ids is not None or labels else out
+    return f"<div class=scroll>{out}</div>"
 
 
 def new_figure(width: float = 6.4, height: float = 4.0):
@@ -91,12 +92,14 @@ def new_figure(width: float = 6.4, height: float = 4.0):
     return fig, ax
 
 
-def figure_img(fig, *, alt: str, caption: str = "", path=None) -> str:
-    """Embed a matplotlib figure as a base64 PNG ``<img>``; also save it to ``path`` if given."""
+def figure_img(fig, *, alt: str, caption: str = "", path=None, tight: bool = True) -> str:
+    """Embed a matplotlib figure as a base64 PNG ``<img>``; also save it to ``path`` if given.
+    ``tight=False`` keeps a layout the caller already made (e.g. room left for a figure-level legend)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(buf, format="png")
     plt.close(fig)
     data = buf.getvalue()

@@ -280,3 +280,44 @@ def test_an_undeclared_failure_stops_the_study_and_names_the_run(tmp_path, monke
     else:  # a user error is one line naming the run
         with pytest.raises(study.StudyRunError, match="study run byte-tied-V259-s0 failed: ConfigError: lr=7"):
             study.run_study(cfg, Corpus([str(tmp_path / "c.txt")]), tmp_path / "out", log=lambda m: None)
+
+
+@pytest.mark.slow  # shares one tiny study
+def test_timing_table_accounts_for_the_whole_job(tiny_study):
+    """results.json and the report carry wall and CPU seconds per phase; the CPU column adds up to the total."""
+    res, log, _, _ = tiny_study
+    assert json.loads((res.out_dir / "results.json").read_text())["timing"]["phases"]  # (a later test reruns the study)
+    timing = res.timing
+    phases = {p["phase"]: p for p in timing["phases"]}
+    assert {"tokenizer training", "tokenize + shard", "load", "train steps", "eval", "results + report"} <= set(phases)
+    assert sum(p["cpu_s"] for p in timing["phases"]) == pytest.approx(timing["total_cpu_s"], abs=0.01)
+    assert timing["train_cpu_s"] == phases["train steps"]["cpu_s"] > 0
+    assert timing["non_training_cpu_share"] == pytest.approx(1 - timing["train_cpu_s"] / timing["total_cpu_s"], abs=1e-3)
+    assert timing["total_wall_s"] >= phases["tokenizer training"]["wall_s"] and timing["workers"] == 1
+    assert "Where the time went" in res.report.read_text() and any(line.split("] ", 1)[1].startswith("time: ") for line in log)
+    # the study draws every run's frequency bands in its report: no per-run bands.png (matplotlib in every worker)
+    assert not list((res.out_dir / "runs").glob("*/bands.png")) and list((res.out_dir / "runs").glob("*/band_stats.json"))
+
+
+@pytest.mark.slow  # two tiny studies, one of them in 2 spawned workers (~10 s of CPU)
+def test_runs_in_workers_while_the_next_tokenizer_trains_give_the_same_rows(tmp_path):
+    """The pipelined pool (runs of a tokenizer start while this process trains the next) changes no number."""
+    from tokembed.corpus import Corpus
+    from tokembed.study import run_study
+    from tokembed.tokenizers import KINDS
+
+    if "bytebpe" not in KINDS:
+        pytest.skip("needs the bytebpe kind (HF tokenizers)")
+    (tmp_path / "c.txt").write_text("\n".join(f"Document {i} says hello to the {WORDS[i % len(WORDS)]} world.\n"
+                                              for i in range(300)))
+    rows = {}
+    for workers in (1, 2):
+        cfg = StudyConfig.from_name("tiny", tokenizers=["byte", "bytebpe"], vocab_size={"default": 280},
+                                    val_fraction=0.2, workers=workers)
+        res = run_study(cfg, Corpus([str(tmp_path / "c.txt")]), tmp_path / f"w{workers}", log=lambda m: None,
+                        write_report=False)
+        rows[workers] = [{k: v for k, v in r.items() if k not in ("seconds", "train_tokens_per_s", "train_bytes_per_s")}
+                         for r in res.rows]
+        phases = {p["phase"] for p in res.timing["phases"]}
+        assert ("worker start" in phases) == (workers == 2) and res.timing["workers"] == workers
+    assert rows[1] == rows[2] and len(rows[1]) == 4

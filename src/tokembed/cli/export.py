@@ -15,6 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="new folder for the export")
     p.add_argument("--format", choices=("hf", "vectors", "safetensors"), default="hf",
                    help="hf: GPT-2/GPT-NeoX folder transformers runs; vectors: word2vec text; safetensors: plain tensors")
+    p.add_argument("--json", action="store_true",
+                   help="the report is always one JSON document on stdout; accepted so every command takes it")
     p.set_defaults(func=_run)
 
 

@@ -71,6 +71,7 @@ def run_over_ranks(
     config,
     skipped: list[dict[str, str]],
     ctx: DistContext,
+    log: Callable[[str], None] = lambda msg: None,
 ) -> dict[str, tuple[dict, dict]]:
     """``run_all(specs, config)`` for this rank's share of ``specs``, the results of every rank merged.
 
@@ -79,8 +80,10 @@ def run_over_ranks(
     if not ctx.active:
         return run_all(list(specs), config)
     before = len(skipped)
+    share = partition(specs, ctx)
+    log(f"rank {ctx.rank} of {ctx.world_size}: {len(share)} run(s) of {len(specs)}")
     with local_only():  # each rank trains whole runs: no data-parallel group inside a run
-        mine = run_all(partition(specs, ctx), dataclasses.replace(config, workers=1))
+        mine = run_all(share, dataclasses.replace(config, workers=1))
     shared = {"results": {k: [row, det] for k, (row, det) in mine.items()}, "skipped": skipped[before:]}
     merged: dict[str, tuple[dict, dict]] = {}
     for rank, part in enumerate(gather_json(shared, ctx)):

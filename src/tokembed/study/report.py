@@ -28,8 +28,10 @@ from typing import Any
 
 from .. import report as R
 from ..artifacts import atomic_write_text
+from ..metrics import language_budget, language_trades
 from .plots import band_plot, curves_plot, pareto_plot, reliability_plot
 from .plots import finite as _ok
+from .timing import phase_table
 
 __all__ = ["pareto_front", "noise_estimate", "recommendations", "build_report", "write_report"]
 
@@ -412,11 +414,126 @@ def build_report(result) -> str:
                           ("Frequency bands", band_plot)):
             img = fn(rows, details)
             sections.append(R.section(title, img if img else R.paragraph("No data for this plot in these runs.")))
+    if any("languages" in d for d in details.values()):
+        sections.append(_languages_section(rows, details))
+    if getattr(result, "timing", None):
+        sections.append(_timing_section(result.timing))
     recs = recommendations(rows, seeds=config.seeds)
     items = "".join(f"<li><b>{html.escape(r['title'])}.</b> {r['html']}</li>" for r in recs)
     sections.append(R.section("Recommendations", f"<ol class=recs>{items}</ol>",
                               R.paragraph("Computed from the rows above; every claim links to the runs it rests on.")))
     return R.html_page("tokembed study", sections, subtitle=sub)
+
+
+def language_means(rows, details) -> dict[tuple, dict[str, Any]]:
+    """(tokenizer, design, V, D) -> {"ids", "bpb": {lang: mean over seeds}, "runs": {lang: [bpb per seed]}, "budget"}.
+
+    >>> rows = [_r("a", "byte", "tied", 1.5, 10, 0), _r("b", "byte", "tied", 1.7, 10, 1)]
+    >>> det = {"a": {"languages": {"en": {"bits_per_byte": 1.0}}}, "b": {"languages": {"en": {"bits_per_byte": 1.2}}}}
+    >>> round(language_means(rows, det)[("byte", "tied", 259, 16)]["bpb"]["en"], 3)
+    1.1
+    """
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        langs = details.get(r["id"], {}).get("languages")
+        if not langs:
+            continue
+        m = out.setdefault(_config_key(r), {"ids": [], "runs": defaultdict(list), "budget": {}})
+        m["ids"].append(r["id"])
+        for lang, v in langs.items():
+            if _ok(v.get("bits_per_byte")):
+                m["runs"][lang].append(float(v["bits_per_byte"]))
+            m["budget"].setdefault(lang, v)
+    for m in out.values():
+        m["bpb"] = {lang: statistics.fmean(v) for lang, v in m["runs"].items() if v}
+    return out
+
+
+def _language_noise(means) -> _Judge:
+    """The noise test of the report applied per language: σ pooled over seeds of every (config, language)."""
+    ss, dof = 0.0, 0
+    for m in means.values():
+        for vals in m["runs"].values():
+            if len(vals) > 1:
+                mu = statistics.fmean(vals)
+                ss += sum((v - mu) ** 2 for v in vals)
+                dof += len(vals) - 1
+    return _Judge(math.sqrt(ss / dof) if dof else None)
+
+
+def _languages_section(rows, details) -> str:
+    """Bits per byte per language and design, each language's budget, the trades, recommendations per language."""
+    means = language_means(rows, details)
+    langs = list(dict.fromkeys(lang for m in means.values() for lang in m["budget"]))
+    judge = _language_noise(means)
+    name = {k: f"{k[0]}/{k[1]} V={k[2]}" for k in means}
+    table = [{"config": name[k], **{f"{lang} bpb": format(m["bpb"][lang], ".4f") if lang in m["bpb"] else "" for lang in langs}}
+             for k, m in means.items()]
+    budget = []
+    for k, m in means.items():
+        if k[1] != next(iter(means))[1]:
+            continue  # the budget depends on the tokenizer only: one row per tokenizer
+        shares = language_budget(n_bytes={lg: m["budget"][lg].get("train_bytes", 0) for lg in m["budget"]},
+                                 n_tokens={lg: m["budget"][lg].get("train_tokens", 0) for lg in m["budget"]})
+        for lang in langs:
+            b, sh = m["budget"].get(lang, {}), shares.get(lang, {})
+            budget.append({"tokenizer": f"{k[0]} V={k[2]}", "language": lang, "train bytes": b.get("train_bytes"),
+                           "train tokens": b.get("train_tokens"), "bytes/token": b.get("bytes_per_token"),
+                           "byte share": sh.get("byte_share"), "token share": sh.get("token_share"),
+                           "bytes seen per run": b.get("seen_bytes"), "tokens seen per run": b.get("seen_tokens")})
+    recs, trades = [], []
+    for lang in langs:
+        ranked = sorted((m["bpb"][lang], k) for k, m in means.items() if lang in m["bpb"])
+        if not ranked:
+            recs.append(f"<li><b>{html.escape(lang)}</b>: no validation document, no score.</li>")
+            continue
+        (b0, k0), text = ranked[0], ""
+        if len(ranked) > 1:
+            d = ranked[1][0] - b0
+            text = (f"; the runner-up {html.escape(name[ranked[1][1]])} is {d:.4f} bpb worse"
+                    f"{judge.note(d, len(means[k0]['ids']), len(means[ranked[1][1]]['ids']))}")
+        recs.append(f"<li><b>{html.escape(lang)}</b>: {html.escape(name[k0])} has the lowest bits per byte, "
+                    f"{b0:.4f} ({_links(means[k0]['ids'])}){text}.</li>")
+    best = min(means, key=lambda k: statistics.fmean(means[k]["bpb"].values()) if means[k]["bpb"] else math.inf)
+    n = max(len(m["ids"]) for m in means.values())  # seeds per configuration
+    noise = judge.limit(n, n) or 0.0  # single seed: every difference counts
+    traded = language_trades({name[k]: m["bpb"] for k, m in means.items()}, baseline=name[best], noise=noise)
+    for k, m in means.items():
+        t = traded.get(name[k])
+        if t and t["better"] and t["worse"]:
+            deltas = ", ".join(f"{lg} {m['bpb'][lg] - means[best]['bpb'][lg]:+.4f}" for lg in langs
+                               if lg in m["bpb"] and lg in means[best]["bpb"])
+            trades.append(f"<li>{html.escape(name[k])} vs {html.escape(name[best])}: better for "
+                          f"{', '.join(t['better'])}, worse for {', '.join(t['worse'])} ({deltas} bpb)</li>")
+    trade_text = (f"<ul>{''.join(trades)}</ul>" if trades else
+                  f"<p>No configuration trades one language against another beyond noise against the best on average, "
+                  f"{html.escape(name[best])}.</p>")
+    return R.section(
+        "Languages",
+        R.paragraph("Bits per byte on each language's own validation documents (mean over seeds); every tokenizer "
+                    "is one vocabulary shared by all languages."),
+        R.table(table),
+        R.paragraph("Training budget per language: what each tokenizer's train shard holds, and what one run read "
+                    "(its target tokens, counted by language; bytes from that language's bytes per token)."),
+        R.table(budget),
+        "<h3>Trades between languages</h3>"
+        f"<p>Configurations that are better than {html.escape(name[best])} for some languages and worse for "
+        f"others, beyond noise{'' if judge.sigma is not None else ' (single seed: any difference counts)'}:</p>"
+        + trade_text,
+        f"<h3>Recommendations per language</h3><ol>{''.join(recs)}</ol>",
+    )
+
+
+def _timing_section(timing: Mapping[str, Any]) -> str:
+    """Where the study's time went: the phase table of :mod:`tokembed.study.timing`, explained."""
+    share = timing.get("non_training_cpu_share")
+    text = (f"Wall and CPU seconds per phase. Phases of a run (load, setup + checkpoint, train steps, eval) are "
+            f"summed over runs, which ran in {timing.get('workers', 1)} process(es) at once, so their wall seconds "
+            f"can add up to more than the study's. CPU seconds do not depend on other jobs sharing the machine.")
+    if share is not None:
+        text += (f" {100 * share:.1f}% of the CPU went to something other than training steps "
+                 f"({timing.get('train_cpu_s', 0):.1f} of {timing.get('total_cpu_s', 0):.1f} CPU s were training steps).")
+    return R.section("Where the time went", R.paragraph(text), R.table(phase_table(timing)))
 
 
 def write_report(result) -> Path:

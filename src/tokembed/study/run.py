@@ -29,7 +29,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +43,14 @@ from ..errors import ConfigError, DependencyError, EmptyCorpusError, NonFiniteEr
 from ..model import ModelConfig, build_model
 from ..tokenizers import KINDS, load_tokenizer
 from ..training.config import TrainConfig
+from ..training.evaluate import evaluate
 from ..training.pipeline import prepare_tokenizer, train_and_evaluate
-from ..training.shards import build_shards, load_shards
+from ..training.shards import BLOCK_BYTES, build_shards, load_shards
 from .config import StudyConfig, design_overrides, steps_for_budget
 from .distributed import rank0_done, rank_context, run_over_ranks, wait_for_rank0
+from .languages import budget_rows, language_counts, language_documents, language_shard, seen_tokens, split_languages
 from .report import write_report as write_html_report
+from .timing import PhaseClock, cpu_now
 
 
 __all__ = ["StudyResult", "StudyRunError", "RESULT_COLUMNS", "SKIP_ERRORS", "run_study", "write_results"]
@@ -109,6 +112,7 @@ class StudyResult:
     corpus: dict[str, Any]  # description of the text used
     seconds: float
     report: Path | None = None
+    timing: dict[str, Any] = field(default_factory=dict)  # wall/CPU seconds per phase (tokembed.study.timing)
     notes: list[str] = field(default_factory=list)  # caveats the report must show (e.g. lossy tokenizers)
 
 
@@ -193,14 +197,19 @@ def _tokenizer(kind: str, V: int | None, corpus, corpus_sha: str, out_dir: Path,
     return tok, folder
 
 
-def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path):
+def _shards(tok, corpus, corpus_sha: str, config: StudyConfig, out_dir: Path, docs: list[str] | None = None):
+    """Shards of ``corpus`` (of ``docs``, its documents language by language, for a tagged corpus)."""
     folder = out_dir / "shards" / f"{tok.kind}-{_sha({'tok': tok.fingerprint, 'corpus': corpus_sha, 'val': config.val_fraction})[:12]}"
     if folder.is_dir():
         try:
             return load_shards(folder, tokenizer=tok), folder
         except TokembedError:
             pass  # stale or partial: rebuild below
-    return build_shards(tok, corpus, folder, val_fraction=config.val_fraction, seed=0), folder
+    # a study-sized corpus is tokenized here: spawning tokenizing workers (each importing tokembed and
+    # loading the tokenizer) costs more than it saves below a few blocks; the shards are the same either way
+    small = sum(corpus.byte_sizes().values()) <= 4 * BLOCK_BYTES
+    return build_shards(tok, corpus if docs is None else docs, folder, val_fraction=config.val_fraction, seed=0,
+                        workers=1 if small else None), folder
 
 
 def run_study(
@@ -216,7 +225,9 @@ def run_study(
     A grid cell is skipped only for a declared reason (:data:`SKIP_ERRORS`: a tokenizer kind or
     engine this installation lacks, a vocab size the corpus cannot fill, a run that diverged); the
     reason is logged and kept in ``StudyResult.skipped``. Any other exception stops the study and
-    names the run.
+    names the run. The runs of a tokenizer start in the worker processes as soon as it is trained,
+    while this process trains the next one; where the time went is ``StudyResult.timing``
+    (:mod:`tokembed.study.timing`).
 
     Args:
         config: the study configuration (default: ``StudyConfig()``, the default study).
@@ -225,8 +236,9 @@ def run_study(
         log: progress printer (default: ``print``).
         write_report: also write ``report.html`` (needs matplotlib).
     """
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), cpu_now(children=True)
     user_log = log or _log_default
+    clock = PhaseClock()
 
     def log(msg: str) -> None:
         user_log(f"[{time.perf_counter() - t_start:5.0f}s] {msg}")
@@ -236,28 +248,52 @@ def run_study(
     out = _output_folder(out_dir)
     ctx = rank_context()  # dist: the ranks of a torchrun job (a world of 1 otherwise)
     wait_for_rank0(ctx)  # dist: the other ranks plan after rank 0 and find its tokenizers and shards
-    corpus, corpus_info = _prepare_corpus(corpus if corpus is not None else Corpus(), config, out, log)
+    with clock("corpus sample"):
+        corpus, corpus_info = _prepare_corpus(corpus if corpus is not None else Corpus(), config, out, log)
     skipped: list[dict[str, str]] = []
     notes: list[str] = []
     kinds = _available_kinds(config, log, skipped)
     designs = _buildable_designs(config, log, skipped)
     n_tok = sum(len(config.vocab_for(k)) for k in kinds)
+    n_runs = n_tok * len(designs) * len(config.seeds)
     log(f"study: {n_tok} tokenizer(s) of {len(kinds)} kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) "
-        f"= {n_tok * len(designs) * len(config.seeds)} runs, budget {config.budget_bytes:,} text bytes each -> {out}")
-    specs = _plan_runs(config, kinds, designs, corpus, out, log, skipped, notes)
-    rank0_done(ctx)
-    results = run_over_ranks(specs, lambda mine, cfg: _run_all(mine, cfg, log, skipped), config=config,
-                             skipped=skipped, ctx=ctx)  # dist: this rank's share of the grid, all ranks' results
+        f"= {n_runs} runs, budget {config.budget_bytes:,} text bytes each -> {out}")
+    plan = _plan_runs(config, kinds, designs, corpus, out, log, skipped, notes, clock)
+    if ctx.active:  # dist: rank 0 prepares every tokenizer and shard first, then each rank trains its share
+        specs = [spec for batch in plan for spec in batch]
+        rank0_done(ctx)
+        results = run_over_ranks(specs, lambda mine, cfg: _run_all([mine], len(mine), cfg, log, skipped, clock)[1],
+                                 config=config, skipped=skipped, ctx=ctx, log=log)
+        workers = ctx.world_size
+    else:
+        specs, results, workers = _run_all(plan, n_runs, config, log, skipped, clock)
     rows = [results[s.run_id][0] for s in specs if s.run_id in results]
     details = {s.run_id: results[s.run_id][1] for s in specs if s.run_id in results}
     result = StudyResult(out_dir=out, rows=rows, details=details, skipped=skipped, config=config,
                          corpus=corpus_info, seconds=time.perf_counter() - t_start, notes=notes)
-    if ctx.is_main:  # dist: rank 0 writes the results and the report
+    with clock("results + report"):
+        result.timing = clock.summary(total_wall=time.perf_counter() - t_start,
+                                      total_cpu=cpu_now(children=True) - cpu_start, workers=workers)
+        if ctx.is_main:  # dist: rank 0 writes the results and the report
+            write_results(result)
+            if write_report:
+                result.report = write_html_report(result)
+        result.seconds = time.perf_counter() - t_start
+    # the timing table covers the report too: results.json once more with the final totals
+    result.timing = clock.summary(total_wall=time.perf_counter() - t_start,
+                                  total_cpu=cpu_now(children=True) - cpu_start, workers=workers)
+    if ctx.is_main:  # dist
         write_results(result)
-        if write_report:
-            result.report = write_html_report(result)
-    result.seconds = time.perf_counter() - t_start
+    log(f"time: {_timing_line(result.timing)}")
     return result
+
+
+def _timing_line(timing: Mapping[str, Any]) -> str:
+    """One log line of a timing summary: the phases' CPU seconds and the share outside the training steps."""
+    parts = ", ".join(f"{p['phase']} {p['cpu_s']:.1f}" for p in timing["phases"])
+    share = timing.get("non_training_cpu_share")
+    outside = f"; {100 * share:.1f}% of the CPU outside training steps" if share is not None else ""
+    return f"{timing['total_wall_s']:.0f} s wall, {timing['total_cpu_s']:.1f} CPU s ({parts}){outside}"
 
 
 def _output_folder(out_dir: str | Path) -> Path:
@@ -304,19 +340,24 @@ def _buildable_designs(config: StudyConfig, log, skipped: list[dict[str, str]]) 
     return designs
 
 
-def _plan_runs(config: StudyConfig, kinds, designs, corpus, out: Path, log, skipped, notes) -> list[_RunSpec]:
-    """One :class:`_RunSpec` per (tokenizer, design, seed): tokenizers trained and shards built once each."""
+def _plan_runs(config: StudyConfig, kinds, designs, corpus, out: Path, log, skipped, notes,
+               clock: PhaseClock) -> Iterator[list[_RunSpec]]:
+    """The :class:`_RunSpec` of each (tokenizer, design, seed), one tokenizer at a time: each tokenizer is
+    trained and its shards built (once), then its runs are yielded so they can start at once."""
     corpus_sha = _sha([_file_sha(f) for f in corpus.files])
-    specs: list[_RunSpec] = []
+    tagged = language_documents(corpus)  # (documents, language of each) of a LANG=PATH corpus, else None
+    split = None if tagged is None else split_languages(tagged[1], seed=0, val_fraction=config.val_fraction)
     for kind, V in ((k, v) for k in kinds for v in config.vocab_for(k)):
         try:
-            tok, tok_dir = _tokenizer(kind, V, corpus, corpus_sha, out, log)
+            with clock("tokenizer training"):
+                tok, tok_dir = _tokenizer(kind, V, corpus, corpus_sha, out, log)
         except SKIP_ERRORS as e:
             reason = f"tokenizer {kind} V={V}: {type(e).__name__}: {e}"
             log(f"SKIP {reason}")
             skipped.append({"tokenizer": kind, "reason": reason})
             continue
-        shards, shard_dir = _shards(tok, corpus, corpus_sha, config, out)
+        with clock("tokenize + shard"):
+            shards, shard_dir = _shards(tok, corpus, corpus_sha, config, out, None if tagged is None else tagged[0])
         bpt = shards["train"].bytes_per_token
         steps = steps_for_budget(budget_bytes=config.budget_bytes, batch_size=config.batch_size,
                                  seq_len=config.seq_len, bytes_per_token=bpt)
@@ -327,11 +368,22 @@ def _plan_runs(config: StudyConfig, kinds, designs, corpus, out: Path, log, skip
         log(f"tokenizer {kind} V={tok.vocab_size}: {bpt:.2f} bytes/token on the train shard -> {steps} steps of "
             f"{config.batch_size}×{config.seq_len} tokens")
         _note_lossy(tok, kind, log, notes)
-        for design in designs:
-            for seed in config.seeds:
-                specs.append(_spec(config, kind, design, seed, tok, tok_dir, shard_dir, out, corpus_sha,
-                                   steps=steps, bytes_per_token=bpt, eval_tokens=eval_tokens))
-    return specs
+        langs = None if split is None else _language_plan(shards, split, config, kind, log)
+        yield [_spec(config, kind, design, seed, tok, tok_dir, shard_dir, out, corpus_sha,
+                     steps=steps, bytes_per_token=bpt, eval_tokens=eval_tokens, languages=langs)
+               for design in designs for seed in config.seeds]
+
+
+def _language_plan(shards, split: dict[str, list[str]], config: StudyConfig, kind: str, log) -> dict[str, Any]:
+    """What a run of a tagged study needs to score and budget each language (:mod:`tokembed.study.languages`)."""
+    train = language_counts(shards["train"], split["train"])
+    val = language_counts(shards["val"], split["val"])
+    eval_tokens = {lang: max(config.seq_len + 1, int(config.eval_bytes * c["tokens"] / max(c["bytes"], 1)))
+                   for lang, c in val.items()}
+    log(f"tokenizer {kind}: " + ", ".join(f"{lang} {c['bytes']:,} B = {c['tokens']:,} tokens" for lang, c in train.items())
+        + " in the train shard")
+    return {"train": split["train"], "val": split["val"], "train_counts": train, "eval_tokens": eval_tokens,
+            "order": list(dict.fromkeys(split["train"] + split["val"]))}
 
 
 def _note_lossy(tok, kind: str, log, notes: list[str]) -> None:
@@ -345,7 +397,7 @@ def _note_lossy(tok, kind: str, log, notes: list[str]) -> None:
 
 
 def _spec(config: StudyConfig, kind, design, seed, tok, tok_dir, shard_dir, out: Path, corpus_sha: str, *,
-          steps: int, bytes_per_token: float, eval_tokens: int) -> _RunSpec:
+          steps: int, bytes_per_token: float, eval_tokens: int, languages: dict[str, Any] | None = None) -> _RunSpec:
     run_id = f"{kind}-{design}-V{tok.vocab_size}-s{seed}"
     mc = ModelConfig(vocab_size=tok.vocab_size, d_model=config.d_model, n_layers=config.n_layers,
                      n_heads=config.n_heads, max_seq_len=config.seq_len, positional=config.positional,
@@ -357,58 +409,81 @@ def _spec(config: StudyConfig, kind, design, seed, tok, tok_dir, shard_dir, out:
                 "eval_tokens": eval_tokens, "budget": config.budget_bytes})
     return _RunSpec(run_id=run_id, kind=kind, design=design, seed=seed, train=tc, study=config,
                     tokenizer_dir=tok_dir, shard_dir=shard_dir, run_dir=out / "runs" / run_id,
-                    key=key, steps=steps, bytes_per_token=bytes_per_token, eval_tokens=eval_tokens)
+                    key=key, steps=steps, bytes_per_token=bytes_per_token, eval_tokens=eval_tokens, languages=languages)
 
 
-def _run_all(specs: list[_RunSpec], config: StudyConfig, log, skipped) -> dict[str, tuple[dict, dict]]:
-    """Rows and details by run id: cached runs read back, the others trained (in worker processes when
-    ``config.workers`` allows). A run that fails for a declared reason is skipped; anything else stops here."""
+def _run_all(plan: Iterable[list[_RunSpec]], n_runs: int, config: StudyConfig, log, skipped,
+             clock: PhaseClock) -> tuple[list[_RunSpec], dict[str, tuple[dict, dict]], int]:
+    """(every spec in grid order, rows and details by run id, worker processes used).
+
+    Cached runs are read back; the others are trained in worker processes when ``config.workers``
+    allows, each tokenizer's runs submitted as soon as :func:`_plan_runs` yields them, so this process
+    trains the next tokenizer while the workers train. A run that fails for a declared reason is
+    skipped; anything else stops here."""
+    workers = min(config.workers or (os.cpu_count() or 1), max(1, n_runs))
+    specs: list[_RunSpec] = []
     results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    todo = []
-    for i, spec in enumerate(specs, 1):
-        cached = _load_cached_run(spec.run_dir, spec.key)
-        if cached is not None:
-            results[spec.run_id] = cached
-            log(f"[{i}/{len(specs)}] {spec.run_id}: cached, bpb {cached[0]['bits_per_byte']:.4f}")
-        else:
-            todo.append(spec)
-    if not todo:
-        return results
-    workers = min(config.workers or (os.cpu_count() or 1), len(todo))
-    log(f"training {len(todo)} run(s) in {workers} process(es), {config.threads} torch thread(s) each")
-    n_done = len(results)
+    n_done = 0
 
-    def done(spec: _RunSpec, run: Callable[[], tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    def done(spec: _RunSpec, run: Callable[[], tuple]) -> None:
         nonlocal n_done
         n_done += 1
         try:
-            results[spec.run_id] = run()
+            row, det, timings = run()
         except SKIP_ERRORS as e:
             reason = f"run {spec.run_id} failed: {type(e).__name__}: {e}"
-            log(f"[{n_done}/{len(specs)}] FAILED {reason}")
+            log(f"[{n_done}/{n_runs}] FAILED {reason}")
             skipped.append({"run": spec.run_id, "reason": reason})
             return
         except Exception as e:
             raise _naming_the_run(e, spec.run_id)
-        row = results[spec.run_id][0]
-        log(f"[{n_done}/{len(specs)}] {spec.run_id}: {spec.steps} steps, bpb {row['bits_per_byte']:.4f}, "
+        results[spec.run_id] = (row, det)
+        clock.merge(timings)
+        log(f"[{n_done}/{n_runs}] {spec.run_id}: {spec.steps} steps, bpb {row['bits_per_byte']:.4f}, "
             f"{row['total_params']:,} params, {row['seconds']:.1f}s train")
 
+    def fresh(batch: list[_RunSpec]) -> list[_RunSpec]:
+        nonlocal n_done
+        specs.extend(batch)
+        todo = []
+        for spec in batch:
+            cached = _load_cached_run(spec.run_dir, spec.key)
+            if cached is None:
+                todo.append(spec)
+                continue
+            n_done += 1
+            results[spec.run_id] = cached
+            log(f"[{n_done}/{n_runs}] {spec.run_id}: cached, bpb {cached[0]['bits_per_byte']:.4f}")
+        return todo
+
     if workers <= 1:
-        for spec in todo:
-            log(f"{spec.run_id}: training {spec.steps} steps ...")
-            done(spec, lambda spec=spec: _execute(spec))
-        return results
+        for batch in plan:
+            for spec in fresh(batch):
+                log(f"{spec.run_id}: training {spec.steps} steps ...")
+                done(spec, lambda spec=spec: _execute(spec))
+        return specs, results, 1
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_execute, spec): spec for spec in todo}
-        try:
-            for fut in as_completed(futures):
-                done(futures[fut], fut.result)
-        except BaseException:
+    pool: ProcessPoolExecutor | None = None
+    futures: dict[Any, _RunSpec] = {}
+    try:
+        for batch in plan:
+            for spec in fresh(batch):
+                if pool is None:  # started on the first run to train: its workers import torch meanwhile
+                    log(f"training in {workers} process(es), {config.threads} torch thread(s) each")
+                    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_started,
+                                               initargs=(time.time(),))
+                futures[pool.submit(_execute, spec)] = spec
+            for fut in [f for f in futures if f.done()]:  # report what finished while this tokenizer trained
+                done(futures.pop(fut), fut.result)
+        for fut in as_completed(list(futures)):
+            done(futures.pop(fut), fut.result)
+    except BaseException:
+        if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)  # do not train the rest of a study that has failed
-            raise
-    return results
+        raise
+    if pool is not None:
+        pool.shutdown(wait=True)
+    return specs, results, workers
 
 
 def _naming_the_run(e: Exception, run_id: str) -> Exception:
@@ -440,23 +515,94 @@ class _RunSpec:
     steps: int
     bytes_per_token: float
     eval_tokens: int
+    languages: dict[str, Any] | None = None  # a tagged study: document languages per split, budgets (_language_plan)
 
 
-def _execute(spec: _RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train and evaluate one run (in this process or a worker) and save ``runs/<id>/result.json``."""
+#: Set in a worker process by :func:`_worker_started`: (pool start, epoch s) until its first run takes it.
+_WORKER_START: float | None = None
+
+
+def _worker_started(pool_started: float) -> None:
+    """Pool initializer: remember when the pool started, so the first run can report the worker's start-up.
+
+    Imports ``torch._dynamo`` here, which every torch optimizer imports on first use (1-4 CPU s): a cost
+    of the process, not of its first run. At exit the worker skips the interpreter's teardown of torch
+    (~1 CPU s per process): its runs' files are written and its results sent by then."""
+    global _WORKER_START
+    import atexit
+
+    import torch._dynamo  # noqa: F401  (third-party: not a tokembed import)
+
+    atexit.register(_exit_now)  # registered last, so it runs first when the worker exits
+    _WORKER_START = pool_started
+
+
+def _exit_now() -> None:
+    """End a pool worker at once (its last atexit step): flush what it printed, skip the module teardown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _execute(spec: _RunSpec) -> tuple[dict[str, Any], dict[str, Any], dict[str, tuple[float, float]]]:
+    """Train and evaluate one run (in this process or a worker) and save ``runs/<id>/result.json``.
+
+    Returns the row, the details and the run's timings, ``phase -> (wall s, CPU s)``
+    (:mod:`tokembed.study.timing`); a worker's first run also reports the worker's start-up."""
+    global _WORKER_START
+    t0, c0 = time.perf_counter(), time.process_time()
+    timings: dict[str, tuple[float, float]] = {}
+    if _WORKER_START is not None:  # CPU this process spent before its first run: spawn, imports
+        timings["worker start"] = (max(0.0, time.time() - _WORKER_START), c0)
+        _WORKER_START = None
     threads = torch.get_num_threads()
     torch.set_num_threads(spec.study.threads)
     try:
         tok = load_tokenizer(spec.tokenizer_dir)
         shards = load_shards(spec.shard_dir, tokenizer=tok)
+        timings["load"] = (time.perf_counter() - t0, time.process_time() - c0)
         run = train_and_evaluate(spec.train, tokenizer=tok, shards=shards, out_dir=spec.run_dir, progress=False,
-                                 eval_tokens=spec.eval_tokens)
+                                 eval_tokens=spec.eval_tokens, plots=False)
     finally:
         torch.set_num_threads(threads)
+    t1, c1 = time.perf_counter(), time.process_time()
     row, det = _row(spec.run_id, spec.kind, spec.design, spec.seed, tok, spec.study, spec.steps, spec.bytes_per_token,
                     run.train, run.eval)
     _save_run(spec.run_dir, spec.key, row, det)
-    return row, det
+    train_wall, train_cpu = run.timings["train"]
+    steps_cpu = min(run.train.cpu_seconds, train_cpu)
+    timings["train steps"] = (run.train.seconds, steps_cpu)
+    timings["setup + checkpoint"] = (train_wall - run.train.seconds + time.perf_counter() - t1,
+                                     train_cpu - steps_cpu + time.process_time() - c1)
+    if "eval" in run.timings:
+        timings["eval"] = run.timings["eval"]
+    if spec.languages is not None:
+        t2, c2 = time.perf_counter(), time.process_time()
+        det["languages"] = _language_scores(spec, run.train.model, tok, shards)
+        _save_run(spec.run_dir, spec.key, row, det)
+        wall, cpu = timings.get("eval", (0.0, 0.0))
+        timings["eval"] = (wall + time.perf_counter() - t2, cpu + time.process_time() - c2)
+    return row, det, timings
+
+
+def _language_scores(spec: _RunSpec, model, tok, shards) -> dict[str, dict[str, Any]]:
+    """Per language: bits per byte on its validation documents (None when it has fewer than 2 tokens there)
+    and its training budget (:func:`tokembed.study.languages.budget_rows`)."""
+    langs = spec.languages
+    seen = seen_tokens(shards["train"], langs["train"], batch_size=spec.train.batch_size, seq_len=spec.train.seq_len,
+                       steps=spec.steps)
+    budget = budget_rows(langs["train_counts"], seen)
+    device = next(model.parameters()).device
+    out: dict[str, dict[str, Any]] = {}
+    for lang in langs["order"]:
+        sub = language_shard(shards["val"], langs["val"], lang)
+        score: dict[str, Any] = {"bits_per_byte": None, "val_bytes": sub.n_bytes, "val_tokens": 0}
+        if len(sub) >= 2:
+            ev = evaluate(model, tok, sub, seq_len=spec.train.seq_len, batch_size=spec.train.batch_size,
+                          max_tokens=langs["eval_tokens"].get(lang), device=device)
+            score = {"bits_per_byte": float(ev.bits_per_byte), "val_bytes": int(ev.n_bytes), "val_tokens": int(ev.n_tokens)}
+        out[lang] = {**score, **budget.get(lang, {})}
+    return out
 
 
 def _jsonable(x: Any) -> Any:
@@ -562,6 +708,7 @@ def write_results(result: StudyResult) -> tuple[Path, Path]:
             "config": result.config.to_dict(),
             "corpus": result.corpus,
             "seconds": result.seconds,
+            "timing": result.timing,
             "details": result.details,
             "machine": _machine(),
         },

@@ -76,6 +76,7 @@ class TrainResult:
     tokens: int = 0
     bytes: float = 0.0
     model: Transformer | None = field(default=None, repr=False, compare=False)  # the trained model, in memory
+    cpu_seconds: float = 0.0  # CPU seconds of the optimizer steps run in this process (``seconds`` is their wall time)
 
 
 def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
@@ -177,12 +178,14 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callbacks: Sequence[Callable[[int, Transformer], None]] = (),
+    plots: bool = True,
 ) -> TrainResult:
     """Train a model on ``shards["train"]`` (evaluating on ``shards["val"]``) and write the run into ``out_dir``.
 
     ``callbacks(step, model)`` run after every optimizer step, before the finiteness checks.
     ``resume=True`` continues from ``out_dir/checkpoint`` exactly where it stopped. The result holds
     the trained model (``TrainResult.model``), so nothing needs to be read back from disk.
+    ``plots=False`` skips ``bands.png`` (the study draws the bands of all its runs in one report figure).
     """
     out_dir = Path(out_dir)
     make_folder(out_dir)
@@ -202,7 +205,7 @@ def train(
         if not (out_dir / "run_config.json").exists():
             write_json(out_dir / "run_config.json", config.to_dict())
         run.loop(progress=progress, callbacks=callbacks)
-    return run.finish()
+    return run.finish(plots=plots)
 
 
 def _check_inputs(config: TrainConfig, tokenizer, shards):
@@ -240,7 +243,7 @@ class _Run:
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), betas=config.betas, eps=1e-8)
         self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len,
                                   rows=self.rows)
-        self.start_step, self.history, self.train_seconds = 0, [], 0.0
+        self.start_step, self.history, self.train_seconds, self.train_cpu = 0, [], 0.0, 0.0
         self.keep_previous = True  # keep the checkpoint before the newest as checkpoint.prev (the resume fallback)
         self.monitor = _BandMonitor(counts, device)
         self.autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -288,9 +291,10 @@ class _Run:
         self.model.train()
         self._t_last, self._tok_last = time.perf_counter(), 0
         for step in range(self.start_step + 1, self.total_steps + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             mult = self.step(step, callbacks)
             self.train_seconds += time.perf_counter() - t0
+            self.train_cpu += time.process_time() - c0
             self._tok_last += self.tokens_per_step
             if self._logging(step):
                 entry = self.log_entry(step, mult)
@@ -369,13 +373,13 @@ class _Run:
         self.history.append(entry)
         return entry
 
-    def finish(self) -> TrainResult:
-        """Write history.json, band_stats.json and bands.png; the result with the trained model."""
+    def finish(self, *, plots: bool = True) -> TrainResult:
+        """Write history.json, band_stats.json and (with ``plots``) bands.png; the result with the trained model."""
         band_stats = self.monitor.finish()
         if self.dist.is_main:  # dist: rank 0 writes the run's files
             write_json(self.out_dir / "history.json", self.history)
             write_json(self.out_dir / "band_stats.json", band_stats)
-            if band_stats["steps"]:
+            if plots and band_stats["steps"]:
                 plot_bands(band_stats, self.out_dir / "bands.png")
         tokens = self.total_steps * self.tokens_per_step
         return TrainResult(
@@ -388,6 +392,7 @@ class _Run:
             tokens=tokens,
             bytes=tokens * self.train_shard.bytes_per_token,
             model=self.model,
+            cpu_seconds=self.train_cpu,
         )
 
 

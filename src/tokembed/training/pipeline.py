@@ -16,7 +16,8 @@ of the study and ``tokembed train`` with the same config compute the same thing.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -35,6 +36,7 @@ class RunResult:
 
     train: TrainResult
     eval: EvalResult | None  # None when the validation shard holds fewer than 2 tokens
+    timings: dict[str, tuple[float, float]] = field(default_factory=dict)  # "train"/"eval" -> (wall s, CPU s)
 
 
 def prepare_tokenizer(tokenizer: str, corpus, *, vocab_size: int | None = None):
@@ -65,15 +67,22 @@ def train_and_evaluate(
     resume: bool = False,
     progress: bool = True,
     eval_tokens: int | None = None,
+    plots: bool = True,
 ) -> RunResult:
     """Train on ``shards["train"]`` into ``out_dir``, then evaluate the trained model on ``shards["val"]``
     (its first whole documents within ``eval_tokens`` tokens; all of it when None) with the run's
-    ``seq_len`` and ``batch_size``."""
-    result = train(config, tokenizer=tokenizer, shards=shards, out_dir=out_dir, resume=resume, progress=progress)
+    ``seq_len`` and ``batch_size``. ``plots=False`` skips the run's ``bands.png``. ``RunResult.timings``
+    holds the wall and CPU seconds of the two steps."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = train(config, tokenizer=tokenizer, shards=shards, out_dir=out_dir, resume=resume, progress=progress,
+                   plots=plots)
+    timings = {"train": (time.perf_counter() - t0, time.process_time() - c0)}
     val = shards.get("val")
     if val is None or len(val) < 2 or not _dist.context().is_main:  # data-parallel: rank 0 evaluates
-        return RunResult(train=result, eval=None)
+        return RunResult(train=result, eval=None, timings=timings)
     device = next(result.model.parameters()).device  # evaluate where it trained
+    t0, c0 = time.perf_counter(), time.process_time()
     ev = evaluate(result.model, tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
                   max_tokens=eval_tokens, device=device)
-    return RunResult(train=result, eval=ev)
+    timings["eval"] = (time.perf_counter() - t0, time.process_time() - c0)
+    return RunResult(train=result, eval=ev, timings=timings)
