@@ -23,9 +23,13 @@ FLAGS: dict[str, dict[str, str]] = {
         "reference": "--reference",
         "max_lines": "--max-lines",
         "alpha": "--alpha",
+        "kind": "--kind",
     },
     "eval": {"seq_len": "--seq-len", "batch_size": "--batch-size", "max_tokens": "--max-tokens"},
     "embed": {"layers": "--layers"},
+    "inspect": {"vocab": "--vocab", "tensor": "--tensor"},
+    "neighbors": {"vocab": "--vocab", "tensor": "--tensor", "matrix": "--matrix"},
+    "compress": {"vocab": "--vocab", "corpus": "--corpus"},
     "*": {"errors": "--errors", "resume": "--resume"},  # flags with one meaning wherever they exist
     "train": {
         "vocab_size": "config key or override vocab_size=N",
