@@ -141,7 +141,7 @@ def read_vectors(
     if not path.is_file():
         raise VectorFileError(f"{path}: no such vector file; pass the path of a word2vec/GloVe/fastText file")
     if limit is not None and limit < 1:
-        raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1 (--limit N)")
+        raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1", param="limit")
     if format is not None and format not in FORMATS:
         raise ConfigError(f"format={format!r} is not known; choose one of {', '.join(FORMATS)} (or None to detect)")
     try:
@@ -203,7 +203,8 @@ def _rows_for_header(path: Path, count: int, dim: int, *, limit: int | None, hea
         raise VectorFileError(
             f"{path}:1: header '{count} {dim}' announces {want} vectors of dimension {dim} (at least {need} bytes) "
             f"but only {body} bytes follow it; the header is wrong or the file is truncated — fix the header's "
-            "COUNT and DIM, or pass format='glove' (--format glove) for a file without a header"
+            "COUNT and DIM, or pass format='glove' for a file without a header",
+            param="format",
         )
     return want
 
@@ -285,7 +286,8 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
             except UnicodeDecodeError as e:
                 raise VectorFileError(
                     f"{path}:{lineno}: invalid UTF-8 at byte {e.start} of the line; "
-                    "pass encoding_errors='replace' (CLI: --encoding-errors replace) to keep the vector with U+FFFD in the word"
+                    "pass encoding_errors='replace' to keep the vector with U+FFFD in the word",
+                    param="encoding_errors",
                 ) from e
             if not line.strip():
                 continue
@@ -302,13 +304,15 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
                     "the file is truncated or mixes dimensions (re-export it, or pass limit= to stop before this line)"
                 )
             if len(parts) > dim + 1 and _is_number(parts[-dim - 1]):
+                header = fmt == "glove" and _HEADER.match(first_line)
                 raise VectorFileError(
                     f"{path}:{lineno}: expected a word and {dim} values, got {len(parts) - 1} values; "
                     + (
-                        "the first line looks like a word2vec header: pass format='word2vec' (--format word2vec)"
-                        if fmt == "glove" and _HEADER.match(first_line)
+                        "the first line looks like a word2vec header: pass format='word2vec'"
+                        if header
                         else "the file mixes dimensions (re-export it, or pass limit= to stop before this line)"
-                    )
+                    ),
+                    param="format" if header else "limit",
                 )
             word = " ".join(parts[:-dim])  # GloVe 840B has words that contain spaces (". . .")
             try:
@@ -357,7 +361,8 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
                     except UnicodeDecodeError as e:
                         raise VectorFileError(
                             f"{path}: byte {offset + pos}: word of entry {rows.entries + len(words) + 1} is not valid "
-                            "UTF-8; pass encoding_errors='replace' (CLI: --encoding-errors replace)"
+                            "UTF-8; pass encoding_errors='replace'",
+                            param="encoding_errors",
                         ) from e
                     if not word:
                         raise VectorFileError(
