@@ -20,7 +20,10 @@ Shapes: M problems, N points, d dims, K centres.
 
 from __future__ import annotations
 
+import sys
+
 import torch
+from tqdm import tqdm
 
 __all__ = ["kmeans", "assign"]
 
@@ -29,6 +32,8 @@ _BLOCK = 1 << 22
 #: k-means++ seeds from at most this many points per centre (a seeded subsample, as faiss
 #: subsamples its training set), which keeps the K sequential seeding steps cheap
 _PP_POINTS_PER_CENTRE = 32
+#: a bar appears only once k-means has run this long (issue 12: progress on every step longer than ~2 s)
+PROGRESS_DELAY_S = 2.0
 
 
 def _sqdist(x: torch.Tensor, C: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
@@ -50,7 +55,7 @@ def assign(X: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return codes, dist
 
 
-def _kmeanspp(X: torch.Tensor, K: int, g: torch.Generator) -> torch.Tensor:
+def _kmeanspp(X: torch.Tensor, K: int, g: torch.Generator, bar: tqdm) -> torch.Tensor:
     M, N, d = X.shape
     ar = torch.arange(M)
     first = torch.randint(0, N, (M,), generator=g)
@@ -63,25 +68,37 @@ def _kmeanspp(X: torch.Tensor, K: int, g: torch.Generator) -> torch.Tensor:
         nxt = torch.searchsorted(cs, u).squeeze(1).clamp_max_(N - 1)  # (M,) drawn ∝ D²
         C[:, k] = X[ar, nxt]
         torch.minimum(best, ((X - C[:, k : k + 1]) ** 2).sum(-1), out=best)
+        bar.update(1)
     return C
 
 
-def kmeans(X: torch.Tensor, K: int, *, iters: int = 25, seed: int = 0, init: str = "k-means++") -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(X: torch.Tensor, K: int, *, iters: int = 25, seed: int = 0, init: str = "k-means++",
+           progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster each of M point sets into K centres: X (M, N, d) -> centres (M, K, d), codes (M, N).
 
     Deterministic for a given seed (and torch thread count). ``K <= N`` is required.
+    ``progress``: a bar on stderr (seeding steps, then Lloyd iterations) once the work has run
+    :data:`PROGRESS_DELAY_S` seconds; ``None`` shows it only when stderr is a terminal.
     """
     X = X.float().contiguous()
     M, N, d = X.shape
     if not 1 <= K <= N:
         raise ValueError(f"k-means needs 1 <= K <= N, got K={K}, N={N}")
     g = torch.Generator().manual_seed(seed)
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    with tqdm(total=(0 if init == "random" else K - 1) + iters, desc=f"k-means (K={K}, M={M})", unit="step",
+              delay=PROGRESS_DELAY_S, disable=not show, leave=False, file=sys.stderr) as bar:
+        return _cluster(X, K, iters=iters, init=init, g=g, bar=bar)
+
+
+def _cluster(X: torch.Tensor, K: int, *, iters: int, init: str, g: torch.Generator, bar: tqdm) -> tuple[torch.Tensor, torch.Tensor]:
+    M, N, d = X.shape
     if init == "random":  # K distinct points per problem (as faiss does)
         C = torch.stack([X[m, torch.randperm(N, generator=g)[:K]] for m in range(M)])
     else:
         n_pp = min(N, _PP_POINTS_PER_CENTRE * K)
         sub = X if n_pp == N else X[:, torch.randperm(N, generator=g)[:n_pp]]
-        C = _kmeanspp(sub, K, g)
+        C = _kmeanspp(sub, K, g, bar)
     off = (torch.arange(M) * K).unsqueeze(1)  # (M, 1): codes of problem m live at rows m·K.. of a flat table
     for _ in range(iters):
         codes, dist = assign(X, C)  # (M, N)
@@ -95,6 +112,7 @@ def kmeans(X: torch.Tensor, K: int, *, iters: int = 25, seed: int = 0, init: str
                 ks = empty[m].nonzero().flatten()
                 worst = dist[m].topk(len(ks)).indices  # the worst-served points become new centres
                 new[m, ks] = X[m, worst]
+        bar.update(1)
         if torch.equal(new, C):
             break
         C = new
