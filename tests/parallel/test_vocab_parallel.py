@@ -28,8 +28,8 @@ def ranks(request, tmp_path_factory):
     world = request.param
     out = tmp_path_factory.mktemp(f"vp{world}")
     names = [*CASES, *MODEL_CASES]
-    # 2 ranks take ~5 s on an idle 2-core machine, 4 ranks ~13 s; the timeout turns a hang into a failure
-    launch(HERE / "_vp_worker.py", world, [str(out), ",".join(names)], out, timeout=30.0 * world)
+    # 2 ranks take ~5 s on an idle 2-core machine, 4 ranks ~13 s (22 s and 32 s at load 10); the timeout turns a hang into a failure
+    launch(HERE / "_vp_worker.py", world, [str(out), ",".join(names)], out, timeout=90.0 * world)
     return world, {name: [load_file(out / f"{name}.{r}.safetensors") for r in range(world)] for name in names}
 
 

@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=first if first in COMMANDS else None)
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given (tokembed train --nproc re-runs it under torchrun)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv else EXIT_USER_ERROR

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-
+import os
 import sys
 
 from ._common import add_corpus_args, corpus_from_args, print_json
@@ -24,12 +24,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="the small preset: 3 tokenizers × 3 designs, about 2 minutes on 2 cores")
     p.add_argument("--json", action="store_true", help="print the results (rows, skipped cells, files) as JSON; the log goes to stderr")
     p.add_argument("--quiet", action="store_true", help="no progress log, no warnings (stderr carries only errors)")
+    p.add_argument("--nproc", type=int, default=0, metavar="N",
+                   help="spread the grid over N processes on this machine: re-runs this command under torchrun; "
+                   "for several machines run torchrun yourself (docs/parallel.md)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..study import StudyConfig, run_study
 
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # the shortcut: the same command under torchrun
+        from ..training.distributed import launch
+
+        return launch(args.nproc, args.argv)
     preset = "quick" if args.quick else None
     if args.config:
         config = StudyConfig.from_file(args.config, preset=preset)
@@ -40,6 +47,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.json else None
     result = run_study(config, corpus_from_args(args), args.output, log=log)
+    if int(os.environ.get("RANK", "0")) != 0:  # a torchrun worker: rank 0 reports
+        return 0
     if args.json:
         print_json({"out_dir": str(result.out_dir), "seconds": result.seconds, "rows": result.rows,
                     "skipped": result.skipped, "notes": result.notes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,9 @@ def _options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--tokenizer", default=None, help="tokenizer kind to train (byte, bytebpe, ...) or a tokenizer folder")
     p.add_argument("--workers", type=int, default=None, help="processes for tokenizing (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--nproc", type=int, default=0, metavar="N",
+                   help="data-parallel over N processes on this machine: re-runs this command under torchrun "
+                   "(torch.distributed.run); for several machines run torchrun yourself (docs/parallel.md)")
     p.add_argument("--json", action="store_true", help="print the final evaluation as JSON")
     p.add_argument(
         "--errors", choices=["strict", "replace"], default="strict", help="invalid UTF-8 in the corpus: stop or repair"
@@ -137,22 +141,39 @@ def _check_new_run(out: Path, *, force: bool) -> None:
             p.unlink()
 
 
+def _ranked_inputs(args: argparse.Namespace, out: Path, overrides: list[str], corpus_specs: list[str]):
+    """(config, tokenizer, shards); under torchrun rank 0 prepares a new run's data and the others then read it."""
+    from ..training.config import TrainConfig
+    from ..training.distributed import context, main_first
+
+    if args.resume:
+        return _resume_inputs(args, out, overrides)
+    ctx = context(device=TrainConfig.from_file(args.config, overrides).device)
+    with main_first(ctx):
+        if ctx.is_main:
+            _check_new_run(out, force=args.force)
+            return _new_inputs(args, out, overrides, corpus_specs)
+        inputs = _resume_inputs(args, out, overrides)  # the data rank 0 has just written
+    return inputs
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..training.plots import plot_reliability
     from ..training.pipeline import train_and_evaluate
 
     args = _parse_rest(args)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # the shortcut: the same command under torchrun
+        from ..training.distributed import launch
+
+        return launch(args.nproc, args.argv)
     out = Path(args.output)
     overrides, corpus_specs = _split_items(args.items)
-    if not args.resume:
-        _check_new_run(out, force=args.force)
-    if args.resume:
-        config, tokenizer, shards = _resume_inputs(args, out, overrides)
-    else:
-        config, tokenizer, shards = _new_inputs(args, out, overrides, corpus_specs)
+    config, tokenizer, shards = _ranked_inputs(args, out, overrides, corpus_specs)
     run = train_and_evaluate(config, tokenizer=tokenizer, shards=shards, out_dir=out, resume=args.resume,
                              progress=not args.quiet)
     result, ev = run.train, run.eval
+    if int(os.environ.get("RANK", "0")) != 0:  # data-parallel: rank 0 reports
+        return 0
     summary = {"checkpoint": str(result.checkpoint), "steps": result.steps, "tokens": result.tokens,
                "train_tokens_per_s": result.tokens_per_s, "seconds": result.seconds}
     if ev is not None:

@@ -47,6 +47,7 @@ from ..training.evaluate import evaluate
 from ..training.pipeline import prepare_tokenizer, train_and_evaluate
 from ..training.shards import BLOCK_BYTES, build_shards, load_shards
 from .config import StudyConfig, design_overrides, steps_for_budget
+from .distributed import rank0_done, rank_context, run_over_ranks, wait_for_rank0
 from .languages import budget_rows, language_counts, language_documents, language_shard, seen_tokens, split_languages
 from .report import write_report as write_html_report
 from .timing import PhaseClock, cpu_now
@@ -245,6 +246,8 @@ def run_study(
     config = config or StudyConfig()
     config.validate()
     out = _output_folder(out_dir)
+    ctx = rank_context()  # dist: the ranks of a torchrun job (a world of 1 otherwise)
+    wait_for_rank0(ctx)  # dist: the other ranks plan after rank 0 and find its tokenizers and shards
     with clock("corpus sample"):
         corpus, corpus_info = _prepare_corpus(corpus if corpus is not None else Corpus(), config, out, log)
     skipped: list[dict[str, str]] = []
@@ -256,7 +259,14 @@ def run_study(
     log(f"study: {n_tok} tokenizer(s) of {len(kinds)} kind(s) × {len(designs)} design(s) × {len(config.seeds)} seed(s) "
         f"= {n_runs} runs, budget {config.budget_bytes:,} text bytes each -> {out}")
     plan = _plan_runs(config, kinds, designs, corpus, out, log, skipped, notes, clock)
-    specs, results, workers = _run_all(plan, n_runs, config, log, skipped, clock)
+    if ctx.active:  # dist: rank 0 prepares every tokenizer and shard first, then each rank trains its share
+        specs = [spec for batch in plan for spec in batch]
+        rank0_done(ctx)
+        results = run_over_ranks(specs, lambda mine, cfg: _run_all([mine], len(mine), cfg, log, skipped, clock)[1],
+                                 config=config, skipped=skipped, ctx=ctx, log=log)
+        workers = ctx.world_size
+    else:
+        specs, results, workers = _run_all(plan, n_runs, config, log, skipped, clock)
     rows = [results[s.run_id][0] for s in specs if s.run_id in results]
     details = {s.run_id: results[s.run_id][1] for s in specs if s.run_id in results}
     result = StudyResult(out_dir=out, rows=rows, details=details, skipped=skipped, config=config,
@@ -264,14 +274,16 @@ def run_study(
     with clock("results + report"):
         result.timing = clock.summary(total_wall=time.perf_counter() - t_start,
                                       total_cpu=cpu_now(children=True) - cpu_start, workers=workers)
-        write_results(result)
-        if write_report:
-            result.report = write_html_report(result)
+        if ctx.is_main:  # dist: rank 0 writes the results and the report
+            write_results(result)
+            if write_report:
+                result.report = write_html_report(result)
         result.seconds = time.perf_counter() - t_start
     # the timing table covers the report too: results.json once more with the final totals
     result.timing = clock.summary(total_wall=time.perf_counter() - t_start,
                                   total_cpu=cpu_now(children=True) - cpu_start, workers=workers)
-    write_results(result)
+    if ctx.is_main:  # dist
+        write_results(result)
     log(f"time: {_timing_line(result.timing)}")
     return result
 

@@ -56,6 +56,7 @@ from .checkpoint import (
     remove_stale_temps,
     save_checkpoint,
 )
+from . import distributed as _dist  # data-parallel hooks: every use below is marked `# dist:`
 from .config import TrainConfig
 from .evaluate import evaluate
 from .plots import plot_bands
@@ -236,8 +237,12 @@ class _Run:
         self.log_every = config.log_every or max(1, self.total_steps // 100)
         self.model = build_model(config.model, token_counts=counts, seed=config.seed, embedding_dropout=config.embedding_dropout)
         self.model.to(device)
+        self.dist = _dist.context(device=device.type)  # dist: rank/world (1 outside torchrun)
+        self.rows = _dist.rank_rows(config.batch_size, self.dist)  # dist: this rank's rows of the global batch
+        self.loss_fn = _dist.loss_module(self.model, self.dist, device)  # dist: model.loss, or DDP over the ranks
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), betas=config.betas, eps=1e-8)
-        self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len)
+        self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len,
+                                  rows=self.rows)
         self.start_step, self.history, self.train_seconds, self.train_cpu = 0, [], 0.0, 0.0
         self.keep_previous = True  # keep the checkpoint before the newest as checkpoint.prev (the resume fallback)
         self.monitor = _BandMonitor(counts, device)
@@ -245,8 +250,13 @@ class _Run:
         self.ce_kwargs = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
 
     def restore(self) -> None:
-        self.start_step, self.history, self.monitor.stats, self.train_seconds = _restore(
-            self.ckpt_dir, self.config, self.model, self.optimizer, self.stream, self.device)
+        with _dist.main_first(self.dist):  # dist: rank 0 recovers an interrupted checkpoint swap before the others read
+            self.start_step, self.history, self.monitor.stats, self.train_seconds = _restore(
+                self.ckpt_dir, self.config, self.model, self.optimizer, self.stream, self.device)
+            if self.dist.active:  # dist: each rank's own RNG stream when the world size is the same
+                used, _ = good_checkpoint(self.ckpt_dir.parent)  # the checkpoint _restore resumed from
+                saved = read_train_state(used).get("world_size", 1)
+                _dist.rank_rng_state(load_tensors(used / "train_state.safetensors"), self.dist, saved)
         if self.start_step > self.total_steps:
             raise ConfigError(f"cannot resume {self.ckpt_dir}: the checkpoint is at step {self.start_step}, beyond this "
                               f"run's {self.total_steps} steps; raise max_steps/max_bytes", param="resume")
@@ -254,6 +264,7 @@ class _Run:
     def save(self, step: int) -> None:
         tensors, opt_meta = optimizer_to_tensors(self.optimizer)
         tensors.update(_rng_state(self.device))
+        tensors.update(_dist.rng_tensors(self.dist))  # dist: a collective, every rank calls it
         state = {
             "step": step,
             "total_steps": self.total_steps,
@@ -263,14 +274,17 @@ class _Run:
             "band_stats": self.monitor.stats,
             "train_seconds": self.train_seconds,
             "config": self.config.to_dict(),
+            "world_size": self.dist.world_size,
         }
-        save_checkpoint(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, config=self.config,
-                        train_tensors=tensors, train_state=state, keep_previous=self.keep_previous)
+        if self.dist.is_main:  # dist: written once, by rank 0; the others wait for it
+            save_checkpoint(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, config=self.config,
+                            train_tensors=tensors, train_state=state, keep_previous=self.keep_previous)
         self.keep_previous = True  # from now on checkpoint/ holds one of this run's checkpoints
+        self.dist.barrier()
 
     def loop(self, *, progress: bool, callbacks) -> None:
         bar = None
-        if progress:
+        if progress and self.dist.is_main:  # dist: one bar, on rank 0
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.start_step, desc="train", unit="step", dynamic_ncols=True)
@@ -307,18 +321,19 @@ class _Run:
             g["lr"] = g["base_lr"] * mult
         loss_sum = 0.0
         for micro in range(config.grad_accum):
-            x, y = self.stream.next()
+            x, y = self.stream.next()  # (B/world, T): this rank's rows
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             with self.autocast:
-                loss = model.loss(x, y, **self.ce_kwargs)  # mean CE (nats) over B·T targets
+                loss = self.loss_fn(x, y, **self.ce_kwargs)  # mean CE (nats) over this rank's targets
             if not bool(torch.isfinite(loss)):
                 raise NonFiniteError(
                     f"loss is {loss.item()} at step {step} (micro-batch {micro}); the last good checkpoint is kept — "
                     "lower lr, enable grad_clip or check the data"
                 )
-            (loss / config.grad_accum).backward()
+            with _dist.grad_sync(self.loss_fn, last=micro == config.grad_accum - 1):  # dist: all-reduce once per step
+                (loss / config.grad_accum).backward()
             loss_sum += loss.item()
-        self._loss = loss_sum / config.grad_accum
+        self._loss = _dist.mean_over_ranks(loss_sum / config.grad_accum, self.dist)  # dist: the global batch's loss
         if self._logging(step):
             self.monitor.record(model, step)
         if config.grad_clip:
@@ -349,7 +364,8 @@ class _Run:
         }
         self._t_last, self._tok_last = now, 0
         val = self.val_shard
-        if config.eval_every and step % config.eval_every == 0 and val is not None and len(val) > 1:
+        if (config.eval_every and step % config.eval_every == 0 and val is not None and len(val) > 1
+                and self.dist.is_main):  # dist: rank 0 evaluates (the models are identical)
             r = evaluate(self.model, self.tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
                          max_tokens=config.eval_tokens, device=self.device)
             self.model.train()
@@ -360,10 +376,11 @@ class _Run:
     def finish(self, *, plots: bool = True) -> TrainResult:
         """Write history.json, band_stats.json and (with ``plots``) bands.png; the result with the trained model."""
         band_stats = self.monitor.finish()
-        write_json(self.out_dir / "history.json", self.history)
-        write_json(self.out_dir / "band_stats.json", band_stats)
-        if plots and band_stats["steps"]:
-            plot_bands(band_stats, self.out_dir / "bands.png")
+        if self.dist.is_main:  # dist: rank 0 writes the run's files
+            write_json(self.out_dir / "history.json", self.history)
+            write_json(self.out_dir / "band_stats.json", band_stats)
+            if plots and band_stats["steps"]:
+                plot_bands(band_stats, self.out_dir / "bands.png")
         tokens = self.total_steps * self.tokens_per_step
         return TrainResult(
             checkpoint=self.ckpt_dir,

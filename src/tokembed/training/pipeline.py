@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..tokenizers import KINDS, load_tokenizer, train_tokenizer
+from . import distributed as _dist
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate
 from .loop import TrainResult, train
@@ -77,7 +78,7 @@ def train_and_evaluate(
                    plots=plots)
     timings = {"train": (time.perf_counter() - t0, time.process_time() - c0)}
     val = shards.get("val")
-    if val is None or len(val) < 2:
+    if val is None or len(val) < 2 or not _dist.context().is_main:  # data-parallel: rank 0 evaluates
         return RunResult(train=result, eval=None, timings=timings)
     device = next(result.model.parameters()).device  # evaluate where it trained
     t0, c0 = time.perf_counter(), time.process_time()

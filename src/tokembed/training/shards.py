@@ -374,7 +374,8 @@ def load_shards(out_dir: str | os.PathLike, *, tokenizer=None) -> dict[str, Shar
         idx_path = out_dir / f"{s}.docs.bin"
         if n_docs and (not idx_path.is_file() or idx_path.stat().st_size != n_docs * 16):
             raise ArtifactError(f"{idx_path}: missing or not {n_docs} documents × 2 int64; rebuild the shards")
-        doc_index = np.fromfile(idx_path, dtype=np.int64).reshape(n_docs, 2) if n_docs else np.zeros((0, 2), np.int64)
+        doc_index = (np.memmap(idx_path, dtype=np.int64, mode="r", shape=(n_docs, 2)) if n_docs  # on disk, like the tokens
+                     else np.zeros((0, 2), np.int64))
         shards[s] = Shard(
             tokens=tokens,
             n_bytes=int(meta["n_bytes"]),
@@ -393,10 +394,12 @@ class TokenStream:
     """``batch_size`` contiguous regions of the train tokens, each read ``seq_len`` at a time.
 
     Window of row r at cursor c: ``tokens[r·L + c : r·L + c + T + 1]`` (inputs = first T, targets = last T),
-    with ``L = (N - 1) // B`` — wraps to c = 0 (a new epoch) when a region is exhausted.
+    with ``L = (N - 1) // B`` — wraps to c = 0 (a new epoch) when a region is exhausted. ``rows`` (a slice of
+    ``0..B-1``) reads only those rows: a data-parallel rank's share; the cursor stays that of the global batch.
     """
 
-    def __init__(self, tokens: np.ndarray, *, batch_size: int, seq_len: int, cursor: int = 0, epoch: int = 0):
+    def __init__(self, tokens: np.ndarray, *, batch_size: int, seq_len: int, cursor: int = 0, epoch: int = 0,
+                 rows: slice | None = None):
         n = len(tokens)
         self.tokens, self.B, self.T = tokens, batch_size, seq_len
         self.L = (n - 1) // batch_size
@@ -406,14 +409,15 @@ class TokenStream:
                 f"tokens; pass a larger corpus or lower batch_size/seq_len"
             )
         self.cursor, self.epoch = cursor, epoch
+        self.row_ids = np.arange(batch_size)[rows if rows is not None else slice(None)]  # a data-parallel rank's rows
 
     def next(self) -> tuple["torch.Tensor", "torch.Tensor"]:
         import torch  # lazy: tokenizing workers import this module and need no torch
 
         if self.cursor + self.T + 1 > self.L:
             self.cursor, self.epoch = 0, self.epoch + 1
-        starts = np.arange(self.B) * self.L + self.cursor
-        rows = np.stack([np.asarray(self.tokens[s : s + self.T + 1], dtype=np.int64) for s in starts])  # (B, T+1)
+        starts = self.row_ids * self.L + self.cursor
+        rows = np.stack([np.asarray(self.tokens[s : s + self.T + 1], dtype=np.int64) for s in starts])  # (b, T+1), b = len(row_ids)
         self.cursor += self.T
         t = torch.from_numpy(rows)
         return t[:, :-1], t[:, 1:]  # (B, T) inputs, (B, T) targets
