@@ -223,7 +223,8 @@ def iter_file_lines(path: str | os.PathLike, *, errors: str = "strict") -> Itera
                         col = raw.index(b"\x00")
                         raise CorpusError(
                             f"{path}:{lineno}: NUL byte at byte offset {offset + col}; this looks like a binary file, "
-                            "pass a text file or --errors replace to drop NUL bytes"
+                            "pass a text file or errors='replace' to drop NUL bytes",
+                            param="errors",
                         )
                     line = line.replace("\x00", "")
                 offset += len(raw)

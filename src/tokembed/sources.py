@@ -375,7 +375,8 @@ def _load_hf_folder(folder: Path) -> EmbeddingSource:
         raise EmbeddingSourceError(
             f"{folder}: no input-embedding tensor among {len(index)} tensors ({sample}, ...); expected a name ending in "
             + ", ".join(s for _, s in _INPUT_SUFFIXES)
-            + "; for another layout export the matrix to .npy and pass it with --vocab"
+            + "; for another layout export the matrix to .npy and pass it with its vocabulary (vocab=)",
+            param="vocab",
         )
     in_name = found["input"]
     shape = _tensor_shape(index[in_name], in_name)
@@ -596,12 +597,13 @@ def _vocab_file(vocab: Path, rows: int) -> tuple[Vocab, Any, list[str]]:
 def _load_matrix(path: Path, *, vocab, tensor: str | None) -> EmbeddingSource:
     if vocab is None:
         raise EmbeddingSourceError(
-            f"{path}: a bare matrix has no token names; pass its vocabulary with --vocab (vocab.txt, tokenizer.json "
-            "or a tokenizer folder)"
+            f"{path}: a bare matrix has no token names; pass its vocabulary as vocab= (vocab.txt, tokenizer.json "
+            "or a tokenizer folder)",
+            param="vocab",
         )
     vocab_path = Path(vocab).expanduser()
     if not vocab_path.exists():
-        raise EmbeddingSourceError(f"{vocab_path}: vocabulary file not found; pass an existing --vocab")
+        raise EmbeddingSourceError(f"{vocab_path}: vocabulary file not found; pass an existing file as vocab", param="vocab")
     if path.suffix == ".npy":
         try:
             M = np.load(path, allow_pickle=False, mmap_mode="r")  # header only: nothing allocated yet
@@ -656,7 +658,8 @@ def _pick_tensor(path: Path, sf, tensor: str | None) -> str:
         return two_d[0]
     raise EmbeddingSourceError(
         f"{path}: holds {len(keys)} tensors ({', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}); "
-        "choose one with --tensor NAME"
+        "choose one by name with tensor=NAME",
+        param="tensor",
     )
 
 
@@ -664,12 +667,7 @@ def _pick_tensor(path: Path, sf, tensor: str | None) -> str:
 
 
 def _load_vectors(path: Path, *, limit: int | None, progress: bool) -> EmbeddingSource:
-    try:
-        from .embeddings.pretrained import read_vectors
-    except ImportError as e:
-        raise EmbeddingSourceError(
-            f"{path}: reading word-vector files needs tokembed.embeddings.pretrained, which this build lacks"
-        ) from e
+    from .embeddings.pretrained import read_vectors  # lazy: the embeddings package imports torch, which numpy sources do not need
     tokens, M = read_vectors(path, limit=limit, progress=progress)
     notes = []
     seen: dict[str, int] = {}
@@ -689,12 +687,7 @@ def _load_vectors(path: Path, *, limit: int | None, progress: bool) -> Embedding
 
 
 def _load_checkpoint(folder: Path) -> EmbeddingSource:
-    try:
-        from .training.checkpoint import load_checkpoint
-    except ImportError as e:
-        raise EmbeddingSourceError(
-            f"{folder}: reading tokembed checkpoints needs tokembed.train, which this build lacks"
-        ) from e
+    from .training.checkpoint import load_checkpoint  # lazy: torch and the model stay unloaded for other sources
     model, tokenizer, _cfg = load_checkpoint(folder)
     E = model.embedding.weight_matrix().detach().float().cpu().numpy()  # (V, D)
     head = model.head

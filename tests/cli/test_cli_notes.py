@@ -9,7 +9,8 @@ def test_vectors_encoding_errors_flag(tmp_path, capsys):
     p = tmp_path / "bad.vec"
     p.write_bytes(b"caf\xe9 0.1 0.2\nabc 0.3 0.4\n")
     assert main(["vectors", "info", str(p), "--format", "glove"]) == 2
-    assert "--encoding-errors replace" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "encoding_errors='replace'" in err and "(encoding_errors: --encoding-errors)" in err
     assert main(["vectors", "info", str(p), "--format", "glove", "--encoding-errors", "replace"]) == 0
     assert json.loads(capsys.readouterr().out)["vectors"] == 2
 

@@ -102,7 +102,7 @@ def test_vectors_error_without_terminal_has_no_progress_bar(tmp_path, capsys):
     glove = tmp_path / "w2v.vec"
     glove.write_text("2 3\nthe 1 0 1\ncat 0 1 1\n")
     rc, _, err = _run(capsys, "vectors", "info", str(glove), "--format", "glove")
-    assert rc == 2 and "--format word2vec" in err and "\r" not in err, repr(err)
+    assert rc == 2 and "format='word2vec'" in err and "(format: --format)" in err and "\r" not in err, repr(err)
 
 
 @pytest.mark.parametrize("where", ["file", "below_file"])

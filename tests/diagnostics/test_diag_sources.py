@@ -147,7 +147,7 @@ def test_vocab_length_differs_from_rows(matrix_folder):
 
 def test_matrix_needs_a_vocab_and_refuses_pickles(matrix_folder):
     d, E = matrix_folder
-    with pytest.raises(EmbeddingSourceError, match="pass its vocabulary with --vocab"):
+    with pytest.raises(EmbeddingSourceError, match="pass its vocabulary as vocab="):
         load_embeddings(d / "E.npy")
     np.save(d / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(EmbeddingSourceError, match="without unpickling"):
@@ -159,7 +159,7 @@ def test_safetensors_matrix_with_several_tensors_needs_tensor(matrix_folder):
 
     d, E = matrix_folder
     save_file({"a": E, "b": E * 2}, str(d / "m.safetensors"))
-    with pytest.raises(EmbeddingSourceError, match="choose one with --tensor"):
+    with pytest.raises(EmbeddingSourceError, match="choose one by name with tensor=NAME"):
         load_embeddings(d / "m.safetensors", vocab=d / "vocab.txt")
     src = load_embeddings(d / "m.safetensors", vocab=d / "vocab.txt", tensor="b")
     np.testing.assert_array_equal(src.input, E * 2)

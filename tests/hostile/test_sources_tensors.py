@@ -47,7 +47,7 @@ def test_many_tensors_open_the_file_once(tmp_path, vocab, monkeypatch):
 def test_many_tensors_without_a_single_matrix_asks_for_tensor(tmp_path, vocab, cli):
     path = _many(tmp_path / "many.safetensors", 5_000, with_matrix=False)
     rc, _, err = cli("neighbors", path, "--vocab", vocab, "king")
-    assert_one_line_error(rc, err, "holds 5000 tensors", "--tensor NAME")
+    assert_one_line_error(rc, err, "holds 5000 tensors", "tensor=NAME", "(tensor: --tensor)")
     rc, _, err = cli("neighbors", path, "--vocab", vocab, "--tensor", "t7", "king")
     assert_one_line_error(rc, err, "'t7' has shape (1,)", "(V, D)")
 

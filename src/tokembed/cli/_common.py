@@ -23,9 +23,18 @@ FLAGS: dict[str, dict[str, str]] = {
         "reference": "--reference",
         "max_lines": "--max-lines",
         "alpha": "--alpha",
+        "kind": "--kind",
+        "pattern": "--pattern",
+        "special_tokens": "--option special_tokens=JSON",
     },
     "eval": {"seq_len": "--seq-len", "batch_size": "--batch-size", "max_tokens": "--max-tokens"},
     "embed": {"layers": "--layers"},
+    "inspect": {"vocab": "--vocab", "tensor": "--tensor", "limit": "--limit"},
+    "neighbors": {"vocab": "--vocab", "tensor": "--tensor", "matrix": "--matrix", "limit": "--limit"},
+    "vectors": {"format": "--format", "limit": "--limit", "encoding_errors": "--encoding-errors"},
+    "vocab": {"keep": "--keep", "min_count": "--min-count", "special": "--special"},
+    "export": {"format": "--format"},
+    "compress": {"vocab": "--vocab", "corpus": "--corpus"},
     "*": {"errors": "--errors", "resume": "--resume"},  # flags with one meaning wherever they exist
     "train": {
         "vocab_size": "config key or override vocab_size=N",

@@ -85,13 +85,14 @@ def compress_matrix(W: torch.Tensor, opts: CompressOptions, *, counts=None, keep
     if m == "trim":
         if keep_ids is None:
             if counts is None:
-                raise ConfigError("method 'trim' needs token counts: pass --corpus (text the tokenizer encodes) "
-                                  "or a tokembed checkpoint that stores its training counts")
+                raise ConfigError("method 'trim' needs token counts: pass counts (from corpus=, text the tokenizer "
+                                  "encodes) or a tokembed checkpoint that stores its training counts", param="corpus")
             keep_ids = torch.as_tensor(counts).nonzero().flatten()
         return CompressedTable(trim_vocab(W, keep=keep_ids, bias=bias))
     # plan
     if counts is None:
-        raise ConfigError("method 'plan' needs token counts: pass --corpus or a checkpoint with training counts")
+        raise ConfigError("method 'plan' needs token counts: pass counts (from corpus=) or a checkpoint with training counts",
+                      param="corpus")
     # default budget: the bytes of uniform int4 (+ the plan's 1 byte/row id -> option map)
     budget = opts.budget_bytes or (quantize(W[:1], bits=4, group_size=opts.group_size).nbytes + 1) * V
     p = plan(W, counts, budget_bytes=budget, n_bands=opts.bands, seed=opts.seed, int4_group=opts.group_size,
@@ -181,8 +182,8 @@ def compress_source(source, opts: CompressOptions, *, out_dir, corpus=None, eval
     counts, counts_from = None, None
     if corpus is not None:
         if src.tokenizer is None:
-            raise ConfigError(f"{source}: --corpus needs the source's tokenizer to count tokens, and none could be loaded; "
-                              "pass a model folder with tokenizer.json or a tokembed checkpoint")
+            raise ConfigError(f"{source}: corpus= needs the source's tokenizer to count tokens, and none could be loaded; "
+                              "pass a model folder with tokenizer.json or a tokembed checkpoint", param="corpus")
         counts, counts_from = token_counts(src.tokenizer, corpus.texts()), "corpus"
     elif model is not None and int(model.token_counts.sum()) > 0:
         counts, counts_from = model.token_counts.clone(), "checkpoint training counts"

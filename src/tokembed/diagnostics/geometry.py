@@ -278,6 +278,46 @@ def geometry_summary(
     clusters = duplicate_clusters(pairs, V)
     name = (lambda i: tokens[i]) if tokens is not None else str
     bad = np.flatnonzero(~finite)
+    warnings = _geometry_warnings(V, D, bad=bad, zero=zero, aniso=aniso, erank=erank, share=share, iso=iso,
+                                  clusters=clusters, name=name)
+    return {
+        "rows": V,
+        "dim": D,
+        "nonfinite_rows": int(bad.size),
+        "nonfinite_ids": bad[:100].tolist(),
+        "zero_rows": int(zero.sum()),
+        "norm": _norm_stats(norms[valid]),
+        "anisotropy": aniso,
+        "effective_rank": erank,
+        "effective_rank_ratio": erank / D,
+        "variance_share_top1": float(share[0]) if D else float("nan"),
+        "variance_share_top10": float(share[min(9, D - 1)]) if D else float("nan"),
+        "isoscore": iso,
+        "mean_vector_norm": float(np.linalg.norm(spec.mean)),
+        "near_duplicate_pairs": int(len(pairs)),
+        "near_duplicate_method": "exact" if valid.sum() <= EXACT_DUPLICATE_MAX_ROWS else "lsh",
+        "near_duplicate_clusters": [[name(i) for i in c[:20]] for c in clusters[:20]],
+        "n_duplicate_clusters": len(clusters),
+        "thresholds": dict(THRESHOLDS),
+        "warnings": warnings,
+        "_norms": norms,
+        "_spectrum": spec,
+    }
+
+
+def _norm_stats(fin_norms: np.ndarray) -> dict[str, float]:
+    """Mean, std, min and max of the finite non-zero row norms (NaN each when there are none)."""
+    return {
+        "mean": float(fin_norms.mean()) if fin_norms.size else float("nan"),
+        "std": float(fin_norms.std()) if fin_norms.size else float("nan"),
+        "min": float(fin_norms.min()) if fin_norms.size else float("nan"),
+        "max": float(fin_norms.max()) if fin_norms.size else float("nan"),
+    }
+
+
+def _geometry_warnings(V: int, D: int, *, bad, zero, aniso: float, erank: float, share, iso: float, clusters,
+                       name) -> list[str]:
+    """The warnings of :func:`geometry_summary`: each measure past its :data:`THRESHOLDS` bound, in a fixed order."""
     t = THRESHOLDS
     warnings = []
     if bad.size:
@@ -305,32 +345,4 @@ def geometry_summary(
             f"{len(clusters)} clusters of near-duplicate rows (cosine ≥ {t['duplicate_cosine']}), {sum(map(len, clusters))} rows; "
             f"largest: {', '.join(repr(name(i)) for i in clusters[0][:6])}"
         )
-    fin_norms = norms[valid]
-    return {
-        "rows": V,
-        "dim": D,
-        "nonfinite_rows": int(bad.size),
-        "nonfinite_ids": bad[:100].tolist(),
-        "zero_rows": int(zero.sum()),
-        "norm": {
-            "mean": float(fin_norms.mean()) if fin_norms.size else float("nan"),
-            "std": float(fin_norms.std()) if fin_norms.size else float("nan"),
-            "min": float(fin_norms.min()) if fin_norms.size else float("nan"),
-            "max": float(fin_norms.max()) if fin_norms.size else float("nan"),
-        },
-        "anisotropy": aniso,
-        "effective_rank": erank,
-        "effective_rank_ratio": erank / D,
-        "variance_share_top1": float(share[0]) if D else float("nan"),
-        "variance_share_top10": float(share[min(9, D - 1)]) if D else float("nan"),
-        "isoscore": iso,
-        "mean_vector_norm": float(np.linalg.norm(spec.mean)),
-        "near_duplicate_pairs": int(len(pairs)),
-        "near_duplicate_method": "exact" if valid.sum() <= EXACT_DUPLICATE_MAX_ROWS else "lsh",
-        "near_duplicate_clusters": [[name(i) for i in c[:20]] for c in clusters[:20]],
-        "n_duplicate_clusters": len(clusters),
-        "thresholds": dict(THRESHOLDS),
-        "warnings": warnings,
-        "_norms": norms,
-        "_spectrum": spec,
-    }
+    return warnings

@@ -223,7 +223,7 @@ def neighbors_of(
         raise ConfigError(f"method={method!r}; pass 'exact', 'faiss' or 'auto'")
     X = source.input if matrix == "input" else source.output
     if X is None:
-        raise ConfigError(f"{source.path}: has no output head; use --matrix input")
+        raise ConfigError(f"{source.path}: has no output head; pass matrix='input'", param="matrix")
     ids = []
     for t in tokens:
         i = source.vocab.get(t)

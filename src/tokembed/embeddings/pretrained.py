@@ -141,7 +141,7 @@ def read_vectors(
     if not path.is_file():
         raise VectorFileError(f"{path}: no such vector file; pass the path of a word2vec/GloVe/fastText file")
     if limit is not None and limit < 1:
-        raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1 (--limit N)")
+        raise ConfigError(f"limit={limit} reads nothing; pass None (all vectors) or a count >= 1", param="limit")
     if format is not None and format not in FORMATS:
         raise ConfigError(f"format={format!r} is not known; choose one of {', '.join(FORMATS)} (or None to detect)")
     try:
@@ -203,7 +203,8 @@ def _rows_for_header(path: Path, count: int, dim: int, *, limit: int | None, hea
         raise VectorFileError(
             f"{path}:1: header '{count} {dim}' announces {want} vectors of dimension {dim} (at least {need} bytes) "
             f"but only {body} bytes follow it; the header is wrong or the file is truncated — fix the header's "
-            "COUNT and DIM, or pass format='glove' (--format glove) for a file without a header"
+            "COUNT and DIM, or pass format='glove' for a file without a header",
+            param="format",
         )
     return want
 
@@ -285,7 +286,8 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
             except UnicodeDecodeError as e:
                 raise VectorFileError(
                     f"{path}:{lineno}: invalid UTF-8 at byte {e.start} of the line; "
-                    "pass encoding_errors='replace' (CLI: --encoding-errors replace) to keep the vector with U+FFFD in the word"
+                    "pass encoding_errors='replace' to keep the vector with U+FFFD in the word",
+                    param="encoding_errors",
                 ) from e
             if not line.strip():
                 continue
@@ -302,13 +304,15 @@ def _read_text(path: Path, *, fmt: str, limit: int | None, progress: bool, error
                     "the file is truncated or mixes dimensions (re-export it, or pass limit= to stop before this line)"
                 )
             if len(parts) > dim + 1 and _is_number(parts[-dim - 1]):
+                header = fmt == "glove" and _HEADER.match(first_line)
                 raise VectorFileError(
                     f"{path}:{lineno}: expected a word and {dim} values, got {len(parts) - 1} values; "
                     + (
-                        "the first line looks like a word2vec header: pass format='word2vec' (--format word2vec)"
-                        if fmt == "glove" and _HEADER.match(first_line)
+                        "the first line looks like a word2vec header: pass format='word2vec'"
+                        if header
                         else "the file mixes dimensions (re-export it, or pass limit= to stop before this line)"
-                    )
+                    ),
+                    param="format" if header else "limit",
                 )
             word = " ".join(parts[:-dim])  # GloVe 840B has words that contain spaces (". . .")
             try:
@@ -357,7 +361,8 @@ def _read_binary(path: Path, *, fmt: str, limit: int | None, progress: bool, err
                     except UnicodeDecodeError as e:
                         raise VectorFileError(
                             f"{path}: byte {offset + pos}: word of entry {rows.entries + len(words) + 1} is not valid "
-                            "UTF-8; pass encoding_errors='replace' (CLI: --encoding-errors replace)"
+                            "UTF-8; pass encoding_errors='replace'",
+                            param="encoding_errors",
                         ) from e
                     if not word:
                         raise VectorFileError(
@@ -582,18 +587,54 @@ def init_from_pretrained(
     tokens, matrix = vectors
     matrix = np.asarray(matrix, dtype=np.float32)
     dest, pad = _target_matrix(target)
-    if isinstance(dest, (np.ndarray, torch.Tensor)):
-        V, D = dest.shape
-    else:
-        V, D = dest.num_embeddings, dest.embedding_dim
+    V, D = (dest.shape if isinstance(dest, (np.ndarray, torch.Tensor)) else (dest.num_embeddings, dest.embedding_dim))
     if V != len(vocab):
         raise ConfigError(f"the embedding has {V} rows but the vocab has {len(vocab)} tokens; they must agree")
+    src_rows, exact, fallback, kinds, missing = _match_rows(vocab, tokens, pad)
+    rng = np.random.default_rng(seed)
+    hit = np.nonzero(src_rows >= 0)[0]
+    used = matrix[src_rows[hit]] if len(hit) else np.zeros((0, matrix.shape[1]), np.float32)  # (H, D_s)
+    projected, how = _project(used, used, D, project, rng)  # (H, D)
+    current = _rows_copy(dest)  # (V, D)
+    current[hit] = projected
+    if missing and fill != "keep":
+        if len(hit) == 0:
+            raise ConfigError(
+                f"no vocab token was found in the vectors (first missing: {[vocab.token(i) for i in missing[:5]]}); "
+                "check the vocab and the file match (same language, casing), or pass fill='keep'",
+                param="fill",
+            )
+        current[missing] = _fill_rows(projected, len(missing), fill=fill, rng=rng)
+    if pad is not None:
+        current[pad] = 0.0
+    _write_rows(dest, current)
+    return PretrainedInitReport(
+        vocab_size=V,
+        exact=exact,
+        fallback=fallback,
+        missing=len(missing),
+        skipped=0 if pad is None else 1,
+        source_dim=matrix.shape[1],
+        target_dim=D,
+        projection=how,
+        fill=fill,
+        format=getattr(vectors, "format", "matrix"),
+        duplicates=getattr(vectors, "duplicates", 0),
+        fallback_kinds=kinds,
+        missing_examples=[vocab.token(i) for i in missing[:20]],
+    )
+
+def _match_rows(vocab, tokens: list[str], pad: int | None) -> tuple[np.ndarray, int, int, dict[str, int], list[int]]:
+    """Row of ``tokens`` each vocab id takes (-1: none), via :func:`candidates` (exact first, then fallbacks).
+
+    Returns ``(src_rows (V,), exact, fallback, fallback_kinds, missing ids)``; the ``pad`` row is skipped.
+    """
     index: dict[str, int] = {}
     lower: dict[str, int] = {}
     for i, t in enumerate(tokens):
         index.setdefault(t, i)
         lower.setdefault(t.lower(), i)
-    src_rows = np.full(V, -1, dtype=np.int64)
+    src_rows = np.full(len(vocab), -1, dtype=np.int64)
     kinds: dict[str, int] = {}
     exact = fallback = 0
     missing: list[int] = []
@@ -612,32 +653,34 @@ def init_from_pretrained(
                 break
         else:
             missing.append(i)
-    rng = np.random.default_rng(seed)
-    hit = np.nonzero(src_rows >= 0)[0]
-    used = matrix[src_rows[hit]] if len(hit) else np.zeros((0, matrix.shape[1]), np.float32)  # (H, D_s)
-    projected, how = _project(used, used, D, project, rng)  # (H, D)
-    if isinstance(dest, torch.Tensor) and dest.requires_grad:
-        current = dest.detach().cpu().numpy().copy()
-    elif isinstance(dest, torch.Tensor):
-        current = dest.cpu().numpy().copy()
-    elif isinstance(dest, np.ndarray):
-        current = dest.copy()
-    else:
-        current = dest.weight_matrix().detach().cpu().numpy().copy()
-    current[hit] = projected
-    if missing and fill != "keep":
-        if len(hit) == 0:
-            raise ConfigError(
-                f"no vocab token was found in the vectors (first missing: {[vocab.token(i) for i in missing[:5]]}); "
-                "check the vocab and the file match (same language, casing), or pass fill='keep'"
-            )
-        if fill == "mean":
-            current[missing] = projected.mean(0)
-        else:
-            mu, sd = projected.mean(0), projected.std(0) if len(hit) > 1 else np.ones(D, np.float32)
-            current[missing] = (mu + sd * rng.standard_normal((len(missing), D))).astype(np.float32)
-    if pad is not None:
-        current[pad] = 0.0
+    return src_rows, exact, fallback, kinds, missing
+
+
+def _rows_copy(dest) -> np.ndarray:
+    """A float numpy copy (V, D) of the current rows of ``dest`` (tensor, array or embedding module)."""
+    import torch
+
+    if isinstance(dest, torch.Tensor):
+        return dest.detach().cpu().numpy().copy()
+    if isinstance(dest, np.ndarray):
+        return dest.copy()
+    return dest.weight_matrix().detach().cpu().numpy().copy()
+
+
+def _fill_rows(projected: np.ndarray, n: int, *, fill: str, rng: np.random.Generator) -> np.ndarray:
+    """``n`` rows (n, D) for unmatched tokens: the mean of the matched rows ``projected`` (H, D), or Gaussian
+    draws with their per-dimension mean and std (``fill="random"``; std 1 when H == 1)."""
+    if fill == "mean":
+        return projected.mean(0)
+    D = projected.shape[1]
+    mu, sd = projected.mean(0), projected.std(0) if len(projected) > 1 else np.ones(D, np.float32)
+    return (mu + sd * rng.standard_normal((n, D))).astype(np.float32)
+
+
+def _write_rows(dest, current: np.ndarray) -> None:
+    """Write ``current`` (V, D) into ``dest`` in place (tensor in its dtype, array, or ``load_matrix``)."""
+    import torch
+
     new = torch.from_numpy(current)
     with torch.no_grad():
         if isinstance(dest, torch.Tensor):
@@ -646,18 +689,3 @@ def init_from_pretrained(
             dest[...] = current
         else:
             dest.load_matrix(new)
-    return PretrainedInitReport(
-        vocab_size=V,
-        exact=exact,
-        fallback=fallback,
-        missing=len(missing),
-        skipped=0 if pad is None else 1,
-        source_dim=matrix.shape[1],
-        target_dim=D,
-        projection=how,
-        fill=fill,
-        format=getattr(vectors, "format", "matrix"),
-        duplicates=getattr(vectors, "duplicates", 0),
-        fallback_kinds=kinds,
-        missing_examples=[vocab.token(i) for i in missing[:20]],
-    )

@@ -56,7 +56,8 @@ def _check_train_options(cls, kind: str, opts: dict) -> None:
     ):
         raise ConfigError(
             f"special_tokens={sp!r}: pass a mapping role -> non-empty string, "
-            'e.g. --option \'special_tokens={"pad": "<pad>", "eos": "</s>"}\''
+            'e.g. special_tokens={"pad": "<pad>", "eos": "</s>"}',
+            param="special_tokens",
         )
     for role, token in (sp or {}).items():
         if len(token) < 2:  # it would be a character of ordinary text too (ids of "a" and <pad> would merge)

@@ -278,8 +278,8 @@ def load_tiktoken(
     path = Path(path)
     if pattern is None:
         raise ConfigError(
-            f"{path}: a tiktoken rank file does not store its regex; pass pattern='cl100k', 'gpt2' or the regex "
-            "(CLI: --pattern)"
+            f"{path}: a tiktoken rank file does not store its regex; pass pattern='cl100k', 'gpt2' or the regex",
+            param="pattern",
         )
     regex = resolve_pattern(pattern)
     ranks = read_tiktoken_ranks(path)

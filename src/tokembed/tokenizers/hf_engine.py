@@ -581,4 +581,5 @@ class HFTokenizer(Tokenizer):
 
     @classmethod
     def train(cls, corpus: Any = None, vocab_size: int | None = None, **opts: Any) -> "HFTokenizer":
-        raise TokenizerError("kind 'hf' wraps a loaded tokenizer.json and is not trainable; train --kind bytebpe or wordpiece")
+        raise TokenizerError("kind 'hf' wraps a loaded tokenizer.json and is not trainable; train kind='bytebpe' or "
+                             "'wordpiece'", param="kind")

@@ -283,17 +283,8 @@ def build_shards(
             for start, docs in head:
                 emit(_encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str))
         else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")  # no fork of a process that may hold torch/tokenizers threads
-            with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(str(tmp / "tokenizer"),)) as ex:
-                pending = []
-                for start, docs in head:
-                    pending.append(ex.submit(_encode_block_in_worker, start, docs, seed, val_fraction, dtype.str))
-                    if len(pending) >= 2 * n_workers:  # back-pressure: keep memory bounded, results in order
-                        emit(pending.pop(0).result())
-                for fut in pending:
-                    emit(fut.result())
+            _encode_in_workers(head, emit, tokenizer_dir=tmp / "tokenizer", n_workers=n_workers, seed=seed,
+                               val_fraction=val_fraction, dtype_str=dtype.str)
         start, docs = last()
         # the validation split is never left empty: with no document hashed there, the last one goes there
         ensure = val_fraction > 0 and writers["val"].n_docs == 0 and writers["train"].n_docs + len(docs) > 1
@@ -304,26 +295,46 @@ def build_shards(
                           "the last document is held out instead", stacklevel=2)
         for s, w in writers.items():
             w.close()
-            write_json(
-                tmp / f"{s}.json",
-                {
-                    "format": SHARD_FORMAT,
-                    "split": s,
-                    "dtype": dtype.name,
-                    "n_tokens": w.n_tokens,
-                    "n_bytes": w.n_bytes,
-                    "n_docs": w.n_docs,
-                    "fingerprint": tokenizer.fingerprint,
-                    "tokenizer_kind": tokenizer.kind,
-                    "vocab_size": tokenizer.vocab_size,
-                    "eos_id": eos,
-                    "split_rule": {"hash": "sha256(seed:doc_index)[:8]/2^64 < val_fraction", "seed": seed, "val_fraction": val_fraction},
-                    "tokembed_version": TOKEMBED_VERSION,
-                },
-            )
+            write_json(tmp / f"{s}.json", _split_meta(s, w, tokenizer, dtype=dtype, eos=eos, seed=seed,
+                                                      val_fraction=val_fraction))
     if bar is not None:
         bar.close()
     return load_shards(out_dir, tokenizer=tokenizer)
+
+
+def _encode_in_workers(blocks, emit, *, tokenizer_dir: Path, n_workers: int, seed: int, val_fraction: float,
+                       dtype_str: str) -> None:
+    """Encode ``(start, docs)`` blocks in ``n_workers`` spawned processes; ``emit`` each result in block order."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # no fork of a process that may hold torch/tokenizers threads
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(str(tokenizer_dir),)) as ex:
+        pending = []
+        for start, docs in blocks:
+            pending.append(ex.submit(_encode_block_in_worker, start, docs, seed, val_fraction, dtype_str))
+            if len(pending) >= 2 * n_workers:  # back-pressure: keep memory bounded, results in order
+                emit(pending.pop(0).result())
+        for fut in pending:
+            emit(fut.result())
+
+
+def _split_meta(split: str, w: "_SplitWriter", tokenizer, *, dtype: np.dtype, eos: int, seed: int,
+                val_fraction: float) -> dict[str, Any]:
+    """The ``{split}.json`` record of a written split: its counts, dtype, tokenizer identity and split rule."""
+    return {
+        "format": SHARD_FORMAT,
+        "split": split,
+        "dtype": dtype.name,
+        "n_tokens": w.n_tokens,
+        "n_bytes": w.n_bytes,
+        "n_docs": w.n_docs,
+        "fingerprint": tokenizer.fingerprint,
+        "tokenizer_kind": tokenizer.kind,
+        "vocab_size": tokenizer.vocab_size,
+        "eos_id": eos,
+        "split_rule": {"hash": "sha256(seed:doc_index)[:8]/2^64 < val_fraction", "seed": seed, "val_fraction": val_fraction},
+        "tokembed_version": TOKEMBED_VERSION,
+    }
 
 
 #: {split}.json: key -> JSON type.

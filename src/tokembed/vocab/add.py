@@ -101,7 +101,8 @@ def _word_form(tok, text: str) -> tuple[str, list[int]]:
     if len(words) != 1:
         raise TokenizerError(
             f"token {text!r} can never be produced: the pre-tokenizer splits it into {[w for w, _ in words]}; "
-            "add it as a special token instead (special=True, CLI --special)"
+            "add it as a special token instead (special=True)",
+            param="special",
         )
     return words[0][0], pieces_of(tok, [text])[0]
 

@@ -324,7 +324,8 @@ def _new_ids(value: Any, vmap: VocabMap, *, key: str, where: Path) -> Any:
         return [_new_ids(v, vmap, key=key, where=where) for v in value]
     j = vmap.new_id(int(value))
     if j is None:
-        raise ArtifactError(f"{where}: {key}={value} names a token this change removes; keep that token (pass it to --keep)")
+        raise ArtifactError(f"{where}: {key}={value} names a token this change removes; keep that token (pass it in keep=)",
+                            param="keep")
     return j
 
 

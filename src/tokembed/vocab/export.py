@@ -83,7 +83,8 @@ def _check_expressible(model) -> None:
     if reasons:
         raise ConfigError(
             f"this model cannot be expressed as a transformers GPT-2/GPT-NeoX model: {', '.join(reasons)}; "
-            "export --format safetensors or vectors instead"
+            "pass format='safetensors' or 'vectors' instead",
+            param="format",
         )
 
 

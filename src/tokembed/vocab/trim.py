@@ -140,7 +140,8 @@ def _repair(tok, doc: dict, kept: set[int], new_tok, vmap, texts: list[str]):
         new_tok, vmap = _build(tok, doc, kept)
     raise TokenizerError(
         f"trimming could not keep the segmentation of {len(bad)} corpus texts (first: {texts[bad[0]][:60]!r}); "
-        "this tokenizer's model cannot be trimmed exactly, pass --min-count 2 to accept changes"
+        "this tokenizer's model cannot be trimmed exactly, pass min_count=2 to accept changes",
+        param="min_count",
     )
 
 
