@@ -85,7 +85,7 @@ def test_one_process_is_a_world_of_one_and_gather_json_keeps_nan():
 
 
 def test_launch_refuses_a_bad_nproc():
-    with pytest.raises(ConfigError, match="--nproc=0"):
+    with pytest.raises(ConfigError, match="nproc=0"):
         distributed.launch(0, ["train"])
 
 

@@ -35,7 +35,7 @@ FLAGS: dict[str, dict[str, str]] = {
     "vocab": {"keep": "--keep", "min_count": "--min-count", "special": "--special"},
     "export": {"format": "--format"},
     "compress": {"vocab": "--vocab", "corpus": "--corpus"},
-    "*": {"errors": "--errors", "resume": "--resume"},  # flags with one meaning wherever they exist
+    "*": {"errors": "--errors", "resume": "--resume", "nproc": "--nproc"},  # flags with one meaning wherever they exist
     "train": {
         "vocab_size": "config key or override vocab_size=N",
         "tokenizer": "--tokenizer, or config key or override tokenizer=KIND",

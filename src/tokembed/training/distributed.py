@@ -117,7 +117,7 @@ def rank_rows(batch_size: int, ctx: DistContext) -> slice:
     if batch_size % ctx.world_size:
         raise ConfigError(
             f"batch_size={batch_size} is not a multiple of the world size {ctx.world_size}; the global batch is "
-            f"split evenly over the ranks — use a batch_size divisible by {ctx.world_size} or another --nproc",
+            f"split evenly over the ranks — use a batch_size divisible by {ctx.world_size} or another number of processes (nproc)",
             param="batch_size",
         )
     per = batch_size // ctx.world_size
@@ -228,7 +228,7 @@ def launch(nproc: int, argv: Sequence[str], *, extra: Sequence[str] = ()) -> int
     """Run ``python -m tokembed <argv>`` under ``torch.distributed.run`` with ``nproc`` processes on this
     machine (``--standalone`` rendezvous); returns torchrun's exit code."""
     if nproc < 1:
-        raise ConfigError(f"--nproc={nproc} must be >= 1", param="nproc")
+        raise ConfigError(f"nproc={nproc} must be >= 1 (the number of processes)", param="nproc")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *extra,
            "-m", "tokembed", *strip_nproc(argv)]
     return subprocess.call(cmd)
