@@ -29,7 +29,9 @@ same world size is bit-exact; on another size the RNG streams differ (they only 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import datetime
 import json
 import os
 import subprocess
@@ -93,6 +95,26 @@ def local_only() -> Iterator[None]:
         _LOCAL[0] -= 1
 
 
+#: how long a rank waits at exit for the others before it tears the group down anyway
+_EXIT_BARRIER_S = 120
+
+
+def _close_group() -> None:
+    """At interpreter exit: wait for every rank, then destroy the group. Destroying a gloo group while a
+    peer is still in a collective aborts that peer in its destructor ("terminate called without an active
+    exception", SIGABRT), which made a finished ``train --nproc 2`` exit non-zero."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=_EXIT_BARRIER_S))
+        else:
+            dist.barrier()
+    except RuntimeError:  # a peer died or timed out: torchrun reports that rank; just release ours
+        pass
+    dist.destroy_process_group()
+
+
 def context(*, device: str = "cpu") -> DistContext:
     """This process's :class:`DistContext`; under torchrun the default process group is created once
     (``nccl`` for a CUDA or ``"auto"`` ``device`` when CUDA is present, else ``gloo``). Inside :func:`local_only`: a world of 1."""
@@ -104,6 +126,7 @@ def context(*, device: str = "cpu") -> DistContext:
         if cuda:  # one GPU per process: "cuda" below means this rank's GPU
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if cuda else "gloo")
+        atexit.register(_close_group)
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
                        local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
