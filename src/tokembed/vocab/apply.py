@@ -18,8 +18,8 @@ Unlike :mod:`tokembed.vocab.map` (rows of one tensor), this module knows the fol
 - a **tokenizer folder** alone: the new tokenizer.
 
 The output folder appears whole or not at all, with ``vocab_map.json`` (both fingerprints) in it.
-Designs whose rows are not one row per id (adaptive, hashed, compressed artifacts) are refused
-with a typed error.
+Adaptive designs are remapped band by band (:mod:`tokembed.vocab.tables`); hashed embeddings,
+whose rows are hash buckets of the id itself, are refused with a typed error that says why.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from ..model import ModelConfig, build_model
 from ..tokenizers import load_tokenizer
 from ..training.checkpoint import verify_checkpoint, write_manifest
 from .map import VocabMap
+from .tables import adaptive_checkpoint, gather_rows
 
 __all__ = ["Source", "load_source", "write_output", "SPECIAL_ID_KEYS", "SUPPORTED_EMBEDDINGS", "SUPPORTED_HEADS"]
 
@@ -53,9 +54,9 @@ __all__ = ["Source", "load_source", "write_output", "SPECIAL_ID_KEYS", "SUPPORTE
 SPECIAL_ID_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id", "cls_token_id", "sep_token_id",
                    "mask_token_id", "decoder_start_token_id", "forced_bos_token_id", "forced_eos_token_id")  # fmt: skip
 
-#: tokembed designs with one row per token id (the map applies row by row).
-SUPPORTED_EMBEDDINGS = ("lookup", "factorized")
-SUPPORTED_HEADS = ("untied", "tied", "tied_bias")
+#: tokembed designs the map applies to (row by row, or band by band for adaptive ones: :mod:`tokembed.vocab.tables`).
+SUPPORTED_EMBEDDINGS = ("lookup", "factorized", "adaptive")
+SUPPORTED_HEADS = ("untied", "tied", "tied_bias", "adaptive", "adaptive_tied")
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt")
 
@@ -76,9 +77,15 @@ def load_source(path: str | os.PathLike) -> Source:
     if (p / "model.safetensors").is_file() and (p / "tokenizer").is_dir():
         raw = read_json(p / "config.json")
         model = raw.get("model") or {}
+        if model.get("embedding", "lookup") == "hashed":
+            raise ArtifactError(
+                f"{p}: embedding='hashed' keeps no row per token: id i is the weighted sum of buckets h_j(i), with hash "
+                "functions of the id itself, so renumbering ids would move every token to other buckets; a vocabulary "
+                "change needs a model with its own rows — retrain with model.embedding=lookup (or factorized/adaptive)"
+            )
         if model.get("embedding", "lookup") not in SUPPORTED_EMBEDDINGS or model.get("head", "untied") not in SUPPORTED_HEADS:
             raise ArtifactError(
-                f"{p}: embedding={model.get('embedding')!r}, head={model.get('head')!r} keep no plain row per token; "
+                f"{p}: embedding={model.get('embedding')!r}, head={model.get('head')!r} are not supported; "
                 f"vocabulary surgery supports embedding in {SUPPORTED_EMBEDDINGS} and head in {SUPPORTED_HEADS}"
             )
         src = Source(p, "checkpoint", load_tokenizer(p / "tokenizer"), int(model["vocab_size"]))
@@ -172,36 +179,62 @@ def write_safetensors(path: Path, tensors: dict[str, Any], *, metadata: dict[str
 
 
 # -- tokembed checkpoints ------------------------------------------------------------------
-def _is_vocab_tensor(name: str, t: torch.Tensor, rows: int) -> bool:
-    return t.dim() >= 1 and t.shape[0] == rows and (name == "token_counts" or name.startswith(("embedding.", "head.")))
+def _is_vocab_tensor(name: str, t: torch.Tensor, rows: int, skip: tuple[str, ...] = ()) -> bool:
+    """One row per token id (adaptive modules, under ``skip``, are remapped band by band instead)."""
+    return (t.dim() >= 1 and t.shape[0] == rows and not name.startswith(skip)
+            and (name == "token_counts" or name.startswith(("embedding.", "head."))))
+
+
+def _adaptive_prefixes(model_cfg: dict) -> tuple[str, ...]:
+    return tuple(p for p, on in (("embedding.", model_cfg.get("embedding") == "adaptive"),
+                                 ("head.", model_cfg.get("head") in ("adaptive", "adaptive_tied"))) if on)
 
 
 def _checkpoint(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str, seed: int) -> None:
     src, R = source.path, source.rows
     verify_checkpoint(src)  # never remap a corrupt or swapped checkpoint
     raw = read_json(src / "config.json")
+    old_model = dict(raw["model"])
+    skip = _adaptive_prefixes(old_model)
     tensors = load_tensors(src / "model.safetensors")
+    gathers: dict[str, torch.Tensor] = {}
+    if skip:  # frequency order, cutoffs and band rows re-derived (tokembed.vocab.tables)
+        tensors, gathers, raw["model"]["cutoffs"] = adaptive_checkpoint(old_model, tensors, vmap, init=init, seed=seed)
     for name, t in tensors.items():
-        if _is_vocab_tensor(name, t, R):
+        if _is_vocab_tensor(name, t, R, skip):
             tensors[name] = vmap.apply_rows(t, init=init, seed=seed, fill="zeros" if name == "token_counts" else "init")
-    new_rows = vmap.rows(R)
+    new_rows = len(tensors["token_counts"]) if skip else vmap.rows(R)
     write_safetensors(tmp / "model.safetensors", tensors, metadata={"tokembed_version": TOKEMBED_VERSION})
-    raw["model"]["vocab_size"] = new_rows
+    _set_rows(raw["model"], new_rows, new_tok.vocab_size)
     raw["tokenizer_fingerprint"] = new_tok.fingerprint
     write_json(tmp / "config.json", raw)
     new_tok.save(tmp / "tokenizer")
     if (src / "train_state.json").is_file():
         state = read_json(src / "train_state.json")
-        names = _optimizer_param_names(raw["model"] | {"vocab_size": R}, state["optimizer"], where=src)
+        names = _optimizer_param_names(old_model, state["optimizer"], where=src)
         train = load_tensors(src / "train_state.safetensors")
         for key, t in train.items():
             parts = key.split(".", 2)
-            if parts[0] == "optim" and t.dim() >= 1 and _is_vocab_tensor(names.get(int(parts[1]), ""), t, R):
-                train[key] = vmap.apply_rows(t, fill="zeros")  # a new token starts with no AdamW history
+            name = names.get(int(parts[1]), "") if parts[0] == "optim" and t.dim() >= 1 else ""
+            if name in gathers:
+                train[key] = gather_rows(t, gathers[name])  # a new token starts with no AdamW history
+            elif name and _is_vocab_tensor(name, t, R, skip):
+                train[key] = vmap.apply_rows(t, fill="zeros")
         if isinstance(state.get("config"), dict) and isinstance(state["config"].get("model"), dict):
-            state["config"]["model"]["vocab_size"] = new_rows
+            state["config"]["model"] = dict(raw["model"])
         write_safetensors(tmp / "train_state.safetensors", train)
         write_json(tmp / "train_state.json", state)
+
+
+def _set_rows(model_cfg: dict, rows: int, tokens: int) -> None:
+    """``vocab_size`` = table rows; ``extra.vocab_tokens`` = the tokenizer's V when rows past it are padding
+    (the heads mask them to -inf: :func:`tokembed.model.vocab_tokens`)."""
+    model_cfg["vocab_size"] = rows
+    extra = dict(model_cfg.get("extra") or {})
+    extra.pop("vocab_tokens", None)
+    if rows > tokens:
+        extra["vocab_tokens"] = tokens
+    model_cfg["extra"] = extra
 
 
 def _optimizer_param_names(model_cfg: dict, opt_meta: dict, *, where: Path) -> dict[int, str]:
