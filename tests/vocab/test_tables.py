@@ -259,3 +259,98 @@ def test_cli_pad_to_multiple_of(bpe_tok, tmp_path, capsys):
     assert model.vocab_size % 32 == 0 and model.head.num_tokens == tok.vocab_size < model.vocab_size
     assert main(["vocab", "trim", str(src), "--corpus", str(corpus), "-o", str(tmp_path / "bad"), "--pad-to-multiple-of", "0"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+# -- compressed artifacts -------------------------------------------------------------------------------
+CODECS = [("int8", {}), ("int4", {"group_size": 16, "symmetric": False}), ("fp16", {}), ("pq", {"M": 8, "nbits": 6}),
+          ("lowrank", {"rank": 8}), ("prune", {"sparsity": 0.75}), ("hash", {"buckets": 32}), ("trim", {}), ("plan", {})]
+
+
+@pytest.fixture(scope="module")
+def compress_ck(bpe_tok, tmp_path_factory):
+    from _vocab_models import make_checkpoint
+
+    return make_checkpoint(bpe_tok, tmp_path_factory.mktemp("cmp") / "ck", head="untied", steps=1)
+
+
+def _compress(ck, out, method, opts, workdir):
+    from tokembed.compress.apply import CompressOptions, compress_source
+    from tokembed.corpus import Corpus
+
+    f = workdir / "corpus.txt"
+    f.write_text("\n".join(SENTENCES), encoding="utf-8")
+    corpus = Corpus([str(f)]) if method in ("trim", "plan") else None
+    compress_source(ck, CompressOptions(method=method, iters=3, **opts), out_dir=out, corpus=corpus)
+    return out
+
+
+def _per_row(table) -> dict:
+    """The stored tensors with one row per id (what must follow the map byte for byte); a trimmed table's
+    ``id_map`` points into its compacted rows, so it is renumbered (the rows themselves are compared decoded)."""
+    ts, _ = table.state()
+    return {k: v for k, v in ts.items() if v.dim() and v.shape[0] == table.shape[0] and k != "id_map"}
+
+
+@pytest.mark.parametrize("method,opts", CODECS, ids=[m for m, _ in CODECS])
+def test_compressed_artifact_trim_and_add(bpe_tok, compress_ck, tmp_path, method, opts):
+    from tokembed.compress.artifact import load_compressed
+
+    src = _compress(compress_ck, tmp_path / "c", method, opts, tmp_path)
+    rep = trim(src, tmp_path / "t", CORPUS)
+    assert rep["source_kind"] == "compressed" and rep["verify"]["max_abs_hidden_diff"] == 0.0
+    add(tmp_path / "t", tmp_path / "a", [" tokembed"])
+    old = load_compressed(src)
+    for out in (tmp_path / "t", tmp_path / "a"):
+        new = load_compressed(out, tokenizer=load_source(out).tokenizer)  # bound checks and the fingerprint pass
+        vmap = VocabMap.load(out)
+        meta = read_json(out / "compression.json")
+        assert meta["shape"] == [vmap.new_size, 32] and meta["tokenizer_fingerprint"] == vmap.new_fingerprint
+        assert meta["report"]["vocab_change"]["new_size"] == vmap.new_size
+        assert meta["input"]["bytes"] == new.input.nbytes and meta["input"]["kind"] == old.input.kind
+        if out.name == "a":
+            old = load_compressed(tmp_path / "t")
+        keep = vmap.source  # (V',) old id per new id, -1 new
+        kept = (keep >= 0).nonzero().squeeze(1)
+        for part in ("input", "output"):
+            a, b = getattr(old, part), getattr(new, part)
+            assert (a is None) == (b is None)
+            if a is None:
+                continue
+            assert torch.equal(b.table.gather(kept), a.table.gather(keep[kept]))  # kept rows decode bit for bit
+            for name, t in _per_row(a.table).items():  # ... because their stored bytes are the same
+                assert torch.equal(_per_row(b.table)[name][kept], t[keep[kept]]), name
+            assert bool(torch.isfinite(b.decode()).all())
+        if old.output_bias is not None:
+            assert torch.equal(new.output_bias[kept], old.output_bias[keep[kept]])
+
+
+def test_compressed_new_rows_use_the_same_codec(bpe_tok, compress_ck, tmp_path):
+    """A new token's stored row is the codec's own encoding of its init (compose: mean of its pieces' decoded rows)."""
+    from tokembed.compress.artifact import load_compressed
+    from tokembed.compress.quantize import quantize
+
+    src = _compress(compress_ck, tmp_path / "c", "int4", {"group_size": 16, "symmetric": False}, tmp_path)
+    add(src, tmp_path / "a", [" tokembed"])
+    old, new = load_compressed(src), load_compressed(tmp_path / "a")
+    vmap = VocabMap.load(tmp_path / "a")
+    tok = vmap.new_tokens[0]
+    init = old.input.decode()[tok.pieces].double().mean(0).float()
+    want = quantize(init[None], bits=4, group_size=16, symmetric=False)
+    q = new.input.table
+    assert torch.equal(q.codes[tok.id], want.codes[0]) and torch.equal(q.scale[tok.id], want.scale[0])
+    assert torch.equal(q.bias[tok.id], want.bias[0])
+
+
+def test_compressed_refusals(bpe_tok, compress_ck, tmp_path):
+    import shutil
+
+    src = _compress(compress_ck, tmp_path / "c", "int8", {}, tmp_path)
+    with pytest.raises(ArtifactError, match="pad-to-multiple-of"):
+        trim(src, tmp_path / "t", CORPUS, pad_to_multiple_of=8)
+    assert not (tmp_path / "t").exists()
+    bare = tmp_path / "bare"
+    shutil.copytree(src, bare)
+    shutil.rmtree(bare / "tokenizer")
+    with pytest.raises(ArtifactError, match="tokenizer"):
+        trim(bare, tmp_path / "t", CORPUS)
+    assert not (tmp_path / "t").exists()

@@ -15,6 +15,9 @@ Unlike :mod:`tokembed.vocab.map` (rows of one tensor), this module knows the fol
   ``generation_config.json``; ``tokenizer.json``, ``tokenizer_config.json``'s
   ``added_tokens_decoder``, ``special_tokens_map.json``, and the slow tokenizers' ``vocab.txt``
   / ``vocab.json`` + ``merges.txt``;
+- a **compressed artifact** (``compression.json`` + ``compressed.safetensors`` + ``tokenizer/``): every
+  stored table through :func:`~tokembed.vocab.tables.remap_codec` (kept rows byte-identical, new rows
+  encoded with the same codec), the output bias, and ``compression.json`` (shape, fingerprint);
 - a **tokenizer folder** alone: the new tokenizer.
 
 The output folder appears whole or not at all, with ``vocab_map.json`` (both fingerprints) in it.
@@ -46,7 +49,7 @@ from ..model import ModelConfig, build_model
 from ..tokenizers import load_tokenizer
 from ..training.checkpoint import verify_checkpoint, write_manifest
 from .map import VocabMap
-from .tables import adaptive_checkpoint, gather_rows
+from .tables import adaptive_checkpoint, gather_rows, remap_codec
 
 __all__ = ["Source", "load_source", "write_output", "SPECIAL_ID_KEYS", "SUPPORTED_EMBEDDINGS", "SUPPORTED_HEADS"]
 
@@ -66,13 +69,13 @@ class Source:
     """A folder to change: its kind, its tokenizer and its table rows R (>= the tokenizer's V)."""
 
     path: Path
-    kind: str  # "checkpoint", "hf" or "tokenizer"
+    kind: str  # "checkpoint", "hf", "compressed" or "tokenizer"
     tokenizer: Any
     rows: int | None = None  # R; None for a tokenizer folder
 
 
 def load_source(path: str | os.PathLike) -> Source:
-    """Recognise a tokembed checkpoint, a Hugging Face model folder or a tokenizer folder/file."""
+    """Recognise a tokembed checkpoint, a compressed artifact, a Hugging Face model folder or a tokenizer folder/file."""
     p = Path(path)
     if (p / "model.safetensors").is_file() and (p / "tokenizer").is_dir():
         raw = read_json(p / "config.json")
@@ -89,6 +92,8 @@ def load_source(path: str | os.PathLike) -> Source:
                 f"vocabulary surgery supports embedding in {SUPPORTED_EMBEDDINGS} and head in {SUPPORTED_HEADS}"
             )
         src = Source(p, "checkpoint", load_tokenizer(p / "tokenizer"), int(model["vocab_size"]))
+    elif (p / "compression.json").is_file():
+        src = _compressed_source(p)
     elif (p / "config.json").is_file() and ((p / "model.safetensors").is_file() or (p / "model.safetensors.index.json").is_file()):
         src = Source(p, "hf", load_tokenizer(p), _hf_vocab_size(read_json(p / "config.json"), p))
     else:
@@ -99,6 +104,23 @@ def load_source(path: str | os.PathLike) -> Source:
             "the tokenizer does not belong to this model (pass the folder with the tokenizer it was trained with)"
         )
     return src
+
+
+def _compressed_source(p: Path) -> Source:
+    """A compressed artifact (``tokembed compress``): its tokenizer must be the one the table was compressed for."""
+    meta = read_json(p / "compression.json")
+    shape = meta.get("shape") if isinstance(meta, dict) else None
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(x) is int and x >= 1 for x in shape)):
+        raise ArtifactError(f"{p / 'compression.json'}: shape={shape!r} is not [V, D]; the artifact is corrupt — write it "
+                            "again with 'tokembed compress'")
+    if not (p / "tokenizer").is_dir():
+        raise ArtifactError(f"{p}: the compressed artifact has no tokenizer/ folder; a vocabulary change needs the "
+                            "tokenizer the table was compressed for — compress again from the model's checkpoint")
+    tok = load_tokenizer(p / "tokenizer")
+    if meta.get("tokenizer_fingerprint") not in (None, tok.fingerprint):
+        raise ArtifactError(f"{p}: tokenizer/ has fingerprint {tok.fingerprint[:12]} but the table was compressed for "
+                            f"{str(meta['tokenizer_fingerprint'])[:12]}; restore the artifact's own tokenizer/ folder")
+    return Source(p, "compressed", tok, shape[0])
 
 
 def _hf_vocab_size(config: dict, where: Path) -> int:
@@ -119,6 +141,8 @@ def write_output(source: Source, out: str | os.PathLike, vmap: VocabMap, new_tok
             _checkpoint(source, tmp, vmap, new_tok, init=init, seed=seed)
         elif source.kind == "hf":
             _hf_folder(source, tmp, vmap, new_tok, init=init, seed=seed)
+        elif source.kind == "compressed":
+            _compressed(source, tmp, vmap, new_tok, init=init, seed=seed)
         else:
             _save_tokenizer_here(new_tok, tmp)
         vmap.save(tmp)
@@ -246,6 +270,34 @@ def _optimizer_param_names(model_cfg: dict, opt_meta: dict, *, where: Path) -> d
     if [len(g["params"]) for g in groups] != [len(g.get("params", [])) for g in saved]:
         raise ArtifactError(f"{where}: the optimizer groups in train_state.json do not match the model; the train state is not remappable")
     return {pid: name_of[id(p)] for g, s in zip(groups, saved) for p, pid in zip(g["params"], s["params"])}
+
+
+# -- compressed artifacts ---------------------------------------------------------------------
+def _compressed(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str, seed: int) -> None:
+    """Every stored table (input, untied output) and the output bias follow the map (:func:`remap_codec`);
+    ``compression.json`` is written again (shape, parts, fingerprint) with the change in its report."""
+    from ..compress.artifact import CompressedTable, load_compressed, save_compressed
+
+    if vmap.pad_to_multiple_of > 1:
+        raise ArtifactError("a compressed artifact is served, not trained: padding rows would only cost bytes, and its heads "
+                            "do not mask them; drop --pad-to-multiple-of", param="pad_to_multiple_of")
+    art = load_compressed(source.path)  # every tensor checked against its codec's specs first
+    parts = {name: CompressedTable(remap_codec(ct.table, vmap, init=init, seed=seed), ct.kind, ct.info)
+             for name, ct in (("input", art.input), ("output", art.output)) if ct is not None}
+    bias = None if art.output_bias is None else vmap.apply_rows(art.output_bias, init=init, seed=seed)
+    m = art.meta
+    shape = [vmap.rows(source.rows), parts["input"].table.shape[1]]
+    report = dict(m.get("report") or {})
+    report["vocab_change"] = {"operation": vmap.operation, **vmap.summary(), "shape_before": report.get("shape", m.get("shape")),
+                              "bytes_after": sum(ct.nbytes for ct in parts.values())}
+    report["shape"] = shape
+    staged = tmp / ".compressed"
+    save_compressed(staged, input=parts["input"], output=parts.get("output"), tied=art.tied, tokenizer=new_tok,
+                    method=m.get("method", ""), options=m.get("options"), report=report, output_bias=bias,
+                    embedding_scale=float(m.get("embedding_scale", 1.0)), source=m.get("source", ""))
+    for f in staged.iterdir():
+        os.replace(f, tmp / f.name)
+    staged.rmdir()
 
 
 # -- Hugging Face folders ---------------------------------------------------------------------

@@ -31,7 +31,7 @@ from ..embeddings.adaptive import band_bounds
 from ..errors import ArtifactError
 from .map import VocabMap
 
-__all__ = ["BandPlan", "band_plan", "gather_rows", "lstsq_rows", "adaptive_checkpoint"]
+__all__ = ["BandPlan", "band_plan", "gather_rows", "lstsq_rows", "adaptive_checkpoint", "remap_codec"]
 
 
 @dataclass
@@ -178,3 +178,160 @@ def _init_new_rows(model_cfg, tensors, out, plan: BandPlan, vmap: VocabMap, *, i
             Q = model.head.tail[last - 1][0].weight  # (d, D)
             O = out[f"head.tail.{last - 1}.1.weight"]
             O[at] = lstsq_rows(Q.T, w).to(O.dtype)
+
+
+# -- compressed codecs (tokembed.compress) ---------------------------------------------------------------
+def remap_codec(table, vmap: VocabMap, *, init: str = "compose", seed: int = 0):
+    """A compressed (R, D) table of any codec -> the same codec, (R', D), rows following ``vmap``.
+
+    Kept rows keep their stored bytes (codes, scales, offsets, indices, bucket or group); new
+    tokens' rows are their init (``vmap``'s ``init`` on the decoded table) encoded with the same
+    codec and its stored parameters (bits and group size, codebooks, ``B``, centroids, sparsity k);
+    padding rows are zero rows, encoded. Shared tensors are unchanged.
+    """
+    V, D = table.shape
+    R2 = vmap.rows(V)
+    idx = torch.full((R2,), -1, dtype=torch.int64)  # (R',) old row of each new row, -1: new token or padding
+    idx[: vmap.new_size] = vmap.source
+    fill = torch.zeros(R2, D)  # (R', D) float rows to encode where idx < 0
+    fresh = torch.tensor([t.id for t in vmap.new_tokens], dtype=torch.int64)
+    if len(fresh):
+        fill[fresh] = vmap.apply_rows(table.decode(), init=init, seed=seed)[fresh].float()
+    bias_fill = None
+    if getattr(table, "bias", None) is not None and type(table).__name__ == "Trimmed":
+        bias_fill = torch.zeros(R2)
+        if len(fresh):
+            bias_fill[fresh] = vmap.apply_rows(table.bias[table.id_map.long()], init=init, seed=seed)[fresh].float()
+    return _remap(table, idx, fill, bias_fill, tokens=vmap.new_size)
+
+
+def _remap(table, idx: torch.Tensor, fill: torch.Tensor, bias_fill: torch.Tensor | None = None, *, tokens: int = 0):
+    """Dispatch on the codec; ``idx`` (R',) old row or -1, ``fill`` (R', D) rows to encode where idx < 0."""
+    from ..compress.codec import DenseTable
+    from ..compress.hashing import HashBuckets
+    from ..compress.lowrank import LowRank
+    from ..compress.planner import MixedTables
+    from ..compress.pq import PQCodes
+    from ..compress.prune import SparseRows, Trimmed
+    from ..compress.quantize import QuantizedTensor
+
+    remaps = {QuantizedTensor: _quantized, DenseTable: _dense, PQCodes: _pq, LowRank: _lowrank, SparseRows: _sparse,
+              HashBuckets: _buckets, MixedTables: _mixed}
+    if isinstance(table, Trimmed):
+        return _trimmed(table, idx, fill, bias_fill, tokens=tokens)
+    for cls, fn in remaps.items():
+        if isinstance(table, cls):
+            return fn(table, idx, fill)
+    raise ArtifactError(f"compressed table of type {type(table).__name__} has no vocabulary remap; "
+                        "decompress it (tokembed export --format safetensors) and compress the changed model again")
+
+
+def _fresh(idx: torch.Tensor) -> torch.Tensor:
+    return (idx < 0).nonzero().squeeze(1)  # (n,) rows to encode
+
+
+def _quantized(t, idx, fill):
+    from ..compress.quantize import QuantizedTensor, quantize
+
+    new = _fresh(idx)
+    c = t.config
+    codes, scale = gather_rows(t.codes, idx), gather_rows(t.scale, idx)
+    bias = None if t.bias is None else gather_rows(t.bias, idx)
+    if len(new):
+        enc = quantize(fill[new], bits=c.bits, group_size=c.group_size, symmetric=c.symmetric)  # same bits, groups, grid
+        codes[new], scale[new] = enc.codes, enc.scale
+        if bias is not None:
+            bias[new] = enc.bias
+    return QuantizedTensor(codes, scale, bias, (len(idx), t.shape[1]), c)
+
+
+def _dense(t, idx, fill):
+    from ..compress.codec import DenseTable
+
+    w = gather_rows(t.weight, idx)
+    new = _fresh(idx)
+    w[new] = fill[new].to(w.dtype)
+    return DenseTable(w)
+
+
+def _pq(t, idx, fill):
+    from ..compress.kmeans import assign
+    from ..compress.pq import PQCodes
+
+    M, _, ds = t.codebooks.shape
+    new = _fresh(idx)
+    codes = gather_rows(t.codes, idx)
+    if len(new):
+        X = fill[new].view(len(new), M, ds).transpose(0, 1).contiguous()  # (M, n, ds)
+        codes[new] = assign(X, t.codebooks)[0].t().to(codes.dtype)  # nearest centroid in each subspace
+    return PQCodes(codes, t.codebooks, (len(idx), t.shape[1]), t.nbits)
+
+
+def _lowrank(t, idx, fill):
+    from ..compress.lowrank import LowRank
+
+    new = _fresh(idx)
+    A = gather_rows(t.A, idx)
+    if len(new):
+        A[new] = lstsq_rows(t.B.T, fill[new]).float()  # a B ≈ e
+    return LowRank(A, t.B, t.energy)
+
+
+def _sparse(t, idx, fill):
+    from ..compress.prune import SparseRows
+
+    new = _fresh(idx)
+    values, index = gather_rows(t.values, idx), gather_rows(t.index, idx)
+    k = t.values.shape[1]
+    if len(new):
+        cols = fill[new].abs().topk(k, dim=1, sorted=False).indices.sort(dim=1).values  # the k largest |w|, as magnitude_prune
+        values[new], index[new] = fill[new].gather(1, cols), cols.to(index.dtype)
+    return SparseRows(values, index, (len(idx), t.shape[1]))
+
+
+def _buckets(t, idx, fill):
+    from ..compress.hashing import HashBuckets
+    from ..compress.kmeans import assign
+
+    new = _fresh(idx)
+    bucket = gather_rows(t.bucket, idx)
+    if len(new):
+        bucket[new] = assign(fill[new].unsqueeze(0), t.centroids.unsqueeze(0))[0][0].to(bucket.dtype)  # nearest centroid
+    return HashBuckets(t.centroids, bucket)
+
+
+def _trimmed(t, idx, fill, bias_fill, *, tokens: int):
+    """Kept ids keep their stored row, new tokens get a row of their own, dropped rows and padding -> the fallback."""
+    from ..compress.prune import Trimmed
+
+    fb = t.table.shape[0] - 1
+    old_row = torch.where(idx >= 0, t.id_map.long()[idx.clamp(min=0)], -1)  # (R',) stored row or -1
+    is_new = (idx < 0) & (torch.arange(len(idx)) < tokens)  # new tokens (rows past ``tokens`` are padding)
+    own = ((old_row >= 0) & (old_row != fb)) | is_new
+    rows = own.nonzero().squeeze(1)  # (n_own,) new ids with a row, in id order
+    table = torch.cat([gather_rows(t.table, old_row[rows]), t.table[fb:]])  # (n_own + 1, D)
+    new = (old_row[rows] < 0).nonzero().squeeze(1)
+    table[new] = fill[rows[new]]
+    id_map = torch.full((len(idx),), len(rows), dtype=torch.int32)
+    id_map[rows] = torch.arange(len(rows), dtype=torch.int32)
+    bias = None
+    if t.bias is not None:
+        bias = torch.cat([gather_rows(t.bias, old_row[rows]), t.bias[fb:]])
+        bias[new] = bias_fill[rows[new]]
+    return Trimmed(table.contiguous(), id_map, bias)
+
+
+def _mixed(t, idx, fill):
+    """Each group's stored rows follow the map on their own; new and padding rows join the cheapest group."""
+    from ..compress.planner import MixedTables
+
+    present = [j for j, name in enumerate(t.options) if name in t.tables]
+    cheapest = min(present, key=lambda j: t.tables[t.options[j]].nbytes / max(1, t.tables[t.options[j]].shape[0]))
+    group = torch.where(idx >= 0, t.group_of.long()[idx.clamp(min=0)], cheapest)  # (R',)
+    local = torch.where(idx >= 0, t.local[idx.clamp(min=0)], -1)  # (R',) row inside the old group table
+    tables = {}
+    for j, name in enumerate(t.options):
+        if name in t.tables:
+            mine = (group == j).nonzero().squeeze(1)  # new ids of group j, in increasing order
+            tables[name] = _remap(t.tables[name], local[mine], fill[mine])
+    return MixedTables(t.options, tables, group.to(torch.uint8), t.D)
