@@ -354,3 +354,36 @@ def test_compressed_refusals(bpe_tok, compress_ck, tmp_path):
     with pytest.raises(ArtifactError, match="tokenizer"):
         trim(bare, tmp_path / "t", CORPUS)
     assert not (tmp_path / "t").exists()
+
+
+def test_export_of_a_padded_model(bpe_tok, tmp_path):
+    """transformers has no padding mask: the export compares the real tokens' logits and reports the padding rows."""
+    from _vocab_models import make_checkpoint
+    from tokembed.vocab.export import export_checkpoint
+
+    src = make_checkpoint(bpe_tok, tmp_path / "ck", head="tied")
+    add(src, tmp_path / "pad", [" vocabulary"], pad_to_multiple_of=64)
+    rep = export_checkpoint(tmp_path / "pad", tmp_path / "hf", format="hf")
+    n = VocabMap.load(tmp_path / "pad").new_size
+    assert rep["max_abs_logit_diff"] < 1e-4 and rep["padding_rows"] == read_json(tmp_path / "pad" / "config.json")["model"]["vocab_size"] - n
+
+
+def test_cli_compressed_adaptive_and_hashed(bpe_tok, compress_ck, tmp_path, capsys):
+    from _vocab_models import make_checkpoint
+    from tokembed.cli import main
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(CORPUS), encoding="utf-8")
+    cmp = _compress(compress_ck, tmp_path / "pq", "pq", {"M": 4, "nbits": 5}, tmp_path)
+    assert main(["vocab", "trim", str(cmp), "--corpus", str(corpus), "-o", str(tmp_path / "t"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["source_kind"] == "compressed" and rep["rows"][1] == read_json(tmp_path / "t" / "compression.json")["shape"][0]
+    ad = adaptive_checkpoint(bpe_tok, tmp_path / "ad", steps=1)
+    assert main(["vocab", "add", str(ad), " tokembed", "-o", str(tmp_path / "ad2")]) == 0
+    load_checkpoint(tmp_path / "ad2")
+    hashed = make_checkpoint(bpe_tok, tmp_path / "h", embedding="hashed")
+    capsys.readouterr()
+    assert main(["vocab", "trim", str(hashed), "--corpus", str(corpus), "-o", str(tmp_path / "h2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "hash" in err[0] and "retrain" in err[0]
+    assert not (tmp_path / "h2").exists()
