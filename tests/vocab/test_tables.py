@@ -21,15 +21,15 @@ from tokembed.vocab.tables import band_plan
 CORPUS = SENTENCES[:4]
 
 
-def adaptive_checkpoint(tok, folder, *, embedding="adaptive", head="adaptive_tied", steps=2, extra=None):
+def adaptive_checkpoint(tok, folder, *, embedding="adaptive", head="adaptive_tied", steps=2, counts=None, cutoffs=None):
     """A tiny model with adaptive input/softmax, frequency order from the corpus counts, AdamW state."""
     from tokembed.model import ModelConfig, build_model
     from tokembed.training.config import TrainConfig
 
-    ids = [i for s in SENTENCES for i in tok.encode(s)]
-    counts = torch.bincount(torch.tensor(ids), minlength=tok.vocab_size)
+    if counts is None:
+        counts = torch.bincount(torch.tensor([i for s in SENTENCES for i in tok.encode(s)]), minlength=tok.vocab_size)
     mcfg = ModelConfig(vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2, max_seq_len=64, embedding=embedding,
-                       head=head, extra=extra or {"factor": 2.0})
+                       head=head, cutoffs=cutoffs, extra={"factor": 2.0})
     model = build_model(mcfg, token_counts=counts, seed=0)
     config = TrainConfig(model=mcfg, max_steps=steps, seq_len=32)
     opt = torch.optim.AdamW(embedding_param_groups(model, lr=1e-2, weight_decay=0.1))
@@ -61,7 +61,8 @@ def _expected_after_trim(model, h, vmap):
     kept_rank[rank[kept_ids]] = True
     with torch.no_grad():
         z = sm._head_logits(h).double()  # (N, c0 + K)
-        head_keep = torch.cat([kept_rank[: sm.shortlist_size], torch.ones(sm.n_clusters, dtype=torch.bool)])
+        clusters_kept = torch.tensor([bool(kept_rank[lo:hi].any()) for lo, hi in sm.bounds[1:]])  # a cluster that lost every token goes
+        head_keep = torch.cat([kept_rank[: sm.shortlist_size], clusters_kept])
         head_lp = z - torch.logsumexp(z[:, head_keep], -1, keepdim=True)
         by_rank = [head_lp[:, : sm.shortlist_size]]
         for k, (lo, hi) in enumerate(sm.bounds[1:]):
@@ -188,8 +189,37 @@ def test_adaptive_refusals(bpe_tok, tmp_path):
         trim(src, tmp_path / "out", CORPUS, pad_to_multiple_of=64)
     assert not (tmp_path / "out").exists()
     order = torch.arange(8)
-    with pytest.raises(ArtifactError, match="band 1 .*keep no token"):
-        band_plan(order, [2, 4], VocabMap.from_keep(old_size=8, keep=[0, 1, 5]))
+    with pytest.raises(ArtifactError, match="shortlist .*keep no token"):
+        band_plan(order, [2, 4], VocabMap.from_keep(old_size=8, keep=[2, 5]))
+    plan = band_plan(order, [2, 4], VocabMap.from_keep(old_size=8, keep=[0, 1, 5]))  # band 1 loses every token
+    assert plan.cutoffs == [2, 2] and plan.band_sizes == [2, 0, 1]
+
+
+@pytest.mark.parametrize("head", ["adaptive_tied", "adaptive"])
+def test_trim_adaptive_band_left_empty(bpe_tok, tmp_path, head):
+    """A band that loses every token stays, empty (a repeated cutoff): the other bands keep their widths and rows,
+    the hidden states stay equal, and the empty cluster gets no probability."""
+    from tokembed.vocab.trim import trim_tokenizer
+
+    _, m, _ = trim_tokenizer(bpe_tok, CORPUS)
+    kept = [i for i in range(bpe_tok.vocab_size) if m.old_to_new[i] >= 0]
+    counts = torch.zeros(bpe_tok.vocab_size, dtype=torch.int64)
+    counts[kept[:25]], counts[m.dropped[:35]] = 1000, 100  # band 0: kept tokens, band 1: tokens the trim drops
+    src = adaptive_checkpoint(bpe_tok, tmp_path / "ck", head=head, counts=counts, cutoffs=[25, 60])
+    rep = trim(src, tmp_path / "out", CORPUS)
+    assert rep["verify"]["max_abs_hidden_diff"] == 0.0
+    vmap = VocabMap.load(tmp_path / "out")
+    model, tok, _ = load_checkpoint(tmp_path / "out")
+    assert model.config.cutoffs == [25, 25] and model.embedding.band_sizes[1] == 0
+    old_model, _, _ = load_checkpoint(src)
+    ids_old, h_old, _, _ = _log_probs(src, CORPUS[0])
+    ids_new, h_new, lp_new, _ = _log_probs(tmp_path / "out", CORPUS[0])
+    assert torch.equal(h_new, h_old)
+    torch.testing.assert_close(lp_new, _expected_after_trim(old_model, h_old, vmap), atol=2e-5, rtol=0)
+    assert torch.allclose(lp_new.exp().sum(-1), torch.ones(len(ids_new), dtype=torch.float64), atol=1e-5)
+    x = torch.tensor([ids_new.tolist()])
+    loss = model.loss(x[:, :-1], x[:, 1:])
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(-lp_new[:-1].gather(1, x[0, 1:, None]).mean().item(), abs=1e-5)
 
 
 # -- padding rows ---------------------------------------------------------------------------------------
@@ -387,3 +417,26 @@ def test_cli_compressed_adaptive_and_hashed(bpe_tok, compress_ck, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "hash" in err[0] and "retrain" in err[0]
     assert not (tmp_path / "h2").exists()
+
+
+@pytest.mark.parametrize("cutoffs", [[4, 4], [4, 12], [4, 4, 12]])
+def test_adaptive_modules_with_empty_bands(cutoffs):
+    """Empty bands (repeated cutoffs, or V as the last): no rows, no probability, exact log-probs and loss."""
+    from tokembed.embeddings.adaptive import AdaptiveInput
+    from tokembed.heads.adaptive import AdaptiveSoftmax
+
+    V, D = 12, 16
+    inp = AdaptiveInput(V, D, cutoffs, 2.0, permutation=torch.randperm(V, generator=torch.Generator().manual_seed(1)))
+    ids = torch.arange(V)[None]
+    torch.testing.assert_close(inp(ids), inp._reference_forward(ids))
+    h = torch.randn(5, D, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0, 3, 5, 11, 7])
+    for sm in (AdaptiveSoftmax(D, V, cutoffs, 2.0, permutation=inp.order), AdaptiveSoftmax(D, V, tie_with=inp, head_bias=True)):
+        lp = sm.log_prob(h)
+        torch.testing.assert_close(lp.exp().sum(-1), torch.ones(5))
+        torch.testing.assert_close(lp, sm._reference_log_prob(h), atol=1e-5, rtol=0)
+        torch.testing.assert_close(sm.loss(h, t, reduction="none"), -lp.gather(1, t[:, None]).squeeze(1), atol=1e-5, rtol=0)
+        z = sm._head_logits(h)
+        assert all(bool((z[:, sm.shortlist_size + k] == float("-inf")).all()) for k in sm.empty_clusters)
+        assert sm.empty_clusters and torch.isfinite(sm.loss(h, t, z_loss=1e-4))
+        sm.loss(h, t).backward()

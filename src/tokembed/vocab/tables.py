@@ -10,8 +10,9 @@ table is row ``source[j]`` of the old one), these tables store rows in another o
   number of kept tokens in each old band (cumulated). New tokens have no count (0): they go to
   the tail of the last band. Keeping every token in its band keeps its vectors bit for bit
   (``E_k`` row and ``P_k`` unchanged); moving a token to a band of another width would change it
-  (``P_j^+ P_k e`` is exact only for ``P_j = I``). A band left with no token is refused (a band
-  cannot be removed without changing the widths of the bands after it).
+  (``P_j^+ P_k e`` is exact only for ``P_j = I``). A tail band left with no token stays, empty
+  (a repeated cutoff): removing it would change the widths of the bands after it, and the
+  softmax gives an empty cluster no probability. An empty shortlist (band 0) is refused.
 - **compressed codecs** (``tokembed.compress``): per-row tensors (int8/int4 codes, scales and
   offsets, PQ codes, low-rank ``A``, sparse values/indices, hash buckets, trimmed id map, mixed
   groups) follow the map row by row, byte for byte; shared tensors (codebooks, ``B``,
@@ -70,12 +71,11 @@ def band_plan(order: torch.Tensor, cutoffs: list[int], vmap: VocabMap) -> BandPl
         r, i = kept, new_of_rank[lo:hi][kept]
         if k == len(bounds) - 1:  # new tokens have count 0: the tail of the last band
             r, i = torch.cat([r, torch.full((len(fresh),), -1)]), torch.cat([i, fresh])
-        if len(r) == 0:
+        if len(r) == 0 and k == 0:
             lost = order[lo:hi][:5].tolist()
             raise ArtifactError(
-                f"adaptive band {k} (frequency ranks {lo}..{hi - 1}, old ids {lost}{' ...' if hi - lo > 5 else ''}) would "
-                "keep no token, and a band cannot be removed without changing the widths of the bands after it; "
-                "keep at least one of its tokens (--keep TOKEN)", param="keep")
+                f"the adaptive shortlist (band 0, frequency ranks {lo}..{hi - 1}, old ids {lost}{' ...' if hi - lo > 5 else ''}) "
+                "would keep no token; keep at least one of the most frequent tokens (--keep TOKEN)", param="keep")
         rows.append(r)
         ids.append(i)
     sizes = [len(r) for r in rows]
