@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from ..artifacts import TOKEMBED_VERSION, atomic_dir, atomic_write_text, load_tensors, read_json, write_json
+from ..compress.artifact import CompressedTable, load_compressed, save_compressed
 from ..embeddings.control import embedding_param_groups
 from ..errors import ArtifactError
 from ..model import ModelConfig, build_model
@@ -276,8 +277,6 @@ def _optimizer_param_names(model_cfg: dict, opt_meta: dict, *, where: Path) -> d
 def _compressed(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str, seed: int) -> None:
     """Every stored table (input, untied output) and the output bias follow the map (:func:`remap_codec`);
     ``compression.json`` is written again (shape, parts, fingerprint) with the change in its report."""
-    from ..compress.artifact import CompressedTable, load_compressed, save_compressed
-
     if vmap.pad_to_multiple_of > 1:
         raise ArtifactError("a compressed artifact is served, not trained: padding rows would only cost bytes, and its heads "
                             "do not mask them; drop --pad-to-multiple-of", param="pad_to_multiple_of")

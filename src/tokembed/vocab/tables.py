@@ -28,8 +28,18 @@ from dataclasses import dataclass
 
 import torch
 
+from ..compress.codec import DenseTable
+from ..compress.hashing import HashBuckets
+from ..compress.kmeans import assign
+from ..compress.lowrank import LowRank
+from ..compress.planner import MixedTables
+from ..compress.pq import PQCodes
+from ..compress.prune import SparseRows, Trimmed
+from ..compress.quantize import QuantizedTensor, quantize
 from ..embeddings.adaptive import band_bounds
 from ..errors import ArtifactError
+from ..model import ModelConfig, build_model, default_cutoffs
+from ..training.checkpoint import load_model_tensors
 from .map import VocabMap
 
 __all__ = ["BandPlan", "band_plan", "gather_rows", "lstsq_rows", "adaptive_checkpoint", "remap_codec"]
@@ -153,16 +163,11 @@ def adaptive_checkpoint(model_cfg: dict, tensors: dict, vmap: VocabMap, *, init:
 
 
 def _cutoffs_of(model_cfg: dict, V: int) -> list[int]:
-    from ..model import ModelConfig, default_cutoffs
-
     return default_cutoffs(ModelConfig.from_dict({**model_cfg, "vocab_size": V}))
 
 
 def _init_new_rows(model_cfg, tensors, out, plan: BandPlan, vmap: VocabMap, *, init, seed, emb_ad, head) -> None:
     """Rows of the new tokens (tail of the last band): the init of their effective vectors, in the band's width."""
-    from ..model import ModelConfig, build_model
-    from ..training.checkpoint import load_model_tensors
-
     model = build_model(ModelConfig.from_dict(model_cfg), token_counts=tensors.get("token_counts"))
     load_model_tensors(model, tensors)
     last = len(plan.rows) - 1
@@ -198,7 +203,7 @@ def remap_codec(table, vmap: VocabMap, *, init: str = "compose", seed: int = 0):
     if len(fresh):
         fill[fresh] = vmap.apply_rows(table.decode(), init=init, seed=seed)[fresh].float()
     bias_fill = None
-    if getattr(table, "bias", None) is not None and type(table).__name__ == "Trimmed":
+    if isinstance(table, Trimmed) and table.bias is not None:
         bias_fill = torch.zeros(R2)
         if len(fresh):
             bias_fill[fresh] = vmap.apply_rows(table.bias[table.id_map.long()], init=init, seed=seed)[fresh].float()
@@ -207,14 +212,6 @@ def remap_codec(table, vmap: VocabMap, *, init: str = "compose", seed: int = 0):
 
 def _remap(table, idx: torch.Tensor, fill: torch.Tensor, bias_fill: torch.Tensor | None = None, *, tokens: int = 0):
     """Dispatch on the codec; ``idx`` (R',) old row or -1, ``fill`` (R', D) rows to encode where idx < 0."""
-    from ..compress.codec import DenseTable
-    from ..compress.hashing import HashBuckets
-    from ..compress.lowrank import LowRank
-    from ..compress.planner import MixedTables
-    from ..compress.pq import PQCodes
-    from ..compress.prune import SparseRows, Trimmed
-    from ..compress.quantize import QuantizedTensor
-
     remaps = {QuantizedTensor: _quantized, DenseTable: _dense, PQCodes: _pq, LowRank: _lowrank, SparseRows: _sparse,
               HashBuckets: _buckets, MixedTables: _mixed}
     if isinstance(table, Trimmed):
@@ -231,8 +228,6 @@ def _fresh(idx: torch.Tensor) -> torch.Tensor:
 
 
 def _quantized(t, idx, fill):
-    from ..compress.quantize import QuantizedTensor, quantize
-
     new = _fresh(idx)
     c = t.config
     codes, scale = gather_rows(t.codes, idx), gather_rows(t.scale, idx)
@@ -246,8 +241,6 @@ def _quantized(t, idx, fill):
 
 
 def _dense(t, idx, fill):
-    from ..compress.codec import DenseTable
-
     w = gather_rows(t.weight, idx)
     new = _fresh(idx)
     w[new] = fill[new].to(w.dtype)
@@ -255,9 +248,6 @@ def _dense(t, idx, fill):
 
 
 def _pq(t, idx, fill):
-    from ..compress.kmeans import assign
-    from ..compress.pq import PQCodes
-
     M, _, ds = t.codebooks.shape
     new = _fresh(idx)
     codes = gather_rows(t.codes, idx)
@@ -268,8 +258,6 @@ def _pq(t, idx, fill):
 
 
 def _lowrank(t, idx, fill):
-    from ..compress.lowrank import LowRank
-
     new = _fresh(idx)
     A = gather_rows(t.A, idx)
     if len(new):
@@ -278,8 +266,6 @@ def _lowrank(t, idx, fill):
 
 
 def _sparse(t, idx, fill):
-    from ..compress.prune import SparseRows
-
     new = _fresh(idx)
     values, index = gather_rows(t.values, idx), gather_rows(t.index, idx)
     k = t.values.shape[1]
@@ -290,9 +276,6 @@ def _sparse(t, idx, fill):
 
 
 def _buckets(t, idx, fill):
-    from ..compress.hashing import HashBuckets
-    from ..compress.kmeans import assign
-
     new = _fresh(idx)
     bucket = gather_rows(t.bucket, idx)
     if len(new):
@@ -302,8 +285,6 @@ def _buckets(t, idx, fill):
 
 def _trimmed(t, idx, fill, bias_fill, *, tokens: int):
     """Kept ids keep their stored row, new tokens get a row of their own, dropped rows and padding -> the fallback."""
-    from ..compress.prune import Trimmed
-
     fb = t.table.shape[0] - 1
     old_row = torch.where(idx >= 0, t.id_map.long()[idx.clamp(min=0)], -1)  # (R',) stored row or -1
     is_new = (idx < 0) & (torch.arange(len(idx)) < tokens)  # new tokens (rows past ``tokens`` are padding)
@@ -323,8 +304,6 @@ def _trimmed(t, idx, fill, bias_fill, *, tokens: int):
 
 def _mixed(t, idx, fill):
     """Each group's stored rows follow the map on their own; new and padding rows join the cheapest group."""
-    from ..compress.planner import MixedTables
-
     present = [j for j, name in enumerate(t.options) if name in t.tables]
     cheapest = min(present, key=lambda j: t.tables[t.options[j]].nbytes / max(1, t.tables[t.options[j]].shape[0]))
     group = torch.where(idx >= 0, t.group_of.long()[idx.clamp(min=0)], cheapest)  # (R',)

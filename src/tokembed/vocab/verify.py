@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..compress.artifact import load_compressed
 from ..training.checkpoint import load_checkpoint
 from ..errors import require
 from .apply import Source
@@ -128,8 +129,6 @@ class _Compressed(_Runner):
     has_head = False
 
     def __init__(self, path: Path):
-        from ..compress.artifact import load_compressed
-
         art = load_compressed(path)
         self.tok, self.model = art.tokenizer, art.embedding()
 
