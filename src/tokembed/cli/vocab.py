@@ -40,14 +40,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--top", type=int, default=None, metavar="N", help="with --from-corpus: how many")
     a.add_argument("--init", choices=_INITS, default="compose", help="rows of the new tokens (default compose)")
     a.add_argument("--special", action="store_true", help="add them as special tokens")
-    a.add_argument("--verify", nargs="+", default=None, metavar="CORPUS", help="compare the loss before/after on this text")
+    a.add_argument("--verify", nargs="+", default=None, metavar="CORPUS",
+                   help="compare the loss before/after on this text, for every init (default: the --from-corpus text)")
+    a.add_argument("--no-verify", action="store_true", help="skip running the old and new model")
     a.set_defaults(func=_add)
 
     tr = ops.add_parser("transplant", help="move a model to another tokenizer (rows copied or composed)")
     _common(tr)
     tr.add_argument("--tokenizer", required=True, metavar="NEW", help="the new tokenizer (folder or file)")
     tr.add_argument("--init", choices=_INITS, default="compose", help="rows of tokens with no match (default compose)")
-    tr.add_argument("--verify", nargs="+", default=None, metavar="CORPUS", help="compare the loss before/after on this text")
+    tr.add_argument("--verify", nargs="+", default=None, metavar="CORPUS", help="compare the loss before/after on this text, for every init")
+    tr.add_argument("--no-verify", action="store_true", help="skip running the old and new model")
     tr.set_defaults(func=_transplant)
 
     d = ops.add_parser("diff", help="tokens added, removed, renumbered; specials; fingerprints")
@@ -76,9 +79,16 @@ def _show(report: dict, as_json: bool) -> int:
     m = report["map"]
     print(f"{report['operation']}: V {m['old_size']} -> {m['new_size']} (kept {m['kept']}, dropped {m['dropped']}, added {m['added']}); "
           f"rows {report['rows'][0]} -> {report['rows'][1]}")
-    for key in ("corpus_changed_share", "held_out_changed_share", "transplant", "verify"):
+    for key in ("corpus_changed_share", "held_out_changed_share", "transplant"):
         if key in report:
             print(f"{key}: {json.dumps(report[key])}")
+    if "verify" in report:
+        v = report["verify"]
+        print(f"verify: {json.dumps({k: x for k, x in v.items() if k != 'inits'})}")
+        if v.get("inits"):
+            from ..vocab.verify import inits_markdown
+
+            print(f"inits compared on {v['texts']} texts (* = written; {v['metric']}):\n{inits_markdown(v)}")
     return 0
 
 
@@ -100,7 +110,8 @@ def _add(args: argparse.Namespace) -> int:
     if (args.from_corpus is None) != (args.top is None):
         raise ConfigError("--from-corpus and --top go together: --from-corpus CORPUS --top N")
     report = add(args.source, args.output, tokens, corpus_texts=_texts(args.from_corpus), top=args.top, special=args.special,
-                 init=args.init, seed=args.seed, pad_to_multiple_of=args.pad_to_multiple_of, verify_texts=_texts(args.verify))
+                 init=args.init, seed=args.seed, pad_to_multiple_of=args.pad_to_multiple_of, verify_texts=_texts(args.verify),
+                 verify_model=not args.no_verify)
     return _show(report, args.json)
 
 
@@ -108,7 +119,7 @@ def _transplant(args: argparse.Namespace) -> int:
     from ..vocab.surgery import transplant
 
     report = transplant(args.source, args.output, load_tokenizer(args.tokenizer), init=args.init, seed=args.seed,
-                        pad_to_multiple_of=args.pad_to_multiple_of, verify_texts=_texts(args.verify))
+                        pad_to_multiple_of=args.pad_to_multiple_of, verify_texts=_texts(args.verify), verify_model=not args.no_verify)
     return _show(report, args.json)
 
 

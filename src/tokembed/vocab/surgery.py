@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import write_json
+from ..artifacts import atomic_write_text, write_json
 from ..errors import ConfigError
 from ..training.checkpoint import write_manifest
 from .add import add_tokens, tokens_from_corpus
@@ -22,9 +22,12 @@ from .apply import Source, load_source, write_output
 from .map import INITS, VocabMap
 from .transplant import transplant_tokenizer
 from .trim import segmentation_changed, trim_tokenizer
-from .verify import verify
+from .verify import inits_markdown, verify
 
-__all__ = ["trim", "add", "transplant"]
+__all__ = ["trim", "add", "transplant", "REPORT_MD"]
+
+#: The verification's table of inits, as markdown, next to ``vocab_report.json`` (add / transplant).
+REPORT_MD = "vocab_report.md"
 
 
 def _check(init: str, pad_to_multiple_of: int) -> None:
@@ -72,8 +75,11 @@ def add(
     seed: int = 0,
     pad_to_multiple_of: int = 1,
     verify_texts: Sequence[str] = (),
+    verify_model: bool = True,
 ) -> dict[str, Any]:
-    """Add ``tokens`` (or the ``top`` most token-saving words of ``corpus_texts``) to ``source``."""
+    """Add ``tokens`` (or the ``top`` most token-saving words of ``corpus_texts``) to ``source``.
+
+    Verification (``verify_model``) runs on ``verify_texts``, else on ``corpus_texts``, and compares every init."""
     _check(init, pad_to_multiple_of)
     src = load_source(source)
     tokens = list(tokens)
@@ -82,7 +88,8 @@ def add(
     new_tok, vmap = add_tokens(src.tokenizer, tokens, special=special)
     report = {"tokens": [t.token for t in vmap.new_tokens][:50]}
     return _finish(src, out, new_tok, vmap, report, operation="add", init=init, seed=seed,
-                   pad_to_multiple_of=pad_to_multiple_of, verify_texts=list(verify_texts) or list(corpus_texts))
+                   pad_to_multiple_of=pad_to_multiple_of,
+                   verify_texts=(list(verify_texts) or list(corpus_texts)) if verify_model else ())
 
 
 def transplant(
@@ -94,13 +101,15 @@ def transplant(
     seed: int = 0,
     pad_to_multiple_of: int = 1,
     verify_texts: Sequence[str] = (),
+    verify_model: bool = True,
 ) -> dict[str, Any]:
-    """Move ``source`` to ``tokenizer`` (copy rows of equal tokens, compose the others)."""
+    """Move ``source`` to ``tokenizer`` (copy rows of equal tokens, compose the others); verification
+    (``verify_model``, on ``verify_texts``) compares every init."""
     _check(init, pad_to_multiple_of)
     src = load_source(source)
     new_tok, vmap, counts = transplant_tokenizer(src.tokenizer, tokenizer)
     return _finish(src, out, new_tok, vmap, {"transplant": counts}, operation="transplant", init=init, seed=seed,
-                   pad_to_multiple_of=pad_to_multiple_of, verify_texts=verify_texts)
+                   pad_to_multiple_of=pad_to_multiple_of, verify_texts=verify_texts if verify_model else ())
 
 
 def _finish(src: Source, out, new_tok, vmap: VocabMap, facts: dict[str, Any], *, operation: str, init: str = "compose",
@@ -111,8 +120,10 @@ def _finish(src: Source, out, new_tok, vmap: VocabMap, facts: dict[str, Any], *,
     report = _base_report(src, vmap, operation) | {"init": init} | facts
     write_output(src, out, vmap, new_tok, init=init, seed=seed, extra=report)
     if verify_texts and src.kind != "tokenizer":
-        report["verify"] = verify(src, Path(out), vmap, verify_texts, operation=operation)
+        report["verify"] = verify(src, Path(out), vmap, verify_texts, operation=operation, init=init, seed=seed)
         write_json(Path(out) / "vocab_report.json", report)
+        if report["verify"].get("inits"):
+            atomic_write_text(Path(out) / REPORT_MD, f"# {operation}: inits compared\n\n{inits_markdown(report['verify'])}\n")
         if src.kind == "checkpoint":
             write_manifest(Path(out))  # the report changed: checksums again, last
     return report
