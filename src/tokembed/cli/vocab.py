@@ -86,7 +86,7 @@ def _show(report: dict, as_json: bool) -> int:
         v = report["verify"]
         print(f"verify: {json.dumps({k: x for k, x in v.items() if k != 'inits'})}")
         if v.get("inits"):
-            from ..vocab.verify import inits_markdown
+            from ..vocab.surgery import inits_markdown  # (surgery uses it for vocab_report.md)
 
             print(f"inits compared on {v['texts']} texts (* = written; {v['metric']}):\n{inits_markdown(v)}")
     return 0

@@ -120,8 +120,7 @@ def _init_table(src: Source, old, new, vmap: VocabMap, texts, a: _Side, *, chose
             before, after = res["loss_nats_per_byte"]
             row |= {"loss_nats_per_byte": after, "loss_change": after - before}
         rows.append(row)
-    swap(chosen[0], seed)  # the loaded model as written again
-    return rows
+    return rows  # ``new`` now holds the last init's rows; it is not used again
 
 
 def inits_markdown(rep: dict[str, Any]) -> str:
@@ -175,8 +174,8 @@ def _swapper(src: Source, old, new, vmap: VocabMap) -> Callable[[str, int], None
                 continue
             if t.dim() >= 1 and t.shape[0] == R and n.shape[0] == R2:
                 n[fresh] = _new_rows(t, vmap, fresh, init=init, seed=seed).to(n.dtype)
-            elif t.shape == (1, R) and n.shape == (1, R2):  # (1, V) bias rows
-                n[0, fresh] = _new_rows(t[0], vmap, fresh, init=init, seed=seed).to(n.dtype)
+            elif t.shape == (1, R) and n.shape == (1, R2):  # (1, V) bias rows, a (V, 1) column as write_output takes them
+                n[0, fresh] = _new_rows(t.T.contiguous(), vmap, fresh, init=init, seed=seed)[:, 0].to(n.dtype)
         if skip:  # adaptive bands: tables.adaptive_checkpoint in memory, only its band tensors loaded
             bands, _, _ = adaptive_checkpoint(read_json(src.path / "config.json")["model"], load_tensors(src.path / "model.safetensors"),
                                               vmap, init=init, seed=seed)
