@@ -274,3 +274,12 @@ def test_an_unreadable_file_keeps_the_files_before_it(tmp_path, small_blocks, fi
     assert files_read == ["part2.txt", "part3.txt"]
     build_shards(ByteTokenizer(), corpus, tmp_path / "ref", val_fraction=0.2, workers=1)
     assert outputs(tmp_path / "s") == outputs(tmp_path / "ref")
+
+
+def test_an_empty_corpus_is_an_error_naming_it(tmp_path):
+    from tokembed.errors import EmptyCorpusError
+
+    (tmp_path / "blank.txt").write_text("\n\n  \n")
+    with pytest.raises(EmptyCorpusError, match="blank.txt holds no text"):
+        build_shards(ByteTokenizer(), Corpus([str(tmp_path / "blank.txt")]), tmp_path / "s")
+    assert not (tmp_path / "s").exists()

@@ -15,6 +15,10 @@ Layout of one split (``train``/``val``) in the shard folder::
     {split}.json       dtype, n_tokens, n_bytes, n_docs, tokenizer fingerprint, vocab size, eos id, split rule
     tokenizer/         the tokenizer the shards were made with (workers load it from here)
 
+A corpus of files is built resumably, file by file, in a staging folder beside the output folder
+(:mod:`~tokembed.training.shard_progress`); the output folder appears only when complete, and its
+bytes depend neither on the number of workers nor on interruptions.
+
 ``n_bytes`` is the UTF-8 byte count of the documents' text (inner newlines included, the
 blank separator lines and eos tokens excluded): the denominator of bits per byte.
 
@@ -374,7 +378,11 @@ def _build_resumable(tokenizer, corpus, out_dir: Path, *, bar, **opts) -> bool:
             recorded.update(after)
 
         items = _file_blocks(corpus, files[k:], first=k, first_doc=sum(pos[s][1] for s in SPLITS) if k else 0)
-        forced = _encode_all(tokenizer, items, writers, folder=st.path, bar=bar, on_file_done=file_done, **opts)
+        try:
+            forced = _encode_all(tokenizer, items, writers, folder=st.path, bar=bar, on_file_done=file_done, **opts)
+        except EmptyCorpusError:
+            list(corpus.lines())  # raises the corpus's own error, naming its sources
+            raise
         st.publish()
     return forced
 
