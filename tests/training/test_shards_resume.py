@@ -3,6 +3,7 @@ those files and writes the same bytes as an uninterrupted build; stale records a
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,7 +198,8 @@ def test_held_out_last_document_is_redone_when_the_corpus_grows(tmp_path, monkey
 
 
 def _staged(tmp_path, monkeypatch) -> Path:
-    make_corpus(tmp_path / "c", n_files=3)
+    if not (tmp_path / "c").exists():
+        make_corpus(tmp_path / "c", n_files=3)
     with monkeypatch.context() as m:
         interrupt_after_records(m, 2)
         with pytest.raises(Interrupted):
@@ -233,6 +235,21 @@ def test_links_in_the_staging_folder_are_refused(tmp_path, monkeypatch):
     rec.symlink_to(outside)
     with pytest.raises(ArtifactError, match="symbolic link"):
         build(tmp_path / "c", tmp_path / "s", workers=1)
+    rec.unlink()
+    (staging / "train.bin").rename(tmp_path / "victim.bin")  # a split file that links outside: never written through
+    (staging / "train.bin").symlink_to(tmp_path / "victim.bin")
+    victim = (tmp_path / "victim.bin").read_bytes()
+    build(tmp_path / "c", tmp_path / "ref", workers=1)
+    build(tmp_path / "c", tmp_path / "s", workers=1)
+    assert (tmp_path / "victim.bin").read_bytes() == victim
+    assert outputs(tmp_path / "s") == outputs(tmp_path / "ref")
+    staging = _staged(tmp_path, monkeypatch)
+    os.rename(staging / "progress", tmp_path / "records")
+    (staging / "progress").symlink_to(tmp_path / "records")
+    with pytest.raises(ArtifactError, match="is a link"):
+        build(tmp_path / "c", tmp_path / "s", workers=1)
+    shutil.rmtree(staging)
+    staging = _staged(tmp_path, monkeypatch)
     os.rename(staging, tmp_path / "elsewhere")
     staging.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(ArtifactError, match="is a link or a file"):

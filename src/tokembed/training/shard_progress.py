@@ -123,6 +123,10 @@ class Staging:
         if self._stored_key() != self.key:  # another tokenizer or split rule: nothing here can be reused
             self._empty()
             write_json(self.path / "build.json", self.key)
+        if self.progress.is_symlink():
+            self.close()
+            raise ArtifactError(f"{self.progress}: is a link; progress records are read only from inside {self.path}; "
+                                f"delete {self.path} to start the build over")
         make_folder(self.progress)
         return self
 
@@ -156,7 +160,8 @@ class Staging:
             if not (rec_path.exists() or rec_path.is_symlink()):
                 break
             rec = self._read_record(rec_path, k, pos)
-            if not (InputFile(**rec["input"]).matches(f) and self._reaches(rec, itemsize)):
+            if not (InputFile(**{key: rec["input"][key] for key in _INPUT_SCHEMA}).matches(f)
+                    and self._reaches(rec, itemsize)):
                 break
             kept.append((rec, pos))
             pos = {s: [r[1] for r in (rec["splits"][s][key] for key in _RANGE_KEYS)] for s in SPLITS}

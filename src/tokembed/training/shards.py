@@ -273,6 +273,8 @@ class _SplitWriter:
     def __init__(self, folder: Path, split: str, dtype: np.dtype, eos: int, state: Sequence[int] | None = None):
         self.split = split
         if state is None:
+            for name in (f"{split}.bin", f"{split}.docs.bin"):  # a link left in a staging folder is removed, not followed
+                (folder / name).unlink(missing_ok=True)
             self.f, self.fi = open(folder / f"{split}.bin", "wb"), open(folder / f"{split}.docs.bin", "wb")
             self.f.write(np.asarray([eos], dtype=dtype).tobytes())  # leading eos: the first document has a context
             self.n_tokens, self.n_docs, self.n_bytes = 1, 0, 0
