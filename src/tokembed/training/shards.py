@@ -441,10 +441,13 @@ def _encode_stream(items, emit, *, tokenizer, tokenizer_dir: Path, n_workers: in
     pending: collections.deque = collections.deque()
     ex = None
 
+    def emit_next() -> None:
+        head = pending.popleft()
+        emit(head.result() if isinstance(head, Future) else head)
+
     def drain() -> None:
         while pending:
-            head = pending.popleft()
-            emit(head.result() if isinstance(head, Future) else head)
+            emit_next()
 
     items = iter(items)
     try:
@@ -465,8 +468,7 @@ def _encode_stream(items, emit, *, tokenizer, tokenizer_dir: Path, n_workers: in
                 item = ex.submit(_encode_block_in_worker, *item, seed, val_fraction, dtype_str)
             pending.append(item)
             while pending and (not isinstance(pending[0], Future) or len(pending) >= 2 * n_workers):
-                head = pending.popleft()  # back-pressure: memory stays bounded, results stay in order
-                emit(head.result() if isinstance(head, Future) else head)
+                emit_next()  # back-pressure: memory stays bounded, results stay in order
         drain()
     finally:
         if ex is not None:
