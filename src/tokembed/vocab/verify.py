@@ -58,9 +58,10 @@ def _run(runner, texts: Sequence[str]) -> _Side:
     side = _Side()
     for text in texts:
         ids = runner.ids(text)
+        h, loss = runner.run(ids)  # (T, D), summed nats or None
         side.ids.append(ids)
-        side.hidden.append(runner.hidden(ids))
-        side.loss.append(runner.loss(ids) if runner.has_head and len(ids) > 1 else None)
+        side.hidden.append(h)
+        side.loss.append(loss)
     return side
 
 
@@ -196,7 +197,7 @@ def _new_rows(t: torch.Tensor, vmap: VocabMap, fresh: torch.Tensor, *, init: str
 
 
 class _Runner:
-    """What both kinds of model share: logits (T, V) of one sequence."""
+    """What every kind of model shares: logits (T, V) of one sequence (trim's dropped mass)."""
 
     model: Any
 
@@ -206,7 +207,7 @@ class _Runner:
 
 
 class _Tokembed(_Runner):
-    """A tokembed checkpoint: ids, last hidden states (T, D), summed next-token loss (nats)."""
+    """A tokembed checkpoint: one pass gives the last hidden states (T, D) and the summed next-token loss."""
 
     has_head = True
 
@@ -217,20 +218,18 @@ class _Tokembed(_Runner):
         return self.tok.encode(text)[:MAX_TOKENS]
 
     @torch.no_grad()
-    def hidden(self, ids: list[int]) -> torch.Tensor:
-        return self.model.hidden(torch.tensor([ids])).last_hidden[0]  # (T, D)
-
-    @torch.no_grad()
-    def loss(self, ids: list[int]) -> float:
+    def run(self, ids: list[int]) -> tuple[torch.Tensor, float | None]:
         x = torch.tensor([ids])
-        return self.model.loss(x[:, :-1], x[:, 1:]).item() * (len(ids) - 1)
+        h = self.model.hidden(x).last_hidden  # (1, T, D); causal, so h[:, :-1] is the prefix's
+        loss = self.model.head.loss(h[:, :-1], x[:, 1:]).item() * (len(ids) - 1) if len(ids) > 1 else None
+        return h[0], loss
 
 
 class _HF(_Runner):
     """A Hugging Face folder through transformers, loaded as the class it was saved as (no missing weights).
 
     Heads: the classes ``AutoModelForCausalLM`` loads (``GPT2LMHeadModel``, ``*ForCausalLM``: next-token
-    loss) and those ``AutoModelForMaskedLM`` loads (masked-LM loss, see :meth:`loss`); any other class is
+    loss) and those ``AutoModelForMaskedLM`` loads (masked-LM loss, see :meth:`run`); any other class is
     scored by its hidden states only."""
 
     def __init__(self, path: Path):
@@ -243,31 +242,31 @@ class _HF(_Runner):
         from transformers.models.auto import modeling_auto as auto  # the classes each AutoModelFor... picks
 
         self.masked = arch in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES.values() and self.tok.mask_token_id is not None
-        self.has_head = arch in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() or arch.endswith("ForCausalLM") or self.masked
+        self.causal = arch in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() or arch.endswith("ForCausalLM")
+        self.has_head = self.causal or self.masked
 
     def ids(self, text: str) -> list[int]:
         return self.tok(text)["input_ids"][:MAX_TOKENS]
 
     @torch.no_grad()
-    def hidden(self, ids: list[int]) -> torch.Tensor:
-        out = self.model(torch.tensor([ids]), output_hidden_states=True)
-        return out.hidden_states[-1][0]  # (T, D)
-
-    @torch.no_grad()
-    def loss(self, ids: list[int]) -> float:
-        """Summed nats over the text's tokens: causal, or masked — copy k of the text masks the positions
-        t ≡ k (mod :data:`MLM_STRIDE`), so each non-special token is predicted once, from one batch."""
-        x = torch.tensor([ids])
-        if not self.masked:
-            return self.model(x, labels=x).loss.item() * (len(ids) - 1)
+    def run(self, ids: list[int]) -> tuple[torch.Tensor, float | None]:
+        """Last hidden states (T, D) and summed nats over the text's tokens, from one forward pass: causal, or
+        masked — row 0 is the text, row k masks the positions t ≡ k-1 (mod :data:`MLM_STRIDE`), so each
+        non-special token is predicted once."""
+        x = torch.tensor([ids])  # (1, T)
+        if not (self.masked and len(ids) > 1):
+            scored = self.causal and len(ids) > 1
+            out = self.model(x, output_hidden_states=True, **({"labels": x} if scored else {}))
+            return out.hidden_states[-1][0], (out.loss.item() * (len(ids) - 1) if scored else None)
         K = min(MLM_STRIDE, len(ids))
-        pos = torch.arange(len(ids))
         scored = ~torch.isin(x[0], torch.tensor(self.tok.all_special_ids, dtype=torch.int64))  # (T,)
-        hit = (pos[None, :] % K == torch.arange(K)[:, None]) & scored  # (K, T) masked in copy k
-        inputs = torch.where(hit, self.tok.mask_token_id, x.expand(K, -1))
-        labels = torch.where(hit, x.expand(K, -1), -100)
-        logits = self.model(inputs).logits  # (K, T, V)
-        return torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum").item()
+        hit = (torch.arange(len(ids))[None, :] % K == torch.arange(K)[:, None]) & scored  # (K, T) masked in row k+1
+        hit = torch.cat([torch.zeros_like(hit[:1]), hit])  # (K+1, T): row 0 unmasked
+        inputs = torch.where(hit, self.tok.mask_token_id, x.expand(K + 1, -1))
+        out = self.model(inputs, output_hidden_states=True)  # logits (K+1, T, V)
+        labels = torch.where(hit, x.expand(K + 1, -1), -100)
+        loss = torch.nn.functional.cross_entropy(out.logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum")
+        return out.hidden_states[-1][0], loss.item()
 
 
 class _Compressed(_Runner):
@@ -283,8 +282,8 @@ class _Compressed(_Runner):
         return self.tok.encode(text)[:MAX_TOKENS]
 
     @torch.no_grad()
-    def hidden(self, ids: list[int]) -> torch.Tensor:
-        return self.model(torch.tensor(ids))  # (T, D)
+    def run(self, ids: list[int]) -> tuple[torch.Tensor, None]:
+        return self.model(torch.tensor(ids)), None  # (T, D)
 
 
 def _runner(kind: str, path: Path):
