@@ -169,10 +169,12 @@ def _swapper(src: Source, old, new, vmap: VocabMap) -> Callable[[str, int], None
 
     @torch.no_grad()
     def swap(init: str, seed: int) -> None:
+        done: set[int] = set()  # a tied head shares the embedding's storage: its rows are set once
         for name, t in old_sd.items():
             n = new_sd.get(name)
-            if n is None or not t.is_floating_point() or not name.startswith(names) or name.startswith(skip):
+            if n is None or not t.is_floating_point() or not name.startswith(names) or name.startswith(skip) or n.data_ptr() in done:
                 continue
+            done.add(n.data_ptr())
             if t.dim() >= 1 and t.shape[0] == R and n.shape[0] == R2:
                 n[fresh] = _new_rows(t, vmap, fresh, init=init, seed=seed).to(n.dtype)
             elif t.shape == (1, R) and n.shape == (1, R2):  # (1, V) bias rows, a (V, 1) column as write_output takes them
