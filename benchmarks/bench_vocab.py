@@ -185,16 +185,96 @@ def bench_add(V: int, D: int, repeats: int, n_new: int = 100) -> dict:
                                for k, v in parts.items()}}
 
 
+E2E_TOKEMBED = "tokembed vocab add (library surgery.add, folder -> folder)"
+E2E_HF = "transformers from_pretrained + add_tokens + resize_token_embeddings(mean_resizing=True) + save_pretrained"
+
+
+def bench_add_e2e(V: int, D: int, repeats: int, n_new: int = 100) -> dict:
+    """End to end, folder -> folder, what ``tokembed vocab add SRC TOKEN... --init mean-cov -o OUT`` runs (the
+    library call behind the CLI, without interpreter start-up) vs the same job done with transformers
+    (load the model and tokenizer, add the tokens, resize with mean_resizing, save both). A BERT-style folder
+    with a synthetic WordPiece vocabulary of V words, D wide, one layer. tokembed's time is split into its
+    phases (load, tokenizer, rows + write) in the same rounds.
+    """
+    import transformers
+
+    from tokembed.vocab import surgery
+
+    transformers.logging.set_verbosity_error()
+    phases: dict[str, list[float]] = {"load source": [], "add tokens to the tokenizer": [], "rows + write output": []}
+    current: dict[str, float] = {}
+
+    def timed(name, fn):
+        def run(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                current[name] = current.get(name, 0.0) + time.perf_counter() - t0
+        return run
+
+    originals = {"load_source": surgery.load_source, "add_tokens": surgery.add_tokens, "write_output": surgery.write_output}
+    names = {"load_source": "load source", "add_tokens": "add tokens to the tokenizer", "write_output": "rows + write output"}
+    times: dict[str, list[float]] = {E2E_TOKEMBED: [], E2E_HF: []}
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        words = _words(V, 0)
+        src = root / "src"
+        _wordpiece(words, src)
+        from tokembed.tokenizers import load_tokenizer
+
+        rows = load_tokenizer(src / "tokenizer.json").vocab_size
+        cfg = transformers.BertConfig(vocab_size=rows, hidden_size=D, num_hidden_layers=1, num_attention_heads=8,
+                                      intermediate_size=256, max_position_embeddings=64)
+        transformers.BertForMaskedLM(cfg).save_pretrained(src)
+        (src / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast",
+                                                               "unk_token": "[UNK]", "pad_token": "[PAD]"}))
+        new = [w + "zq" for w in words[:n_new]]
+        for r in range(repeats):
+            for k, fn in originals.items():
+                setattr(surgery, k, timed(names[k], fn))
+            current.clear()
+            t0 = time.perf_counter()
+            surgery.add(src, root / f"t{r}", new, init="mean-cov")
+            times[E2E_TOKEMBED].append(time.perf_counter() - t0)
+            for k, fn in originals.items():
+                setattr(surgery, k, fn)
+            for k in phases:
+                phases[k].append(current.get(k, 0.0))
+            t0 = time.perf_counter()
+            model = transformers.BertForMaskedLM.from_pretrained(src)
+            tok = transformers.PreTrainedTokenizerFast.from_pretrained(src)
+            tok.add_tokens(new)
+            model.resize_token_embeddings(len(tok), mean_resizing=True)
+            model.save_pretrained(root / f"h{r}")
+            tok.save_pretrained(root / f"h{r}")
+            times[E2E_HF].append(time.perf_counter() - t0)
+            del model, tok
+            subprocess.run(["rm", "-rf", str(root / f"t{r}"), str(root / f"h{r}")], check=True)
+    base = times[E2E_HF]
+    out = {}
+    for k, ts in times.items():
+        ratios = [b / t for b, t in zip(base, ts)]
+        out[k] = {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts),
+                  "speedup_vs_transformers_median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    return {"V": rows, "D": D, "new_tokens": n_new, "path": "end to end, BERT-style folder", "rows": out,
+            "tokembed_parts": {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v)}
+                               for k, v in phases.items()}}
+
+
 def _add_lines(a: dict) -> list[str]:
-    lines = ["", f"add {a['new_tokens']} rows to a {a['V']} x {a['D']} GPT-2 table (mean-cov, tokembed path: "
-             f"{a.get('path', 'cholesky')}), rows only, in memory:", "",
+    what = ("end to end, folder -> folder (BERT-style model, synthetic WordPiece vocabulary)"
+            if a.get("path", "").startswith("end to end") else f"GPT-2 table (mean-cov, tokembed path: "
+            f"{a.get('path', 'cholesky')}), rows only, in memory")
+    lines = ["", f"add {a['new_tokens']} tokens to a {a['V']} x {a['D']} {what}:", "",
              "| method | seconds median [min, max] | speed vs transformers median [min, max] |", "|---|---|---|"]
     for k, r in a["rows"].items():
         lines.append(f"| {k} | {r['median_s']:.3f} [{r['min_s']:.3f}, {r['max_s']:.3f}] | "
                      f"{r['speedup_vs_transformers_median']:.2f} [{r['min']:.2f}, {r['max']:.2f}] |")
     if a.get("tokembed_parts"):
         parts = ", ".join(f"{k} {r['median_s']:.3f} s" for k, r in a["tokembed_parts"].items())
-        lines.append(f"| (parts of tokembed's time, medians) | {parts}; the rest is the copy into the new table | |")
+        rest = "" if a.get("path", "").startswith("end to end") else "; the rest is the copy into the new table"
+        lines.append(f"| (parts of tokembed's time, medians) | {parts}{rest} | |")
     return lines
 
 
@@ -217,6 +297,7 @@ def main() -> None:
         Va = 32_000 if args.quick else 50_257
         result["add"] = bench_add(Va, 768, add_reps)
         result["add_many"] = bench_add(Va, 768, add_reps, n_new=1000)
+        result["add_e2e"] = bench_add_e2e(Va, 768, max(3, add_reps // 2))
     json_path.write_text(json.dumps(result, indent=2) + "\n")
     b = result["big"]
     lines = [f"# Vocabulary surgery ({'quick' if args.quick else 'full'})", "", f"Machine: {result['machine']}", "",
@@ -232,10 +313,11 @@ def main() -> None:
                      f"{r['peak_above_imports_over_table_median']:.2f} | {r['map']} |")
     if args.only == "add":
         lines.append(f"\n(trim/transplant: kept from the last full run; machine above is the add run's)")
-    for key in ("add", "add_many"):
+    for key in ("add", "add_many", "add_e2e"):
         if key in result:
             lines += _add_lines(result[key])
-    lines += ["", "What each side includes: " + " ".join(bench_add.__doc__.split("\n\n")[1].split())]
+    lines += ["", "What each side includes (rows only): " + " ".join(bench_add.__doc__.split("\n\n")[1].split()),
+              "", "End to end: " + " ".join(bench_add_e2e.__doc__.split())]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -113,14 +113,18 @@ def test_row_decoder_matches_the_codec_decode(world):
         assert np.array_equal(dec.rows([3, 0, 399]), full[[3, 0, 399]])
 
 
-@pytest.mark.parametrize("name", ["int8", "pq"])
+@pytest.mark.parametrize("name", ["int8", "int4", "pq"])
 def test_inspect_cli_on_an_artifact_equals_the_dense_table(world, name, tmp_path, capsys):
     common = ["--json", "--no-progress", "--projector-rows", "0", "--seed", "0"]
     got = _json_out(capsys, ["inspect", str(world["art"][name]), "-o", str(tmp_path / "a"), *common])
     npy, vocab = _dense_copy(world, name)
     want = _json_out(capsys, ["inspect", str(npy), "--vocab", str(vocab), "-o", str(tmp_path / "d"), *common])
     assert got["source"]["kind"] == "compressed" and got["source"]["compression"]["method"] == name
-    assert got["source"]["has_output_head"] is True and got["source"]["tied"] is True
+    assert got["source"]["has_output_head"] is True and got["source"]["tied"] is (world["head"][name] == "tied")
+    if world["head"][name] == "untied":  # the head table is measured too: as the dense decoded head matrix
+        npy_out, _ = _dense_copy(world, name, "output")
+        head = _json_out(capsys, ["inspect", str(npy_out), "--vocab", str(vocab), "-o", str(tmp_path / "h"), *common])
+        assert got["geometry_head"]["anisotropy"] == pytest.approx(head["geometry"]["anisotropy"], rel=1e-5, abs=1e-6)
     for key in ("anisotropy", "effective_rank", "isoscore"):
         assert got["geometry"][key] == pytest.approx(want["geometry"][key], rel=1e-5, abs=1e-6), key
     assert (tmp_path / "a" / "report.html").is_file()
@@ -222,3 +226,21 @@ def test_artifact_without_tokenizer_needs_vocab(world, tmp_path, capsys):
 
     ByteTokenizer().save(tmp_path / "bytetok")
     assert main(["neighbors", str(bad), "--vocab", str(tmp_path / "bytetok"), "Ġthe"]) == 2  # another vocabulary
+
+
+def test_hf_folder_with_padding_rows(world, tmp_path, capsys):
+    """An artifact of a Hugging Face folder whose table has more rows than its tokenizer: rows named <row_i>."""
+    transformers = pytest.importorskip("transformers")
+    tok = world["tok"]
+    cfg = transformers.GPT2Config(vocab_size=tok.vocab_size + 13, n_embd=32, n_layer=1, n_head=2, n_positions=64)
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "tokenizer.json").write_text(tok.engine.to_str(), encoding="utf-8")
+    assert main(["compress", str(tmp_path / "m"), "--method", "int8", "-o", str(tmp_path / "a"), "--json"]) == 0
+    got = _json_out(capsys, ["neighbors", str(tmp_path / "a"), "Ġthe", f"<row_{tok.vocab_size + 2}>", "-k", "5", "--json"])
+    src = load_embeddings(tmp_path / "a")
+    assert src.shape == (tok.vocab_size + 13, 32) and src.vocab.token(tok.vocab_size) == f"<row_{tok.vocab_size}>"
+    dense = load_compressed(tmp_path / "a").input.decode().numpy()
+    q = [src.vocab["Ġthe"]]
+    want, _ = topk_cosine(dense, dense[q], k=5, exclude=[q])
+    assert [n["id"] for n in got["Ġthe"]] == want[0].tolist()
