@@ -173,16 +173,19 @@ def bench_add(V: int, D: int, repeats: int, n_new: int = 100) -> dict:
         t0 = time.perf_counter()
         VocabMap._init_stats(table, "mean-cov", n_new=int((src < 0).sum()), g=torch.Generator().manual_seed(0))
         parts["statistics + samples (one pass)"].append(time.perf_counter() - t0)
-    base = times[ADD_HF]
+    path = "mean-cov sketch (n <= D)" if 0 < n_new <= D < V else "mean-cov cholesky (n > D)"
+    return {"V": V, "D": D, "new_tokens": n_new, "path": path, **_summary(times, ADD_HF, parts)}
+
+
+def _summary(times: dict[str, list[float]], anchor: str, parts: dict[str, list[float]]) -> dict:
+    """Median [min, max] seconds and per-round speed-ups against ``anchor``, and tokembed's parts."""
     out = {}
     for k, ts in times.items():
-        ratios = [b / t for b, t in zip(base, ts)]
+        ratios = [b / t for b, t in zip(times[anchor], ts)]
         out[k] = {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts),
                   "speedup_vs_transformers_median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
-    path = "mean-cov sketch (n <= D)" if 0 < n_new <= D < V else "mean-cov cholesky (n > D)"
-    return {"V": V, "D": D, "new_tokens": n_new, "path": path, "rows": out,
-            "tokembed_parts": {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v)}
-                               for k, v in parts.items()}}
+    return {"rows": out, "tokembed_parts": {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v)}
+                                            for k, v in parts.items()}}
 
 
 E2E_TOKEMBED = "tokembed vocab add (library surgery.add, folder -> folder)"
@@ -251,15 +254,8 @@ def bench_add_e2e(V: int, D: int, repeats: int, n_new: int = 100) -> dict:
             times[E2E_HF].append(time.perf_counter() - t0)
             del model, tok
             subprocess.run(["rm", "-rf", str(root / f"t{r}"), str(root / f"h{r}")], check=True)
-    base = times[E2E_HF]
-    out = {}
-    for k, ts in times.items():
-        ratios = [b / t for b, t in zip(base, ts)]
-        out[k] = {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts),
-                  "speedup_vs_transformers_median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
-    return {"V": rows, "D": D, "new_tokens": n_new, "path": "end to end, BERT-style folder", "rows": out,
-            "tokembed_parts": {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v)}
-                               for k, v in phases.items()}}
+    return {"V": rows, "D": D, "new_tokens": n_new, "path": "end to end, BERT-style folder",
+            **_summary(times, E2E_HF, phases)}
 
 
 def _add_lines(a: dict) -> list[str]:
