@@ -329,11 +329,12 @@ def _moments(old: torch.Tensor, *, cov: bool, squares: bool = False, project: in
     s2 = torch.zeros((D, D) if cov else D, dtype=torch.float64) if cov or squares else None
     P = torch.zeros((D, project), dtype=torch.float64) if project else None
     sw = torch.zeros(project, dtype=torch.float64) if project else None
+    buf = torch.empty(min(V, CHUNK_ROWS), D)  # one deviation buffer, reused: no fresh pages per chunk
     for chunk in flat.split(CHUNK_ROWS):
         if squares:
             c = chunk.float()
             s2 += (c * c).sum(0).double()
-        d = chunk.float() - K  # (chunk, D) deviations from the shift
+        d = torch.sub(chunk.float(), K, out=buf[: chunk.shape[0]])  # (chunk, D) deviations from the shift
         s1 += d.sum(0).double()
         if cov:
             s2 += (d.T @ d).double()
