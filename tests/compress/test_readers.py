@@ -162,8 +162,15 @@ def test_eval_of_an_artifact_needs_its_checkpoint(world, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert "--model CHECKPOINT" in err and len(err.splitlines()) == 1
     assert main(["eval", str(world["ckpt"]["tied"]), "--model", str(world["ckpt"]["tied"])]) == 2
-    # an artifact of the tied model served on the untied checkpoint: same vocabulary, so it loads; the head is
-    # tied to the artifact's table (a documented choice of apply_to_model) — but another vocabulary is refused
+    # the tied model's artifact on the untied checkpoint (same vocabulary and shape): its head would be replaced
+    capsys.readouterr()
+    assert main(["eval", str(world["art"]["int8"]), "--model", str(world["ckpt"]["untied"]), "--corpus",
+                 str(world["root"] / "eval.txt")]) == 2
+    assert "UntiedHead" in capsys.readouterr().err
+    # the untied model's artifact on the tied checkpoint: its own head table serves the tied model (works)
+    assert main(["eval", str(world["art"]["int4"]), "--model", str(world["ckpt"]["tied"]), "--corpus",
+                 str(world["root"] / "eval.txt"), "--max-tokens", "300"]) == 0
+    # another vocabulary is refused by its fingerprint
     from tokembed.model import ModelConfig, build_model
     from tokembed.tokenizers import ByteTokenizer
     from tokembed.training.checkpoint import save_checkpoint

@@ -206,5 +206,11 @@ def load_compressed_model(artifact: str | os.PathLike, checkpoint: str | os.Path
     if (V, D) != (mv, md):
         raise ConfigError(f"{artifact}: the compressed table is {V} × {D} but the model in {checkpoint} has "
                           f"vocab_size={mv}, d_model={md}; pass the checkpoint the artifact was compressed from")
+    head = type(model.head).__name__
+    if art.tied and head != "TiedHead" or not art.tied and art.output is None:
+        what = "tied (one table for input and head)" if art.tied else "without a head table"
+        raise ConfigError(f"{artifact}: the artifact is {what}, but the model in {checkpoint} has a {head}; serving it "
+                          "would replace that head with another table — pass the checkpoint the artifact was compressed "
+                          "from (compress an untied model as is, or a tied one with --untie, to get a head table)")
     apply_to_model(art, model)
     return model.to(device).eval(), tokenizer, config, art
