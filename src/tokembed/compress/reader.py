@@ -145,7 +145,8 @@ class CompressedSource(EmbeddingSource):
         d = super().describe()
         d["has_output_head"] = "output" in self.names
         d["compression"] = {k: self.artifact.meta.get(k) for k in ("method", "options", "source")}
-        d["compressed_bytes"] = self.artifact.input.nbytes + (self.artifact.output.nbytes if self.artifact.output else 0)
+        out = self.artifact.output
+        d["compressed_bytes"] = self.artifact.input.nbytes + (out.nbytes if out is not None else 0)
         return d
 
 
