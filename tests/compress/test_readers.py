@@ -251,3 +251,14 @@ def test_hf_folder_with_padding_rows(world, tmp_path, capsys):
     q = [src.vocab["Ġthe"]]
     want, _ = topk_cosine(dense, dense[q], k=5, exclude=[q])
     assert [n["id"] for n in got["Ġthe"]] == want[0].tolist()
+
+
+def test_a_tokenizer_link_out_of_the_artifact_is_refused(world, tmp_path, capsys):
+    import shutil
+
+    bad = _copy_art(world, "int8", tmp_path)
+    shutil.move(str(bad / "tokenizer"), str(tmp_path / "elsewhere"))
+    (bad / "tokenizer").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    capsys.readouterr()
+    assert main(["neighbors", str(bad), "Ġthe"]) == 2
+    assert "outside the artifact folder" in capsys.readouterr().err
