@@ -119,9 +119,11 @@ def test_the_swap_keeps_the_weights_the_optimizer_order_and_the_checkpoint_layou
 # ---------------------------------------------------------------- 2 gloo ranks under torchrun
 
 
-CASES = {"tied": ["model.head=tied", "batch_size=4"],
-         # batch_size=3 on 2 ranks: data-parallel would refuse it; vocab-parallel reads the full batch on every rank
-         "untied": ["model.head=untied", "batch_size=3"]}
+CASES = {# dropout: every rank draws the same masks (same RNG stream, same full batch) as the one process
+         "tied": ["model.head=tied", "batch_size=4", "model.dropout=0.1", "embedding_dropout=0.1"],
+         # batch_size=3 on 2 ranks: data-parallel would refuse it; vocab-parallel reads the full batch on every rank;
+         # eval_every: the in-training evaluation runs on both ranks (its logits gathered) and lands in history.json
+         "untied": ["model.head=untied", "batch_size=3", "eval_every=10"]}
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +151,10 @@ def test_two_vocab_parallel_ranks_train_like_one_process_and_save_its_checkpoint
     one = _single(run, tmp_path / "one", CASES[name])
     two = json.loads((run / "history.json").read_text())
     assert [h["step"] for h in two] == list(range(1, 21))
-    np.testing.assert_allclose([h["loss"] for h in two], [h["loss"] for h in one.history], rtol=1e-5, atol=1e-6)
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose([h.get(key, 0.0) for h in two], [h.get(key, 0.0) for h in one.history], rtol=1e-5,
+                                   atol=1e-6, err_msg=key)
+    assert ("val_loss" in two[9]) == ("eval_every=10" in CASES[name])
     # the checkpoint is the one a single process writes: same keys and shapes, weights and moments within float noise
     for fname in ("model.safetensors", "train_state.safetensors"):
         w1, w2 = load_tensors(tmp_path / "one" / "checkpoint" / fname), load_tensors(run / "checkpoint" / fname)
