@@ -4,11 +4,7 @@ ordinary checkpoint (the gathered table, head, bias and AdamW moments) that a si
 a resume on the same world size is bit-exact. The in-process tests check the swap and the typed errors."""
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,33 +22,14 @@ from tokembed.training.config import TrainConfig, is_override
 from tokembed.training.loop import param_groups, train
 from tokembed.training.shards import load_shards
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+from _train_cli import train_cli, write_corpus
+from _torch_threads import single_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 OPTS = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.max_seq_len=32", "seq_len=16",
         "lr=1e-2", "log_every=1", "device=cpu", "warmup_steps=0", "min_lr_ratio=1.0", "label_smoothing=0.1",
         "model.embedding_scale=true"]
-TIMEOUT = 60  # each torchrun launch; a hung collective fails the test instead of the suite
-
-
-def _corpus(folder: Path) -> Path:
-    docs = [f"Document {i}: the quick brown fox {i * 7} jumps over the lazy dog.\nLine {i % 5}.\n" for i in range(200)]
-    path = folder / "c.txt"
-    path.write_text("\n\n".join(docs))
-    return path
-
-
-def _cli(*args: str, cwd: Path) -> str:
-    """``tokembed train ARGS`` in its own session; on a timeout the whole torchrun tree is killed."""
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "tokembed", "train", "--quiet", "--workers", "1", *args], cwd=cwd,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = p.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.communicate()
-        raise
-    assert p.returncode == 0, out[-4000:]
-    return out
 
 
 def _config(items) -> TrainConfig:
@@ -130,9 +107,9 @@ CASES = {# dropout: every rank draws the same masks (same RNG stream, same full 
 def runs(tmp_path_factory):
     """20 steps of `tokembed train --nproc 2 parallel.vocab=true` per case (shared by the tests below)."""
     root = tmp_path_factory.mktemp("vptrain")
-    corpus = _corpus(root)
+    corpus = write_corpus(root)
     for name, items in CASES.items():
-        _cli("--nproc", "2", "-o", name, str(corpus), "max_steps=20", "parallel.vocab=true", *OPTS, *items, cwd=root)
+        train_cli("--nproc", "2", "-o", name, str(corpus), "max_steps=20", "parallel.vocab=true", *OPTS, *items, cwd=root)
     return root
 
 
@@ -186,10 +163,10 @@ def _eval(one, run: Path, items) -> dict:
 @pytest.mark.slow
 def test_resume_is_bit_exact_on_two_ranks_and_a_single_process_resumes_the_same_checkpoint(runs, tmp_path):
     items = CASES["tied"]
-    _cli("--nproc", "2", "-o", "split", str(runs / "c.txt"), "max_steps=10", "parallel.vocab=true", *OPTS, *items,
+    train_cli("--nproc", "2", "-o", "split", str(runs / "c.txt"), "max_steps=10", "parallel.vocab=true", *OPTS, *items,
          cwd=tmp_path)
     shutil.copytree(tmp_path / "split", tmp_path / "other")
-    _cli("--nproc", "2", "--resume", "-o", "split", "max_steps=20", cwd=tmp_path)
+    train_cli("--nproc", "2", "--resume", "-o", "split", "max_steps=20", cwd=tmp_path)
     straight = runs / "tied"
     for fname in ("model.safetensors", "train_state.safetensors"):
         a, b = load_tensors(straight / "checkpoint" / fname), load_tensors(tmp_path / "split" / "checkpoint" / fname)
