@@ -70,11 +70,12 @@ def test_the_swap_keeps_the_weights_the_optimizer_order_and_the_checkpoint_layou
     ids, targets = torch.randint(0, 100, (2, 8)), torch.randint(0, 100, (2, 8))
     a, b = ref.loss(ids, targets, label_smoothing=0.1), model.loss(ids, targets, label_smoothing=0.1)
     torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
-    a.backward(), b.backward()
     names = {id(p): n for n, p in ref.named_parameters()}
     ref_order = [names[id(p)] for g in param_groups(ref, cfg) for p in g["params"]]
     opts = [torch.optim.AdamW(param_groups(m, cfg)) for m in (ref, model)]
-    for o in opts:
+    for m, o in zip((ref, model), opts):  # the same gradient of the same weights: both steps are equal bit for bit
+        for p in m.parameters():
+            p.grad = p.detach() * 0.5  # (padding rows: zero)
         o.step()
     ref_opt, _ = optimizer_to_tensors(opts[0])
     weights, optim = vp.full_state(model, opts[1], optimizer_to_tensors(opts[1])[0])
@@ -82,9 +83,9 @@ def test_the_swap_keeps_the_weights_the_optimizer_order_and_the_checkpoint_layou
     assert sorted(weights) == sorted(want) and len(ref_order) == len(list(model.parameters()))
     assert sorted(optim) == sorted(ref_opt)
     for k in want:
-        torch.testing.assert_close(weights[k], want[k], rtol=1e-5, atol=1e-6, msg=k)
+        assert torch.equal(weights[k], want[k]), k
     for k in ref_opt:
-        torch.testing.assert_close(optim[k], ref_opt[k], rtol=1e-4, atol=1e-7, msg=k)
+        assert torch.equal(optim[k], ref_opt[k]), k
     # and back: a full checkpoint cut into the rows of this (one-rank) group, padding rows zero
     w2, o2 = vp.shard_state(model, opts[1], weights, optim, where="test")
     emb_rows = model.embedding.weight.shape[0]
@@ -113,6 +114,18 @@ def runs(tmp_path_factory):
     return root
 
 
+D = 16  # model.d_model
+
+
+def _assert_close_but_key_bias(got: torch.Tensor, want: torch.Tensor, key: str) -> None:
+    """Equal within float noise, except the attention's key bias (``qkv.bias[D:2D]``) in the weights: softmax is
+    invariant to it, so its gradient is float noise (~1e-10) that AdamW turns into ±lr steps; it differs by ~1e-5
+    between any two orders of float sums (one process against two, or two thread counts)."""
+    if key.endswith("attn.qkv.bias"):
+        got, want = torch.cat([got[:D], got[2 * D:]]), torch.cat([want[:D], want[2 * D:]])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=lambda m: f"{key}: {m}")
+
+
 def _single(run: Path, out: Path, items, *, max_steps=20, resume=False):
     tok = load_tokenizer(run / "data" / "tokenizer")
     return train(_config([f"max_steps={max_steps}", *items]), tokenizer=tok, shards=load_shards(run / "data", tokenizer=tok),
@@ -139,7 +152,7 @@ def test_two_vocab_parallel_ranks_train_like_one_process_and_save_its_checkpoint
                {k: tuple(v.shape) for k, v in w1.items()}, fname
         for k in w1:
             if not k.startswith("rng"):
-                torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-5, msg=f"{fname} {k}")
+                _assert_close_but_key_bias(w2[k], w1[k], k)
     model, _, config = load_checkpoint(run)  # a single process loads it like any other
     assert config.parallel.vocab and model.embedding.weight.shape == (259, 16)
     # the evaluation ran on both ranks and reports what one process reports (and what `tokembed eval` computes)
@@ -179,4 +192,4 @@ def test_resume_is_bit_exact_on_two_ranks_and_a_single_process_resumes_the_same_
     _single(tmp_path / "other", tmp_path / "other", items, resume=True)
     a, c = load_tensors(straight / "checkpoint" / "model.safetensors"), load_tensors(tmp_path / "other" / "checkpoint" / "model.safetensors")
     for k in a:
-        torch.testing.assert_close(c[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+        _assert_close_but_key_bias(c[k], a[k], k)
