@@ -20,7 +20,10 @@ from ..config import apply_override, read_config_file
 from ..errors import ConfigError
 from ..model import ModelConfig, check_field_types
 
-__all__ = ["TrainConfig", "ParallelConfig", "is_override"]
+__all__ = ["TrainConfig", "ParallelConfig", "VOCAB_PARALLEL_HEADS", "is_override"]
+
+#: ``model.head`` kinds a vocab-parallel head can stand in for (the adaptive softmax splits V into clusters instead).
+VOCAB_PARALLEL_HEADS = ("untied", "tied", "tied_bias")
 
 
 @dataclass
@@ -96,9 +99,26 @@ class TrainConfig:
             raise ConfigError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
-        from .vocab_parallel import check_supported  # the designs a vocab-parallel run can shard
+        self.check_parallel()
 
-        check_supported(self)
+    def check_parallel(self) -> None:
+        """:class:`ConfigError` naming the key and the fix when ``parallel.vocab = true`` meets a design it cannot shard."""
+        if not self.parallel.vocab:
+            return
+        m = self.model
+        if m.embedding != "lookup":
+            raise ConfigError(
+                f"parallel.vocab = true shards the rows of a lookup table, but model.embedding = {m.embedding!r} has no "
+                "(V, D) table to split; set model.embedding = \"lookup\", or parallel.vocab = false (data-parallel)",
+                param="parallel.vocab",
+            )
+        if m.head not in VOCAB_PARALLEL_HEADS:
+            raise ConfigError(
+                f"parallel.vocab = true shards the logit columns of a linear head, but model.head = {m.head!r} "
+                f"(the adaptive softmax) is not one; set model.head to one of {', '.join(VOCAB_PARALLEL_HEADS)}, "
+                "or parallel.vocab = false (data-parallel)",
+                param="parallel.vocab",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

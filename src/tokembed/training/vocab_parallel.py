@@ -24,7 +24,7 @@ own rows of the batch), here the ranks of a torchrun job form **one** vocab-para
 
 In one process (world size 1) ``parallel.vocab`` changes nothing: the plain layers are the same
 math without the padding. Unsupported designs raise :class:`ConfigError` when the config is read
-(:func:`check_supported`).
+(:meth:`tokembed.training.config.TrainConfig.check_parallel`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from ..parallel import VocabParallelEmbedding, VocabParallelHead
 from ..parallel.comm import all_reduce_sum, group_size
 from ..parallel.embedding import gather_rows, gather_rows_to, shard_rows
 from . import distributed as _dist
+from .checkpoint import model_tensors
+from .evaluate import evaluate as _evaluate
 
 __all__ = [
-    "VOCAB_PARALLEL_HEADS",
-    "check_supported",
     "enabled",
     "shard_model",
     "is_sharded",
@@ -54,30 +54,6 @@ __all__ = [
     "full_parameter_counts",
     "evaluate",
 ]
-
-#: ``model.head`` kinds a vocab-parallel head can stand in for (the adaptive softmax splits V into clusters instead).
-VOCAB_PARALLEL_HEADS = ("untied", "tied", "tied_bias")
-
-
-def check_supported(config) -> None:
-    """:class:`ConfigError` naming the key and the fix when ``parallel.vocab = true`` meets a design it cannot shard."""
-    if not config.parallel.vocab:
-        return
-    m = config.model
-    if m.embedding != "lookup":
-        raise ConfigError(
-            f"parallel.vocab = true shards the rows of a lookup table, but model.embedding = {m.embedding!r} has no "
-            "(V, D) table to split; set model.embedding = \"lookup\", or parallel.vocab = false (data-parallel)",
-            param="parallel.vocab",
-        )
-    if m.head not in VOCAB_PARALLEL_HEADS:
-        raise ConfigError(
-            f"parallel.vocab = true shards the logit columns of a linear head, but model.head = {m.head!r} "
-            f"(the adaptive softmax) is not one; set model.head to one of {', '.join(VOCAB_PARALLEL_HEADS)}, "
-            "or parallel.vocab = false (data-parallel)",
-            param="parallel.vocab",
-        )
-
 
 def enabled(config, ctx: _dist.DistContext) -> bool:
     """True when this run is vocab-parallel: ``parallel.vocab`` under a torchrun job of more than one rank."""
@@ -183,8 +159,6 @@ def full_state(model, optimizer, optim_tensors: dict[str, torch.Tensor]) -> tupl
     (``optim.{id}.exp_avg``/``exp_avg_sq`` from :func:`~tokembed.training.checkpoint.optimizer_to_tensors`)
     are gathered to rank 0 with the padding rows stripped, under the single-process names.
     """
-    from .checkpoint import model_tensors
-
     check_replicas(model)
     shard, group, names = model.embedding.shard, model.embedding.group, _full_names(model)
     main = shard.rank == 0
@@ -243,8 +217,6 @@ def full_parameter_counts(model) -> tuple[dict[str, int], int]:
 def evaluate(model, tokenizer, data, **kwargs):
     """:func:`~tokembed.training.evaluate.evaluate` on every rank of a sharded model (all ranks call it with
     the same data; each gets the same result), with the parameter counts and bytes of the full model."""
-    from .evaluate import evaluate as _evaluate
-
     result = _evaluate(model, tokenizer, data, **kwargs)
     if is_sharded(model):
         result.params, result.embedding_bytes = full_parameter_counts(model)
