@@ -193,3 +193,21 @@ def test_resume_is_bit_exact_on_two_ranks_and_a_single_process_resumes_the_same_
     a, c = load_tensors(straight / "checkpoint" / "model.safetensors"), load_tensors(tmp_path / "other" / "checkpoint" / "model.safetensors")
     for k in a:
         _assert_close_but_key_bias(c[k], a[k], k)
+
+
+def test_gather_cut_clip_and_replica_check_on_two_gloo_ranks(tmp_path):
+    """The checkpoint gather is exact (rank 0 gets the single-process tensors, padding stripped), cutting it back
+    gives rank 0's shards and moments bit for bit, the clip norm is the single-process norm, and a replica that
+    differs on one rank is caught on every rank."""
+    from _vp_launch import launch
+
+    launch(Path(__file__).parent / "_vp_train_worker.py", 2, [str(tmp_path)], tmp_path, timeout=60.0)
+    ranks = [read_json(tmp_path / f"rank{r}.json") for r in range(2)]
+    for head in ("tied_bias", "untied"):
+        assert all(r[head]["gathered_exact"] for r in ranks), head
+        rows = ranks[0][head]["optim_rows"]  # gathered moments: V = 100 rows, never the padded 128
+        assert ranks[0][head]["roundtrip_exact"] and 100 in rows and 128 not in rows, head
+        for r in ranks:
+            one, two = r[head]["norms"]
+            assert two == pytest.approx(one, rel=1e-6), head
+            assert r[head]["detected"], head
