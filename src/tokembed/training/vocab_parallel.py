@@ -147,9 +147,14 @@ def check_replicas(model) -> None:
                            "every rank must read the same batch with the same RNG state (please report this)")
 
 
-def _optimizer_params(optimizer) -> list[torch.nn.Parameter]:
-    """Parameters in the order of ``optimizer.state_dict()``'s ids (0, 1, ... over the groups)."""
-    return [p for g in optimizer.param_groups for p in g["params"]]
+def _moment_keys(model, optimizer, optim_tensors: dict, rows: int) -> list[str]:
+    """Keys ``optim.{id}.{name}`` of the AdamW moments of the sharded parameters that have ``rows`` rows (the
+    ids count the parameters over the groups, as ``optimizer.state_dict()``; "step" is a scalar, left out)."""
+    sharded = {id(p) for p in sharded_parameters(model)}
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    pids = {str(pid) for pid, p in enumerate(params) if id(p) in sharded}
+    return sorted(k for k, t in optim_tensors.items()
+                  if k.split(".")[1] in pids and t.ndim and t.shape[0] == rows)
 
 
 def full_state(model, optimizer, optim_tensors: dict[str, torch.Tensor]) -> tuple[dict | None, dict]:
@@ -166,15 +171,9 @@ def full_state(model, optimizer, optim_tensors: dict[str, torch.Tensor]) -> tupl
     for name, t in model_tensors(model).items():
         full = gather_rows_to(t, shard, group) if name in names else t
         weights[names.get(name, name)] = full
-    sharded = {id(p) for p in sharded_parameters(model)}
     out = dict(optim_tensors)
-    for pid, p in enumerate(_optimizer_params(optimizer)):
-        if id(p) not in sharded:
-            continue
-        for key in sorted(k for k in optim_tensors if k.startswith(f"optim.{pid}.")):
-            t = optim_tensors[key]
-            if t.ndim and t.shape[0] == shard.rows:  # the moments (V/W, ...); "step" is a scalar
-                out[key] = gather_rows_to(t, shard, group)
+    for key in _moment_keys(model, optimizer, optim_tensors, shard.rows):  # the same order on every rank
+        out[key] = gather_rows_to(optim_tensors[key], shard, group)
     return (weights if main else None), out
 
 
@@ -187,15 +186,9 @@ def shard_state(model, optimizer, weights: dict, optim_tensors: dict, *, where: 
             raise ConfigError(f"{where}: the checkpoint has no {full_name!r}, but this vocab-parallel model needs it; "
                               "the checkpoint is of another model design", param="resume")
         weights[name] = shard_rows(weights.pop(full_name), shard, what=f"{where} {full_name}")
-    sharded = {id(p) for p in sharded_parameters(model)}
     out = dict(optim_tensors)
-    for pid, p in enumerate(_optimizer_params(optimizer)):
-        if id(p) not in sharded:
-            continue
-        for key in [k for k in optim_tensors if k.startswith(f"optim.{pid}.")]:
-            t = optim_tensors[key]
-            if t.ndim and t.shape[0] == shard.vocab_size:
-                out[key] = shard_rows(t, shard, what=f"{where} {key}")
+    for key in _moment_keys(model, optimizer, optim_tensors, shard.vocab_size):
+        out[key] = shard_rows(optim_tensors[key], shard, what=f"{where} {key}")
     return weights, out
 
 
