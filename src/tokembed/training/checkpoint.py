@@ -245,7 +245,8 @@ def save_checkpoint(
     if keep_previous and path.is_dir():
         _keep_previous(path)
     with atomic_dir(path) as tmp:
-        save_tensors(tmp / "model.safetensors", model_tensors(model) if weights is None else weights, metadata={"tokembed_version": TOKEMBED_VERSION})
+        save_tensors(tmp / "model.safetensors", model_tensors(model) if weights is None else weights,
+                     metadata={"tokembed_version": TOKEMBED_VERSION})
         write_json(tmp / "config.json", {**config.to_dict(), "tokenizer_fingerprint": tokenizer.fingerprint})
         tokenizer.save(tmp / "tokenizer")
         if train_state is not None:

@@ -270,9 +270,7 @@ class _Run:
 
     def save(self, step: int) -> None:
         tensors, opt_meta = optimizer_to_tensors(self.optimizer)
-        weights = None
-        if self.vp:  # vp: a collective: rank 0 gets the single-process weights and AdamW moments
-            weights, tensors = _vp.full_state(self.model, self.optimizer, tensors)
+        weights = None  # vp: below, the gathered single-process weights
         tensors.update(_rng_state(self.device))
         tensors.update(_dist.rng_tensors(self.dist))  # dist: a collective, every rank calls it
         state = {
@@ -286,7 +284,8 @@ class _Run:
             "config": self.config.to_dict(),
             "world_size": self.dist.world_size,
         }
-        if self.vp:  # vp: how the rows were split (the tensors themselves are the single-process ones)
+        if self.vp:  # vp: a collective: rank 0 gets the single-process weights and AdamW moments (padding cut off)
+            weights, tensors = _vp.full_state(self.model, self.optimizer, tensors)
             state["vocab_parallel"] = {"ranks": self.dist.world_size, "padded_vocab": self.model.embedding.shard.padded}
         if self.dist.is_main:  # dist: written once, by rank 0; the others wait for it
             save_checkpoint(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, config=self.config,

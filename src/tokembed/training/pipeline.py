@@ -84,7 +84,8 @@ def train_and_evaluate(
         return RunResult(train=result, eval=None, timings=timings)
     device = next(result.model.parameters()).device  # evaluate where it trained
     t0, c0 = time.perf_counter(), time.process_time()
-    ev = (_vp.evaluate if sharded else evaluate)(result.model, tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
+    ev = (_vp.evaluate if sharded else evaluate)(result.model, tokenizer, val, seq_len=config.seq_len,
+                                                 batch_size=config.batch_size,
                   max_tokens=eval_tokens, device=device)
     timings["eval"] = (time.perf_counter() - t0, time.process_time() - c0)
     return RunResult(train=result, eval=ev, timings=timings)
