@@ -262,3 +262,26 @@ def test_a_tokenizer_link_out_of_the_artifact_is_refused(world, tmp_path, capsys
     capsys.readouterr()
     assert main(["neighbors", str(bad), "Ġthe"]) == 2
     assert "outside the artifact folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method,extra", [("fp16", {}), ("lowrank", {"rank": 4}), ("prune", {}), ("trim", {}),
+                                          ("hash", {"buckets": 16, "iters": 3}), ("plan", {"M": 4, "nbits": 4})])
+def test_every_other_codec_reads_through_the_decoder(tmp_path, method, extra):
+    from tokembed.compress import save_compressed
+    from tokembed.compress.apply import CompressOptions, compress_matrix
+    from tokembed.tokenizers import ByteTokenizer
+
+    tok = ByteTokenizer()
+    W = torch.randn(tok.vocab_size, 16, generator=torch.Generator().manual_seed(0))
+    counts = torch.floor(100 / torch.arange(1, tok.vocab_size + 1).double())
+    ct = compress_matrix(W, CompressOptions(method=method, **extra), counts=counts)
+    save_compressed(tmp_path / "a", input=ct, tokenizer=tok, method=method)
+    src = load_embeddings(tmp_path / "a")
+    ids = [src.vocab["<0x61>"], src.vocab["<0x20>"]]
+    res = neighbors_of(src, ["<0x61>", "<0x20>"], k=4)
+    assert src._decoded == {}
+    dense = ct.decode().numpy()
+    want, _ = topk_cosine(dense, dense[ids], k=4, exclude=[[i] for i in ids])
+    assert [[n.id for n in res[t]] for t in ("<0x61>", "<0x20>")] == want.tolist()
+    assert np.allclose(src.input, dense, atol=1e-5)
+    assert np.array_equal(src.input, dense) or method == "lowrank"  # A[i] B vs (A B)[i]: another summation order
