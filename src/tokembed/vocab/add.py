@@ -10,6 +10,8 @@ own vocabulary, by family:
   priority, so they fire only after every old merge: a text that contains none of the new
   strings keeps its old segmentation.
 - **WordPiece**: a vocabulary entry (greedy longest match finds it only where its string is).
+- **sentencepiece models** (kinds ``unigram``, ``bpe``, ``char``, a loaded ``.model``, and ``morph``'s
+  subword model): pieces in the model file, by the same rules (:mod:`tokembed.vocab.spm_file`).
 - **Unigram**: a piece whose score beats the old pieces' total (``sum(scores) + UNIGRAM_MARGIN``),
   so Viterbi picks it where its string is, and nowhere else.
 
@@ -28,6 +30,7 @@ pointer to ``special=True``, which adds it as a special token instead.
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +38,7 @@ from typing import Any
 from ..errors import ConfigError, TokenizerError
 from .engine_file import engine_doc, merge_pairs, model_type, rebuild, set_merges
 from .map import NewToken, VocabMap, pieces_of
+from .spm_file import is_spm, spm_add
 
 __all__ = ["add_tokens", "tokens_from_corpus", "UNIGRAM_MARGIN"]
 
@@ -45,6 +49,8 @@ UNIGRAM_MARGIN = 0.1
 
 def add_tokens(tok, tokens: Sequence[str], *, special: bool = False) -> tuple[Any, VocabMap]:
     """``(new tokenizer, map)`` with ``tokens`` appended (see the module docstring)."""
+    if is_spm(tok):
+        return spm_add(tok, _checked(tokens), special=special)
     doc = engine_doc(tok)
     new_doc = copy.deepcopy(doc)
     v = tok.vocab
@@ -135,19 +141,32 @@ def _append(doc: dict, tok, form: str, pieces: list[int], added: list[NewToken],
         raise TokenizerError(f"cannot add ordinary tokens to a {kind} model; add them as special tokens (special=True)")
 
 
+def _json_words(tok, text: str) -> list[str]:
+    eng = tok.engine
+    norm = eng.normalizer.normalize_str(text) if eng.normalizer is not None else text
+    return [norm[a:b] for _, (a, b) in _words(tok, text)]
+
+
+def _spm_words(tok, text: str) -> list[str]:
+    """Candidate tokens of a sentencepiece model: ``morph``'s chunks, else words with their space before
+    them (without it where the model adds a dummy prefix, which gives every text one)."""
+    if hasattr(tok, "chunks"):
+        return [c for c in tok.chunks(text) if c.strip()]
+    if tok.info.model_type == "char":
+        return list(text)
+    return re.findall(r"\S+" if tok.info.add_dummy_prefix else r" ?\S+", text)
+
+
 def tokens_from_corpus(tok, texts: Sequence[str], top: int) -> list[str]:
     """The ``top`` word strings of ``texts`` that save the most tokens: count · (pieces - 1)."""
     if top < 1:
         raise ConfigError(f"top={top}; pass how many tokens to add (>= 1)")
     counts: Counter = Counter()
     for t in texts:
-        eng = tok.engine
-        norm = eng.normalizer.normalize_str(t) if eng.normalizer is not None else t
-        for _, (a, b) in _words(tok, t):
-            counts[norm[a:b]] += 1
+        counts.update(_spm_words(tok, t) if is_spm(tok) else _json_words(tok, t))
     saving = {}
     words = list(counts)
     for w, pieces in zip(words, pieces_of(tok, words)):
-        if len(pieces) > 1 and len(_words(tok, w)) == 1:
+        if len(pieces) > 1 and (is_spm(tok) or len(_words(tok, w)) == 1):
             saving[w] = counts[w] * (len(pieces) - 1)
     return [w for w, _ in sorted(saving.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
