@@ -62,7 +62,7 @@ def test_trim_keeps_the_corpus_segmentation(spm_tok):
     assert [small.decode(ids) for ids in small.encode_batch(texts)] == texts
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=min(settings.default.max_examples, 25), deadline=None)
 @given(st.lists(st.sampled_from(TRAIN), min_size=1, max_size=4))
 def test_trim_hypothesis_over_corpus_sentences(bpe_trimmed, picked):
     tok, small, vmap = bpe_trimmed
