@@ -246,6 +246,10 @@ def test_hf_folder_add_rewrites_the_model(spm_hf_dir, tmp_path):
     old = sentencepiece.SentencePieceProcessor(model_file=str(next(spm_hf_dir.glob("*.model"))))
     other = [t for t in HELD if "JSONDecoder" not in t and "indentation" not in t and "ind" not in t and "JSON" not in t]
     assert sp.encode(other) == old.encode(other)
+    out3 = tmp_path / "unknown"  # a character outside the vocabulary (byte fallback) becomes a piece first
+    add(spm_hf_dir, out3, ["☃snow"])
+    _check_pair(out3, HELD + PROBES + ["☃snow", "a ☃snow ☃"])
+    assert sentencepiece.SentencePieceProcessor(model_file=str(next(out3.glob("*.model")))).encode("☃snow", out_type=str) == ["▁☃snow"]
     out2 = tmp_path / "special"
     add(spm_hf_dir, out2, ["<extra_id_0>"], special=True)
     _check_pair(out2, HELD + PROBES)

@@ -38,7 +38,7 @@ from typing import Any
 from ..errors import ConfigError, TokenizerError
 from .engine_file import engine_doc, merge_pairs, model_type, rebuild, set_merges
 from .map import NewToken, VocabMap, pieces_of
-from .spm_file import is_spm, spm_add
+from .spm_file import is_spm, spelled_parts, spm_add
 
 __all__ = ["add_tokens", "tokens_from_corpus", "UNIGRAM_MARGIN"]
 
@@ -120,11 +120,17 @@ def _append(doc: dict, tok, form: str, pieces: list[int], added: list[NewToken],
     v = tok.vocab
     if kind == "BPE":
         merges = merge_pairs(doc)
-        strings = [v.token(i) for i in pieces]
-        left, used = strings[0], [pieces[0]]
-        for right, rid in zip(strings[1:], pieces[1:]):
+        parts = [(v.token(i), [i]) for i in pieces]
+        if model.get("byte_fallback"):  # characters outside the vocabulary (byte pieces) become tokens first
+            parts = spelled_parts(parts)
+            for s, ids in parts:
+                if s not in model["vocab"]:
+                    added.append(NewToken(V + len(added), s, ids))
+                    model["vocab"][s] = added[-1].id
+        left, used = parts[0][0], list(parts[0][1])
+        for right, rids in parts[1:]:
             merges.append((left, right))
-            left, used = left + right, used + [rid]
+            left, used = left + right, used + rids
             if left not in model["vocab"]:
                 added.append(NewToken(V + len(added), left, list(used)))
                 model["vocab"][left] = added[-1].id

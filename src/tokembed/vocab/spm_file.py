@@ -30,6 +30,7 @@ What the engine's algorithms need:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -39,7 +40,7 @@ from ..tokenizers.morph import MorphTokenizer
 from ..tokenizers.sentencepiece_engine import META_PIECE, SentencePieceTokenizer
 from .map import NewToken, VocabMap
 
-__all__ = ["is_spm", "spm_keep", "spm_build", "spm_add", "spm_add_specials", "spm_pieces_inside", "remap_model_file", "UNIGRAM_MARGIN"]
+__all__ = ["spelled_parts", "is_spm", "spm_keep", "spm_build", "spm_add", "spm_add_specials", "spm_pieces_inside", "remap_model_file", "UNIGRAM_MARGIN"]
 
 #: Score margin of a new Unigram piece over its old pieces' total (as :data:`tokembed.vocab.add.UNIGRAM_MARGIN`).
 UNIGRAM_MARGIN = 0.1
@@ -176,25 +177,38 @@ def spm_add(tok, tokens: Sequence[str], *, special: bool = False) -> tuple[Any, 
     return new_tok, vmap
 
 
-def _append_bpe(form: str, old: list[int], info, index: dict[str, int], append, low: float) -> float:
-    """Merge the old pieces of ``form`` left to right with new pieces scored below ``low``; returns the new low.
-    Characters the old model spelled in byte pieces (outside its vocabulary) become pieces first."""
-    parts: list[tuple[str, list[int]]] = []  # (string, old ids it stands for)
-    run: list[int] = []
+def spelled_parts(pieces: Sequence[tuple[str, int]]) -> list[tuple[str, list[int]]]:
+    """``(piece, id)`` in order -> ``(string, ids)`` with each run of byte pieces (``<0xNN>``) replaced by the
+    characters its bytes spell, one part per character (the run's ids on the first).
+
+    >>> spelled_parts([("▁a", 7), ("<0xE2>", 3), ("<0x98>", 4), ("<0x83>", 5), ("b", 9)])
+    [('▁a', [7]), ('☃', [3, 4, 5]), ('b', [9])]
+    """
+    parts: list[tuple[str, list[int]]] = []
+    run: list[tuple[int, int]] = []  # (byte, id)
 
     def flush() -> None:
-        chars = bytes(int(info.pieces[i][0][3:5], 16) for i in run).decode("utf-8", "replace")
-        parts.extend((ch, list(run) if k == 0 else []) for k, ch in enumerate(chars))
+        chars = bytes(b for b, _ in run).decode("utf-8", "replace")
+        parts.extend((ch, [i for _, i in run] if k == 0 else []) for k, ch in enumerate(chars))
         run.clear()
 
-    for i in old:
-        piece, _, typ = info.pieces[i]
-        if typ == BYTE:
-            run.append(i)
+    for piece, i in pieces:
+        if _BYTE_PIECE.fullmatch(piece):
+            run.append((int(piece[3:5], 16), i))
             continue
         flush()
         parts.append((piece, [i]))
     flush()
+    return parts
+
+
+_BYTE_PIECE = re.compile(r"<0x[0-9A-F]{2}>")
+
+
+def _append_bpe(form: str, old: list[int], info, index: dict[str, int], append, low: float) -> float:
+    """Merge the old pieces of ``form`` left to right with new pieces scored below ``low``; returns the new low.
+    Characters the old model spelled in byte pieces (outside its vocabulary) become pieces first."""
+    parts = spelled_parts([(info.pieces[i][0], i) for i in old])
     for s, ids in parts:
         if s not in index:
             low -= BPE_STEP
