@@ -282,6 +282,10 @@ def test_stale_model_file_is_left_out(gpt2_dir, tmp_path):
         trim(src, tmp_path / "out", SENTENCES)
     assert not (tmp_path / "out" / "spiece.model").exists()
     assert any("not the same tokenizer" in str(w.message) for w in caught)
+    (src / "spiece.model").write_bytes(b"\x0a\x05junk" + bytes(range(40)))  # not a model at all: left out, no crash
+    with pytest.warns(UserWarning, match="spiece.model"):
+        trim(src, tmp_path / "out2", SENTENCES, verify_model=False)
+    assert not (tmp_path / "out2" / "spiece.model").exists()
 
 
 # -- CLI ---------------------------------------------------------------------------------------------

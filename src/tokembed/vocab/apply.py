@@ -386,7 +386,8 @@ def _hf_model_files(src: Path, tmp: Path, vmap: VocabMap, new_tok, doc: dict[str
     (nothing is written)."""
     from .spm_file import remap_model_file, same_ids
     from ..tokenizers.spm_hf import probe_texts
-    from ..tokenizers._spm_proto import parse_model
+    from ..errors import TokembedError
+    from ..tokenizers import SentencePieceTokenizer
 
     models = sorted(p for p in src.glob("*.model") if p.is_file())
     if not models or not (src / "tokenizer.json").is_file():
@@ -395,9 +396,9 @@ def _hf_model_files(src: Path, tmp: Path, vmap: VocabMap, new_tok, doc: dict[str
     for path in models:
         blob = path.read_bytes()
         try:
-            info = parse_model(blob)
-        except ValueError as e:
-            warnings.warn(f"{path}: not a sentencepiece model ({e}); left out of the output", stacklevel=2)
+            info = SentencePieceTokenizer(blob, source=str(path)).info  # checked before sentencepiece parses it
+        except TokembedError as e:
+            warnings.warn(f"{e}; left out of the output", stacklevel=2)
             continue
         probes = probe_texts(info) + [t.token.replace("\u2581", " ") for t in vmap.new_tokens]
         bad = same_ids(blob, old_doc, probes)
