@@ -319,3 +319,15 @@ def test_surgery_on_a_checkpoint_with_a_sentencepiece_tokenizer(tmp_path):
     assert new_tok.kind == "bpe" and model.config.vocab_size == new_tok.vocab_size
     transplant(tmp_path / "t", tmp_path / "x", KINDS["unigram"].train(LINES, 700, progress=False))
     assert load_checkpoint(tmp_path / "x")[1].kind == "unigram"
+
+
+def test_hf_folder_pair_that_disagrees_writes_nothing(spm_hf_dir, tmp_path, monkeypatch):
+    """A rewritten .model that gives other ids than the new tokenizer.json is an error, and no folder appears."""
+    import tokembed.tokenizers.spm_hf as spm_hf
+
+    if not next(spm_hf_dir.glob("*.model")).name.startswith("tokenizer"):
+        pytest.skip("the Llama-style (BPE) folder is the one whose merges are re-derived")
+    monkeypatch.setattr(spm_hf, "spm_merges", lambda pieces: [])  # a tokenizer.json without merges: other ids
+    with pytest.raises(TokenizerError, match="other ids than the new tokenizer.json"):
+        trim(spm_hf_dir, tmp_path / "out", TRAIN[:10], verify_model=False)
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []

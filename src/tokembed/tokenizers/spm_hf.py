@@ -33,7 +33,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from ._spm_proto import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, SpmModelInfo
+from ._spm_proto import CONTROL, NORMAL, UNKNOWN, USER_DEFINED, SpmModelInfo
 
 __all__ = ["spm_to_hf_json", "spm_merges", "hf_side_files", "probe_texts", "ROLE_KEYS", "CONTROL_SCORE_GAP"]
 

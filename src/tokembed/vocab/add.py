@@ -38,13 +38,10 @@ from typing import Any
 from ..errors import ConfigError, TokenizerError
 from .engine_file import engine_doc, merge_pairs, model_type, rebuild, set_merges
 from .map import NewToken, VocabMap, pieces_of
-from .spm_file import is_spm, spelled_parts, spm_add
+from .spm_file import UNIGRAM_MARGIN, is_spm, spelled_parts, spm_add
 
 __all__ = ["add_tokens", "tokens_from_corpus", "UNIGRAM_MARGIN"]
 
-#: Score margin of a new Unigram piece over the old pieces' total log-probability (any positive value
-#: makes Viterbi prefer the new piece on its own string; small keeps it close to the old path).
-UNIGRAM_MARGIN = 0.1
 
 
 def add_tokens(tok, tokens: Sequence[str], *, special: bool = False) -> tuple[Any, VocabMap]:

@@ -40,9 +40,12 @@ from ..tokenizers.morph import MorphTokenizer
 from ..tokenizers.sentencepiece_engine import META_PIECE, SentencePieceTokenizer
 from .map import NewToken, VocabMap
 
-__all__ = ["spelled_parts", "is_spm", "spm_keep", "spm_build", "spm_add", "spm_add_specials", "spm_pieces_inside", "remap_model_file", "UNIGRAM_MARGIN"]
+__all__ = ["spelled_parts", "is_spm", "spm_keep", "spm_build", "spm_trimmed", "spm_add", "spm_add_specials", "spm_pieces_inside",
+           "remap_model_file", "same_ids", "UNIGRAM_MARGIN"]
 
-#: Score margin of a new Unigram piece over its old pieces' total (as :data:`tokembed.vocab.add.UNIGRAM_MARGIN`).
+#: Score margin of a new Unigram piece over the old pieces' total log-probability, for sentencepiece models and
+#: Unigram ``tokenizer.json`` alike (any positive value makes Viterbi prefer the new piece on its own string;
+#: small keeps it close to the old path).
 UNIGRAM_MARGIN = 0.1
 #: Score step between appended BPE pieces (below the lowest old score, decreasing in the order added).
 BPE_STEP = 1.0
