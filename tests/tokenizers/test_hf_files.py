@@ -119,3 +119,14 @@ def test_morph_writes_no_tokenizer_json(tmp_path):
     sp = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "m" / "spm.model"))
     text = "the decoders are unhappily indented"
     assert [i for c in tok.chunks(text) for i in sp.encode(c)] == tok.encode(text)  # the subword model, chunk by chunk
+
+
+def test_loaded_bert_vocab_keeps_its_post_processor(tmp_path):
+    """A loaded file's [CLS] ... [SEP] stays: transformers adds them as tokembed does."""
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz", *("##" + c for c in "abcdefghijklmnopqrstuvwxyz"), "the", "cat"]
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    tok = load_tokenizer(tmp_path / "vocab.txt")
+    tok.save(tmp_path / "saved")
+    auto = transformers.AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert auto(["the cats", "a b"])["input_ids"] == tok.encode_batch(["the cats", "a b"]) and tok.encode("the cats")[0] == tok.vocab["[CLS]"]
+    assert (auto.cls_token, auto.sep_token, auto.mask_token, auto.pad_token_id) == ("[CLS]", "[SEP]", "[MASK]", 0)

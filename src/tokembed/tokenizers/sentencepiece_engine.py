@@ -399,7 +399,13 @@ class SentencePieceTokenizer(Tokenizer):
 
     def _hf_tokenizer_json(self) -> dict[str, Any] | None:
         """The model as a ``tokenizer.json`` (:mod:`.spm_hf`), checked to give the engine's ids on probe texts;
-        None (with a warning) for a model it cannot express (``word`` models, unusual normalisers)."""
+        None (with a warning) for a model it cannot express (``word`` models, unusual normalisers). Built once
+        per tokenizer (checkpoints save the tokenizer again and again)."""
+        if not hasattr(self, "_hf_json"):
+            self._hf_json = self._convert_to_hf_json()
+        return self._hf_json
+
+    def _convert_to_hf_json(self) -> dict[str, Any] | None:
         import json
         import warnings
 
