@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 from ..artifacts import TOKEMBED_VERSION, atomic_dir, read_json, write_json
 from ..errors import ConfigError, SpecialTokenError, TokenizerError, TokenizerFileError
 from ..vocab import Vocab
+from .spm_hf import hf_side_files
 
 __all__ = [
     "Tokenizer",
@@ -324,8 +325,6 @@ class Tokenizer(ABC):
         return folder
 
     def _save_hf_files(self, folder: Path) -> None:
-        from .spm_hf import hf_side_files
-
         if not (folder / HF_ENGINE_FILE).is_file():
             doc = self._hf_tokenizer_json()
             if doc is None:

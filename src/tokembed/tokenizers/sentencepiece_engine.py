@@ -47,6 +47,7 @@ from ._spm_proto import BYTE, CONTROL, UNKNOWN, UNUSED, USER_DEFINED, PieceTable
 from .base import DEFAULT_SPECIAL_TOKENS, Tokenizer, register
 from .byte import byte_token
 from .progress import DELAY_S, elapsed, show_progress
+from .spm_hf import probe_texts, spm_to_hf_json
 from .sampling import sample_nbest, spm_bpe_dropout, spm_score, spm_unigram_sample
 
 __all__ = [
@@ -410,8 +411,6 @@ class SentencePieceTokenizer(Tokenizer):
         import warnings
 
         from tokenizers import Tokenizer as Engine
-
-        from .spm_hf import probe_texts, spm_to_hf_json
 
         try:
             doc = spm_to_hf_json(self.info, special=self.vocab.special_tokens)

@@ -41,12 +41,13 @@ import torch
 
 from ..artifacts import TOKEMBED_VERSION, atomic_dir, atomic_write_text, load_tensors, read_json, write_json
 from ..embeddings.control import embedding_param_groups
-from ..errors import ArtifactError, TokenizerError
+from ..errors import ArtifactError, TokembedError, TokenizerError
 from ..model import ModelConfig, build_model
-from ..tokenizers import load_tokenizer
+from ..tokenizers import SentencePieceTokenizer, load_tokenizer
+from ..tokenizers.spm_hf import probe_texts
 from ..training.checkpoint import verify_checkpoint, write_manifest
 from .map import VocabMap
-from .spm_file import is_spm
+from .spm_file import is_spm, remap_model_file, same_ids
 
 __all__ = ["Source", "load_source", "write_output", "SPECIAL_ID_KEYS", "SUPPORTED_EMBEDDINGS", "SUPPORTED_HEADS"]
 
@@ -384,11 +385,6 @@ def _hf_model_files(src: Path, tmp: Path, vmap: VocabMap, new_tok, doc: dict[str
     A ``.model`` that gave other ids than the old ``tokenizer.json`` (not the same tokenizer) is left out with a
     warning; a rewritten one that gives other ids than the new ``tokenizer.json`` is a :class:`TokenizerError`
     (nothing is written)."""
-    from .spm_file import remap_model_file, same_ids
-    from ..tokenizers.spm_hf import probe_texts
-    from ..errors import TokembedError
-    from ..tokenizers import SentencePieceTokenizer
-
     models = sorted(p for p in src.glob("*.model") if p.is_file())
     if not models or not (src / "tokenizer.json").is_file():
         return doc

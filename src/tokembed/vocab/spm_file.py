@@ -37,6 +37,7 @@ from typing import Any
 from ..errors import TokenizerError
 from ..tokenizers._spm_proto import BYTE, CONTROL, NORMAL, USER_DEFINED, parse_model, rebuild_model
 from ..tokenizers.morph import MorphTokenizer
+from ..tokenizers import spm_hf
 from ..tokenizers.sentencepiece_engine import META_PIECE, SentencePieceTokenizer
 from .map import NewToken, VocabMap
 
@@ -264,9 +265,7 @@ def remap_model_file(blob: bytes, vmap: VocabMap, doc: dict[str, Any], new_tok) 
             pieces.append((token, 0.0, USER_DEFINED))
     new_blob = rebuild_model(blob, pieces, {i: j for j, i in source.items()})
     if doc["model"].get("type") == "BPE" and doc["model"].get("merges") is not None and info.model_type == "bpe":
-        from ..tokenizers.spm_hf import spm_merges
-
-        doc = {**doc, "model": {**doc["model"], "merges": spm_merges(pieces)}}
+        doc = {**doc, "model": {**doc["model"], "merges": spm_hf.spm_merges(pieces)}}
     return new_blob, doc
 
 

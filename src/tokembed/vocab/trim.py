@@ -82,7 +82,8 @@ def trim_tokenizer(
     for name in drop:
         i = v[name]
         if i in v.special_ids or (doc is not None and name == doc["model"].get("unk_token")) or (spm and i in protected):
-            raise TokenizerError(f"cannot trim away {name!r}: it is a special token (or [UNK], a byte-fallback or control piece) the model and tokenizer rely on; remove it from drop")
+            raise TokenizerError(f"cannot trim away {name!r}: it is a special token, [UNK], or a piece every text may need (byte fallback, "
+                                 "control, single character); the model and tokenizer rely on it: remove it from drop")
     ranked = [i for i, c in counts.most_common() if c >= min_count]
     kept = set(ranked if keep_top is None else ranked[: int(keep_top)])
     kept |= protected | {v[t] for t in keep}
