@@ -331,3 +331,10 @@ def test_hf_folder_pair_that_disagrees_writes_nothing(spm_hf_dir, tmp_path, monk
     with pytest.raises(TokenizerError, match="other ids than the new tokenizer.json"):
         trim(spm_hf_dir, tmp_path / "out", TRAIN[:10], verify_model=False)
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_add_a_character_to_a_char_model_without_byte_fallback():
+    tok = KINDS["char"].train(LINES, byte_fallback=False, progress=False)
+    assert tok.tokens("☃") == ["<unk>"]
+    new, vmap = add_tokens(tok, ["☃"])
+    assert new.tokens("a☃") == ["a", "☃"] and _engine(new._proto).encode("a☃") == new.encode("a☃")

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import TokenizerError
-from ..tokenizers._spm_proto import BYTE, CONTROL, NORMAL, USER_DEFINED, parse_model, rebuild_model
+from ..tokenizers._spm_proto import CONTROL, NORMAL, UNKNOWN, USER_DEFINED, parse_model, rebuild_model
 from ..tokenizers.morph import MorphTokenizer
 from ..tokenizers import spm_hf
 from ..tokenizers.sentencepiece_engine import META_PIECE, SentencePieceTokenizer
@@ -122,20 +122,11 @@ def _form(tok, text: str) -> tuple[str, list[int]]:
                 "add it as a special token instead (special=True)", param="special")  # fmt: skip
     if META_PIECE in text:
         raise TokenizerError(f"token {text!r} holds {META_PIECE!r}, which tokembed encodes as byte tokens; write a space instead")
-    ids = sub._enc.encode(text)
-    out, raw = [], bytearray()
-    for i in ids:
-        piece, _, typ = sub.info.pieces[i]
-        if typ == BYTE:
-            raw.append(int(piece[3:5], 16))
-            continue
-        if raw:
-            out.append(raw.decode("utf-8", "replace"))
-            raw = bytearray()
-        out.append(piece)
-    if raw:
-        out.append(raw.decode("utf-8", "replace"))
-    return "".join(out), list(ids)
+    ids = list(sub._enc.encode(text))
+    if any(sub.info.pieces[i][2] == UNKNOWN for i in ids):  # no byte fallback: the text itself, as the model spells it
+        spelled = text.replace(" ", META_PIECE) if sub.info.escape_whitespaces else text
+        return (META_PIECE + spelled if sub.info.add_dummy_prefix else spelled), ids
+    return "".join(part for part, _ in spelled_parts([(sub.info.pieces[i][0], i) for i in ids])), ids
 
 
 def spm_add(tok, tokens: Sequence[str], *, special: bool = False) -> tuple[Any, VocabMap]:
