@@ -23,8 +23,8 @@ What the engine's algorithms need:
 >>> from tokembed.tokenizers import UnigramTokenizer
 >>> tok = UnigramTokenizer.train(["The cat sat on the mat. " * 20, "A dog, a cat and a rat."], 278)
 >>> new, vmap = spm_add(tok, [" mat."])
->>> new.tokens("The mat."), vmap.new_tokens[0].token
-(['T', 'he', '▁mat.'], '▁mat.')
+>>> new.tokens("The mat.")[-1], vmap.new_tokens[0].token, new.encode(" mat.") == [tok.vocab_size]
+('▁mat.', '▁mat.', True)
 """
 
 from __future__ import annotations
