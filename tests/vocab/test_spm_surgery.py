@@ -338,3 +338,23 @@ def test_add_a_character_to_a_char_model_without_byte_fallback():
     assert tok.tokens("☃") == ["<unk>"]
     new, vmap = add_tokens(tok, ["☃"])
     assert new.tokens("a☃") == ["a", "☃"] and _engine(new._proto).encode("a☃") == new.encode("a☃")
+
+
+def test_add_keeps_the_ids_of_added_tokens_past_the_pieces(tmp_path):
+    """A tokenizer.json whose added tokens follow the model's pieces (a ``<pad>`` after Llama's 32000): new pieces
+    go after them, every old id keeps its token (the engine would renumber added tokens absent from the model)."""
+    from tokenizers import Tokenizer as Engine
+
+    blob = _spm_blob("bpe", normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=False)
+    engine = Engine.from_str(json.dumps(SentencePieceTokenizer(blob)._hf_tokenizer_json()))
+    engine.add_special_tokens(["<extra_pad>"])
+    hf_tok = HFTokenizer(engine, add_special_tokens=False)
+    new, vmap = add_tokens(hf_tok, ["JSONDecoder"])
+    assert [new.vocab.token(i) for i in range(hf_tok.vocab_size)] == hf_tok.vocab.tokens
+    assert new.vocab["<extra_pad>"] == hf_tok.vocab["<extra_pad>"] and new.encode("JSONDecoder") == [vmap.new_tokens[-1].id]
+    src = hf_model("llama", hf_tok, tmp_path / "src", tie=False)
+    (src / "tokenizer.model").write_bytes(blob)
+    add(src, tmp_path / "out", ["JSONDecoder"])
+    _check_pair(tmp_path / "out", HELD + PROBES + ["JSONDecoder x"])
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "out" / "tokenizer.model"))
+    assert sp.id_to_piece(hf_tok.vocab["<extra_pad>"]) == "<extra_pad>"

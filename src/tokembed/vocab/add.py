@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError, TokenizerError
+from ..tokenizers.spm_hf import CONTROL_SCORE_GAP
 from .engine_file import engine_doc, merge_pairs, model_type, rebuild, set_merges
 from .map import NewToken, VocabMap, pieces_of
 from .spm_file import UNIGRAM_MARGIN, is_spm, spelled_parts, spm_add
@@ -67,6 +68,8 @@ def add_tokens(tok, tokens: Sequence[str], *, special: bool = False) -> tuple[An
         form, pieces = _word_form(tok, text)
         if form in v or any(a.token == form for a in added):
             raise TokenizerError(f"token {text!r} already exists as {form!r} (id {v.get(form)}); nothing to add")
+        if not added:
+            _absorb_added_tokens(new_doc)
         _append(new_doc, tok, form, pieces, added, V)
     new_tok = rebuild(tok, new_doc, special_tokens=specials)
     vmap = VocabMap(old_size=V, new_size=V + len(added), old_to_new=list(range(V)), new_tokens=added,
@@ -108,6 +111,28 @@ def _word_form(tok, text: str) -> tuple[str, list[int]]:
             param="special",
         )
     return words[0][0], pieces_of(tok, [text])[0]
+
+
+def _absorb_added_tokens(doc: dict) -> None:
+    """Make the added tokens that are not model entries (a ``<pad>`` after Llama's 32000 pieces) model entries at
+    their own ids, before model entries are appended after them: the engine numbers added tokens that are not
+    in the model after the model's entries, so it would move them (and their rows would no longer match)."""
+    model = doc["model"]
+    vocab = model.get("vocab")
+    outside = sorted((a["id"], a["content"]) for a in doc.get("added_tokens") or [])
+    if isinstance(vocab, dict):
+        for i, content in outside:
+            vocab.setdefault(content, i)
+    elif isinstance(vocab, list):  # Unigram: the list position is the id; never chosen from text (the lowest score)
+        have = {p for p, _ in vocab}
+        low = min((sc for _, sc in vocab), default=0.0) - CONTROL_SCORE_GAP
+        for i, content in outside:
+            if content in have:
+                continue
+            if i != len(vocab):
+                raise TokenizerError(f"added token {content!r} has id {i}, not {len(vocab)}: the tokenizer.json's ids are not "
+                                     "contiguous, so new pieces cannot be placed after them")
+            vocab.append([content, low])
 
 
 def _append(doc: dict, tok, form: str, pieces: list[int], added: list[NewToken], V: int) -> None:
