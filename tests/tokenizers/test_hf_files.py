@@ -72,19 +72,22 @@ def test_tokenizers_library_loads_the_json(saved):
     assert [e.ids for e in engine.encode_batch(TEXTS, add_special_tokens=False)] == tok.encode_batch(TEXTS)
 
 
-@pytest.fixture(scope="module")
-def unigram():
-    return KINDS["unigram"].train(LINES, 600, progress=False)
+@pytest.fixture(scope="module", params=["unigram", "bpe"])
+def spm_engines(request):
+    from tokenizers import Tokenizer as Engine
+
+    tok = KINDS[request.param].train(LINES, 600, progress=False)
+    engine = Engine.from_str(json.dumps(tok._hf_tokenizer_json()))
+    engine.encode_special_tokens = True
+    return tok, engine
 
 
 @settings(max_examples=min(settings.default.max_examples, 60), deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\u2581"), max_size=40))
-def test_converted_unigram_matches_sentencepiece_on_any_text(unigram, text):
-    from tokenizers import Tokenizer as Engine
-
-    engine = Engine.from_str(json.dumps(unigram._hf_tokenizer_json()))
-    engine.encode_special_tokens = True
-    assert engine.encode(text, add_special_tokens=False).ids == unigram.encode(text)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\u2581"), max_size=40)
+       | st.text(alphabet="ab c\tdefg<>/s_ﬁ東🙂", max_size=40))
+def test_converted_model_matches_sentencepiece_on_any_text(spm_engines, text):
+    tok, engine = spm_engines
+    assert engine.encode(text, add_special_tokens=False).ids == tok.encode(text)
 
 
 @pytest.mark.parametrize("model_type, norm", [("bpe", "identity"), ("unigram", "nmt_nfkc"), ("bpe", "nmt_nfkc")])
