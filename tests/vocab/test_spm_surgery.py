@@ -358,3 +358,20 @@ def test_add_keeps_the_ids_of_added_tokens_past_the_pieces(tmp_path):
     _check_pair(tmp_path / "out", HELD + PROBES + ["JSONDecoder x"])
     sp = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "out" / "tokenizer.model"))
     assert sp.id_to_piece(hf_tok.vocab["<extra_pad>"]) == "<extra_pad>"
+
+
+def test_transplant_hf_folders_across_families(spm_hf_dir, gpt2_dir, bpe_tok, tmp_path):
+    """A folder with a .model moved to a byte-level BPE leaves the old .model out; a GPT-2 folder moved to a
+    sentencepiece tokenizer gets its tokenizer.model and a tokenizer.json with the same ids."""
+    import transformers
+
+    with pytest.warns(UserWarning, match="left out of the transplanted folder"):
+        transplant(spm_hf_dir, tmp_path / "to_bytebpe", bpe_tok)
+    assert not list((tmp_path / "to_bytebpe").glob("*.model"))
+    auto = transformers.AutoTokenizer.from_pretrained(tmp_path / "to_bytebpe", split_special_tokens=True)
+    assert auto(SENTENCES, add_special_tokens=False)["input_ids"] == load_tokenizer(tmp_path / "to_bytebpe" / "tokenizer.json").encode_batch(SENTENCES)
+    uni = KINDS["unigram"].train(LINES, 600, progress=False)
+    transplant(gpt2_dir, tmp_path / "to_unigram", uni)
+    _check_pair(tmp_path / "to_unigram", SENTENCES + PROBES)
+    assert load_tokenizer(tmp_path / "to_unigram" / "tokenizer.model").encode_batch(HELD) == uni.encode_batch(HELD)
+    _loads_without_missing_weights(tmp_path / "to_unigram")

@@ -452,7 +452,7 @@ def _hf_spm_only(src: Path, tmp: Path, new_tok) -> dict[str, Any] | None:
     it was loaded from (the other ``.model`` files are left out) and the same ids as a ``tokenizer.json``
     (:mod:`tokembed.tokenizers.spm_hf`); returns its special tokens as a ``tokenizer.json``'s
     ``added_tokens`` (for ``tokenizer_config.json``)."""
-    name = sorted(p.name for p in src.glob("*.model"))[0]
+    name = next((p.name for p in sorted(src.glob("*.model"))), "tokenizer.model")  # transplanted from another family: the usual name
     (tmp / name).write_bytes(new_tok._proto)
     doc = new_tok._hf_tokenizer_json()  # transformers cannot convert a .model without protobuf: give it the converted file
     if doc is not None:
@@ -471,6 +471,10 @@ def _hf_model_files(src: Path, tmp: Path, vmap: VocabMap, new_tok, doc: dict[str
     (nothing is written)."""
     models = sorted(p for p in src.glob("*.model") if p.is_file())
     if not models or not (src / "tokenizer.json").is_file():
+        return doc
+    if vmap.operation == "transplant":  # the model moved to another tokenizer: the old .model describes neither
+        warnings.warn(f"{', '.join(p.name for p in models)}: the old tokenizer's sentencepiece model is left out of the "
+                      "transplanted folder (its tokenizer.json is the new tokenizer)", stacklevel=2)
         return doc
     old_doc = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
     for path in models:
