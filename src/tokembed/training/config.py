@@ -1,7 +1,8 @@
 """The training config: everything a run needs besides the tokenizer and the data.
 
 Unlike :mod:`tokembed.config` (the generic TOML/YAML/``key=value`` reader) this module knows the
-keys: :class:`TrainConfig` (with its :class:`~tokembed.model.ModelConfig` under ``model``) checks
+keys: :class:`TrainConfig` (with its :class:`~tokembed.model.ModelConfig` under ``model`` and its
+:class:`ParallelConfig` under ``parallel``) checks
 them on construction and names the bad key, and :func:`is_override` tells a ``key=value`` option
 from a ``LANG=PATH`` corpus argument. Saved with every run (``run_config.json``, ``config.json``).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,29 @@ from ..config import apply_override, read_config_file
 from ..errors import ConfigError
 from ..model import ModelConfig, check_field_types
 
-__all__ = ["TrainConfig", "is_override"]
+__all__ = ["TrainConfig", "ParallelConfig", "VOCAB_PARALLEL_HEADS", "is_override"]
+
+#: ``model.head`` kinds a vocab-parallel head can stand in for (the adaptive softmax splits V into clusters instead).
+VOCAB_PARALLEL_HEADS = ("untied", "tied", "tied_bias")
+
+
+@dataclass
+class ParallelConfig:
+    """How a torchrun job splits the model over its ranks (``[parallel]`` in a config, ``parallel.KEY=...``).
+
+    Without a key set, a job of several processes is data-parallel (DDP). In one process these keys change nothing.
+    """
+
+    vocab: bool = False  # vocab-parallel embedding, head and loss over all ranks; every rank reads the full batch
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ParallelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown parallel option(s) {unknown}; known: {', '.join(sorted(known))}", param="parallel")
+        check_field_types(cls, d, section="parallel.")
+        return cls(**d)
 
 
 @dataclass
@@ -53,10 +76,13 @@ class TrainConfig:
     tokenizer: str = "byte"  # tokenizer kind to train on the corpus, or a tokenizer folder (CLI)
     vocab_size: int | None = None  # vocab size when the CLI trains the tokenizer
     val_fraction: float = 0.05  # documents held out for validation (CLI)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # how a torchrun job splits the model
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
+        if isinstance(self.parallel, dict):
+            self.parallel = ParallelConfig.from_dict(self.parallel)
         self.betas = tuple(self.betas)
         for name in ("seq_len", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
@@ -73,6 +99,26 @@ class TrainConfig:
             raise ConfigError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
+        self.check_parallel()
+
+    def check_parallel(self) -> None:
+        """:class:`ConfigError` naming the key and the fix when ``parallel.vocab = true`` meets a design it cannot shard."""
+        if not self.parallel.vocab:
+            return
+        m = self.model
+        if m.embedding != "lookup":
+            raise ConfigError(
+                f"parallel.vocab = true shards the rows of a lookup table, but model.embedding = {m.embedding!r} has no "
+                "(V, D) table to split; set model.embedding = \"lookup\", or parallel.vocab = false (data-parallel)",
+                param="parallel.vocab",
+            )
+        if m.head not in VOCAB_PARALLEL_HEADS:
+            raise ConfigError(
+                f"parallel.vocab = true shards the logit columns of a linear head, but model.head = {m.head!r} "
+                f"(the adaptive softmax) is not one; set model.head to one of {', '.join(VOCAB_PARALLEL_HEADS)}, "
+                "or parallel.vocab = false (data-parallel)",
+                param="parallel.vocab",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -87,12 +133,16 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training option(s) {unknown}; known: {', '.join(sorted(known))}")
         model = d.pop("model", None)
+        parallel = d.pop("parallel", None) or {}
+        if not isinstance(parallel, (dict, ParallelConfig)):
+            raise ConfigError(f"parallel={parallel!r} is not a section; write [parallel] vocab = true, or parallel.vocab=true",
+                              param="parallel")
         check_field_types(cls, d)
         if model is None:
             raise ConfigError("the config has no [model] section; add one (at least d_model, n_layers, n_heads)")
         if isinstance(model, dict):
             model = ModelConfig.from_dict({"vocab_size": 0, **model})
-        return cls(model=model, **d)
+        return cls(model=model, parallel=parallel, **d)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> "TrainConfig":
@@ -108,7 +158,8 @@ class TrainConfig:
 
 
 def is_override(item: str) -> bool:
-    """True if ``item`` names a TrainConfig/ModelConfig field (``lr=...``, ``model.d_model=...``)."""
+    """True if ``item`` names a TrainConfig/ModelConfig/ParallelConfig field (``lr=...``, ``model.d_model=...``,
+    ``parallel.vocab=true``)."""
     if "=" not in item:
         return False
     key = item.split("=", 1)[0]
@@ -116,4 +167,6 @@ def is_override(item: str) -> bool:
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     if key.startswith("model."):
         return key[6:] in model_fields
+    if key.startswith("parallel."):
+        return key[9:] in {f.name for f in dataclasses.fields(ParallelConfig)}
     return key in train_fields
