@@ -9,7 +9,7 @@ states) or Hugging Face folders (through ``transformers``, imported lazily):
   (only float noise is expected: the kept rows are bit-identical copies), and the mean
   probability the old model gave the dropped tokens (models with a head);
 - **add / transplant**: the mean LM loss per UTF-8 byte before and after (causal models, or
-  masked-LM models scored position by position, see :meth:`_HF.loss`), else the cosine between
+  masked-LM models scored position by position, see :meth:`_HF.run`), else the cosine between
   mean-pooled sentence vectors before and after; and one table comparing **every init**
   (:data:`~tokembed.vocab.map.INITS`) on the same texts: the chosen init is the written model,
   each other init swaps its new-token rows into that loaded model in memory (only the new rows
