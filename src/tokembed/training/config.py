@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,35 @@ from ..config import apply_override, read_config_file
 from ..errors import ConfigError
 from ..model import ModelConfig, check_field_types
 
-__all__ = ["TrainConfig", "is_override"]
+__all__ = ["TrainConfig", "ParallelConfig", "is_override"]
+
+
+@dataclass
+class ParallelConfig:
+    """``[parallel]``: how a torchrun job splits the model (docs/parallel.md); nothing changes in one process."""
+
+    fsdp: bool = False  # shard parameters, gradients and AdamW moments over the ranks (FSDP2: each block, then the root)
+    sharded_checkpoint: bool | None = None  # each rank writes its shards + a manifest (None = on with fsdp)
+
+    def __post_init__(self) -> None:
+        if self.sharded_checkpoint and not self.fsdp:
+            raise ConfigError("parallel.sharded_checkpoint=true needs parallel.fsdp=true (without FSDP every rank holds "
+                              "the whole model and rank 0 writes one checkpoint); set parallel.fsdp=true or drop it",
+                              param="parallel.sharded_checkpoint")
+
+    @property
+    def sharded(self) -> bool:
+        """Whether an FSDP run writes sharded checkpoints (the default with fsdp)."""
+        return self.fsdp and self.sharded_checkpoint is not False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ParallelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown parallel option(s) {unknown}; known: {', '.join(sorted(known))}")
+        check_field_types(cls, d, section="parallel.")
+        return cls(**d)
 
 
 @dataclass
@@ -53,10 +81,13 @@ class TrainConfig:
     tokenizer: str = "byte"  # tokenizer kind to train on the corpus, or a tokenizer folder (CLI)
     vocab_size: int | None = None  # vocab size when the CLI trains the tokenizer
     val_fraction: float = 0.05  # documents held out for validation (CLI)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # [parallel]: FSDP, sharded checkpoints
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
+        if isinstance(self.parallel, dict):
+            self.parallel = ParallelConfig.from_dict(self.parallel)
         self.betas = tuple(self.betas)
         for name in ("seq_len", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
@@ -87,12 +118,15 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training option(s) {unknown}; known: {', '.join(sorted(known))}")
         model = d.pop("model", None)
+        parallel = d.pop("parallel", None) or {}
+        if not isinstance(parallel, dict):
+            raise ConfigError(f"parallel={parallel!r} must be a section ([parallel] with fsdp = true, ...)", param="parallel")
         check_field_types(cls, d)
         if model is None:
             raise ConfigError("the config has no [model] section; add one (at least d_model, n_layers, n_heads)")
         if isinstance(model, dict):
             model = ModelConfig.from_dict({"vocab_size": 0, **model})
-        return cls(model=model, **d)
+        return cls(model=model, parallel=ParallelConfig.from_dict(parallel), **d)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> "TrainConfig":
@@ -116,4 +150,6 @@ def is_override(item: str) -> bool:
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     if key.startswith("model."):
         return key[6:] in model_fields
+    if key.startswith("parallel."):
+        return key[9:] in {f.name for f in dataclasses.fields(ParallelConfig)}
     return key in train_fields

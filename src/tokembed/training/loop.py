@@ -48,15 +48,15 @@ from .checkpoint import (
     CHECKPOINT_DIR,
     PREVIOUS_DIR,
     read_train_state,
-    check_finite_tensors,
     good_checkpoint,
     load_model_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
     remove_stale_temps,
-    save_checkpoint,
 )
 from . import distributed as _dist  # data-parallel hooks: every use below is marked `# dist:`
+from . import fsdp as _fsdp  # FSDP hooks (parallel.fsdp): marked `# dist:` too
+from . import sharded_checkpoint as _sharded
 from .config import TrainConfig
 from .evaluate import evaluate
 from .plots import plot_bands
@@ -122,7 +122,7 @@ def _embedding_row_grad(model: Transformer) -> torch.Tensor | None:
 
 def _check_finite(name: str, t: torch.Tensor, step: int) -> None:
     """Raise :class:`NonFiniteError` naming ``name`` and its non-finite rows (one reduction when all is well)."""
-    t = t.detach()
+    t = _fsdp.finite_view(t.detach())  # dist: an FSDP shard's local rows (the full tensor when a rank's are not finite)
     if bool(torch.isfinite(t).all()):
         return
     if t.ndim < 2:
@@ -239,7 +239,8 @@ class _Run:
         self.model.to(device)
         self.dist = _dist.context(device=device.type)  # dist: rank/world (1 outside torchrun)
         self.rows = _dist.rank_rows(config.batch_size, self.dist)  # dist: this rank's rows of the global batch
-        self.loss_fn = _dist.loss_module(self.model, self.dist, device)  # dist: model.loss, or DDP over the ranks
+        self.loss_fn = _dist.loss_module(self.model, self.dist, device,  # dist: model.loss, or DDP/FSDP over the ranks
+                                         fsdp=config.parallel.fsdp)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), betas=config.betas, eps=1e-8)
         self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len,
                                   rows=self.rows)
@@ -276,11 +277,11 @@ class _Run:
             "config": self.config.to_dict(),
             "world_size": self.dist.world_size,
         }
-        if self.dist.is_main:  # dist: written once, by rank 0; the others wait for it
-            save_checkpoint(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, config=self.config,
-                            train_tensors=tensors, train_state=state, keep_previous=self.keep_previous)
+        # dist: written once, by rank 0 (the others wait for it), or with FSDP as every rank's shards + a layout
+        _sharded.save_run_checkpoint(self.ckpt_dir, ctx=self.dist, model=self.model, tokenizer=self.tokenizer,
+                                     config=self.config, train_tensors=tensors, train_state=state,
+                                     keep_previous=self.keep_previous)
         self.keep_previous = True  # from now on checkpoint/ holds one of this run's checkpoints
-        self.dist.barrier()
 
     def loop(self, *, progress: bool, callbacks) -> None:
         bar = None
@@ -364,12 +365,13 @@ class _Run:
         }
         self._t_last, self._tok_last = now, 0
         val = self.val_shard
-        if (config.eval_every and step % config.eval_every == 0 and val is not None and len(val) > 1
-                and self.dist.is_main):  # dist: rank 0 evaluates (the models are identical)
-            r = evaluate(self.model, self.tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
-                         max_tokens=config.eval_tokens, device=self.device)
-            self.model.train()
-            entry.update(val_loss=r.loss, val_bpb=r.bits_per_byte)
+        if config.eval_every and step % config.eval_every == 0 and val is not None and len(val) > 1:
+            model = _fsdp.full_model(self.model, config) if _fsdp.is_sharded(self.model) else self.model  # dist: gathered
+            if self.dist.is_main:  # dist: rank 0 evaluates (the models are identical)
+                r = evaluate(model, self.tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
+                             max_tokens=config.eval_tokens, device=self.device)
+                self.model.train()
+                entry.update(val_loss=r.loss, val_bpb=r.bits_per_byte)
         self.history.append(entry)
         return entry
 
@@ -391,7 +393,7 @@ class _Run:
             steps=self.total_steps,
             tokens=tokens,
             bytes=tokens * self.train_shard.bytes_per_token,
-            model=self.model,
+            model=_fsdp.full_model(self.model, self.config) if _fsdp.is_sharded(self.model) else self.model,  # dist
             cpu_seconds=self.train_cpu,
         )
 
@@ -409,7 +411,7 @@ class _BandMonitor:
 
     @torch.no_grad()
     def record(self, model: Transformer, step: int) -> None:
-        E = model.embedding.weight_matrix().detach().float()  # (V, D)
+        E = _fsdp.full(model.embedding.weight_matrix()).detach().float()  # (V, D); dist: an FSDP shard gathered
         norms = torch.bincount(self.band_of, weights=E.norm(dim=1).double(), minlength=self.n_bands) / self.band_sizes
         self.stats["steps"].append(step)
         self.stats["norm"].append([float(v) for v in norms.tolist()])
@@ -417,7 +419,7 @@ class _BandMonitor:
         if g is None:
             self.stats["grad_norm"].append([None] * self.n_bands)
         else:
-            gn = torch.bincount(self.band_of, weights=g.detach().float().norm(dim=1).double(),
+            gn = torch.bincount(self.band_of, weights=_fsdp.full(g).detach().float().norm(dim=1).double(),
                                 minlength=self.n_bands) / self.band_sizes
             self.stats["grad_norm"].append([float(v) for v in gn.tolist()])
 
@@ -454,8 +456,8 @@ def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: Toke
     for note in skipped:
         warnings.warn(f"resume: {note}; resuming from {ckpt_dir}", stacklevel=3)
     state = read_train_state(ckpt_dir)
-    saved = state["config"]
-    now = config.to_dict()
+    saved = _fsdp.comparable_config(state["config"])  # dist: fsdp/sharded_checkpoint may change on resume
+    now = _fsdp.comparable_config(config.to_dict())
     diffs = sorted(k for k in set(saved) | set(now) if k not in _RESUMABLE_CHANGES and saved.get(k) != now.get(k))
     if diffs:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diffs[:4])
@@ -463,11 +465,10 @@ def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: Toke
     if state["stream"]["cursor"] < 0 or state["stream"]["cursor"] > stream.L or state["stream"]["epoch"] < 0:
         raise ArtifactError(f"{ckpt_dir / 'train_state.json'}: stream position {state['stream']} is outside the train "
                             f"shard (cursor in [0, {stream.L}]); the file is corrupt or from another corpus", param="resume")
-    weights = load_tensors(ckpt_dir / "model.safetensors", device=str(device))
-    check_finite_tensors(weights, where=str(ckpt_dir / "model.safetensors"))
+    # dist: whole tensors, or an FSDP rank's own rows (from a sharded checkpoint's shards or a normal one)
+    weights, moments = _sharded.load_state(ckpt_dir, model, optimizer, device=device)
     load_model_tensors(model, weights, where=str(ckpt_dir))
-    tensors = load_tensors(ckpt_dir / "train_state.safetensors")
-    optimizer_from_tensors(optimizer, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")}, state["optimizer"])
-    _set_rng_state(tensors, device)
+    optimizer_from_tensors(optimizer, moments, state["optimizer"])
+    _set_rng_state(load_tensors(ckpt_dir / "train_state.safetensors"), device)
     stream.cursor, stream.epoch = state["stream"]["cursor"], state["stream"]["epoch"]
     return int(state["step"]), state["history"], state["band_stats"], float(state.get("train_seconds", 0.0))
