@@ -217,3 +217,13 @@ def test_the_cli_reads_a_sharded_checkpoint_and_refuses_a_hostile_one_in_one_lin
     ckpt = _hostile(run, tmp_path, HOSTILE["offset out of range"][0])
     rc, out, err = cli("eval", str(ckpt), "--corpus", str(corpus))
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "do not continue the shards" in err
+
+
+def test_the_cli_consolidates_and_names_a_checkpoint_that_is_not_sharded(run, tmp_path, cli):
+    rc, out, err = cli("checkpoint", "consolidate", str(run / "sharded"), "-o", str(tmp_path / "whole"), "--json")
+    assert rc == 0, err
+    assert json.loads(out)["checkpoint"] == str(tmp_path / "whole")
+    a, b = load_tensors(run / "plain" / "checkpoint" / "model.safetensors"), load_tensors(tmp_path / "whole" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rc, out, err = cli("checkpoint", "consolidate", str(run / "plain"), "-o", str(tmp_path / "again"))
+    assert rc == 2 and "not a sharded checkpoint" in err and not (tmp_path / "again").exists()
