@@ -10,7 +10,7 @@ AdamW moments; the loop turns it on with ``parallel.fsdp = true`` and calls only
   the gradient of its own rows only. Parameters are sharded on dim 0 (``torch.chunk`` rows, so
   rank r of W holds rows ``[r·⌈N/W⌉, min((r+1)·⌈N/W⌉, N))``) and are ``DTensor`` s from then on.
 - :func:`grad_sync` — no reduce-scatter on the micro-batches of an accumulation that are not the last.
-- :func:`full` and :func:`finite_view` — what the loop's monitors and finiteness checks read (collectives:
+- :func:`gathered`, :func:`full` and :func:`finite_view` — what the loop's monitors and finiteness checks read (collectives:
   every rank calls them at the same point).
 - :func:`full_model` — a plain (unsharded) copy of the trained model, for evaluation and
   :class:`~tokembed.training.loop.TrainResult` (a collective; it costs one full copy of the weights).
@@ -33,7 +33,7 @@ import torch.distributed as dist
 
 from . import distributed as _dist
 
-__all__ = ["wrap", "is_sharded", "grad_sync", "full", "finite_view", "full_model", "comparable_config"]
+__all__ = ["wrap", "is_sharded", "grad_sync", "gathered", "full", "finite_view", "full_model", "comparable_config"]
 
 
 def _fsdp():
@@ -108,6 +108,21 @@ def _no_sync(root) -> Iterator[None]:
         yield
     finally:
         root.set_requires_gradient_sync(True)
+
+
+@contextlib.contextmanager
+def gathered(loss_fn) -> Iterator[None]:
+    """Inside: the FSDP root's own parameters (embedding, head, final norm) are whole tensors on their modules, so
+    any design's ``weight_matrix()`` runs as in one process (a collective; nothing for a non-FSDP ``loss_fn``).
+    Gradients stay on the shards: read them (:func:`full`) before entering."""
+    if not isinstance(loss_fn, _fsdp().FSDPModule):
+        yield
+        return
+    loss_fn.unshard()
+    try:
+        yield
+    finally:
+        loss_fn.reshard()
 
 
 def full(t: torch.Tensor | None) -> torch.Tensor | None:

@@ -336,7 +336,7 @@ class _Run:
             loss_sum += loss.item()
         self._loss = _dist.mean_over_ranks(loss_sum / config.grad_accum, self.dist)  # dist: the global batch's loss
         if self._logging(step):
-            self.monitor.record(model, step)
+            self.monitor.record(model, step, loss_fn=self.loss_fn)
         if config.grad_clip:
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             if not bool(torch.isfinite(gnorm)):
@@ -410,16 +410,17 @@ class _BandMonitor:
         self.band_sizes = torch.bincount(self.band_of, minlength=self.n_bands).clamp(min=1).double()
 
     @torch.no_grad()
-    def record(self, model: Transformer, step: int) -> None:
-        E = _fsdp.full(model.embedding.weight_matrix()).detach().float()  # (V, D); dist: an FSDP shard gathered
+    def record(self, model: Transformer, step: int, *, loss_fn=None) -> None:
+        g = _fsdp.full(_embedding_row_grad(model))  # dist: FSDP keeps gradients on the shards; gathered first
+        with _fsdp.gathered(loss_fn):  # dist: FSDP's root weights whole while the table is built
+            E = model.embedding.weight_matrix().detach().float()  # (V, D)
         norms = torch.bincount(self.band_of, weights=E.norm(dim=1).double(), minlength=self.n_bands) / self.band_sizes
         self.stats["steps"].append(step)
         self.stats["norm"].append([float(v) for v in norms.tolist()])
-        g = _embedding_row_grad(model)
         if g is None:
             self.stats["grad_norm"].append([None] * self.n_bands)
         else:
-            gn = torch.bincount(self.band_of, weights=_fsdp.full(g).detach().float().norm(dim=1).double(),
+            gn = torch.bincount(self.band_of, weights=g.detach().float().norm(dim=1).double(),
                                 minlength=self.n_bands) / self.band_sizes
             self.stats["grad_norm"].append([float(v) for v in gn.tolist()])
 
