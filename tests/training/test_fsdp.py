@@ -77,6 +77,9 @@ def test_two_fsdp_ranks_train_like_one_process_and_each_writes_its_own_rows(stra
     np.testing.assert_allclose([h["loss"] for h in two], [h["loss"] for h in one.history], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose([h["val_loss"] for h in two if "val_loss" in h],  # evaluated on a gathered copy
                                [h["val_loss"] for h in one.history if "val_loss" in h], rtol=1e-5)
+    bands, bands1 = read_json(run / "band_stats.json"), one.band_stats  # the monitor reads gathered rows and gradients
+    np.testing.assert_allclose(bands["norm"], bands1["norm"], rtol=1e-4)
+    np.testing.assert_allclose(bands["grad_norm"], bands1["grad_norm"], rtol=1e-3, atol=1e-7)
     model, _, _ = load_checkpoint(run)  # reads the shards directly
     w1 = load_tensors(tmp_path / "r1" / "checkpoint" / "model.safetensors")
     sd = model.state_dict()

@@ -114,7 +114,8 @@ def _no_sync(root) -> Iterator[None]:
 def gathered(loss_fn) -> Iterator[None]:
     """Inside: the FSDP root's own parameters (embedding, head, final norm) are whole tensors on their modules, so
     any design's ``weight_matrix()`` runs as in one process (a collective; nothing for a non-FSDP ``loss_fn``).
-    Gradients stay on the shards: read them (:func:`full`) before entering."""
+    Gradients stay on the shards: read them (:func:`full`) before entering. The whole tensors' memory is freed
+    on exit, so nothing that shares it (a view, ``.float()`` of an fp32 tensor) may be used after the block."""
     if not isinstance(loss_fn, _fsdp().FSDPModule):
         yield
         return

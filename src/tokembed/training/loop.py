@@ -412,9 +412,9 @@ class _BandMonitor:
     @torch.no_grad()
     def record(self, model: Transformer, step: int, *, loss_fn=None) -> None:
         g = _fsdp.full(_embedding_row_grad(model))  # dist: FSDP keeps gradients on the shards; gathered first
-        with _fsdp.gathered(loss_fn):  # dist: FSDP's root weights whole while the table is built
+        with _fsdp.gathered(loss_fn):  # dist: FSDP's root weights whole (and freed after: use E only in here)
             E = model.embedding.weight_matrix().detach().float()  # (V, D)
-        norms = torch.bincount(self.band_of, weights=E.norm(dim=1).double(), minlength=self.n_bands) / self.band_sizes
+            norms = torch.bincount(self.band_of, weights=E.norm(dim=1).double(), minlength=self.n_bands) / self.band_sizes
         self.stats["steps"].append(step)
         self.stats["norm"].append([float(v) for v in norms.tolist()])
         if g is None:
