@@ -51,7 +51,7 @@ def main() -> None:
     notes = (f"Weights + AdamW moments held per FSDP rank (its shard files): {state['per_rank']} bytes of "
              f"{state['total']} in all (DDP and 1 process hold all of it on every rank). FSDP all-gathers every "
              "block's weights before its forward and again before its backward, and reduce-scatters the gradients "
-             "(3 collectives per unit per step, DDP 1 all-reduce per bucket); on CPU gloo these are memory copies "
+             "(up to 3 collectives per unit per step, plus one small all-reduce for the embedding's finiteness check; DDP: 1 all-reduce per gradient bucket); on CPU gloo these are memory copies "
              "between processes on a 2-core machine shared with other jobs, so FSDP is slower than DDP here: it "
              "buys memory (1/W of the state per rank), not speed.")
     write_results("fsdp-quick" if args.quick else "fsdp", payload, rows,

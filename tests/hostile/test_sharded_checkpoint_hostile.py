@@ -12,26 +12,17 @@ import torch
 
 from tokembed.artifacts import file_sha256, load_tensors, read_json, save_tensors, write_json
 from tokembed.errors import ArtifactError
-from tokembed.model import ModelConfig
 from tokembed.tokenizers import ByteTokenizer
 from tokembed.training.checkpoint import MANIFEST, load_checkpoint, verify_checkpoint, write_manifest
-from tokembed.training.config import TrainConfig
 from tokembed.training.loop import train
 from tokembed.training.sharded_checkpoint import ShardedReader, consolidate
-from tokembed.training.shards import build_shards
 
 from _torch_threads import single_thread  # noqa: F401  (fixture)
+from test_checkpoint_integrity import DOCS, shards, tiny  # noqa: F401  (shards: a fixture)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-DOCS = [f"Document {i}: the quick brown fox {i * 7} jumps over the lazy dog.\nLine {i % 5}.\n" for i in range(80)]
 WORLD = 3  # 259 byte-token rows -> 87 + 87 + 85 (torch.chunk, as FSDP)
-
-
-def tiny(**kw):
-    model = ModelConfig(vocab_size=0, d_model=16, n_layers=1, n_heads=2, max_seq_len=32)
-    return TrainConfig(**{**dict(model=model, seq_len=16, batch_size=4, max_steps=6, warmup_steps=1, lr=1e-2,
-                                 checkpoint_every=3), **kw})
 
 
 def shard_by_hand(src: Path, dst: Path, world: int) -> Path:
@@ -64,11 +55,6 @@ def shard_by_hand(src: Path, dst: Path, world: int) -> Path:
     (dst / MANIFEST).unlink()
     write_manifest(dst)
     return dst
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    return build_shards(ByteTokenizer(), DOCS, tmp_path_factory.mktemp("shards"), val_fraction=0.1, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +147,8 @@ HOSTILE = {
         r"'model-rank00007-of-00003.safetensors' is not a shard file name of a world of 3"),
     "shard in an unlisted file": (_set(["tensors", EMB, "shards", 0, "file"], "model-rank00000-of-00003.safetensors.x"),
                                   r"is not in \['files'\]"),
+    "a name without its group": (lambda L: L["tensors"].__setitem__("embedding", L["tensors"][EMB]),
+                                 r"a tensor name is 'model.<name>'"),
     "world size zero": (_set(["world_size"], 0), r"world_size=0 outside"),
     "another format": (_set(["format"], 2), r"format 2 is not 1"),
     "tensors not an object": (_set(["tensors"], []), r"'tensors' is \[\] \(list\), expected dict"),

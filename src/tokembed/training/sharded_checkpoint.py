@@ -202,7 +202,9 @@ def _check_files(files: Any, world: int, where: str) -> dict[str, dict]:
 
 def _check_tensor(key: str, spec: Any, files: dict, claimed: dict[str, int], where: str) -> dict:
     """One tensor's layout: shape, dtype, shards tiling ``[0, rows)``; adds its bytes to ``claimed`` per file."""
-    at = f"{where} ['tensors'][{key!r}]"
+    at = f"{where} ['tensors'][{key!r:.80}]"
+    if not re.fullmatch(r"(model|optim)\.[^/\\\x00]+", key):
+        raise ArtifactError(f"{at}: a tensor name is 'model.<name>' or 'optim.<param id>.<moment>'; the layout is corrupt")
     spec = check_schema(spec, {"shape": list, "dtype": str, "shards": list}, where=at)
     shape = spec["shape"]
     if len(shape) > _MAX_NDIM or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
