@@ -202,6 +202,8 @@ def test_the_cli_reads_a_sharded_checkpoint_and_refuses_a_hostile_one_in_one_lin
     corpus.write_text("".join(DOCS[:10]))
     rc, out, err = cli("eval", str(run / "sharded"), "--corpus", str(corpus), "--json")
     assert rc == 0, err
+    rc, out, err = cli("export", str(run / "sharded"), "-o", str(tmp_path / "exp"), "--format", "safetensors")
+    assert rc == 0, err
     ckpt = _hostile(run, tmp_path, HOSTILE["offset out of range"][0])
     rc, out, err = cli("eval", str(ckpt), "--corpus", str(corpus))
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "do not continue the shards" in err

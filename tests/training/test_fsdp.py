@@ -144,3 +144,18 @@ def test_one_process_resumes_a_sharded_checkpoint_at_the_same_data(straight, hal
         torch.testing.assert_close(c[k], a[k], rtol=1e-3, atol=1e-5)
     assert (read_json(tmp_path / "other" / "checkpoint" / "train_state.json")["stream"]
             == read_json(straight / "straight" / "checkpoint" / "train_state.json")["stream"])
+
+
+@pytest.mark.slow
+def test_fsdp_resumes_a_consolidated_checkpoint_bit_exactly(straight, half, tmp_path):
+    """A normal checkpoint (here: the consolidated shards of the first 10 steps) gives each FSDP rank its rows."""
+    run = tmp_path / "whole"
+    shutil.copytree(half, run)
+    consolidate(run, tmp_path / "ckpt")
+    shutil.rmtree(run / "checkpoint")
+    shutil.move(tmp_path / "ckpt", run / "checkpoint")
+    _cli("--nproc", "2", "--resume", "-o", "whole", "max_steps=20", cwd=tmp_path)
+    a = _weights_and_moments(straight / "straight" / "checkpoint")
+    b = _weights_and_moments(run / "checkpoint")
+    assert (run / "checkpoint" / "shards.json").is_file()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
