@@ -55,6 +55,7 @@ __all__ = [
     "build_embedding",
     "build_head",
     "default_cutoffs",
+    "vocab_tokens",
     "EMBEDDING_KINDS",
     "HEAD_KINDS",
     "PRESETS",
@@ -379,13 +380,19 @@ def _order(config: ModelConfig, token_counts) -> torch.Tensor | None:
 
 def build_head(config: ModelConfig, embedding: nn.Module, *, seed: int = 0, token_counts=None) -> nn.Module:
     """The output head named by ``config.head`` (tied heads share ``embedding``'s table; an untied adaptive
-    softmax sorts by ``token_counts`` or by the adaptive input's order)."""
-    if config.head == "untied":
-        return UntiedHead(config.d_model, config.vocab_size, bias=config.head_bias, seed=seed + 1)
-    if config.head == "tied":
-        return TiedHead(embedding, bias=False)
-    if config.head == "tied_bias":
-        return TiedHead(embedding, bias=True)
+    softmax sorts by ``token_counts`` or by the adaptive input's order). Rows past :func:`vocab_tokens`
+    are padding: a flat head masks them to -inf."""
+    n = vocab_tokens(config)
+    if config.head in ("untied", "tied", "tied_bias"):
+        if config.head == "untied":
+            head = UntiedHead(config.d_model, config.vocab_size, bias=config.head_bias, seed=seed + 1)
+        else:
+            head = TiedHead(embedding, bias=config.head == "tied_bias")
+        head.set_num_tokens(n)
+        return head
+    if n < config.vocab_size:
+        raise ConfigError(f"model.extra.vocab_tokens={n} < vocab_size={config.vocab_size} (padding rows) needs a flat head; "
+                          f"head={config.head!r} gives every row a frequency rank — remove the padding")
     factor = float(config.extra.get("factor", DEFAULT_ADAPTIVE_FACTOR))
     if config.head == "adaptive":
         order = embedding.order if isinstance(embedding, AdaptiveInput) else _order(config, token_counts)
@@ -396,6 +403,20 @@ def build_head(config: ModelConfig, embedding: nn.Module, *, seed: int = 0, toke
             raise ConfigError("head='adaptive_tied' shares the bands of an adaptive input; set embedding='adaptive' too")
         return AdaptiveSoftmax(config.d_model, config.vocab_size, head_bias=config.head_bias, tie_with=embedding, seed=seed + 1)
     raise ConfigError(f"head={config.head!r} is not known; choose one of {', '.join(HEAD_KINDS)}")
+
+
+def vocab_tokens(config: ModelConfig) -> int:
+    """n, the tokenizer's vocabulary size: ``model.extra.vocab_tokens`` when the table has padding rows
+    past it (written by ``tokembed vocab ... --pad-to-multiple-of``), else ``vocab_size``.
+
+    >>> vocab_tokens(ModelConfig(vocab_size=64, extra={"vocab_tokens": 61}))
+    61
+    """
+    n = config.extra.get("vocab_tokens", config.vocab_size)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= config.vocab_size:
+        raise ConfigError(f"model.extra.vocab_tokens={n!r} must be an integer in [1, vocab_size={config.vocab_size}] "
+                          "(the tokenizer's vocabulary size; rows past it are padding)")
+    return n
 
 
 def build_model(config: ModelConfig, *, token_counts=None, seed: int = 0, embedding_dropout: float = 0.0) -> Transformer:

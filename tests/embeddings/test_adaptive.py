@@ -110,7 +110,7 @@ def test_bad_ids_raise_token_id_error():
 
 @pytest.mark.parametrize(
     "cutoffs, match",
-    [([], "cutoffs"), ([5, 3], "increasing"), ([0, 4], "inside"), ([4, 10], "inside"), ([2, 4, 6, 8], "width")],
+    [([], "cutoffs"), ([5, 3], "increasing"), ([0, 4], "inside"), ([4, 11], "inside"), ([2, 4, 6, 8], "width")],
 )
 def test_bad_config_is_a_config_error(cutoffs, match):
     with pytest.raises(ConfigError, match=match):

@@ -15,7 +15,8 @@ from tokembed.errors import ArtifactError
 from tokembed.tokenizers import ByteTokenizer
 from tokembed.training.checkpoint import MANIFEST, load_checkpoint, verify_checkpoint, write_manifest
 from tokembed.training.loop import train
-from tokembed.training.sharded_checkpoint import ShardedReader, consolidate
+from tokembed.training.shard_layout import ShardedReader
+from tokembed.training.sharded_checkpoint import consolidate
 
 from _torch_threads import single_thread  # noqa: F401  (fixture)
 from test_checkpoint_integrity import DOCS, shards, tiny  # noqa: F401  (shards: a fixture)

@@ -18,7 +18,8 @@ from tokembed.training import fsdp
 from tokembed.training.checkpoint import load_checkpoint, verify_checkpoint
 from tokembed.training.config import TrainConfig
 from tokembed.training.loop import train
-from tokembed.training.sharded_checkpoint import ShardedReader, consolidate
+from tokembed.training.shard_layout import ShardedReader
+from tokembed.training.sharded_checkpoint import consolidate
 from tokembed.training.shards import load_shards
 
 from _torch_threads import single_thread  # noqa: F401  (fixture)

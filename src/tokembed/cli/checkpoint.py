@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..artifacts import read_json
 from ._common import print_json
 
 __all__ = ["add_parser"]
@@ -26,7 +27,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _consolidate(args: argparse.Namespace) -> int:
-    from ..artifacts import read_json
     from ..training.sharded_checkpoint import consolidate
 
     out = consolidate(args.checkpoint, args.output)

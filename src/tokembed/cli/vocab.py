@@ -58,9 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", metavar="SOURCE", help="tokembed checkpoint, Hugging Face model folder or tokenizer folder")
+    p.add_argument("source", metavar="SOURCE", help="tokembed checkpoint, compressed artifact, Hugging Face model folder or tokenizer folder")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="new folder for the result")
-    p.add_argument("--pad-to-multiple-of", type=int, default=1, metavar="N", help="round the table rows up to a multiple of N")
+    p.add_argument("--pad-to-multiple-of", type=int, default=1, metavar="N", help="round the table rows up to a multiple of N (tokembed heads give the padding rows -inf logits)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random and mean-cov inits")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 

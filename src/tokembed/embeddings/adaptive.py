@@ -92,15 +92,23 @@ def _check_permutation(order, num_embeddings: int) -> torch.Tensor:
 
 
 def band_bounds(num_embeddings: int, cutoffs: Sequence[int]) -> list[tuple[int, int]]:
-    """Rank ranges ``[lo, hi)`` of each band; cutoffs are strictly increasing and inside ``(0, V)``.
+    """Rank ranges ``[lo, hi)`` of each band; cutoffs are increasing ranks in ``(0, V]`` (V is implied as the last bound).
+
+    A repeated cutoff, or a last cutoff equal to V, leaves a tail band **empty**: vocabulary
+    surgery writes them when a band loses every token, since removing the band would change the
+    widths of the bands after it. An empty band holds no row and its cluster gets no probability
+    (:class:`~tokembed.heads.adaptive.AdaptiveSoftmax` masks its logit). The shortlist (band 0)
+    is never empty.
 
     >>> band_bounds(10, [2, 5])
     [(0, 2), (2, 5), (5, 10)]
+    >>> band_bounds(10, [2, 2])      # band 1 is empty
+    [(0, 2), (2, 2), (2, 10)]
     """
     cuts = [int(c) for c in cutoffs]
-    if not cuts or cuts != sorted(set(cuts)) or cuts[0] <= 0 or cuts[-1] >= num_embeddings:
+    if not cuts or cuts != sorted(cuts) or cuts[0] <= 0 or cuts[-1] > num_embeddings:
         raise ConfigError(
-            f"cutoffs={list(cutoffs)} must be a non-empty, strictly increasing list of ranks inside (0, V={num_embeddings}); "
+            f"cutoffs={list(cutoffs)} must be a non-empty, increasing list of ranks inside (0, V={num_embeddings}]; "
             f"e.g. cutoffs=[V//16, V//4] (V itself is implied as the last bound)"
         )
     edges = [0, *cuts, num_embeddings]

@@ -42,6 +42,7 @@ True
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -118,7 +119,8 @@ class AdaptiveSoftmax(nn.Module):
         embedding_dim: D.
         num_embeddings: V.
         cutoffs: rank boundaries (V implied as the last), e.g. ``[4000, 32000]``; default: the
-            tied input's cutoffs.
+            tied input's cutoffs. A repeated cutoff (or one equal to V) leaves a tail cluster empty:
+            its logit in the head is -inf, so the full distribution still sums to 1.
         div_value: width divisor per cluster (``d_k = ⌊D / div^k⌋``); default 4, or the tied
             input's ``factor``.
         head_bias: bias on the head cluster's logits.
@@ -157,12 +159,16 @@ class AdaptiveSoftmax(nn.Module):
         self.n_clusters = len(self.bounds) - 1  # K
         self.head_size = self.shortlist_size + self.n_clusters  # c_0 + K
         self.tail_dims = dims[1:]
+        # empty tail clusters (a band that lost every token in vocabulary surgery): their logit is masked to -inf
+        self.empty_clusters = [k for k, (lo, hi) in enumerate(self.bounds[1:]) if hi == lo]
         self.tied = tie_with
         self.tie_proj = tie_proj and tie_with is not None
         g = torch.Generator().manual_seed(seed) if seed is not None else None
 
         def linear(i: int, o: int, bias: bool = False) -> nn.Linear:
-            lin = nn.Linear(i, o, bias=bias)
+            with warnings.catch_warnings():  # an empty cluster's (0, d) weight: torch warns that its init is a no-op
+                warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+                lin = nn.Linear(i, o, bias=bias)
             with torch.no_grad():  # as nn.Linear's default init, but seeded
                 bound = i**-0.5
                 lin.weight.copy_(torch.empty(o, i).uniform_(-bound, bound, generator=g))
@@ -208,11 +214,15 @@ class AdaptiveSoftmax(nn.Module):
     def _head_logits(self, h: torch.Tensor) -> torch.Tensor:
         """``z_head = H h (+ b)``: (N, D) -> (N, c_0 + K)."""
         if self.tied is None:
-            return self.head(h)
-        E0, P0 = self.tied.band_weights(0)  # (c_0, d_0), (D, d_0) | None
-        x = h if P0 is None else F.linear(h, P0.t())  # (N, d_0)
-        z = torch.cat([F.linear(x, E0), self.cluster(h)], dim=-1)  # (N, c_0 + K)
-        return z if self.head_bias is None else z + self.head_bias
+            z = self.head(h)
+        else:
+            E0, P0 = self.tied.band_weights(0)  # (c_0, d_0), (D, d_0) | None
+            x = h if P0 is None else F.linear(h, P0.t())  # (N, d_0)
+            z = torch.cat([F.linear(x, E0), self.cluster(h)], dim=-1)  # (N, c_0 + K)
+            z = z if self.head_bias is None else z + self.head_bias
+        if self.empty_clusters:  # a cluster with no token gets no probability
+            z = z.index_fill(-1, torch.tensor(self.empty_clusters, device=z.device) + self.shortlist_size, float("-inf"))
+        return z
 
     def _tail_logits(self, k: int, h: torch.Tensor) -> torch.Tensor:
         """``z_k = O_k (Q_k h)`` for tail cluster k = 0..K-1 (band k + 1): (N_k, D) -> (N_k, n_k)."""

@@ -8,6 +8,9 @@ without the trainer knowing. The adaptive softmax is :mod:`tokembed.heads.adapti
 - untied: ``z = W^T h + b``, ``W ∈ R^{D×V}`` (stored as ``nn.Linear`` weight ``(V, D)``)
 - tied:   ``z = E h (+ b)``, sharing storage with the input embedding's ``E``
 
+A table padded past the tokenizer's n tokens (``set_num_tokens(n)``) gives ``-inf`` logits on the
+padding rows, so they get exactly zero probability.
+
 >>> import torch
 >>> from tokembed.embeddings import TokenEmbedding
 >>> emb = TokenEmbedding(5, 3)
@@ -15,6 +18,9 @@ without the trainer knowing. The adaptive softmax is :mod:`tokembed.heads.adapti
 >>> h = torch.randn(2, 3)
 >>> torch.equal(head(h), h @ emb.weight.T)
 True
+>>> head.set_num_tokens(4)                      # row 4 is padding
+>>> head(h)[0, 4].item(), head.log_prob(h).exp()[0, 4].item()
+(-inf, 0.0)
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..errors import ConfigError, TokenIdError
 
 __all__ = ["UntiedHead", "TiedHead", "cross_entropy"]
 
@@ -55,14 +63,46 @@ def cross_entropy(
 
 
 class _Head(nn.Module):
-    """Shared log_prob/loss on top of ``forward(h) -> logits``."""
+    """Shared log_prob/loss on top of ``forward(h) -> logits``, and the padding mask.
+
+    ``num_tokens`` (n < V): the table has V rows but the tokenizer only n tokens (rows padded to
+    a multiple, ``tokembed vocab ... --pad-to-multiple-of``). Padding rows are never produced:
+    their logits are ``-inf`` (so softmax, sampling and argmax give them exactly 0), and the loss
+    is the cross-entropy over the n real logits — the same value as the unpadded model's, label
+    smoothing and z-loss included.
+    """
+
+    num_tokens: int | None = None  # n; None = every row is a token
+
+    def _pad(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits (..., V) with the padding rows' set to -inf."""
+        n = self.num_tokens
+        if n is None or n >= z.shape[-1]:
+            return z
+        return z.index_fill(-1, torch.arange(n, z.shape[-1], device=z.device), float("-inf"))
 
     def log_prob(self, h: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
         z = self(h)
-        return F.log_softmax(z.float() / temperature, dim=-1)  # (..., V)
+        return F.log_softmax(z.float() / temperature, dim=-1)  # (..., V); -inf on padding rows
 
     def loss(self, h: torch.Tensor, targets: torch.Tensor, **kwargs) -> torch.Tensor:
-        return cross_entropy(self(h), targets, **kwargs)
+        z = self(h)
+        n = self.num_tokens
+        if n is not None and n < z.shape[-1]:
+            ignore = kwargs.get("ignore_index", -100)
+            bad = (targets >= n) & (targets != ignore)
+            if bool(bad.any()):
+                raise TokenIdError(f"loss targets {targets[bad][:5].tolist()} are padding rows (ids >= {n}, the tokenizer's "
+                                   "vocabulary size); padding rows are never produced — the targets come from another tokenizer")
+            z = z[..., :n]  # (..., n): the real tokens only
+        return cross_entropy(z, targets, **kwargs)
+
+    def set_num_tokens(self, n: int | None) -> None:
+        """Mask rows ``n..V-1`` as padding (None: no padding)."""
+        if n is not None and not (isinstance(n, int) and 1 <= n <= self.num_embeddings):
+            raise ConfigError(f"num_tokens={n!r} must be an integer in [1, {self.num_embeddings}] (the tokenizer's vocabulary "
+                              "size; rows past it are padding)")
+        self.num_tokens = None if n == self.num_embeddings else n
 
 
 class UntiedHead(_Head):
@@ -80,7 +120,7 @@ class UntiedHead(_Head):
         self.embedding_dim = embedding_dim
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.proj(h)  # (..., D) -> (..., V): z = W^T h + b
+        return self._pad(self.proj(h))  # (..., D) -> (..., V): z = W^T h + b
 
     def weight_matrix(self) -> torch.Tensor:
         return self.proj.weight  # (V, D)
@@ -103,12 +143,12 @@ class TiedHead(_Head):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         fast = getattr(self.embedding, "logits", None)
         if callable(fast):
-            return fast(h, self.bias)  # (..., V): the embedding's own z = E h + b without building E
+            return self._pad(fast(h, self.bias))  # (..., V): the embedding's own z = E h + b without building E
         return self.forward_reference(h)
 
     def forward_reference(self, h: torch.Tensor) -> torch.Tensor:
         E = self.embedding.weight_matrix()  # (V, D)
-        return F.linear(h, E, self.bias)  # (..., V): z = E h + b
+        return self._pad(F.linear(h, E, self.bias))  # (..., V): z = E h + b
 
     def weight_matrix(self) -> torch.Tensor:
         return self.embedding.weight_matrix()

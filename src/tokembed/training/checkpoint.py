@@ -36,6 +36,7 @@ from ..errors import ArtifactError, FingerprintMismatchError, NonFiniteError
 from ..model import build_model
 from ..tokenizers import load_tokenizer
 from .config import TrainConfig
+from .shard_layout import SHARDS_MANIFEST, ShardedReader
 
 __all__ = [
     "save_checkpoint",
@@ -63,8 +64,6 @@ CHECKPOINT_DIR = "checkpoint"
 PREVIOUS_DIR = "checkpoint.prev"
 #: sha256 and size of every file of a checkpoint; written last.
 MANIFEST = "manifest.json"
-#: the shard layout of a sharded checkpoint (written by :mod:`tokembed.training.sharded_checkpoint`)
-SHARDS_MANIFEST = "shards.json"
 MANIFEST_FORMAT = 1
 
 
@@ -285,8 +284,6 @@ def load_checkpoint(path: str | os.PathLike, *, tokenizer=None, device: str = "c
             f"'tokembed vocab transplant {ckpt} --tokenizer NEW -o DIR' (which writes the remap; 'tokembed vocab diff' shows what differs)"
         )
     if (ckpt / SHARDS_MANIFEST).is_file():  # sharded: the full tensors reassembled from the ranks' files
-        from .sharded_checkpoint import ShardedReader
-
         tensors = ShardedReader(ckpt).full_tensors("model.")
     else:
         tensors = load_tensors(ckpt / "model.safetensors")

@@ -43,6 +43,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import ConfigError
+from . import fsdp as _fsdp
 
 __all__ = [
     "DistContext",
@@ -165,9 +166,7 @@ def loss_module(model: torch.nn.Module, ctx: DistContext, device: torch.device, 
     if not ctx.active:
         return model.loss
     if fsdp:
-        from . import fsdp as _fsdp
-
-        return _fsdp.wrap(model, ctx, device)
+        return _fsdp.wrap(model, world_size=ctx.world_size, device=device)
     ids = [device.index if device.index is not None else ctx.local_rank] if device.type == "cuda" else None
     # find_unused_parameters: some designs leave parameters out of a step's graph (an adaptive head's tail
     # cluster that no target of the batch falls in); DDP must not wait for their gradients.
@@ -179,8 +178,6 @@ def grad_sync(loss_fn, *, last: bool):
     if last or not isinstance(loss_fn, torch.nn.Module):
         return contextlib.nullcontext()
     if not isinstance(loss_fn, torch.nn.parallel.DistributedDataParallel):
-        from . import fsdp as _fsdp
-
         return _fsdp.grad_sync(loss_fn, last=last)
     return loss_fn.no_sync()
 

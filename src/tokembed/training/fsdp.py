@@ -24,6 +24,7 @@ Checked on the CPU build of torch 2.13 with gloo; on GPUs the same calls run wit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +32,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from . import distributed as _dist
+from ..model import build_model
+from .checkpoint import load_model_tensors, model_tensors
+from .config import ParallelConfig
 
 __all__ = ["wrap", "is_sharded", "grad_sync", "gathered", "full", "finite_view", "full_model", "comparable_config"]
 
@@ -48,7 +51,7 @@ def _dtensor_type():
     return DTensor
 
 
-class _ShardedLoss(_dist._Loss):
+class _ShardedLoss(torch.nn.Module):
     """``model.loss`` as the FSDP root's forward (so the root's parameters are gathered around it).
 
     FSDP reduce-scatters the gradients of a unit as one flat buffer, so every rank must produce a
@@ -59,7 +62,8 @@ class _ShardedLoss(_dist._Loss):
     """
 
     def __init__(self, model: torch.nn.Module):
-        super().__init__(model)
+        super().__init__()
+        self.model = model
         self.root_names = [n for n, _ in model.named_parameters() if not n.startswith("blocks.")]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -68,13 +72,13 @@ class _ShardedLoss(_dist._Loss):
         return loss + 0.0 * touch
 
 
-def wrap(model: torch.nn.Module, ctx: _dist.DistContext, device: torch.device) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, *, world_size: int, device: torch.device) -> torch.nn.Module:
     """Shard ``model`` in place over the default group (each block, then the root) and return the
     callable ``(x, y, **ce) -> mean loss`` the loop trains with. ``model``'s parameters become DTensors."""
     from torch.distributed.device_mesh import init_device_mesh
 
     fsdp = _fsdp()
-    mesh = init_device_mesh(device.type, (ctx.world_size,))
+    mesh = init_device_mesh(device.type, (world_size,))
     for block in model.blocks:
         fsdp.fully_shard(block, mesh=mesh)
     root = _ShardedLoss(model)
@@ -147,9 +151,6 @@ def finite_view(t: torch.Tensor) -> torch.Tensor:
 def full_model(model: torch.nn.Module, config) -> torch.nn.Module:
     """A plain model holding the gathered weights of the sharded ``model`` (a collective: every rank
     calls it and gets its own copy), in ``model``'s train/eval mode, on its device."""
-    from ..model import build_model
-    from .checkpoint import load_model_tensors, model_tensors
-
     tensors = {k: full(v).detach() for k, v in model_tensors(model).items()}
     plain = build_model(config.model, token_counts=model.token_counts.cpu(), seed=config.seed,
                         embedding_dropout=config.embedding_dropout)
@@ -168,10 +169,8 @@ def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
     >>> comparable_config({"lr": 0.1, "parallel": {"fsdp": True, "sharded_checkpoint": None}})
     {'lr': 0.1}
     """
-    from .config import ParallelConfig
-
     out = dict(d)
-    defaults = ParallelConfig().__dict__
+    defaults = dataclasses.asdict(ParallelConfig())
     par = {k: v for k, v in (out.pop("parallel", None) or {}).items()
            if k not in RESUMABLE_PARALLEL and not (k in defaults and defaults[k] == v)}
     if par:

@@ -17,11 +17,11 @@ and the manifest and renames the folder into place (so the run folder must be sh
 as for every checkpoint). Nothing is pickled: ``torch.distributed.checkpoint``'s ``.metadata``
 is a pickle, so the layout here is tokembed's own JSON.
 
-Reading (:class:`ShardedReader`) validates the whole layout before it allocates anything: the
+Reading (:class:`~tokembed.training.shard_layout.ShardedReader`) validates the whole layout before it allocates anything: the
 shape and dtype of every tensor, shards that tile ``[0, rows)`` exactly, file names of the form
 above, and no more bytes claimed from a file than it has; then, on the first read from a file,
 its sha256 and the shapes in its safetensors header. Any mismatch is an :class:`ArtifactError`
-naming the entry. :meth:`ShardedReader.read` returns any row range of a tensor from the shards it
+naming the entry. ``ShardedReader.read`` returns any row range of a tensor from the shards it
 overlaps, so:
 
 - a run on the same world size reads only its own files (resume is bit-exact);
@@ -36,48 +36,29 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..artifacts import TOKEMBED_VERSION, atomic_dir, check_schema, file_sha256, load_tensors, read_json, save_tensors, write_json
+from ..artifacts import TOKEMBED_VERSION, atomic_dir, file_sha256, load_tensors, save_tensors, write_json
 from ..errors import ArtifactError
 from . import distributed as _dist
 from . import fsdp as _fsdp
 from .checkpoint import (
-    SHARDS_MANIFEST, _keep_previous, check_finite_tensors, model_tensors, save_checkpoint, verify_checkpoint, write_manifest,
+    _keep_previous, check_finite_tensors, model_tensors, resolve_checkpoint, save_checkpoint, verify_checkpoint,
+    write_manifest,
 )
+from .shard_layout import SHARDS_MANIFEST, ShardedReader, layout, shard_file
 
 __all__ = [
-    "ShardedReader",
-    "shard_file",
     "save_sharded_checkpoint",
     "save_run_checkpoint",
     "load_state",
     "consolidate",
-    "SHARDS_MANIFEST",
 ]
 
-SHARDS_FORMAT = 1
-#: ``model-rank00003-of-00004.safetensors``: 5 digits, as Hugging Face names its shards
-_FILE_RE = re.compile(r"^(model|optim)-rank(\d{5})-of-(\d{5})\.safetensors$")
-#: dtypes a layout may name (torch name -> safetensors header name)
-_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64",
-           "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
-_MAX_NDIM = 8
-_MAX_WORLD = 1 << 16
-
-
-def shard_file(kind: str, rank: int, world_size: int) -> str:
-    """The file of rank ``rank``'s shards.
-
-    >>> shard_file("model", 3, 4)
-    'model-rank00003-of-00004.safetensors'
-    """
-    return f"{kind}-rank{rank:05d}-of-{world_size:05d}.safetensors"
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -122,21 +103,6 @@ def _write_rank_files(tmp: Path, ctx: _dist.DistContext, groups: dict[str, dict[
     return out
 
 
-def _layout(parts: list[dict[str, Any]], world_size: int) -> dict[str, Any]:
-    """``shards.json`` from every rank's file entries."""
-    files, tensors = {}, {}
-    for part in parts:
-        for fname, entry in part.items():
-            files[fname] = {"sha256": entry["sha256"], "bytes": entry["bytes"]}
-            for key, t in entry["tensors"].items():
-                spec = tensors.setdefault(key, {"shape": t["shape"], "dtype": t["dtype"], "shards": []})
-                spec["shards"].append({"file": fname, "offset": t["offset"], "rows": t["rows"]})
-    for spec in tensors.values():
-        spec["shards"].sort(key=lambda s: s["offset"])
-    return {"format": SHARDS_FORMAT, "world_size": world_size, "tokembed_version": TOKEMBED_VERSION,
-            "files": files, "tensors": tensors}
-
-
 def save_sharded_checkpoint(path: str | os.PathLike, *, ctx: _dist.DistContext, model, tokenizer, config,
                             train_tensors: dict[str, Any], train_state: dict[str, Any],
                             keep_previous: bool = False) -> Path:
@@ -159,7 +125,7 @@ def save_sharded_checkpoint(path: str | os.PathLike, *, ctx: _dist.DistContext, 
             tokenizer.save(tmp / "tokenizer")
             save_tensors(tmp / "train_state.safetensors", rest)
             write_json(tmp / "train_state.json", train_state)
-            write_json(tmp / SHARDS_MANIFEST, _layout(parts, ctx.world_size))
+            write_json(tmp / SHARDS_MANIFEST, layout(parts, ctx.world_size))
             write_manifest(tmp)
     ctx.barrier()  # the folder is in place before any rank goes on
     return path
@@ -180,147 +146,6 @@ def save_run_checkpoint(path: Path, *, ctx: _dist.DistContext, model, tokenizer,
         save_checkpoint(path, model=model, tokenizer=tokenizer, config=config, train_tensors=train_tensors,
                         train_state=train_state, keep_previous=keep_previous)
     ctx.barrier()
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def _check_files(files: Any, world: int, where: str) -> dict[str, dict]:
-    if not isinstance(files, dict):
-        raise ArtifactError(f"{where} ['files']: expected an object; the layout is corrupt")
-    for fname, entry in files.items():
-        m = _FILE_RE.match(fname)
-        if m is None or int(m.group(2)) >= world or int(m.group(3)) != world:
-            raise ArtifactError(f"{where} ['files']: {fname!r} is not a shard file name of a world of {world} "
-                                f"(model|optim-rankRRRRR-of-{world:05d}.safetensors); the layout is corrupt or hostile")
-        check_schema(entry, {"sha256": str, "bytes": int}, where=f"{where} ['files'][{fname!r}]")
-        if not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) or entry["bytes"] < 0:
-            raise ArtifactError(f"{where} ['files'][{fname!r}]: sha256/bytes {entry['sha256']!r:.20}/{entry['bytes']} "
-                                "are not a sha256 hex digest and a size; the layout is corrupt")
-    return files
-
-
-def _check_tensor(key: str, spec: Any, files: dict, claimed: dict[str, int], where: str) -> dict:
-    """One tensor's layout: shape, dtype, shards tiling ``[0, rows)``; adds its bytes to ``claimed`` per file."""
-    at = f"{where} ['tensors'][{key!r:.80}]"
-    if not re.fullmatch(r"(model|optim)\.[^/\\\x00]+", key):
-        raise ArtifactError(f"{at}: a tensor name is 'model.<name>' or 'optim.<param id>.<moment>'; the layout is corrupt")
-    spec = check_schema(spec, {"shape": list, "dtype": str, "shards": list}, where=at)
-    shape = spec["shape"]
-    if len(shape) > _MAX_NDIM or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise ArtifactError(f"{at}: shape {shape!r:.60} is not a list of at most {_MAX_NDIM} sizes >= 0; the layout is corrupt")
-    if spec["dtype"] not in _DTYPES:
-        raise ArtifactError(f"{at}: dtype {spec['dtype']!r:.30} is not one of {', '.join(_DTYPES)}; the layout is corrupt")
-    n = shape[0] if shape else 1
-    row_bytes = math.prod(shape[1:]) * torch.empty(0, dtype=getattr(torch, spec["dtype"])).element_size()
-    end = 0
-    for i, s in enumerate(spec["shards"]):
-        s = check_schema(s, {"file": str, "offset": int, "rows": int}, where=f"{at} ['shards'][{i}]")
-        if s["file"] not in files:
-            raise ArtifactError(f"{at} ['shards'][{i}]: file {s['file']!r:.60} is not in ['files']; the layout is corrupt")
-        if s["offset"] != end or s["rows"] < 1 or s["offset"] + s["rows"] > n:
-            raise ArtifactError(
-                f"{at} ['shards'][{i}]: rows [{s['offset']}, {s['offset'] + s['rows']}) do not continue the shards "
-                f"before it at row {end} within the {n} rows of shape {shape}; the shards must tile the rows in order — "
-                "the layout is corrupt or hostile")
-        end = s["offset"] + s["rows"]
-        claimed[s["file"]] = claimed.get(s["file"], 0) + s["rows"] * row_bytes
-    if end != n:
-        raise ArtifactError(f"{at}: the shards cover rows [0, {end}) of {n}; the layout is incomplete")
-    return spec
-
-
-class ShardedReader:
-    """The layout of a sharded checkpoint (``shards.json``), validated whole on construction, and row
-    ranges of its tensors read from the shard files (each file's sha256 and header checked on first use).
-
-    Tensor names are ``model.<state-dict name>`` and ``optim.<param id>.<moment>``.
-    """
-
-    def __init__(self, ckpt: str | os.PathLike):
-        self.ckpt = Path(ckpt)
-        where = str(self.ckpt / SHARDS_MANIFEST)
-        raw = check_schema(read_json(self.ckpt / SHARDS_MANIFEST),
-                           {"format": int, "world_size": int, "files": dict, "tensors": dict}, where=where)
-        if raw["format"] != SHARDS_FORMAT:
-            raise ArtifactError(f"{where}: format {raw['format']} is not {SHARDS_FORMAT}; written by another tokembed version")
-        if not 1 <= raw["world_size"] <= _MAX_WORLD:
-            raise ArtifactError(f"{where}: world_size={raw['world_size']} outside [1, {_MAX_WORLD}]; the layout is corrupt")
-        self.world_size = raw["world_size"]
-        self.files = _check_files(raw["files"], self.world_size, where)
-        claimed: dict[str, int] = {}
-        self.tensors = {k: _check_tensor(k, v, self.files, claimed, where) for k, v in raw["tensors"].items()}
-        for fname, need in claimed.items():  # a shape larger than its files could hold is never allocated
-            if need > self.files[fname]["bytes"]:
-                raise ArtifactError(f"{where}: the shards placed in {fname} need {need} bytes but the file has "
-                                    f"{self.files[fname]['bytes']}; the shapes are corrupt or hostile")
-        self._checked: set[str] = set()
-
-    def names(self, prefix: str = "") -> list[str]:
-        return [k for k in self.tensors if k.startswith(prefix)]
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self._spec(name)["shape"])
-
-    def _spec(self, name: str) -> dict:
-        if name not in self.tensors:
-            raise ArtifactError(f"{self.ckpt / SHARDS_MANIFEST}: no tensor {name!r}; the checkpoint is from another model")
-        return self.tensors[name]
-
-    def _open(self, fname: str):
-        """The file's safetensors handle, after its sha256 and every shard it holds are checked (once)."""
-        from safetensors import safe_open
-
-        path = self.ckpt / fname
-        if fname not in self._checked:
-            entry = self.files[fname]
-            if not path.is_file() or path.stat().st_size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
-                raise ArtifactError(f"{path}: missing, or its size or sha256 differs from {SHARDS_MANIFEST}; the shard is "
-                                    "corrupt — restore it, or resume from the run's previous checkpoint")
-        try:
-            f = safe_open(str(path), framework="pt")
-        except Exception as e:  # safetensors' own error types
-            raise ArtifactError(f"{path}: not a valid safetensors file ({e}); the shard is corrupt") from e
-        if fname not in self._checked:
-            self._check_header(fname, f)
-            self._checked.add(fname)
-        return f
-
-    def _check_header(self, fname: str, f) -> None:
-        keys = set(f.keys())
-        for name, spec in self.tensors.items():
-            for s in spec["shards"]:
-                if s["file"] != fname:
-                    continue
-                key = name.split(".", 1)[1]
-                want = [s["rows"], *spec["shape"][1:]] if spec["shape"] else []
-                got = f.get_slice(key) if key in keys else None
-                if got is None or list(got.get_shape()) != want or got.get_dtype() != _DTYPES[spec["dtype"]]:
-                    have = "absent" if got is None else f"{got.get_dtype()} {got.get_shape()}"
-                    raise ArtifactError(f"{self.ckpt / fname}: tensor {key!r} is {have}, but {SHARDS_MANIFEST} says "
-                                        f"{_DTYPES[spec['dtype']]} {want}; the shard and its layout disagree")
-
-    def read(self, name: str, lo: int = 0, hi: int | None = None) -> torch.Tensor:
-        """Rows ``[lo, hi)`` of tensor ``name`` (all of it by default; a 0-d tensor as itself)."""
-        spec = self._spec(name)
-        shape, key = spec["shape"], name.split(".", 1)[1]
-        n = shape[0] if shape else 1
-        hi = n if hi is None else hi
-        if not 0 <= lo <= hi <= n:
-            raise ArtifactError(f"{self.ckpt}: rows [{lo}, {hi}) of {name!r} are outside its {n} rows")
-        parts = [s for s in spec["shards"] if s["offset"] < hi and s["offset"] + s["rows"] > lo]
-        handles = {s["file"]: self._open(s["file"]) for s in parts}  # validated before the allocation below
-        if not shape:
-            return handles[parts[0]["file"]].get_tensor(key)
-        out = torch.empty((hi - lo, *shape[1:]), dtype=getattr(torch, spec["dtype"]))
-        for s in parts:
-            a, b = max(lo, s["offset"]), min(hi, s["offset"] + s["rows"])
-            out[a - lo:b - lo] = handles[s["file"]].get_slice(key)[a - s["offset"]:b - s["offset"]]
-        return out
-
-    def full_tensors(self, prefix: str, *, strip: bool = True) -> dict[str, torch.Tensor]:
-        """Every tensor whose name starts with ``prefix``, whole (``strip``: without the prefix)."""
-        return {(k[len(prefix):] if strip else k): self.read(k) for k in self.names(prefix)}
 
 
 class _FullSource:
@@ -381,8 +206,6 @@ def consolidate(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the sharded checkpoint ``ckpt`` (or run folder) as a normal checkpoint folder ``out`` (atomically):
     ``model.safetensors`` with the full weights, the full AdamW moments in ``train_state.safetensors``, the
     rest copied; it verifies and resumes like any checkpoint (on one process, DDP or FSDP)."""
-    from .checkpoint import resolve_checkpoint
-
     ckpt = verify_checkpoint(resolve_checkpoint(ckpt))
     if not (ckpt / SHARDS_MANIFEST).is_file():
         raise ArtifactError(f"{ckpt}: not a sharded checkpoint (no {SHARDS_MANIFEST}); it is already a normal one")

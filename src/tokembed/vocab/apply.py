@@ -15,11 +15,14 @@ Unlike :mod:`tokembed.vocab.map` (rows of one tensor), this module knows the fol
   ``generation_config.json``; ``tokenizer.json``, ``tokenizer_config.json``'s
   ``added_tokens_decoder``, ``special_tokens_map.json``, and the slow tokenizers' ``vocab.txt``
   / ``vocab.json`` + ``merges.txt``;
+- a **compressed artifact** (``compression.json`` + ``compressed.safetensors`` + ``tokenizer/``): every
+  stored table through :func:`~tokembed.vocab.tables.remap_codec` (kept rows byte-identical, new rows
+  encoded with the same codec), the output bias, and ``compression.json`` (shape, fingerprint);
 - a **tokenizer folder** alone: the new tokenizer.
 
 The output folder appears whole or not at all, with ``vocab_map.json`` (both fingerprints) in it.
-Designs whose rows are not one row per id (adaptive, hashed, compressed artifacts) are refused
-with a typed error.
+Adaptive designs are remapped band by band (:mod:`tokembed.vocab.tables`); hashed embeddings,
+whose rows are hash buckets of the id itself, are refused with a typed error that says why.
 """
 
 from __future__ import annotations
@@ -40,12 +43,14 @@ from typing import Any
 import torch
 
 from ..artifacts import TOKEMBED_VERSION, atomic_dir, atomic_write_text, load_tensors, read_json, write_json
+from ..compress.artifact import CompressedTable, load_compressed, save_compressed
 from ..embeddings.control import embedding_param_groups
 from ..errors import ArtifactError
 from ..model import ModelConfig, build_model
 from ..tokenizers import load_tokenizer
 from ..training.checkpoint import verify_checkpoint, write_manifest
 from .map import VocabMap
+from .tables import adaptive_checkpoint, gather_rows, remap_codec
 
 __all__ = ["Source", "load_source", "write_output", "SPECIAL_ID_KEYS", "SUPPORTED_EMBEDDINGS", "SUPPORTED_HEADS"]
 
@@ -53,9 +58,9 @@ __all__ = ["Source", "load_source", "write_output", "SPECIAL_ID_KEYS", "SUPPORTE
 SPECIAL_ID_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id", "cls_token_id", "sep_token_id",
                    "mask_token_id", "decoder_start_token_id", "forced_bos_token_id", "forced_eos_token_id")  # fmt: skip
 
-#: tokembed designs with one row per token id (the map applies row by row).
-SUPPORTED_EMBEDDINGS = ("lookup", "factorized")
-SUPPORTED_HEADS = ("untied", "tied", "tied_bias")
+#: tokembed designs the map applies to (row by row, or band by band for adaptive ones: :mod:`tokembed.vocab.tables`).
+SUPPORTED_EMBEDDINGS = ("lookup", "factorized", "adaptive")
+SUPPORTED_HEADS = ("untied", "tied", "tied_bias", "adaptive", "adaptive_tied")
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt")
 
@@ -65,23 +70,31 @@ class Source:
     """A folder to change: its kind, its tokenizer and its table rows R (>= the tokenizer's V)."""
 
     path: Path
-    kind: str  # "checkpoint", "hf" or "tokenizer"
+    kind: str  # "checkpoint", "hf", "compressed" or "tokenizer"
     tokenizer: Any
     rows: int | None = None  # R; None for a tokenizer folder
 
 
 def load_source(path: str | os.PathLike) -> Source:
-    """Recognise a tokembed checkpoint, a Hugging Face model folder or a tokenizer folder/file."""
+    """Recognise a tokembed checkpoint, a compressed artifact, a Hugging Face model folder or a tokenizer folder/file."""
     p = Path(path)
     if (p / "model.safetensors").is_file() and (p / "tokenizer").is_dir():
         raw = read_json(p / "config.json")
         model = raw.get("model") or {}
+        if model.get("embedding", "lookup") == "hashed":
+            raise ArtifactError(
+                f"{p}: embedding='hashed' keeps no row per token: id i is the weighted sum of buckets h_j(i), with hash "
+                "functions of the id itself, so renumbering ids would move every token to other buckets; a vocabulary "
+                "change needs a model with its own rows — retrain with model.embedding=lookup (or factorized/adaptive)"
+            )
         if model.get("embedding", "lookup") not in SUPPORTED_EMBEDDINGS or model.get("head", "untied") not in SUPPORTED_HEADS:
             raise ArtifactError(
-                f"{p}: embedding={model.get('embedding')!r}, head={model.get('head')!r} keep no plain row per token; "
+                f"{p}: embedding={model.get('embedding')!r}, head={model.get('head')!r} are not supported; "
                 f"vocabulary surgery supports embedding in {SUPPORTED_EMBEDDINGS} and head in {SUPPORTED_HEADS}"
             )
         src = Source(p, "checkpoint", load_tokenizer(p / "tokenizer"), int(model["vocab_size"]))
+    elif (p / "compression.json").is_file():
+        src = _compressed_source(p)
     elif (p / "config.json").is_file() and ((p / "model.safetensors").is_file() or (p / "model.safetensors.index.json").is_file()):
         src = Source(p, "hf", load_tokenizer(p), _hf_vocab_size(read_json(p / "config.json"), p))
     else:
@@ -92,6 +105,23 @@ def load_source(path: str | os.PathLike) -> Source:
             "the tokenizer does not belong to this model (pass the folder with the tokenizer it was trained with)"
         )
     return src
+
+
+def _compressed_source(p: Path) -> Source:
+    """A compressed artifact (``tokembed compress``): its tokenizer must be the one the table was compressed for."""
+    meta = read_json(p / "compression.json")
+    shape = meta.get("shape") if isinstance(meta, dict) else None
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(x) is int and x >= 1 for x in shape)):
+        raise ArtifactError(f"{p / 'compression.json'}: shape={shape!r} is not [V, D]; the artifact is corrupt — write it "
+                            "again with 'tokembed compress'")
+    if not (p / "tokenizer").is_dir():
+        raise ArtifactError(f"{p}: the compressed artifact has no tokenizer/ folder; a vocabulary change needs the "
+                            "tokenizer the table was compressed for — compress again from the model's checkpoint")
+    tok = load_tokenizer(p / "tokenizer")
+    if meta.get("tokenizer_fingerprint") not in (None, tok.fingerprint):
+        raise ArtifactError(f"{p}: tokenizer/ has fingerprint {tok.fingerprint[:12]} but the table was compressed for "
+                            f"{str(meta['tokenizer_fingerprint'])[:12]}; restore the artifact's own tokenizer/ folder")
+    return Source(p, "compressed", tok, shape[0])
 
 
 def _hf_vocab_size(config: dict, where: Path) -> int:
@@ -112,6 +142,8 @@ def write_output(source: Source, out: str | os.PathLike, vmap: VocabMap, new_tok
             _checkpoint(source, tmp, vmap, new_tok, init=init, seed=seed)
         elif source.kind == "hf":
             _hf_folder(source, tmp, vmap, new_tok, init=init, seed=seed)
+        elif source.kind == "compressed":
+            _compressed(source, tmp, vmap, new_tok, init=init, seed=seed)
         else:
             _save_tokenizer_here(new_tok, tmp)
         vmap.save(tmp)
@@ -172,36 +204,62 @@ def write_safetensors(path: Path, tensors: dict[str, Any], *, metadata: dict[str
 
 
 # -- tokembed checkpoints ------------------------------------------------------------------
-def _is_vocab_tensor(name: str, t: torch.Tensor, rows: int) -> bool:
-    return t.dim() >= 1 and t.shape[0] == rows and (name == "token_counts" or name.startswith(("embedding.", "head.")))
+def _is_vocab_tensor(name: str, t: torch.Tensor, rows: int, skip: tuple[str, ...] = ()) -> bool:
+    """One row per token id (adaptive modules, under ``skip``, are remapped band by band instead)."""
+    return (t.dim() >= 1 and t.shape[0] == rows and not name.startswith(skip)
+            and (name == "token_counts" or name.startswith(("embedding.", "head."))))
+
+
+def _adaptive_prefixes(model_cfg: dict) -> tuple[str, ...]:
+    return tuple(p for p, on in (("embedding.", model_cfg.get("embedding") == "adaptive"),
+                                 ("head.", model_cfg.get("head") in ("adaptive", "adaptive_tied"))) if on)
 
 
 def _checkpoint(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str, seed: int) -> None:
     src, R = source.path, source.rows
     verify_checkpoint(src)  # never remap a corrupt or swapped checkpoint
     raw = read_json(src / "config.json")
+    old_model = dict(raw["model"])
+    skip = _adaptive_prefixes(old_model)
     tensors = load_tensors(src / "model.safetensors")
+    gathers: dict[str, torch.Tensor] = {}
+    if skip:  # frequency order, cutoffs and band rows re-derived (tokembed.vocab.tables)
+        tensors, gathers, raw["model"]["cutoffs"] = adaptive_checkpoint(old_model, tensors, vmap, init=init, seed=seed)
     for name, t in tensors.items():
-        if _is_vocab_tensor(name, t, R):
+        if _is_vocab_tensor(name, t, R, skip):
             tensors[name] = vmap.apply_rows(t, init=init, seed=seed, fill="zeros" if name == "token_counts" else "init")
-    new_rows = vmap.rows(R)
+    new_rows = len(tensors["token_counts"]) if skip else vmap.rows(R)
     write_safetensors(tmp / "model.safetensors", tensors, metadata={"tokembed_version": TOKEMBED_VERSION})
-    raw["model"]["vocab_size"] = new_rows
+    _set_rows(raw["model"], new_rows, new_tok.vocab_size)
     raw["tokenizer_fingerprint"] = new_tok.fingerprint
     write_json(tmp / "config.json", raw)
     new_tok.save(tmp / "tokenizer")
     if (src / "train_state.json").is_file():
         state = read_json(src / "train_state.json")
-        names = _optimizer_param_names(raw["model"] | {"vocab_size": R}, state["optimizer"], where=src)
+        names = _optimizer_param_names(old_model, state["optimizer"], where=src)
         train = load_tensors(src / "train_state.safetensors")
         for key, t in train.items():
             parts = key.split(".", 2)
-            if parts[0] == "optim" and t.dim() >= 1 and _is_vocab_tensor(names.get(int(parts[1]), ""), t, R):
-                train[key] = vmap.apply_rows(t, fill="zeros")  # a new token starts with no AdamW history
+            name = names.get(int(parts[1]), "") if parts[0] == "optim" and t.dim() >= 1 else ""
+            if name in gathers:
+                train[key] = gather_rows(t, gathers[name])  # a new token starts with no AdamW history
+            elif name and _is_vocab_tensor(name, t, R, skip):
+                train[key] = vmap.apply_rows(t, fill="zeros")
         if isinstance(state.get("config"), dict) and isinstance(state["config"].get("model"), dict):
-            state["config"]["model"]["vocab_size"] = new_rows
+            state["config"]["model"] = dict(raw["model"])
         write_safetensors(tmp / "train_state.safetensors", train)
         write_json(tmp / "train_state.json", state)
+
+
+def _set_rows(model_cfg: dict, rows: int, tokens: int) -> None:
+    """``vocab_size`` = table rows; ``extra.vocab_tokens`` = the tokenizer's V when rows past it are padding
+    (the heads mask them to -inf: :func:`tokembed.model.vocab_tokens`)."""
+    model_cfg["vocab_size"] = rows
+    extra = dict(model_cfg.get("extra") or {})
+    extra.pop("vocab_tokens", None)
+    if rows > tokens:
+        extra["vocab_tokens"] = tokens
+    model_cfg["extra"] = extra
 
 
 def _optimizer_param_names(model_cfg: dict, opt_meta: dict, *, where: Path) -> dict[int, str]:
@@ -213,6 +271,32 @@ def _optimizer_param_names(model_cfg: dict, opt_meta: dict, *, where: Path) -> d
     if [len(g["params"]) for g in groups] != [len(g.get("params", [])) for g in saved]:
         raise ArtifactError(f"{where}: the optimizer groups in train_state.json do not match the model; the train state is not remappable")
     return {pid: name_of[id(p)] for g, s in zip(groups, saved) for p, pid in zip(g["params"], s["params"])}
+
+
+# -- compressed artifacts ---------------------------------------------------------------------
+def _compressed(source: Source, tmp: Path, vmap: VocabMap, new_tok, *, init: str, seed: int) -> None:
+    """Every stored table (input, untied output) and the output bias follow the map (:func:`remap_codec`);
+    ``compression.json`` is written again (shape, parts, fingerprint) with the change in its report."""
+    if vmap.pad_to_multiple_of > 1:
+        raise ArtifactError("a compressed artifact is served, not trained: padding rows would only cost bytes, and its heads "
+                            "do not mask them; drop --pad-to-multiple-of", param="pad_to_multiple_of")
+    art = load_compressed(source.path)  # every tensor checked against its codec's specs first
+    parts = {name: CompressedTable(remap_codec(ct.table, vmap, init=init, seed=seed), ct.kind, ct.info)
+             for name, ct in (("input", art.input), ("output", art.output)) if ct is not None}
+    bias = None if art.output_bias is None else vmap.apply_rows(art.output_bias, init=init, seed=seed)
+    m = art.meta
+    shape = [vmap.rows(source.rows), parts["input"].table.shape[1]]
+    report = dict(m.get("report") or {})
+    report["vocab_change"] = {"operation": vmap.operation, **vmap.summary(), "shape_before": report.get("shape", m.get("shape")),
+                              "bytes_after": sum(ct.nbytes for ct in parts.values())}
+    report["shape"] = shape
+    staged = tmp / ".compressed"
+    save_compressed(staged, input=parts["input"], output=parts.get("output"), tied=art.tied, tokenizer=new_tok,
+                    method=m.get("method", ""), options=m.get("options"), report=report, output_bias=bias,
+                    embedding_scale=float(m.get("embedding_scale", 1.0)), source=m.get("source", ""))
+    for f in staged.iterdir():
+        os.replace(f, tmp / f.name)
+    staged.rmdir()
 
 
 # -- Hugging Face folders ---------------------------------------------------------------------

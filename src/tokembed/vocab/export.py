@@ -153,8 +153,9 @@ def _export_hf(model, tok, out: Path) -> dict[str, Any]:
     missing, unexpected = hf.load_state_dict(sd, strict=False)
     assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # the mapping covers every weight
     ids = torch.tensor([tok.encode("The quick brown fox jumps over the lazy dog. 0123456789")[: model.config.max_seq_len]])
+    n = getattr(model.head, "num_tokens", None) or model.vocab_size  # rows past n are padding: -inf in tokembed only
     with torch.no_grad():
-        diff = (hf(ids).logits - model.eval()(ids).logits).abs().max().item()
+        diff = (hf(ids).logits[..., :n] - model.eval()(ids).logits[..., :n]).abs().max().item()
     with atomic_dir(out) as tmp:
         hf.save_pretrained(tmp)
         if isinstance(tok, HFTokenizer):
@@ -164,4 +165,7 @@ def _export_hf(model, tok, out: Path) -> dict[str, Any]:
             write_json(tmp / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast",
                                                         "model_max_length": model.config.max_seq_len, **stm})
         tok.save(tmp / "tokembed_tokenizer")
-    return {"format": "hf", "architecture": arch, "max_abs_logit_diff": diff, "tokenizer_json": isinstance(tok, HFTokenizer)}
+    rep = {"format": "hf", "architecture": arch, "max_abs_logit_diff": diff, "tokenizer_json": isinstance(tok, HFTokenizer)}
+    if n < model.vocab_size:
+        rep["padding_rows"] = model.vocab_size - n  # transformers has no mask: their logits come from zero rows
+    return rep

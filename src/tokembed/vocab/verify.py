@@ -1,7 +1,8 @@
 """Verification of a vocabulary change: run the old and the new model on the same texts and compare.
 
 Unlike :mod:`tokembed.vocab.trim`'s segmentation check (tokenizers only), this module runs the
-models, tokembed checkpoints or Hugging Face folders (through ``transformers``, imported lazily):
+models: tokembed checkpoints, compressed artifacts (their input vectors stand for the hidden
+states) or Hugging Face folders (through ``transformers``, imported lazily):
 
 - **tokenization agreement**: share of texts whose new ids are the old ids renumbered by the map;
 - **trim**: the maximum absolute difference of the last hidden states on the texts that agree
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..compress.artifact import load_compressed
 from ..training.checkpoint import load_checkpoint
 from ..errors import require
 from .apply import Source
@@ -121,5 +123,22 @@ class _HF(_Runner):
         return self.model(x, labels=x).loss.item() * (len(ids) - 1)
 
 
+class _Compressed(_Runner):
+    """A compressed artifact: its input vectors stand for the hidden states (an embedding table, not an LM)."""
+
+    has_head = False
+
+    def __init__(self, path: Path):
+        art = load_compressed(path)
+        self.tok, self.model = art.tokenizer, art.embedding()
+
+    def ids(self, text: str) -> list[int]:
+        return self.tok.encode(text)[:MAX_TOKENS]
+
+    @torch.no_grad()
+    def hidden(self, ids: list[int]) -> torch.Tensor:
+        return self.model(torch.tensor(ids))  # (T, D)
+
+
 def _runner(kind: str, path: Path):
-    return _Tokembed(path) if kind == "checkpoint" else _HF(path)
+    return {"checkpoint": _Tokembed, "compressed": _Compressed}.get(kind, _HF)(path)
