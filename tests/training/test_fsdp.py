@@ -160,3 +160,52 @@ def test_fsdp_resumes_a_consolidated_checkpoint_bit_exactly(straight, half, tmp_
     b = _weights_and_moments(run / "checkpoint")
     assert (run / "checkpoint" / "shards.json").is_file()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+UNUSED_SCRIPT = '''
+import sys, torch, torch.distributed as dist
+from tokembed.artifacts import save_tensors
+from tokembed.model import ModelConfig, build_model
+from tokembed.training import fsdp
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+model = build_model(ModelConfig(vocab_size=100, d_model=16, n_layers=1, n_heads=2, max_seq_len=16, head="adaptive",
+                                cutoffs=[50]), seed=0)
+loss_fn = fsdp.wrap(model, world_size=2, device=torch.device("cpu"))
+x = torch.arange(16).reshape(2, 8)
+y = torch.load(sys.argv[2])[rank * 2:(rank + 1) * 2]  # rank 0: tail-cluster targets only; rank 1: head targets only
+loss_fn(x, y).backward()
+grads = {n: fsdp.full(p.grad) for n, p in model.named_parameters() if p.grad is not None}
+if rank == 0:
+    save_tensors(sys.argv[1], grads)
+dist.barrier()
+dist.destroy_process_group()
+'''
+
+
+def test_a_parameter_that_one_rank_does_not_use_gets_a_zero_gradient_there(tmp_path):
+    """Without the loss's 0·Σθ, FSDP's reduce-scatter of the root unit has another size on each rank and gloo aborts
+    ("Received data size doesn't match expected size"); with it, the gradients equal one process's."""
+    import os
+    import subprocess
+    import sys
+
+    from tokembed.model import ModelConfig, build_model
+
+    y = torch.cat([torch.full((2, 8), 70), torch.full((2, 8), 3)])  # (B=4, T): rows 0-1 in the tail cluster only
+    torch.save(y, tmp_path / "y.pt")
+    (tmp_path / "script.py").write_text(UNUSED_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        str(tmp_path / "script.py"), str(tmp_path / "g.safetensors"), str(tmp_path / "y.pt")],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-3000:]
+    model = build_model(ModelConfig(vocab_size=100, d_model=16, n_layers=1, n_heads=2, max_seq_len=16, head="adaptive",
+                                    cutoffs=[50]), seed=0)
+    x = torch.arange(16).reshape(2, 8)
+    (model.loss(x, y[:2]) / 2 + model.loss(x, y[2:]) / 2).backward()  # the mean of the ranks' mean losses
+    got = load_tensors(tmp_path / "g.safetensors")
+    for n, p_ in model.named_parameters():
+        if p_.grad is not None:
+            torch.testing.assert_close(got[n], p_.grad, rtol=1e-5, atol=1e-7)
