@@ -209,3 +209,19 @@ def test_a_parameter_that_one_rank_does_not_use_gets_a_zero_gradient_there(tmp_p
     for n, p_ in model.named_parameters():
         if p_.grad is not None:
             torch.testing.assert_close(got[n], p_.grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_four_fsdp_ranks_resume_a_two_rank_checkpoint_at_the_same_data(straight, half, tmp_path):
+    """Each of 4 ranks reads its quarter of the rows from the 2 files that hold halves (another world size)."""
+    shutil.copytree(half, tmp_path / "four")
+    _cli("--nproc", "4", "--resume", "-o", "four", "max_steps=20", cwd=tmp_path)
+    layout = read_json(tmp_path / "four" / "checkpoint" / "shards.json")
+    assert layout["world_size"] == 4
+    assert [s["rows"] for s in layout["tensors"]["model.embedding.weight"]["shards"]] == [65, 65, 65, 64]
+    a = _weights_and_moments(straight / "straight" / "checkpoint")
+    c = _weights_and_moments(tmp_path / "four" / "checkpoint")
+    for k in a:
+        torch.testing.assert_close(c[k], a[k], rtol=1e-3, atol=1e-5)
+    assert (read_json(tmp_path / "four" / "checkpoint" / "train_state.json")["stream"]
+            == read_json(straight / "straight" / "checkpoint" / "train_state.json")["stream"])
