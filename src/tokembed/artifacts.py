@@ -32,6 +32,7 @@ __all__ = [
     "save_tensors",
     "load_tensors",
     "atomic_dir",
+    "publish_dir",
     "make_folder",
     "TOKEMBED_VERSION",
 ]
@@ -230,22 +231,31 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[P
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode(path, folder=True))
-        if path.exists():
-            if _exchange(tmp, path):  # one atomic swap: the old folder is now at tmp
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:  # no renameat2: two renames, with a short window where path is missing
-                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
-                os.replace(path, old / "x")
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        publish_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def publish_dir(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Move the finished folder ``tmp`` (a sibling of ``path``) to ``path`` in one step, its files fsynced;
+    an existing ``path`` is swapped out and removed. :func:`atomic_dir` ends with this; a builder that keeps
+    its own staging folder across runs (resumable shards) calls it directly."""
+    tmp, path = Path(tmp), Path(path)
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    os.chmod(tmp, _default_mode(path, folder=True))
+    if path.exists():
+        if _exchange(tmp, path):  # one atomic swap: the old folder is now at tmp
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:  # no renameat2: two renames, with a short window where path is missing
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return path

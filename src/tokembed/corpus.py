@@ -492,11 +492,15 @@ class Corpus:
             if lang is not None and src.lang != lang:
                 continue
             for f in src.files:
-                for doc in _file_documents(f, self.errors):
+                for doc in self.file_documents(f):
                     any_text = True
                     yield doc
         if not any_text:
             list(self.lines(lang))  # raises EmptyCorpusError naming the sources
+
+    def file_documents(self, path: str | os.PathLike) -> Iterator[str]:
+        """The documents of one file, read with this corpus's ``errors``: :meth:`documents` is these over :attr:`files`."""
+        return _file_documents(Path(path), self.errors)
 
     def byte_sizes(self) -> dict[str, int]:
         """UTF-8 bytes per language (key ``""`` when untagged), from file sizes (``.gz``: decompressed)."""

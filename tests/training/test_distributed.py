@@ -2,11 +2,7 @@
 equals one process with the same global batch; checkpoints by rank 0; resume on the same and on another world size."""
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,36 +17,13 @@ from tokembed.training.config import TrainConfig
 from tokembed.training.loop import train
 from tokembed.training.shards import TokenStream, load_shards
 
+from _train_cli import train_cli, write_corpus
 from _torch_threads import single_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 OPTS = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.max_seq_len=32", "seq_len=16",
         "batch_size=4", "warmup_steps=3", "lr=1e-2", "log_every=1", "device=cpu"]
-TIMEOUT = 60  # a hung collective fails the test instead of the suite
-
-
-def _corpus(folder: Path) -> Path:
-    docs = [f"Document {i}: the quick brown fox {i * 7} jumps over the lazy dog.\nLine {i % 5}.\n" for i in range(200)]
-    path = folder / "c.txt"
-    path.write_text("\n\n".join(docs))
-    return path
-
-
-def _cli(*args: str, cwd: Path) -> str:
-    """Run ``tokembed train ARGS`` in its own session; on a timeout the whole torchrun tree is killed."""
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "tokembed", "train", "--quiet", "--workers", "1", *args], cwd=cwd,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = p.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.communicate()
-        raise
-    assert p.returncode == 0, out[-4000:]
-    return out
 
 
 def _config(**kw) -> TrainConfig:
@@ -96,7 +69,7 @@ FLAT = ["warmup_steps=0", "min_lr_ratio=1.0"]  # a constant LR: the schedule doe
 def straight(tmp_path_factory):
     """20 steps of 2 gloo processes through `tokembed train --nproc 2` (shared by the tests below)."""
     root = tmp_path_factory.mktemp("ddp")
-    _cli("--nproc", "2", "-o", "straight", str(_corpus(root)), "max_steps=20", *OPTS, *FLAT, cwd=root)
+    train_cli("--nproc", "2", "-o", "straight", str(write_corpus(root)), "max_steps=20", *OPTS, *FLAT, cwd=root)
     return root
 
 
@@ -119,9 +92,9 @@ def test_two_gloo_processes_train_like_one_with_the_same_global_batch(straight, 
 
 @pytest.mark.slow
 def test_resume_is_bit_exact_on_the_same_world_size_and_data_exact_on_another(straight, tmp_path):
-    _cli("--nproc", "2", "-o", "split", str(straight / "c.txt"), "max_steps=10", *OPTS, *FLAT, cwd=tmp_path)
+    train_cli("--nproc", "2", "-o", "split", str(straight / "c.txt"), "max_steps=10", *OPTS, *FLAT, cwd=tmp_path)
     shutil.copytree(tmp_path / "split", tmp_path / "other")
-    _cli("--nproc", "2", "--resume", "-o", "split", "max_steps=20", cwd=tmp_path)
+    train_cli("--nproc", "2", "--resume", "-o", "split", "max_steps=20", cwd=tmp_path)
     a = load_tensors(straight / "straight" / "checkpoint" / "model.safetensors")
     b = load_tensors(tmp_path / "split" / "checkpoint" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # same world size: bit for bit

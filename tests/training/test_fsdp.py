@@ -14,7 +14,6 @@ from safetensors import safe_open
 from tokembed.artifacts import load_tensors, read_json
 from tokembed.errors import ConfigError
 from tokembed.tokenizers import load_tokenizer
-from tokembed.training import fsdp
 from tokembed.training.checkpoint import load_checkpoint, verify_checkpoint
 from tokembed.training.config import TrainConfig
 from tokembed.training.loop import train
@@ -23,7 +22,8 @@ from tokembed.training.sharded_checkpoint import consolidate
 from tokembed.training.shards import load_shards
 
 from _torch_threads import single_thread  # noqa: F401  (fixture)
-from test_distributed import FLAT, OPTS, _cli, _corpus
+from _train_cli import train_cli as _cli, write_corpus as _corpus
+from test_distributed import FLAT, OPTS
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -38,7 +38,7 @@ def _config(**kw) -> TrainConfig:
 
 def test_parallel_config_keys_and_their_errors():
     c = TrainConfig.from_file(None, ["max_steps=1", "parallel.fsdp=true"])
-    assert c.parallel.fsdp and c.parallel.sharded and c.to_dict()["parallel"] == {"fsdp": True, "sharded_checkpoint": None}
+    assert c.parallel.fsdp and c.parallel.sharded and c.to_dict()["parallel"] == {"vocab": False, "fsdp": True, "sharded_checkpoint": None}
     assert not TrainConfig.from_file(None, ["max_steps=1", "parallel.fsdp=true", "parallel.sharded_checkpoint=false"]).parallel.sharded
     with pytest.raises(ConfigError, match="parallel.sharded_checkpoint=true needs parallel.fsdp=true"):
         TrainConfig.from_file(None, ["max_steps=1", "parallel.sharded_checkpoint=true"])
@@ -46,8 +46,8 @@ def test_parallel_config_keys_and_their_errors():
         TrainConfig.from_file(None, ["max_steps=1", "parallel.fdsp=true"])
     with pytest.raises(ConfigError, match="parallel.fsdp='yes' must be"):
         TrainConfig.from_file(None, ["max_steps=1", "parallel.fsdp=yes"])
-    # a resume may switch FSDP and sharded checkpoints; configs saved before [parallel] existed compare equal
-    assert fsdp.comparable_config(c.to_dict()) == fsdp.comparable_config({k: v for k, v in c.to_dict().items() if k != "parallel"})
+    with pytest.raises(ConfigError, match="parallel.fsdp and parallel.vocab cannot both be true"):
+        TrainConfig.from_file(None, ["max_steps=1", "parallel.fsdp=true", "parallel.vocab=true"])
 
 
 @pytest.fixture(scope="module")

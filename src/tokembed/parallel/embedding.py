@@ -22,15 +22,18 @@ torch.Size([1, 2, 4])
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
 from ..embeddings.lookup import check_ids
 from ..errors import ConfigError
-from .comm import VocabShard, all_reduce_sum, reduce_from_region
+from .comm import VocabShard, all_reduce_sum, group_rank, group_size, reduce_from_region
 
-__all__ = ["VocabParallelEmbedding", "init_shard_", "load_shard_", "gather_rows"]
+__all__ = ["VocabParallelEmbedding", "init_shard_", "load_shard_", "shard_rows", "gather_rows", "gather_rows_to"]
 
 
 def init_shard_(weight: torch.Tensor, shard: VocabShard, *, std: float, seed: int | None) -> None:
@@ -54,6 +57,28 @@ def load_shard_(weight: torch.Tensor, full: torch.Tensor, shard: VocabShard, *, 
         weight[: shard.n_valid].copy_(full[shard.lo : shard.lo + shard.n_valid])
 
 
+def shard_rows(full: torch.Tensor, shard: VocabShard, *, what: str) -> torch.Tensor:
+    """This rank's ``(V/W, ...)`` rows of a full ``(V, ...)`` tensor, padding rows zero (a new tensor, no collective).
+
+    >>> shard_rows(torch.arange(3.0), VocabShard.build(3, rank=0, world_size=1), what="bias").shape
+    torch.Size([64])
+    """
+    out = full.new_zeros((shard.rows, *full.shape[1:]))
+    load_shard_(out, full, shard, what=what)
+    return out
+
+
+def gather_rows_to(local: torch.Tensor, shard: VocabShard, group=None, *, dst: int = 0) -> torch.Tensor | None:
+    """The full ``(V, ...)`` tensor on group rank ``dst`` (None on the others) from every rank's ``(V/W, ...)``
+    shard: one ``gather``, so only ``dst`` holds the full tensor (checkpoints). A collective; no autograd."""
+    local = local.detach().contiguous()
+    if group_size(group) == 1:
+        return local[: shard.vocab_size].clone()
+    parts = [torch.empty_like(local) for _ in range(shard.world_size)] if group_rank(group) == dst else None
+    dist.gather(local, parts, dst=dist.get_global_rank(group, dst) if group is not None else dst, group=group)
+    return torch.cat(parts)[: shard.vocab_size] if parts is not None else None
+
+
 def gather_rows(local: torch.Tensor, shard: VocabShard, group=None) -> torch.Tensor:
     """The full ``(V, ...)`` tensor from every rank's ``(V/W, ...)`` shard (collective; no autograd)."""
     full = local.new_zeros((shard.padded, *local.shape[1:]))
@@ -72,9 +97,12 @@ class VocabParallelEmbedding(nn.Module):
         init_std: std of the normal init (0.02 as GPT-2); each shard is seeded by ``(seed, rank)``,
             so use :meth:`load_full_` to start from a single-process table.
         validate: check ids before the lookup (costs one reduction).
+        scale: multiply the rows by √D (Vaswani et al. 2017, §3.4), as ``TokenEmbedding(scale=True)``; a tied
+            head uses the unscaled table.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, group=None, *, init_std: float = 0.02, seed: int | None = 0, validate: bool = True):
+    def __init__(self, num_embeddings: int, embedding_dim: int, group=None, *, init_std: float = 0.02, seed: int | None = 0, validate: bool = True,
+                 scale: bool = False):
         super().__init__()
         if int(embedding_dim) < 1:
             raise ConfigError(f"embedding_dim={embedding_dim} must be >= 1")
@@ -83,6 +111,7 @@ class VocabParallelEmbedding(nn.Module):
         self.num_embeddings = self.shard.vocab_size
         self.embedding_dim = int(embedding_dim)
         self.validate = validate
+        self.scale = math.sqrt(self.embedding_dim) if scale else 1.0
         self.weight = nn.Parameter(torch.empty(self.shard.rows, self.embedding_dim))  # (V/W, D): rows [lo, hi)
         init_shard_(self.weight, self.shard, std=init_std, seed=seed)
 
@@ -93,7 +122,8 @@ class VocabParallelEmbedding(nn.Module):
         outside = (local < 0) | (local >= self.shard.n_valid)  # (B, T) ids another rank owns
         rows = F.embedding(local.masked_fill(outside, 0), self.weight)  # (B, T, D)
         rows = rows.masked_fill(outside.unsqueeze(-1), 0.0)  # zero rows for ids outside the slice
-        return reduce_from_region(rows, self.group)  # Σ over ranks: every id found on exactly one
+        out = reduce_from_region(rows, self.group)  # Σ over ranks: every id found on exactly one
+        return out * self.scale if self.scale != 1.0 else out
 
     @torch.no_grad()
     def load_full_(self, weight: torch.Tensor) -> VocabParallelEmbedding:
@@ -107,4 +137,5 @@ class VocabParallelEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         s = self.shard
-        return f"{self.num_embeddings}, {self.embedding_dim}, rows=[{s.lo}, {s.hi}) of {s.padded}, rank={s.rank}/{s.world_size}"
+        scale = ", scale=True" if self.scale != 1.0 else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{scale}, rows=[{s.lo}, {s.hi}) of {s.padded}, rank={s.rank}/{s.world_size}"

@@ -239,14 +239,17 @@ def save_checkpoint(
     train_tensors: dict[str, Any] | None = None,
     train_state: dict[str, Any] | None = None,
     keep_previous: bool = False,
+    weights: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically (a crash leaves the previous checkpoint intact), with
-    ``manifest.json`` last. ``keep_previous``: first keep the current checkpoint as ``checkpoint.prev``."""
+    ``manifest.json`` last. ``keep_previous``: first keep the current checkpoint as ``checkpoint.prev``.
+    ``weights``: the tensors to store instead of ``model``'s (a vocab-parallel run's gathered full model)."""
     path = Path(path)
     if keep_previous and path.is_dir():
         _keep_previous(path)
     with atomic_dir(path) as tmp:
-        save_tensors(tmp / "model.safetensors", model_tensors(model), metadata={"tokembed_version": TOKEMBED_VERSION})
+        save_tensors(tmp / "model.safetensors", model_tensors(model) if weights is None else weights,
+                     metadata={"tokembed_version": TOKEMBED_VERSION})
         write_json(tmp / "config.json", {**config.to_dict(), "tokenizer_fingerprint": tokenizer.fingerprint})
         tokenizer.save(tmp / "tokenizer")
         if train_state is not None:

@@ -1,7 +1,8 @@
 """The training config: everything a run needs besides the tokenizer and the data.
 
 Unlike :mod:`tokembed.config` (the generic TOML/YAML/``key=value`` reader) this module knows the
-keys: :class:`TrainConfig` (with its :class:`~tokembed.model.ModelConfig` under ``model``) checks
+keys: :class:`TrainConfig` (with its :class:`~tokembed.model.ModelConfig` under ``model`` and its
+:class:`ParallelConfig` under ``parallel``) checks
 them on construction and names the bad key, and :func:`is_override` tells a ``key=value`` option
 from a ``LANG=PATH`` corpus argument. Saved with every run (``run_config.json``, ``config.json``).
 """
@@ -19,21 +20,31 @@ from ..config import apply_override, read_config_file
 from ..errors import ConfigError
 from ..model import ModelConfig, check_field_types
 
-__all__ = ["TrainConfig", "ParallelConfig", "is_override"]
+__all__ = ["TrainConfig", "ParallelConfig", "VOCAB_PARALLEL_HEADS", "is_override"]
+
+#: ``model.head`` kinds a vocab-parallel head can stand in for (the adaptive softmax splits V into clusters instead).
+VOCAB_PARALLEL_HEADS = ("untied", "tied", "tied_bias")
 
 
 @dataclass
 class ParallelConfig:
-    """``[parallel]``: how a torchrun job splits the model (docs/parallel.md); nothing changes in one process."""
+    """How a torchrun job splits the model over its ranks (``[parallel]`` in a config, ``parallel.KEY=...``).
 
+    Without a key set, a job of several processes is data-parallel (DDP). In one process these keys change nothing.
+    """
+
+    vocab: bool = False  # vocab-parallel embedding, head and loss over all ranks; every rank reads the full batch
     fsdp: bool = False  # shard parameters, gradients and AdamW moments over the ranks (FSDP2: each block, then the root)
-    sharded_checkpoint: bool | None = None  # each rank writes its shards + a manifest (None = on with fsdp)
+    sharded_checkpoint: bool | None = None  # each rank writes its shards + a layout (None = on with fsdp)
 
     def __post_init__(self) -> None:
         if self.sharded_checkpoint and not self.fsdp:
             raise ConfigError("parallel.sharded_checkpoint=true needs parallel.fsdp=true (without FSDP every rank holds "
                               "the whole model and rank 0 writes one checkpoint); set parallel.fsdp=true or drop it",
                               param="parallel.sharded_checkpoint")
+        if self.fsdp and self.vocab:
+            raise ConfigError("parallel.fsdp and parallel.vocab cannot both be true: FSDP shards the standard model, "
+                              "vocab-parallel shards the table and head itself; choose one", param="parallel.fsdp")
 
     @property
     def sharded(self) -> bool:
@@ -45,7 +56,7 @@ class ParallelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"unknown parallel option(s) {unknown}; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown parallel option(s) {unknown}; known: {', '.join(sorted(known))}", param="parallel")
         check_field_types(cls, d, section="parallel.")
         return cls(**d)
 
@@ -81,7 +92,7 @@ class TrainConfig:
     tokenizer: str = "byte"  # tokenizer kind to train on the corpus, or a tokenizer folder (CLI)
     vocab_size: int | None = None  # vocab size when the CLI trains the tokenizer
     val_fraction: float = 0.05  # documents held out for validation (CLI)
-    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # [parallel]: FSDP, sharded checkpoints
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # how a torchrun job splits the model
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -104,6 +115,26 @@ class TrainConfig:
             raise ConfigError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
+        self.check_parallel()
+
+    def check_parallel(self) -> None:
+        """:class:`ConfigError` naming the key and the fix when ``parallel.vocab = true`` meets a design it cannot shard."""
+        if not self.parallel.vocab:
+            return
+        m = self.model
+        if m.embedding != "lookup":
+            raise ConfigError(
+                f"parallel.vocab = true shards the rows of a lookup table, but model.embedding = {m.embedding!r} has no "
+                "(V, D) table to split; set model.embedding = \"lookup\", or parallel.vocab = false (data-parallel)",
+                param="parallel.vocab",
+            )
+        if m.head not in VOCAB_PARALLEL_HEADS:
+            raise ConfigError(
+                f"parallel.vocab = true shards the logit columns of a linear head, but model.head = {m.head!r} "
+                f"(the adaptive softmax) is not one; set model.head to one of {', '.join(VOCAB_PARALLEL_HEADS)}, "
+                "or parallel.vocab = false (data-parallel)",
+                param="parallel.vocab",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -119,14 +150,15 @@ class TrainConfig:
             raise ConfigError(f"unknown training option(s) {unknown}; known: {', '.join(sorted(known))}")
         model = d.pop("model", None)
         parallel = d.pop("parallel", None) or {}
-        if not isinstance(parallel, dict):
-            raise ConfigError(f"parallel={parallel!r} must be a section ([parallel] with fsdp = true, ...)", param="parallel")
+        if not isinstance(parallel, (dict, ParallelConfig)):
+            raise ConfigError(f"parallel={parallel!r} is not a section; write [parallel] vocab = true, or parallel.vocab=true",
+                              param="parallel")
         check_field_types(cls, d)
         if model is None:
             raise ConfigError("the config has no [model] section; add one (at least d_model, n_layers, n_heads)")
         if isinstance(model, dict):
             model = ModelConfig.from_dict({"vocab_size": 0, **model})
-        return cls(model=model, parallel=ParallelConfig.from_dict(parallel), **d)
+        return cls(model=model, parallel=parallel, **d)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> "TrainConfig":
@@ -142,7 +174,8 @@ class TrainConfig:
 
 
 def is_override(item: str) -> bool:
-    """True if ``item`` names a TrainConfig/ModelConfig field (``lr=...``, ``model.d_model=...``)."""
+    """True if ``item`` names a TrainConfig/ModelConfig/ParallelConfig field (``lr=...``, ``model.d_model=...``,
+    ``parallel.vocab=true``)."""
     if "=" not in item:
         return False
     key = item.split("=", 1)[0]

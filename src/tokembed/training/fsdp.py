@@ -24,19 +24,16 @@ Checked on the CPU build of torch 2.13 with gloo; on GPUs the same calls run wit
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from ..model import build_model
 from .checkpoint import load_model_tensors, model_tensors
-from .config import ParallelConfig
 
-__all__ = ["wrap", "is_sharded", "grad_sync", "gathered", "full", "finite_view", "full_model", "comparable_config"]
+__all__ = ["wrap", "is_sharded", "grad_sync", "gathered", "full", "finite_view", "full_model"]
 
 
 def _fsdp():
@@ -156,23 +153,3 @@ def full_model(model: torch.nn.Module, config) -> torch.nn.Module:
                         embedding_dropout=config.embedding_dropout)
     load_model_tensors(plain, tensors, where="the FSDP model")
     return plain.to(next(iter(tensors.values())).device).train(model.training)
-
-
-#: ``[parallel]`` options a resume may change (they change how the ranks hold the state, not the state)
-RESUMABLE_PARALLEL = ("fsdp", "sharded_checkpoint")
-
-
-def comparable_config(d: dict[str, Any]) -> dict[str, Any]:
-    """A saved or current config dict without what a resume may change in ``[parallel]`` (and without
-    ``parallel`` options at their defaults, so configs saved before the section existed compare equal).
-
-    >>> comparable_config({"lr": 0.1, "parallel": {"fsdp": True, "sharded_checkpoint": None}})
-    {'lr': 0.1}
-    """
-    out = dict(d)
-    defaults = dataclasses.asdict(ParallelConfig())
-    par = {k: v for k, v in (out.pop("parallel", None) or {}).items()
-           if k not in RESUMABLE_PARALLEL and not (k in defaults and defaults[k] == v)}
-    if par:
-        out["parallel"] = par
-    return out

@@ -55,10 +55,10 @@ from .checkpoint import (
     remove_stale_temps,
 )
 from . import distributed as _dist  # data-parallel hooks: every use below is marked `# dist:`
-from . import fsdp as _fsdp  # FSDP hooks (parallel.fsdp): marked `# dist:` too
+from . import vocab_parallel as _vp  # vocab-parallel hooks (parallel.vocab): every use below is marked `# vp:`
+from . import fsdp as _fsdp  # FSDP hooks (parallel.fsdp): marked `# dist:`
 from . import sharded_checkpoint as _sharded
 from .config import TrainConfig
-from .evaluate import evaluate
 from .plots import plot_bands
 from .shards import TokenStream
 
@@ -113,6 +113,8 @@ def param_groups(model: Transformer, config: TrainConfig) -> list[dict[str, Any]
 
 def _embedding_row_grad(model: Transformer) -> torch.Tensor | None:
     """Gradient of the embedding's (V, ·) table if it has one (lookup-like designs); else None."""
+    if _vp.is_sharded(model):  # vp: the rows are spread over the ranks: gather them (a collective)
+        return _vp.embedding_row_grad(model)
     V = model.vocab_size
     for p in model.embedding.parameters():
         if p.ndim == 2 and p.shape[0] == V and p.grad is not None:
@@ -156,7 +158,8 @@ def _set_rng_state(tensors: dict[str, torch.Tensor], device: torch.device) -> No
 
 #: Fields that may change between a run and its resume (they do not change the computed weights
 #: except through the schedule length); anything else must match.
-_RESUMABLE_CHANGES = {"max_steps", "max_bytes", "checkpoint_every", "eval_every", "log_every", "device", "eval_tokens"}
+_RESUMABLE_CHANGES = {"max_steps", "max_bytes", "checkpoint_every", "eval_every", "log_every", "device", "eval_tokens",
+                      "parallel"}  # parallel: how the ranks split the work; the checkpoint is the same for every layout
 
 
 def _total_steps(config: TrainConfig, bytes_per_token: float) -> int:
@@ -238,8 +241,12 @@ class _Run:
         self.model = build_model(config.model, token_counts=counts, seed=config.seed, embedding_dropout=config.embedding_dropout)
         self.model.to(device)
         self.dist = _dist.context(device=device.type)  # dist: rank/world (1 outside torchrun)
-        self.rows = _dist.rank_rows(config.batch_size, self.dist)  # dist: this rank's rows of the global batch
-        self.loss_fn = _dist.loss_module(self.model, self.dist, device,  # dist: model.loss, or DDP/FSDP over the ranks
+        self.vp = _vp.enabled(config, self.dist)  # vp: parallel.vocab under torchrun: one vocab-parallel group of all ranks
+        if self.vp:
+            _vp.shard_model(self.model)  # vp: this rank's rows of the same embedding/head
+        self.data = _vp.data_context() if self.vp else self.dist  # vp: one data replica, every rank reads the full batch
+        self.rows = _dist.rank_rows(config.batch_size, self.data)  # dist: this rank's rows of the global batch
+        self.loss_fn = _dist.loss_module(self.model, self.data, device,  # dist: model.loss, or DDP/FSDP over the ranks
                                          fsdp=config.parallel.fsdp)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), betas=config.betas, eps=1e-8)
         self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len,
@@ -264,6 +271,7 @@ class _Run:
 
     def save(self, step: int) -> None:
         tensors, opt_meta = optimizer_to_tensors(self.optimizer)
+        weights = None  # vp: below, the gathered single-process weights
         tensors.update(_rng_state(self.device))
         tensors.update(_dist.rng_tensors(self.dist))  # dist: a collective, every rank calls it
         state = {
@@ -277,10 +285,13 @@ class _Run:
             "config": self.config.to_dict(),
             "world_size": self.dist.world_size,
         }
+        if self.vp:  # vp: a collective: rank 0 gets the single-process weights and AdamW moments (padding cut off)
+            weights, tensors = _vp.full_state(self.model, self.optimizer, tensors)
+            state["vocab_parallel"] = {"ranks": self.dist.world_size, "padded_vocab": self.model.embedding.shard.padded}
         # dist: written once, by rank 0 (the others wait for it), or with FSDP as every rank's shards + a layout
         _sharded.save_run_checkpoint(self.ckpt_dir, ctx=self.dist, model=self.model, tokenizer=self.tokenizer,
                                      config=self.config, train_tensors=tensors, train_state=state,
-                                     keep_previous=self.keep_previous)
+                                     keep_previous=self.keep_previous, weights=weights)
         self.keep_previous = True  # from now on checkpoint/ holds one of this run's checkpoints
 
     def loop(self, *, progress: bool, callbacks) -> None:
@@ -334,11 +345,14 @@ class _Run:
             with _dist.grad_sync(self.loss_fn, last=micro == config.grad_accum - 1):  # dist: all-reduce once per step
                 (loss / config.grad_accum).backward()
             loss_sum += loss.item()
-        self._loss = _dist.mean_over_ranks(loss_sum / config.grad_accum, self.dist)  # dist: the global batch's loss
+        self._loss = _dist.mean_over_ranks(loss_sum / config.grad_accum, self.data)  # dist: the global batch's loss
         if self._logging(step):
             self.monitor.record(model, step, loss_fn=self.loss_fn)
         if config.grad_clip:
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if self.vp:  # vp: the norm of the whole model (sharded squares summed over the ranks)
+                gnorm = _vp.clip_grad_norm_(model, config.grad_clip)
+            else:
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             if not bool(torch.isfinite(gnorm)):
                 for name, p in model.named_parameters():
                     if p.grad is not None:
@@ -367,9 +381,9 @@ class _Run:
         val = self.val_shard
         if config.eval_every and step % config.eval_every == 0 and val is not None and len(val) > 1:
             model = _fsdp.full_model(self.model, config) if _fsdp.is_sharded(self.model) else self.model  # dist: gathered
-            if self.dist.is_main:  # dist: rank 0 evaluates (the models are identical)
-                r = evaluate(model, self.tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
-                             max_tokens=config.eval_tokens, device=self.device)
+            if self.dist.is_main or self.vp:  # dist: rank 0 evaluates (the models are identical); vp: every rank
+                r = _vp.evaluate(model, self.tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
+                                 max_tokens=config.eval_tokens, device=self.device)
                 self.model.train()
                 entry.update(val_loss=r.loss, val_bpb=r.bits_per_byte)
         self.history.append(entry)
@@ -457,8 +471,8 @@ def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: Toke
     for note in skipped:
         warnings.warn(f"resume: {note}; resuming from {ckpt_dir}", stacklevel=3)
     state = read_train_state(ckpt_dir)
-    saved = _fsdp.comparable_config(state["config"])  # dist: fsdp/sharded_checkpoint may change on resume
-    now = _fsdp.comparable_config(config.to_dict())
+    saved = state["config"]
+    now = config.to_dict()
     diffs = sorted(k for k in set(saved) | set(now) if k not in _RESUMABLE_CHANGES and saved.get(k) != now.get(k))
     if diffs:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diffs[:4])
@@ -467,9 +481,12 @@ def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: Toke
         raise ArtifactError(f"{ckpt_dir / 'train_state.json'}: stream position {state['stream']} is outside the train "
                             f"shard (cursor in [0, {stream.L}]); the file is corrupt or from another corpus", param="resume")
     # dist: whole tensors, or an FSDP rank's own rows (from a sharded checkpoint's shards or a normal one)
-    weights, moments = _sharded.load_state(ckpt_dir, model, optimizer, device=device)
+    weights, optim = _sharded.load_state(ckpt_dir, model, optimizer, device=device)
+    tensors = load_tensors(ckpt_dir / "train_state.safetensors")
+    if _vp.is_sharded(model):  # vp: this rank's rows of the full checkpoint (of any world size)
+        weights, optim = _vp.shard_state(model, optimizer, weights, optim, where=str(ckpt_dir))
     load_model_tensors(model, weights, where=str(ckpt_dir))
-    optimizer_from_tensors(optimizer, moments, state["optimizer"])
-    _set_rng_state(load_tensors(ckpt_dir / "train_state.safetensors"), device)
+    optimizer_from_tensors(optimizer, optim, state["optimizer"])
+    _set_rng_state(tensors, device)
     stream.cursor, stream.epoch = state["stream"]["cursor"], state["stream"]["epoch"]
     return int(state["step"]), state["history"], state["band_stats"], float(state.get("train_seconds", 0.0))

@@ -26,6 +26,7 @@ from . import distributed as _dist
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate
 from .loop import TrainResult, train
+from . import vocab_parallel as _vp
 
 __all__ = ["RunResult", "prepare_tokenizer", "train_and_evaluate"]
 
@@ -78,11 +79,13 @@ def train_and_evaluate(
                    plots=plots)
     timings = {"train": (time.perf_counter() - t0, time.process_time() - c0)}
     val = shards.get("val")
-    if val is None or len(val) < 2 or not _dist.context().is_main:  # data-parallel: rank 0 evaluates
+    sharded = _vp.is_sharded(result.model)  # vocab-parallel: every rank evaluates (the head gathers the logits)
+    if val is None or len(val) < 2 or not (_dist.context().is_main or sharded):  # data-parallel: rank 0 evaluates
         return RunResult(train=result, eval=None, timings=timings)
     device = next(result.model.parameters()).device  # evaluate where it trained
     t0, c0 = time.perf_counter(), time.process_time()
-    ev = evaluate(result.model, tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
+    ev = (_vp.evaluate if sharded else evaluate)(result.model, tokenizer, val, seq_len=config.seq_len,
+                                                 batch_size=config.batch_size,
                   max_tokens=eval_tokens, device=device)
     timings["eval"] = (time.perf_counter() - t0, time.process_time() - c0)
     return RunResult(train=result, eval=ev, timings=timings)

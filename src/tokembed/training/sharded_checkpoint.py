@@ -132,9 +132,10 @@ def save_sharded_checkpoint(path: str | os.PathLike, *, ctx: _dist.DistContext, 
 
 
 def save_run_checkpoint(path: Path, *, ctx: _dist.DistContext, model, tokenizer, config, train_tensors, train_state,
-                        keep_previous: bool) -> None:
+                        keep_previous: bool, weights: dict[str, Any] | None = None) -> None:
     """The training loop's save (every rank calls it): sharded when an FSDP run asks for it; else one normal
-    checkpoint by rank 0 (an FSDP model's weights and moments gathered to every rank first)."""
+    checkpoint by rank 0 (an FSDP model's weights and moments gathered to every rank first). ``weights``: what
+    rank 0 stores instead of ``model``'s tensors (a vocab-parallel run's gathered model)."""
     if _fsdp.is_sharded(model) and config.parallel.sharded:
         save_sharded_checkpoint(path, ctx=ctx, model=model, tokenizer=tokenizer, config=config,
                                 train_tensors=train_tensors, train_state=train_state, keep_previous=keep_previous)
@@ -144,7 +145,7 @@ def save_run_checkpoint(path: Path, *, ctx: _dist.DistContext, model, tokenizer,
         train_tensors = {k: _fsdp.full(v) for k, v in train_tensors.items()}
     if ctx.is_main:
         save_checkpoint(path, model=model, tokenizer=tokenizer, config=config, train_tensors=train_tensors,
-                        train_state=train_state, keep_previous=keep_previous)
+                        train_state=train_state, keep_previous=keep_previous, weights=weights)
     ctx.barrier()
 
 

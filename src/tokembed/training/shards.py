@@ -15,6 +15,10 @@ Layout of one split (``train``/``val``) in the shard folder::
     {split}.json       dtype, n_tokens, n_bytes, n_docs, tokenizer fingerprint, vocab size, eos id, split rule
     tokenizer/         the tokenizer the shards were made with (workers load it from here)
 
+A corpus of files is built resumably, file by file, in a staging folder beside the output folder
+(:mod:`~tokembed.training.shard_progress`); the output folder appears only when complete, and its
+bytes depend neither on the number of workers nor on interruptions.
+
 ``n_bytes`` is the UTF-8 byte count of the documents' text (inner newlines included, the
 blank separator lines and eos tokens excluded): the denominator of bits per byte.
 
@@ -24,12 +28,14 @@ blank separator lines and eos tokens excluded): the denominator of bits per byte
 
 from __future__ import annotations
 
+import collections
 import hashlib
-import itertools
 import os
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,7 @@ import numpy as np
 from ..artifacts import TOKEMBED_VERSION, atomic_dir, check_schema, read_json, write_json
 from ..errors import ArtifactError, ConfigError, EmptyCorpusError, FingerprintMismatchError
 from ..tokenizers import load_tokenizer
+from .shard_progress import InputFile, Staging
 
 __all__ = [
     "Shard",
@@ -143,9 +150,22 @@ def encode_documents(tokenizer, documents: Sequence[str], *, eos_id: int | None 
 _WORKER_TOKENIZER = None
 
 
+#: How often a worker checks that the build that started it is still alive (seconds).
+_PARENT_POLL_S = 0.5
+
+
 def _worker_init(tokenizer_dir: str) -> None:
     global _WORKER_TOKENIZER
     _WORKER_TOKENIZER = load_tokenizer(tokenizer_dir)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A killed build (SIGKILL) cannot stop its workers, and they share the task pipe, so none sees it close:
+    each exits once it is re-parented instead of waiting forever."""
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)
 
 
 def _encode_block(tokenizer, start: int, docs: list[str], seed: int, val_fraction: float, dtype: str, *,
@@ -181,44 +201,93 @@ def _encode_block_in_worker(start: int, docs: list[str], seed: int, val_fraction
     return _encode_block(_WORKER_TOKENIZER, start, docs, seed, val_fraction, dtype)
 
 
-def _blocks(documents: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
-    start, buf, size, i = 0, [], 0, 0
-    for i, doc in enumerate(documents):
+def _blocks(documents: Iterable[str], *, start: int = 0) -> Iterator[tuple[int, list[str]]]:
+    """``(global index of the first document, documents)`` blocks of about :data:`BLOCK_BYTES`."""
+    buf, size = [], 0
+    for doc in documents:
         buf.append(doc)
         size += len(doc)
         if size >= BLOCK_BYTES or len(buf) >= BLOCK_DOCS:
             yield start, buf
-            start, buf, size = i + 1, [], 0
+            start, buf, size = start + len(buf), [], 0
     if buf:
         yield start, buf
 
 
-def _all_but_last(items: Iterator[Any]) -> tuple[Iterator[Any], Callable[[], Any]]:
-    """(an iterator over every item but the last, a function returning the last once the iterator is spent).
+@dataclass(frozen=True)
+class _FileDone:
+    """A marker in the block stream: every block of input file ``index`` came before it."""
 
-    >>> head, last = _all_but_last(iter("abc"))
-    >>> list(head), last()
-    (['a', 'b'], 'c')
+    index: int
+    source: InputFile
+
+
+def _file_blocks(corpus, files: Sequence[Path], *, first: int, first_doc: int) -> Iterator[tuple[int, list[str]] | _FileDone]:
+    """The blocks of ``files`` (the corpus's files ``first``, ``first + 1``, ...), each file's followed by its marker;
+    a block never spans two files."""
+    doc = first_doc
+    for k, path in enumerate(files, start=first):
+        source = InputFile.read(path)
+        for start, docs in _blocks(corpus.file_documents(path), start=doc):
+            yield start, docs
+            doc = start + len(docs)
+        source.check_unchanged()
+        yield _FileDone(k, source)
+
+
+def _hold_last_block(items: Iterator[Any], hold: Callable[[tuple], bool]) -> tuple[Iterator[Any], Callable[[], list[Any]]]:
+    """(an iterator over the items, but for the last block and the markers after it, a function returning
+    those once the iterator is spent). Blocks are tuples; anything else is a marker. Once ``hold(block)``
+    is False, nothing is held back any more (the last block needs no special care), so a failure while
+    reading the next file loses no finished file's marker.
+
+    >>> head, rest = _hold_last_block(iter([(0, ["a"]), "end a", (1, ["b"]), "end b", "end c"]), lambda b: True)
+    >>> list(head), rest()
+    ([(0, ['a']), 'end a'], [(1, ['b']), 'end b', 'end c'])
+    >>> head, rest = _hold_last_block(iter([(0, ["a"]), "end a", (1, ["b"]), "end b"]), lambda b: b[0] < 1)
+    >>> list(head), rest()
+    ([(0, ['a']), 'end a', (1, ['b']), 'end b'], [])
     """
-    box: list[Any] = []
+    tail: list[Any] = []
 
     def gen():
-        prev = next(items)
         for item in items:
-            yield prev
-            prev = item
-        box.append(prev)
+            if isinstance(item, tuple):  # a new block: what was held back is not the last block's
+                yield from tail
+                tail.clear()
+                if hold(item):
+                    tail.append(item)
+                    continue
+            if tail:
+                tail.append(item)
+            else:
+                yield item
 
-    return gen(), lambda: box[0]
+    return gen(), lambda: tail
 
 
 class _SplitWriter:
-    def __init__(self, folder: Path, split: str, dtype: np.dtype, eos: int):
+    """Appends one split's tokens and document index; ``state`` (``[n_tokens, n_docs, n_bytes]``) continues
+    files an interrupted build left, cut back to that state."""
+
+    def __init__(self, folder: Path, split: str, dtype: np.dtype, eos: int, state: Sequence[int] | None = None):
         self.split = split
-        self.f = open(folder / f"{split}.bin", "wb")
-        self.fi = open(folder / f"{split}.docs.bin", "wb")
-        self.f.write(np.asarray([eos], dtype=dtype).tobytes())  # leading eos: the first document has a context
-        self.n_tokens, self.n_bytes, self.n_docs = 1, 0, 0
+        if state is None:
+            for name in (f"{split}.bin", f"{split}.docs.bin"):  # a link left in a staging folder is removed, not followed
+                (folder / name).unlink(missing_ok=True)
+            self.f, self.fi = open(folder / f"{split}.bin", "wb"), open(folder / f"{split}.docs.bin", "wb")
+            self.f.write(np.asarray([eos], dtype=dtype).tobytes())  # leading eos: the first document has a context
+            self.n_tokens, self.n_docs, self.n_bytes = 1, 0, 0
+            return
+        self.n_tokens, self.n_docs, self.n_bytes = state
+        self.f, self.fi = open(folder / f"{split}.bin", "r+b"), open(folder / f"{split}.docs.bin", "r+b")
+        for f, size in ((self.f, self.n_tokens * dtype.itemsize), (self.fi, self.n_docs * 16)):
+            f.truncate(size)
+            f.seek(size)
+
+    @property
+    def state(self) -> list[int]:
+        return [self.n_tokens, self.n_docs, self.n_bytes]
 
     def write(self, part: dict) -> None:
         self.f.write(part["tokens"].tobytes())
@@ -228,6 +297,11 @@ class _SplitWriter:
         self.n_tokens += int(part["lens"].sum())
         self.n_bytes += int(part["bytes"].sum())
         self.n_docs += len(part["lens"])
+
+    def sync(self) -> None:
+        for f in (self.f, self.fi):
+            f.flush()
+            os.fsync(f.fileno())
 
     def close(self) -> None:
         self.f.close()
@@ -248,74 +322,157 @@ def build_shards(
 
     Blocks of documents are encoded in ``workers`` spawned processes (default: CPU count; a corpus
     that fits one block is encoded in this process). Each worker loads the tokenizer from the
-    saved ``out_dir/tokenizer`` folder. The folder is written atomically.
+    saved ``tokenizer`` folder. The output folder appears atomically when the build is complete.
+
+    A :class:`~tokembed.corpus.Corpus` is built resumably: file by file in the staging folder
+    ``.NAME.partial`` beside ``out_dir``, which an interrupted build keeps; the next build of the
+    same corpus skips the files it finished (:mod:`~tokembed.training.shard_progress`) and writes
+    the same bytes as an uninterrupted build. A list of documents is built in one go.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction={val_fraction} must be in [0, 1)")
     out_dir = Path(out_dir)
     eos = _eos_id(tokenizer)
     dtype = token_dtype(tokenizer.vocab_size)
-    documents = corpus.documents() if hasattr(corpus, "documents") else iter(corpus)
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    opts = dict(seed=seed, val_fraction=val_fraction, dtype=dtype, eos=eos,
+                n_workers=workers if workers is not None else (os.cpu_count() or 1))
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="tokenize", unit="doc")
-    with atomic_dir(out_dir) as tmp:
-        tokenizer.save(tmp / "tokenizer")
-        writers = {s: _SplitWriter(tmp, s, dtype, eos) for s in SPLITS}
-        blocks = _blocks(documents)
-        first = next(blocks, None)
-        if first is None:
-            raise EmptyCorpusError("the corpus holds no documents; pass files with text")
-        second = next(blocks, None)
-
-        def emit(part: dict) -> None:
-            for s in SPLITS:
-                writers[s].write(part[s])
-            if bar is not None:
-                bar.update(sum(len(part[s]["lens"]) for s in SPLITS))
-
-        # every block but the last; the last is encoded here once the others are written (see below)
-        head, last = _all_but_last(itertools.chain([first], [second] if second is not None else [], blocks))
-        if second is None or n_workers <= 1:
-            for start, docs in head:
-                emit(_encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str))
+    try:
+        if hasattr(corpus, "file_documents"):
+            forced = _build_resumable(tokenizer, corpus, out_dir, bar=bar, **opts)
         else:
-            _encode_in_workers(head, emit, tokenizer_dir=tmp / "tokenizer", n_workers=n_workers, seed=seed,
-                               val_fraction=val_fraction, dtype_str=dtype.str)
-        start, docs = last()
-        # the validation split is never left empty: with no document hashed there, the last one goes there
-        ensure = val_fraction > 0 and writers["val"].n_docs == 0 and writers["train"].n_docs + len(docs) > 1
-        part = _encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str, ensure_val=ensure)
-        emit(part)
-        if part["forced"]:
-            warnings.warn(f"no document of the corpus fell into the validation split (val_fraction={val_fraction}); "
-                          "the last document is held out instead", stacklevel=2)
-        for s, w in writers.items():
-            w.close()
-            write_json(tmp / f"{s}.json", _split_meta(s, w, tokenizer, dtype=dtype, eos=eos, seed=seed,
-                                                      val_fraction=val_fraction))
-    if bar is not None:
-        bar.close()
+            with atomic_dir(out_dir) as tmp:
+                tokenizer.save(tmp / "tokenizer")
+                writers = {s: _SplitWriter(tmp, s, dtype, eos) for s in SPLITS}
+                forced = _encode_all(tokenizer, _blocks(iter(corpus)), writers, folder=tmp, bar=bar, on_file_done=None,
+                                     **opts)
+    finally:
+        if bar is not None:
+            bar.close()
+    if forced:
+        warnings.warn(f"no document of the corpus fell into the validation split (val_fraction={val_fraction}); "
+                      "the last document is held out instead", stacklevel=2)
     return load_shards(out_dir, tokenizer=tokenizer)
 
 
-def _encode_in_workers(blocks, emit, *, tokenizer_dir: Path, n_workers: int, seed: int, val_fraction: float,
-                       dtype_str: str) -> None:
-    """Encode ``(start, docs)`` blocks in ``n_workers`` spawned processes; ``emit`` each result in block order."""
+def _build_resumable(tokenizer, corpus, out_dir: Path, *, bar, **opts) -> bool:
+    """build_shards of a Corpus: file by file into the staging folder, one progress record per finished file."""
+    dtype = opts["dtype"]
+    key = {"format": SHARD_FORMAT, "fingerprint": tokenizer.fingerprint, "tokenizer_kind": tokenizer.kind,
+           "vocab_size": tokenizer.vocab_size, "eos_id": opts["eos"], "dtype": dtype.name, "seed": opts["seed"],
+           "val_fraction": opts["val_fraction"], "errors": corpus.errors}
+    files = list(corpus.files)
+    with Staging(out_dir, key) as st:
+        k, pos = st.resume(files, itemsize=dtype.itemsize, val_fraction=opts["val_fraction"])
+        tokenizer.save(st.path / "tokenizer")
+        writers = {s: _SplitWriter(st.path, s, dtype, opts["eos"], state=pos[s] if k else None) for s in SPLITS}
+        recorded = {s: w.state for s, w in writers.items()}
+
+        def file_done(done: _FileDone, forced: bool) -> None:
+            for w in writers.values():
+                w.sync()
+            after = {s: w.state for s, w in writers.items()}
+            st.record(done.index, done.source, recorded, after, forced=forced)
+            recorded.update(after)
+
+        items = _file_blocks(corpus, files[k:], first=k, first_doc=sum(pos[s][1] for s in SPLITS) if k else 0)
+        try:
+            forced = _encode_all(tokenizer, items, writers, folder=st.path, bar=bar, on_file_done=file_done, **opts)
+        except EmptyCorpusError:
+            list(corpus.lines())  # raises the corpus's own error, naming its sources
+            raise
+        st.publish()
+    return forced
+
+
+def _encode_all(tokenizer, items, writers: dict[str, _SplitWriter], *, folder: Path, bar, on_file_done, seed: int,
+                val_fraction: float, dtype: np.dtype, eos: int, n_workers: int) -> bool:
+    """Encode the block stream into ``writers``, in order; the last block here, holding out its last document when
+    no document fell into validation. Markers (:class:`_FileDone`) go to ``on_file_done(marker, forced)``.
+    Writes the ``{split}.json`` records and closes the writers; returns whether the last document was held out."""
+    forced = [False]
+
+    def emit(x) -> None:
+        if isinstance(x, _FileDone):
+            on_file_done(x, forced[0])
+            return
+        for s in SPLITS:
+            writers[s].write(x[s])
+        forced[0] = forced[0] or x["forced"]
+        if bar is not None:
+            bar.update(sum(len(x[s]["lens"]) for s in SPLITS))
+
+    need_val = [val_fraction > 0 and writers["val"].n_docs == 0]
+
+    def hold(block: tuple[int, list[str]]) -> bool:  # until a document hashes into validation, the last block may
+        start, docs = block                          # have to hold out its last document
+        need_val[0] = need_val[0] and not any(is_validation(start + j, seed=seed, val_fraction=val_fraction)
+                                              for j in range(len(docs)))
+        return need_val[0]
+
+    head, rest = _hold_last_block(items, hold)
+    _encode_stream(head, emit, tokenizer=tokenizer, tokenizer_dir=folder / "tokenizer", n_workers=n_workers, seed=seed,
+                   val_fraction=val_fraction, dtype_str=dtype.str)
+    for item in rest():
+        if isinstance(item, tuple):  # the validation split is never left empty: the last document goes there
+            start, docs = item
+            ensure = val_fraction > 0 and writers["val"].n_docs == 0 and writers["train"].n_docs + len(docs) > 1
+            item = _encode_block(tokenizer, start, docs, seed, val_fraction, dtype.str, ensure_val=ensure)
+        emit(item)
+    if writers["train"].n_docs + writers["val"].n_docs == 0:
+        raise EmptyCorpusError("the corpus holds no documents; pass files with text")
+    for s, w in writers.items():
+        w.close()
+        write_json(folder / f"{s}.json", _split_meta(s, w, tokenizer, dtype=dtype, eos=eos, seed=seed,
+                                                     val_fraction=val_fraction))
+    return forced[0]
+
+
+def _encode_stream(items, emit, *, tokenizer, tokenizer_dir: Path, n_workers: int, seed: int, val_fraction: float,
+                   dtype_str: str) -> None:
+    """``emit`` every item in order: blocks encoded (here with one worker, else in ``n_workers`` spawned processes,
+    started at the first block, at most ``2·n_workers`` in flight), markers as they are."""
     import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")  # no fork of a process that may hold torch/tokenizers threads
-    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(str(tokenizer_dir),)) as ex:
-        pending = []
-        for start, docs in blocks:
-            pending.append(ex.submit(_encode_block_in_worker, start, docs, seed, val_fraction, dtype_str))
-            if len(pending) >= 2 * n_workers:  # back-pressure: keep memory bounded, results in order
-                emit(pending.pop(0).result())
-        for fut in pending:
-            emit(fut.result())
+    pending: collections.deque = collections.deque()
+    ex = None
+
+    def emit_next() -> None:
+        head = pending.popleft()
+        emit(head.result() if isinstance(head, Future) else head)
+
+    def drain() -> None:
+        while pending:
+            emit_next()
+
+    items = iter(items)
+    try:
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except Exception:  # reading the next file failed: what was read before still counts (its records)
+                drain()
+                raise
+            if isinstance(item, tuple) and n_workers <= 1:
+                item = _encode_block(tokenizer, *item, seed, val_fraction, dtype_str)
+            elif isinstance(item, tuple):
+                if ex is None:  # spawn: no fork of a process that may hold torch/tokenizers threads
+                    ex = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                             initargs=(str(tokenizer_dir),))
+                item = ex.submit(_encode_block_in_worker, *item, seed, val_fraction, dtype_str)
+            pending.append(item)
+            while pending and (not isinstance(pending[0], Future) or len(pending) >= 2 * n_workers):
+                emit_next()  # back-pressure: memory stays bounded, results stay in order
+        drain()
+    finally:
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _split_meta(split: str, w: "_SplitWriter", tokenizer, *, dtype: np.dtype, eos: int, seed: int,
