@@ -38,6 +38,7 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
     ("tokembed.cli.study", "tokembed.training.distributed"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.config"): ("torch", _CLI_HELP),
     ("tokembed.cli.eval", "tokembed.training.plots"): ("torch", _CLI_HELP),
+    ("tokembed.cli.eval", "tokembed.compress.reader"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.plots"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.distributed"): ("torch", _CLI_HELP),
     ("tokembed.cli.train", "tokembed.training.pipeline"): ("torch", _CLI_HELP),
@@ -49,6 +50,7 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
     # diagnostics read numpy sources; only a tokembed checkpoint needs the model (torch)
     ("tokembed.sources", "tokembed.training.checkpoint"): ("torch", "numpy sources (vector files, HF folders) load without torch"),
     ("tokembed.sources", "tokembed.embeddings.pretrained"): ("torch", "numpy sources load without torch"),
+    ("tokembed.sources", "tokembed.compress.reader"): ("torch", "numpy sources load without torch"),
     ("tokembed.diagnostics.inspect", "tokembed.contextual"): ("torch", "contextual geometry runs only for checkpoints"),
 }
 

@@ -157,16 +157,22 @@ def load_embeddings(
     """Load the token embedding of ``source``.
 
     Args:
-        source: a tokembed checkpoint folder, a Hugging Face model folder, a ``.npy``/``.safetensors``
-            matrix (then ``vocab`` is required) or a word2vec/GloVe/fastText vector file.
-        vocab: for a bare matrix: ``vocab.txt`` (one token per line), ``tokenizer.json``, or a
-            tokenizer folder (tokembed or Hugging Face).
+        source: a tokembed checkpoint folder, a Hugging Face model folder, a compressed artifact folder
+            (``tokembed compress``; a :class:`~tokembed.compress.reader.CompressedSource` that decodes its rows
+            through the codec), a ``.npy``/``.safetensors`` matrix (then ``vocab`` is required) or a
+            word2vec/GloVe/fastText vector file.
+        vocab: for a bare matrix, or a compressed artifact without ``tokenizer/``: ``vocab.txt`` (one token per
+            line), ``tokenizer.json``, or a tokenizer folder (tokembed or Hugging Face).
         tensor: for a ``.safetensors`` matrix that holds several tensors, the one to read.
         limit: for vector files, read only the first ``limit`` vectors.
         progress: show a progress bar while reading large vector files.
     """
     p = existing_local_path(source, expected="a model folder, a checkpoint or a vector file", error=EmbeddingSourceError)
     if p.is_dir():
+        if (p / "compression.json").is_file():  # a 'tokembed compress' artifact: rows decoded through its codec
+            from .compress.reader import load_compressed_source  # lazy: torch and the codecs
+
+            return load_compressed_source(p, vocab=vocab)
         for ck in (p, p / "checkpoint"):  # a checkpoint folder or the run folder that holds one
             if (ck / "tokenizer").is_dir() and (ck / "config.json").is_file() and (ck / "model.safetensors").is_file():
                 cfg = _read_json(ck / "config.json")

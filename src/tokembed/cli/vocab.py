@@ -76,6 +76,8 @@ def _show(report: dict, as_json: bool) -> int:
     m = report["map"]
     print(f"{report['operation']}: V {m['old_size']} -> {m['new_size']} (kept {m['kept']}, dropped {m['dropped']}, added {m['added']}); "
           f"rows {report['rows'][0]} -> {report['rows'][1]}")
+    for token, inter in (report.get("intermediates") or {}).items():  # BPE add: strings built on the way
+        print(f"intermediates of {token}: {', '.join(inter)}")
     for key in ("corpus_changed_share", "held_out_changed_share", "transplant", "verify"):
         if key in report:
             print(f"{key}: {json.dumps(report[key])}")

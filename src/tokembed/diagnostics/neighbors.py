@@ -31,6 +31,7 @@ __all__ = [
     "normalize_rows",
     "topk_cosine",
     "topk_cosine_reference",
+    "topk_cosine_decoded",
     "approximate_topk",
     "Neighbor",
     "neighbors_of",
@@ -94,15 +95,50 @@ def topk_cosine(
         U, valid = normalize_rows(table)
     Qn, qvalid = normalize_rows(queries)
     V, Q = U.shape[0], Qn.shape[0]
+    block = block_rows or max(256, _BLOCK_BYTES // (4 * max(Q, 1)))
+    invalid_rows = np.flatnonzero(~valid)
+
+    def blocks():
+        for lo in range(0, V, block):
+            hi = min(V, lo + block)
+            yield lo, U[lo:hi], invalid_rows[(invalid_rows >= lo) & (invalid_rows < hi)] - lo
+
+    return _merge_topk(blocks(), V, Qn, qvalid, k=k, exclude=exclude)
+
+
+def topk_cosine_decoded(
+    decoder, queries: np.ndarray, *, k: int = 10, exclude: Sequence[Sequence[int]] | None = None,
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_cosine` over a table that is decoded one block of rows at a time.
+
+    ``decoder`` has ``shape`` (V, D), ``blocks(block_rows)`` yielding ``(first row, (b, D) rows)`` and
+    ``default_block_rows()`` (a compressed table: :class:`tokembed.compress.reader.RowDecoder`). Each block is
+    normalised and scored on its own, so memory stays at one decoded block plus the score block whatever V is.
+    """
+    Qn, qvalid = normalize_rows(queries)
+    V, Q = decoder.shape[0], Qn.shape[0]
+    block = block_rows or min(max(256, _BLOCK_BYTES // (4 * max(Q, 1))), decoder.default_block_rows())
+
+    def blocks():
+        for lo, rows in decoder.blocks(block):
+            Ub, ok = normalize_rows(rows)
+            yield lo, Ub, np.flatnonzero(~ok)
+
+    return _merge_topk(blocks(), V, Qn, qvalid, k=k, exclude=exclude)
+
+
+def _merge_topk(blocks, V: int, Qn: np.ndarray, qvalid: np.ndarray, *, k: int, exclude) -> tuple[np.ndarray, np.ndarray]:
+    """Running top-k of unit queries ``Qn`` (Q, D) over ``(lo, unit rows (b, D), invalid local rows)`` blocks."""
+    if k < 1:
+        raise ConfigError(f"k={k}; pass k >= 1")
+    Q = Qn.shape[0]
     kk = min(k, V)
     best_s = np.full((Q, kk), -np.inf, dtype=np.float32)
     best_i = np.full((Q, kk), -1, dtype=np.int64)
-    block = block_rows or max(256, _BLOCK_BYTES // (4 * max(Q, 1)))
-    invalid_rows = np.flatnonzero(~valid)
-    for lo in range(0, V, block):
-        hi = min(V, lo + block)
-        S = Qn @ U[lo:hi].T  # (Q, b) cosine, rows unit length
-        bad = invalid_rows[(invalid_rows >= lo) & (invalid_rows < hi)] - lo
+    for lo, Ub, bad in blocks:
+        hi = lo + Ub.shape[0]
+        S = Qn @ Ub.T  # (Q, b) cosine, rows unit length
         if bad.size:
             S[:, bad] = -np.inf
         if exclude is not None:
@@ -217,12 +253,18 @@ def neighbors_of(
     A token that is not in the vocabulary raises :class:`TokenNotFoundError` naming close spellings.
     ``matrix`` is ``"input"`` or ``"output"`` (the LM head rows). ``method``: ``"exact"`` (blocked
     matmul), ``"faiss"`` (HNSW, approximate) or ``"auto"`` (faiss when installed and both V ≥
-    :data:`FAISS_MIN_ROWS` and the query count ≥ :data:`FAISS_MIN_QUERIES`).
+    :data:`FAISS_MIN_ROWS` and the query count ≥ :data:`FAISS_MIN_QUERIES`). A compressed source
+    (``source.decodes_rows``) is searched exactly by :func:`topk_cosine_decoded`: the query rows and one
+    block of table rows are decoded at a time.
     """
     if method not in ("exact", "faiss", "auto"):
         raise ConfigError(f"method={method!r}; pass 'exact', 'faiss' or 'auto'")
-    X = source.input if matrix == "input" else source.output
-    if X is None:
+    if matrix not in ("input", "output"):
+        raise ConfigError(f"matrix={matrix!r}; pass 'input' or 'output'", param="matrix")
+    # a compressed source decodes rows through its codec: the queries, then one block of rows at a time
+    decoder = source.decoder(matrix) if getattr(source, "decodes_rows", False) else None
+    X = None if decoder is not None else (source.input if matrix == "input" else source.output)
+    if X is None and decoder is None:
         raise ConfigError(f"{source.path}: has no output head; pass matrix='input'", param="matrix")
     ids = []
     for t in tokens:
@@ -237,9 +279,14 @@ def neighbors_of(
     if method == "auto":
         import importlib.util
 
-        big = X.shape[0] >= FAISS_MIN_ROWS and len(ids) >= FAISS_MIN_QUERIES
+        rows = (decoder or X).shape[0]
+        big = rows >= FAISS_MIN_ROWS and len(ids) >= FAISS_MIN_QUERIES
         method = "faiss" if big and importlib.util.find_spec("faiss") is not None else "exact"
-    if method == "faiss":
+    if method == "faiss" and decoder is not None:
+        X = decoder.decode_all()  # the HNSW index needs every row
+    if method == "exact" and decoder is not None:
+        nid, nsim = topk_cosine_decoded(decoder, decoder.rows(ids), k=k, exclude=[[i] for i in ids])
+    elif method == "faiss":
         nid, nsim = approximate_topk(X, X[ids], k=k + 1)
         keep = nid != np.asarray(ids)[:, None]  # drop the query itself
         nid = np.array([r[m][:k] for r, m in zip(nid, keep)])

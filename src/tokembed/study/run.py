@@ -405,7 +405,9 @@ def _spec(config: StudyConfig, kind, design, seed, tok, tok_dir, shard_dir, out:
     tc = TrainConfig(model=mc, seq_len=config.seq_len, batch_size=config.batch_size,
                      max_bytes=config.budget_bytes, lr=config.lr,
                      warmup_steps=min(config.warmup_steps, max(0, steps - 1)), seed=seed, device=config.device)
-    key = _sha({"train": dataclasses.asdict(tc), "tok": tok.fingerprint, "corpus": corpus_sha,
+    train = dataclasses.asdict(tc)
+    train.pop("parallel", None)  # how the ranks share a run does not change its result: keep older caches valid
+    key = _sha({"train": train, "tok": tok.fingerprint, "corpus": corpus_sha,
                 "eval_tokens": eval_tokens, "budget": config.budget_bytes})
     return _RunSpec(run_id=run_id, kind=kind, design=design, seed=seed, train=tc, study=config,
                     tokenizer_dir=tok_dir, shard_dir=shard_dir, run_dir=out / "runs" / run_id,

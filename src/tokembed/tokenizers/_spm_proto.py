@@ -11,7 +11,9 @@ wire format instead (schema: sentencepiece/src/sentencepiece_model.proto):
 - ``NormalizerSpec``: 1 name, 3 add_dummy_prefix, 4 remove_extra_whitespaces,
   5 escape_whitespaces (bools, default true)
 
-and can retype pieces (used to stop the engine matching user-defined special tokens in text).
+and can retype pieces (used to stop the engine matching user-defined special tokens in text)
+or replace the whole piece list (:func:`rebuild_model`, vocabulary surgery), every other field
+kept byte for byte.
 
 >>> blob = _field(1, _msg([(1, b"a"), (3, 1)])) + _field(3, _msg([(1, b"identity"), (3, 0)]))
 >>> info = parse_model(blob)
@@ -27,7 +29,7 @@ import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 
-__all__ = ["SpmModelInfo", "PieceTable", "parse_model", "retype_pieces", "UNK_PENALTY", "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED", "UNUSED", "BYTE"]
+__all__ = ["SpmModelInfo", "PieceTable", "parse_model", "retype_pieces", "rebuild_model", "UNK_PENALTY", "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED", "UNUSED", "BYTE"]
 
 # SentencePiece.Type enum values (sentencepiece_model.proto).
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE, UNUSED = 1, 2, 3, 4, 6, 5
@@ -49,6 +51,7 @@ class SpmModelInfo:
     add_dummy_prefix: bool = True
     remove_extra_whitespaces: bool = True
     escape_whitespaces: bool = True
+    precompiled_charsmap: bytes = b""  # NormalizerSpec 2: the compiled normalisation rules (empty for identity)
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -120,6 +123,8 @@ def parse_model(blob: bytes) -> SpmModelInfo:
             for n2, w2, v2, _, _ in _fields(val, start):
                 if n2 == 1 and w2 == 2:
                     info.normalizer_name = v2.decode("utf-8", errors="replace")
+                elif n2 == 2 and w2 == 2:
+                    info.precompiled_charsmap = bytes(v2)
                 elif n2 == 3 and w2 == 0:
                     info.add_dummy_prefix = bool(v2)
                 elif n2 == 4 and w2 == 0:
@@ -169,6 +174,55 @@ def retype_pieces(blob: bytes, new_types: dict[int, int]) -> bytes:
             index += 1
         else:
             out += blob[start:end]
+    return bytes(out)
+
+
+#: TrainerSpec fields holding piece ids: unk_id 40, bos_id 41, eos_id 42, pad_id 43 (int32, -1 = none).
+_TRAINER_ID_FIELDS = (40, 41, 42, 43)
+
+
+def _varint_field(num: int, value: int) -> bytes:
+    """A varint field; negative int32 values as protobuf writes them (10-byte two's complement)."""
+    return _enc_varint(num << 3) + _enc_varint(value & 0xFFFFFFFFFFFFFFFF if value < 0 else value)
+
+
+def _piece_msg(piece: str, score: float, typ: int) -> bytes:
+    body = _field(1, piece.encode("utf-8")) + _enc_varint(2 << 3 | 5) + struct.pack("<f", score)
+    return body + (_varint_field(3, typ) if typ != NORMAL else b"")
+
+
+def rebuild_model(blob: bytes, pieces: list[tuple[str, float, int]], new_id: dict[int, int]) -> bytes:
+    """Copy of ``blob`` whose piece list is ``pieces`` (piece, score, type); every other field is kept,
+    except TrainerSpec's ``vocab_size`` (the new count) and its unk/bos/eos/pad ids (old id ``i`` ->
+    ``new_id[i]``, -1 when absent from ``new_id``).
+
+    >>> blob = _field(1, _msg([(1, b"<unk>"), (3, 2)])) + _field(1, _msg([(1, b"a")]))
+    >>> parse_model(rebuild_model(blob, [("<unk>", 0.0, 2), ("b", -1.5, 1), ("a", -2.0, 1)], {})).pieces
+    [('<unk>', 0.0, 2), ('b', -1.5, 1), ('a', -2.0, 1)]
+    """
+    out = bytearray()
+    placed = False
+    for num, wt, val, start, end in _fields(blob):
+        if num == 1 and wt == 2:
+            if not placed:
+                out += b"".join(_field(1, _piece_msg(*p)) for p in pieces)
+                placed = True
+        elif num == 2 and wt == 2:
+            body = bytearray()
+            for n2, w2, v2, s2, e2 in _fields(val, start):
+                if n2 == 4 and w2 == 0:
+                    continue
+                if n2 in _TRAINER_ID_FIELDS and w2 == 0:
+                    old = v2 - (1 << 64) if v2 >= 1 << 63 else v2
+                    body += _varint_field(n2, new_id.get(old, -1) if old >= 0 else old)
+                else:
+                    body += val[s2:e2]
+            body += _varint_field(4, len(pieces))
+            out += _field(2, bytes(body))
+        else:
+            out += blob[start:end]
+    if not placed:
+        out = bytearray(b"".join(_field(1, _piece_msg(*p)) for p in pieces)) + out
     return bytes(out)
 
 

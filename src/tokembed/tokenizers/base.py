@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 from ..artifacts import TOKEMBED_VERSION, atomic_dir, read_json, write_json
 from ..errors import ConfigError, SpecialTokenError, TokenizerError, TokenizerFileError
 from ..vocab import Vocab
+from .spm_hf import hf_side_files
 
 __all__ = [
     "Tokenizer",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 META_FILE = "tokembed.json"
+#: Hugging Face's engine file name (written next to a tokembed engine file where the ids allow).
+HF_ENGINE_FILE = "tokenizer.json"
 
 #: Special tokens every trainable kind gets unless the caller passes others (role -> string).
 #: ``pad`` for batching, ``bos``/``eos`` to separate documents in LM training.
@@ -141,6 +144,11 @@ class Tokenizer(ABC):
 
     def _save_engine(self, folder: Path) -> None:
         """Write the engine's own file(s) into ``folder`` (tokembed.json is written by :meth:`save`)."""
+
+    def _hf_tokenizer_json(self) -> dict[str, Any] | None:
+        """A Hugging Face ``tokenizer.json`` document with this tokenizer's ids, for kinds whose engine file
+        is another format; None when there is none (kinds whose engine file already is one need none)."""
+        return None
 
     @classmethod
     @abstractmethod
@@ -302,12 +310,29 @@ class Tokenizer(ABC):
         return [self.vocab.token(i) for i in self.encode(text, **kwargs)]
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write the engine's file(s) and ``tokembed.json`` into ``folder`` atomically."""
+        """Write the engine's file(s) and ``tokembed.json`` into ``folder`` atomically.
+
+        Where the ids can be expressed as a Hugging Face ``tokenizer.json`` (the engine's own file, or
+        :meth:`_hf_tokenizer_json`), the folder also gets ``tokenizer_config.json`` and
+        ``special_tokens_map.json``, so ``transformers.AutoTokenizer.from_pretrained(folder)`` loads it
+        with the same ids and pad/bos/eos/unk set.
+        """
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
             self._save_engine(tmp)
             write_json(tmp / META_FILE, self.meta())
+            self._save_hf_files(tmp)
         return folder
+
+    def _save_hf_files(self, folder: Path) -> None:
+        if not (folder / HF_ENGINE_FILE).is_file():
+            doc = self._hf_tokenizer_json()
+            if doc is None:
+                return
+            write_json(folder / HF_ENGINE_FILE, doc)
+        config, special_map = hf_side_files(self)
+        write_json(folder / "tokenizer_config.json", config)
+        write_json(folder / "special_tokens_map.json", special_map)
 
     def meta(self) -> dict[str, Any]:
         return {

@@ -88,6 +88,17 @@ class ByteTokenizer(Tokenizer):
             )
         return tok
 
+    def _hf_tokenizer_json(self) -> dict[str, Any]:
+        """A byte-fallback BPE without merges over the same ids: every character becomes its UTF-8 bytes."""
+        added = [{"id": self.vocab[s], "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+                  "normalized": False, "special": True} for s in self.special_tokens.values()]  # fmt: skip
+        model = {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                 "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": True, "ignore_merges": False,
+                 "vocab": {t: i for i, t in enumerate(self.vocab)}, "merges": []}  # fmt: skip
+        decoder = {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]}
+        return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+                "pre_tokenizer": None, "post_processor": None, "decoder": decoder, "model": model}
+
     @classmethod
     def _load(cls, folder: Path, meta: dict[str, Any]) -> "ByteTokenizer":
         return cls(special_tokens=meta.get("special_tokens"))

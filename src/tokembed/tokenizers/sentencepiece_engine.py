@@ -47,6 +47,7 @@ from ._spm_proto import BYTE, CONTROL, UNKNOWN, UNUSED, USER_DEFINED, PieceTable
 from .base import DEFAULT_SPECIAL_TOKENS, Tokenizer, register
 from .byte import byte_token
 from .progress import DELAY_S, elapsed, show_progress
+from .spm_hf import probe_texts, spm_to_hf_json
 from .sampling import sample_nbest, spm_bpe_dropout, spm_score, spm_unigram_sample
 
 __all__ = [
@@ -396,6 +397,37 @@ class SentencePieceTokenizer(Tokenizer):
     # -- save / load ---------------------------------------------------------------
     def _save_engine(self, folder: Path) -> None:
         (folder / ENGINE_FILE).write_bytes(self._proto)
+
+    def _hf_tokenizer_json(self) -> dict[str, Any] | None:
+        """The model as a ``tokenizer.json`` (:mod:`.spm_hf`), checked to give the engine's ids on probe texts;
+        None (with a warning) for a model it cannot express (``word`` models, unusual normalisers). Built once
+        per tokenizer (checkpoints save the tokenizer again and again)."""
+        if not hasattr(self, "_hf_json"):
+            self._hf_json = self._convert_to_hf_json()
+        return self._hf_json
+
+    def _convert_to_hf_json(self) -> dict[str, Any] | None:
+        import json
+        import warnings
+
+        from tokenizers import Tokenizer as Engine
+
+        try:
+            doc = spm_to_hf_json(self.info, special=self.vocab.special_tokens)
+        except ValueError as e:
+            warnings.warn(f"no tokenizer.json written: {e}", stacklevel=3)
+            return None
+        engine = Engine.from_str(json.dumps(doc))
+        engine.encode_special_tokens = True
+        probes = probe_texts(self.info)
+        got = [e.ids for e in engine.encode_batch(probes, add_special_tokens=False)]
+        want = self._enc.encode(probes)
+        if got != want:
+            k = next(k for k, (a, b) in enumerate(zip(got, want)) if a != b)
+            warnings.warn(f"no tokenizer.json written: the converted model gives other ids than sentencepiece on {probes[k][:40]!r}",
+                          stacklevel=3)
+            return None
+        return doc
 
     @classmethod
     def _load(cls, folder: Path, meta: dict[str, Any]) -> "SentencePieceTokenizer":

@@ -45,11 +45,13 @@ import torch
 from ..artifacts import TOKEMBED_VERSION, atomic_dir, atomic_write_text, load_tensors, read_json, write_json
 from ..compress.artifact import CompressedTable, load_compressed, save_compressed
 from ..embeddings.control import embedding_param_groups
-from ..errors import ArtifactError
+from ..errors import ArtifactError, TokembedError, TokenizerError
 from ..model import ModelConfig, build_model
-from ..tokenizers import load_tokenizer
+from ..tokenizers import SentencePieceTokenizer, load_tokenizer
+from ..tokenizers.spm_hf import probe_texts
 from ..training.checkpoint import verify_checkpoint, write_manifest
 from .map import VocabMap
+from .spm_file import is_spm, remap_model_file, same_ids
 from .tables import adaptive_checkpoint, gather_rows, remap_codec
 
 __all__ = ["Source", "load_source", "write_output", "SPECIAL_ID_KEYS", "SUPPORTED_EMBEDDINGS", "SUPPORTED_HEADS"]
@@ -414,12 +416,16 @@ def _new_ids(value: Any, vmap: VocabMap, *, key: str, where: Path) -> Any:
 
 
 def _hf_tokenizer_files(src: Path, tmp: Path, vmap: VocabMap, new_tok) -> None:
-    doc = json.loads(new_tok.engine.to_str())
-    atomic_write_text(tmp / "tokenizer.json", json.dumps(doc, ensure_ascii=False, indent=2))
+    if is_spm(new_tok):  # the folder's tokenizer is its .model (no tokenizer.json)
+        doc = _hf_spm_only(src, tmp, new_tok)
+    else:
+        doc = json.loads(new_tok.engine.to_str())
+        doc = _hf_model_files(src, tmp, vmap, new_tok, doc)
+        atomic_write_text(tmp / "tokenizer.json", json.dumps(doc, ensure_ascii=False, indent=2))
     cfg_path = src / "tokenizer_config.json"
     cfg = read_json(cfg_path) if cfg_path.is_file() else {"tokenizer_class": "PreTrainedTokenizerFast"}
     added = {str(a["id"]): {k: a[k] for k in ("content", "lstrip", "normalized", "rstrip", "single_word", "special") if k in a}
-             for a in doc.get("added_tokens") or []}
+             for a in (doc or {}).get("added_tokens") or []}
     cfg["added_tokens_decoder"] = added
     new_specials = [t.token for t in vmap.new_tokens if t.special]
     if new_specials:
@@ -432,10 +438,63 @@ def _hf_tokenizer_files(src: Path, tmp: Path, vmap: VocabMap, new_tok) -> None:
         if new_specials:
             stm["additional_special_tokens"] = list(stm.get("additional_special_tokens") or []) + new_specials
         write_json(tmp / "special_tokens_map.json", stm)
-    model = doc["model"]
+    model = (doc or {}).get("model") or {}
     if (src / "vocab.txt").is_file():  # BERT's slow tokenizer reads this
         atomic_write_text(tmp / "vocab.txt", "".join(t + "\n" for t in new_tok.vocab))
     if (src / "vocab.json").is_file() and isinstance(model.get("vocab"), dict):  # GPT-2's slow tokenizer
         write_json(tmp / "vocab.json", model["vocab"])
         merges = ["#version: 0.2"] + [" ".join(m) if isinstance(m, list) else m for m in model.get("merges") or []]
         atomic_write_text(tmp / "merges.txt", "\n".join(merges) + "\n")
+
+
+def _hf_spm_only(src: Path, tmp: Path, new_tok) -> dict[str, Any] | None:
+    """A folder whose tokenizer is a sentencepiece ``.model`` alone: the changed model under the file name
+    it was loaded from (the other ``.model`` files are left out) and the same ids as a ``tokenizer.json``
+    (:mod:`tokembed.tokenizers.spm_hf`); returns its special tokens as a ``tokenizer.json``'s
+    ``added_tokens`` (for ``tokenizer_config.json``)."""
+    name = next((p.name for p in sorted(src.glob("*.model"))), "tokenizer.model")  # transplanted from another family: the usual name
+    (tmp / name).write_bytes(new_tok._proto)
+    doc = new_tok._hf_tokenizer_json()  # transformers cannot convert a .model without protobuf: give it the converted file
+    if doc is not None:
+        write_json(tmp / "tokenizer.json", doc)
+    specials = sorted({new_tok.vocab[s] for s in new_tok.special_tokens.values()})
+    return {"added_tokens": [{"id": i, "content": new_tok.vocab.token(i), "lstrip": False, "normalized": False, "rstrip": False,
+                              "single_word": False, "special": True} for i in specials]}
+
+
+def _hf_model_files(src: Path, tmp: Path, vmap: VocabMap, new_tok, doc: dict[str, Any]) -> dict[str, Any]:
+    """Each sentencepiece ``.model`` next to ``tokenizer.json`` (Llama's ``tokenizer.model``, T5's ``spiece.model``),
+    changed as the tokenizer was; returns ``doc`` with BPE merges re-derived from the new model.
+
+    A ``.model`` that gave other ids than the old ``tokenizer.json`` (not the same tokenizer) is left out with a
+    warning; a rewritten one that gives other ids than the new ``tokenizer.json`` is a :class:`TokenizerError`
+    (nothing is written)."""
+    models = sorted(p for p in src.glob("*.model") if p.is_file())
+    if not models or not (src / "tokenizer.json").is_file():
+        return doc
+    if vmap.operation == "transplant":  # the model moved to another tokenizer: the old .model describes neither
+        warnings.warn(f"{', '.join(p.name for p in models)}: the old tokenizer's sentencepiece model is left out of the "
+                      "transplanted folder (its tokenizer.json is the new tokenizer)", stacklevel=2)
+        return doc
+    old_doc = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
+    for path in models:
+        blob = path.read_bytes()
+        try:
+            info = SentencePieceTokenizer(blob, source=str(path)).info  # checked before sentencepiece parses it
+        except TokembedError as e:
+            warnings.warn(f"{e}; left out of the output", stacklevel=2)
+            continue
+        probes = probe_texts(info) + [t.token.replace("\u2581", " ") for t in vmap.new_tokens]
+        bad = same_ids(blob, old_doc, probes)
+        if bad is not None:
+            warnings.warn(f"{path}: gives other ids than tokenizer.json (on {bad[:40]!r}); it is not the same tokenizer "
+                          "and is left out of the output", stacklevel=2)
+            continue
+        new_blob, doc = remap_model_file(blob, vmap, doc, new_tok)
+        bad = same_ids(new_blob, doc, probes)
+        if bad is not None:
+            raise TokenizerError(f"{path}: the rewritten model gives other ids than the new tokenizer.json on {bad[:40]!r}; "
+                                 "this change cannot be expressed in the sentencepiece model (remove the .model from the "
+                                 "folder to change tokenizer.json alone)")
+        (tmp / path.name).write_bytes(new_blob)
+    return doc

@@ -7,9 +7,10 @@ tokens, and the post-processor's special ids (``TemplateProcessing``, ``BertProc
 ``RobertaProcessing``). Every modified file is loaded back by the engine and wrapped in the
 same tokembed class as the source tokenizer, so the result is an ordinary tokenizer.
 
-Only tokenizers with a ``tokenizer.json`` engine are supported (kinds ``bytebpe``,
-``wordpiece`` and ``hf``, i.e. any loaded Hugging Face file); sentencepiece ``.model``
-kinds get a :class:`~tokembed.errors.TokenizerError` saying so.
+It serves tokenizers with a ``tokenizer.json`` engine (kinds ``bytebpe``, ``wordpiece`` and
+``hf``, i.e. any loaded Hugging Face file); the sentencepiece kinds and ``morph`` are changed
+in their ``.model`` by :mod:`tokembed.vocab.spm_file`, and the ``byte`` kind (a fixed table)
+gets a :class:`~tokembed.errors.TokenizerError`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def engine_doc(tok) -> dict[str, Any]:
     if not isinstance(tok, HFTokenizer):
         raise TokenizerError(
             f"vocabulary surgery edits tokenizer.json files; the {tok.kind} tokenizer has none "
-            "(supported: bytebpe, wordpiece and any Hugging Face tokenizer.json, kind 'hf')"
+            "(supported: bytebpe, wordpiece, any Hugging Face tokenizer.json (kind 'hf'), the sentencepiece kinds "
+            "unigram, bpe, char and a loaded .model, and morph)"
         )
     return json.loads(tok.engine.to_str())
 

@@ -64,6 +64,8 @@ class NewToken:
     token: str  # its string in the new vocabulary
     pieces: list[int] = field(default_factory=list)  # old ids the old tokenizer splits its text into (compose init)
     special: bool = False  # a special token (never composed from text)
+    intermediate_of: str = ""  # BPE add: the requested token whose merges built this one on the way
+    intermediates: list[str] = field(default_factory=list)  # BPE add: strings built on the way to this token
 
 
 @dataclass
@@ -131,11 +133,11 @@ class VocabMap:
     @property
     def source(self) -> torch.Tensor:
         """(V',) old id of each new id, -1 for new tokens."""
-        src = torch.full((self.new_size,), -1, dtype=torch.int64)
-        old = torch.tensor(self.old_to_new, dtype=torch.int64)
-        kept = old >= 0
-        src[old[kept]] = torch.arange(self.old_size)[kept]
-        return src
+        src = [-1] * self.new_size
+        for i, j in enumerate(self.old_to_new):  # plain Python: ~5 ms for 50k ids, steadier than tensor masking
+            if j >= 0:
+                src[j] = i
+        return torch.tensor(src, dtype=torch.int64)
 
     @property
     def dropped(self) -> list[int]:
@@ -171,44 +173,59 @@ class VocabMap:
         """(R, ...) -> (R', ...): kept rows copied, new rows initialised, padding rows zero.
 
         ``fill``: ``"init"`` (model weights: new rows from ``init``) or ``"zeros"`` (optimizer
-        moments, counts, masks: a new token starts with no history).
+        moments, counts, masks: a new token starts with no history). The blocks are written straight
+        into the result (no second copy of the table).
         """
         out = torch.empty((self.rows(table.shape[0]), *table.shape[1:]), dtype=table.dtype)
-        for a, block in self.row_blocks(table, init=init, seed=seed, fill=fill):
-            out[a : a + len(block)] = block
+        for _ in self.row_blocks(table, init=init, seed=seed, fill=fill, out=out):
+            pass
         return out
 
-    def row_blocks(self, table: torch.Tensor, *, init: str = "compose", seed: int = 0, fill: str = "init") -> Iterator[tuple[int, torch.Tensor]]:
+    def row_blocks(self, table: torch.Tensor, *, init: str = "compose", seed: int = 0, fill: str = "init",
+                   out: torch.Tensor | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """The new table as consecutive ``(first row, (n, ...) block)`` of :data:`CHUNK_ROWS` rows, so a writer
-        can stream it to disk without holding the whole new table (:meth:`apply_rows` assembles them)."""
+        can stream it to disk without holding the whole new table (:meth:`apply_rows` passes ``out``, the
+        (R', ...) result, and the blocks are its views)."""
         if init not in INITS:
             raise ConfigError(f"init={init!r}; choose one of {', '.join(INITS)}")
         R2 = self.rows(table.shape[0])
         src = self.source  # (V',) old id of each new id, -1 for new tokens
         fresh = bool(self.new_tokens) and fill == "init" and table.is_floating_point()
         old = table[: self.old_size]
-        stats = self._init_stats(old, init) if fresh else None
         g = torch.Generator().manual_seed(seed)
+        stats = self._init_stats(old, init, n_new=int((src < 0).sum()), g=g) if fresh else None
         pieces = {t.id: t.pieces for t in self.new_tokens}
         for a in range(0, R2, CHUNK_ROWS):
-            block = torch.zeros((min(CHUNK_ROWS, R2 - a), *table.shape[1:]), dtype=table.dtype)
-            s = src[a : a + len(block)]
-            kept = (s >= 0).nonzero().squeeze(1)
-            block[kept] = table[s[kept]]  # E'[j] = E[source[j]]
+            n = min(CHUNK_ROWS, R2 - a)
+            block = out[a : a + n] if out is not None else torch.empty((n, *table.shape[1:]), dtype=table.dtype)
+            s = src[a : a + n]
+            _copy_kept(block, s, table)  # E'[j] = E[source[j]]; new and padding rows zero
             new = (s < 0).nonzero().squeeze(1)
             if stats is not None and len(new):
                 block[new] = self._new_rows([a + int(k) for k in new], old, pieces, stats, g).to(table.dtype)
             yield a, block
 
     @staticmethod
-    def _init_stats(old: torch.Tensor, init: str) -> dict[str, Any]:
-        """What an init needs from the old rows (V, ...), summed in float64 chunks (nothing table-sized)."""
-        mean, second = _moments(old, cov=init == "mean-cov" and old.dim() == 2)
-        stats: dict[str, Any] = {"init": init, "mean": mean}
+    def _init_stats(old: torch.Tensor, init: str, *, n_new: int, g: torch.Generator) -> dict[str, Any]:
+        """What an init needs from the old rows (V, ...), in one chunked pass (float64 sums, nothing table-sized).
+
+        ``mean-cov`` draws all ``n_new`` samples here (:func:`_mean_cov_rows`); the other inits keep their
+        per-block draws.
+        """
+        V = old.shape[0]
+        lowrank = init == "mean-cov" and old.dim() == 2 and 0 < n_new <= old.shape[1] and V > old.shape[1]
+        cov = init == "mean-cov" and old.dim() == 2 and not lowrank
+        mean, second, proj = _moments(old, cov=cov, squares=init == "random", project=n_new if lowrank else 0, g=g)
+        stats: dict[str, Any] = {"init": init, "mean": mean, "path": init}
         if init == "random":
             stats["std"] = (second.mean() - mean.mean() ** 2).clamp(min=0).sqrt()  # σ of all old entries
-        if init == "mean-cov" and old.dim() == 2:
-            stats["cov"] = second - torch.outer(mean, mean)
+        elif lowrank:
+            stats["samples"], stats["path"] = _mean_cov_rows(mean, proj, V), "mean-cov sketch"
+        elif cov:
+            stats["samples"] = _mean_cov_samples(mean, second, n_new, g)
+            stats["path"] = "mean-cov cholesky"
+        if "samples" in stats:
+            stats["next"] = 0  # samples are handed out in new-id order, block after block
         return stats
 
     @staticmethod
@@ -217,15 +234,14 @@ class VocabMap:
         n, mean = len(ids), stats["mean"]
         if "std" in stats:
             return torch.randn((n, *old.shape[1:]), generator=g, dtype=torch.float64) * stats["std"]
-        if "cov" in stats:
-            return _mean_cov_samples(mean, stats["cov"], n, g)
+        if "samples" in stats:
+            k = stats["next"]
+            stats["next"] = k + n
+            return stats["samples"][k : k + n]
         rows = mean.expand(n, *old.shape[1:]).clone()
         if stats["init"] == "compose":
-            for k, j in enumerate(ids):
-                if pieces.get(j):
-                    rows[k] = old[torch.tensor(pieces[j])].double().mean(0)  # e_new = mean of the old pieces' rows
+            return _compose_rows(rows, ids, old, pieces)
         return rows
-
     # -- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -237,7 +253,7 @@ class VocabMap:
             "new_fingerprint": self.new_fingerprint,
             "pad_to_multiple_of": self.pad_to_multiple_of,
             "old_to_new": self.old_to_new,
-            "new_tokens": [{"id": t.id, "token": t.token, "pieces": t.pieces, "special": t.special} for t in self.new_tokens],
+            "new_tokens": [_token_dict(t) for t in self.new_tokens],
         }
 
     @classmethod
@@ -247,7 +263,9 @@ class VocabMap:
                 old_size=int(d["old_size"]),
                 new_size=int(d["new_size"]),
                 old_to_new=[int(i) for i in d["old_to_new"]],
-                new_tokens=[NewToken(int(t["id"]), str(t["token"]), [int(p) for p in t["pieces"]], bool(t["special"])) for t in d["new_tokens"]],
+                new_tokens=[NewToken(int(t["id"]), str(t["token"]), [int(p) for p in t["pieces"]], bool(t["special"]),
+                                     str(t.get("intermediate_of", "")), [str(x) for x in t.get("intermediates", [])])
+                            for t in d["new_tokens"]],
                 old_fingerprint=str(d.get("old_fingerprint", "")),
                 new_fingerprint=str(d.get("new_fingerprint", "")),
                 pad_to_multiple_of=int(d.get("pad_to_multiple_of", 1)),
@@ -273,31 +291,128 @@ class VocabMap:
         return f"VocabMap({s['old_size']} -> {s['new_size']}: kept {s['kept']}, dropped {s['dropped']}, added {s['added']})"
 
 
+def _token_dict(t: NewToken) -> dict[str, Any]:
+    """A new token as JSON; the BPE intermediate fields only when set (older maps read back the same)."""
+    d: dict[str, Any] = {"id": t.id, "token": t.token, "pieces": t.pieces, "special": t.special}
+    if t.intermediate_of:
+        d["intermediate_of"] = t.intermediate_of
+    if t.intermediates:
+        d["intermediates"] = t.intermediates
+    return d
+
+
 #: Rows per chunk when summing statistics of a table: the float64 copy of one chunk (16k × 1024 = 128 MiB)
 #: is all that is allocated beyond the table.
 CHUNK_ROWS = 16384
 
 
-def _moments(old: torch.Tensor, *, cov: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean (...,), second moment): E[x x^T] (D, D) when ``cov``, else E[x^2] elementwise; chunked in float64."""
+def _moments(old: torch.Tensor, *, cov: bool, squares: bool = False, project: int = 0,
+             g: torch.Generator | None = None):
+    """(mean (...,), second moment or None, projection or None) of the rows ``x`` of ``old`` (V, ...), one chunked pass.
+
+    The second moment is the covariance Cov = E[(x - mean)(x - mean)^T] (D, D) when ``cov``, E[x^2]
+    elementwise when ``squares``. With ``project = n > 0`` the pass also draws w ~ N(0, I) of shape (V, n),
+    chunk by chunk from ``g``, and returns ``Xc^T w`` (D, n) for the centred rows ``Xc = X - 1 mean^T``.
+
+    Numerics: every chunk is shifted by K, the float32 mean of the first rows, so the float32 sums and
+    BLAS products see deviations, not the (often large) common mean; per-chunk results are accumulated in
+    float64 and unshifted at the end (``mean = K + E[x - K]``, ``Cov = E[d d^T] - δ δ^T``,
+    ``Xc^T w = D^T w - δ (1^T w)^T`` with ``d = x - K``, ``δ = mean - K``). Column sums are float32
+    ``sum(0)`` (a cascade sum; a float64 reduction over dim 0 is 10x slower, a matrix-vector product with
+    a ones vector loses digits).
+    """
     V = old.shape[0]
-    s1 = torch.zeros(old.shape[1:], dtype=torch.float64)
-    s2 = torch.zeros((old.shape[1], old.shape[1]) if cov else old.shape[1:], dtype=torch.float64)
-    for chunk in old.split(CHUNK_ROWS):
-        c = chunk.float()
-        s1 += c.sum(0, dtype=torch.float64)
-        s2 += (c.T @ c).double() if cov else c.double().pow(2).sum(0)  # float32 products of one chunk, float64 sums
-    return s1 / V, s2 / V
+    flat = old.reshape(V, -1)  # (V, D) (a 1-D table, e.g. a bias, is (V, 1))
+    D = flat.shape[1]
+    K = flat[: min(V, 1024)].float().mean(0)  # (D,) shift
+    s1 = torch.zeros(D, dtype=torch.float64)
+    s2 = torch.zeros((D, D) if cov else D, dtype=torch.float64) if cov or squares else None
+    P = torch.zeros((D, project), dtype=torch.float64) if project else None
+    sw = torch.zeros(project, dtype=torch.float64) if project else None
+    buf = torch.empty(min(V, CHUNK_ROWS), D)  # one deviation buffer, reused: no fresh pages per chunk
+    for chunk in flat.split(CHUNK_ROWS):
+        if squares:
+            c = chunk.float()
+            s2 += (c * c).sum(0).double()
+        d = torch.sub(chunk.float(), K, out=buf[: chunk.shape[0]])  # (chunk, D) deviations from the shift
+        s1 += d.sum(0).double()
+        if cov:
+            s2 += (d.T @ d).double()
+        if project:
+            w = torch.randn((d.shape[0], project), generator=g)  # (chunk, n)
+            P += (d.T @ w).double()
+            sw += w.sum(0).double()
+    shape = old.shape[1:]
+    delta = s1 / V  # (D,) mean - K
+    mean = K.double() + delta
+    second = None
+    if cov:
+        second = s2 / V - torch.outer(delta, delta)
+    elif squares:
+        second = (s2 / V).view(shape)
+    proj = P - torch.outer(delta, sw) if project else None  # (D, n) = Xc^T w
+    return mean.view(shape), second, proj
+
+
+def _mean_cov_rows(mean: torch.Tensor, Xcw: torch.Tensor, V: int) -> torch.Tensor:
+    """n samples of N(mean, ε·Cov) from the projection ``Xcᵀ w`` (D, n) of one pass, without forming Cov.
+
+    With ``X`` the (V, D) rows, ``Xc = X - 1 meanᵀ`` and ``Cov = Xcᵀ Xc / V``, the (D, n) matrix
+    ``sqrt(ε / V) · Xcᵀ w`` for w ~ N(0, I_V×n) has columns ~ N(0, ε·Cov) exactly: O(V·D·n) work instead
+    of the O(V·D²) of the covariance and its Cholesky factor (that path is taken when n > D). Unlike the
+    Cholesky path, this needs no positive definite Cov: when V > D but Cov is singular (a constant
+    column, dependent columns) it samples the degenerate Gaussian (a constant column stays at its mean),
+    where transformers falls back to the mean row. V <= D gives the mean, as transformers (the caller checks).
+    """
+    return mean + (MEAN_COV_EPSILON / V) ** 0.5 * Xcw.T  # (n, D)
 
 
 def _mean_cov_samples(mean: torch.Tensor, cov: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
-    """n samples of N(mean, ε·Cov); the mean when ε·Cov is not positive definite (as transformers does)."""
+    """n samples of N(mean, ε·Cov) through the Cholesky factor; the mean when ε·Cov is not positive definite."""
     try:
         L = torch.linalg.cholesky(MEAN_COV_EPSILON * cov)
     except RuntimeError:  # singular (V <= D or constant rows): transformers falls back to the mean too
         return mean.expand(n, -1).clone()
     z = torch.randn((n, mean.shape[0]), generator=g, dtype=torch.float64)
     return mean + z @ L.T
+
+
+def _copy_kept(block: torch.Tensor, s: torch.Tensor, table: torch.Tensor) -> None:
+    """``block[j] = table[s[j]]`` where ``s[j] >= 0``; zeros for new rows and for padding rows past ``len(s)``.
+
+    The kept rows of one block are usually one run of consecutive old ids (add, and every block of an
+    identity-like map): then it is one slice copy, else one index gather.
+    """
+    m = len(s)
+    block[m:].zero_()
+    keep = (s >= 0).nonzero().squeeze(1)  # positions of kept rows
+    if len(keep) < m:
+        block[:m][s < 0] = 0
+    if not len(keep):
+        return
+    ks = s[keep]  # their old ids
+    j0, j1, i0, i1 = int(keep[0]), int(keep[-1]), int(ks[0]), int(ks[-1])
+    if j1 - j0 == len(keep) - 1 and i1 - i0 == len(keep) - 1 and bool((ks[1:] > ks[:-1]).all()):
+        block[j0 : j1 + 1].copy_(table[i0 : i1 + 1])  # one run: a slice copy
+    else:
+        block[keep] = table[ks]
+
+
+def _compose_rows(rows: torch.Tensor, ids: list[int], old: torch.Tensor, pieces: dict[int, list[int]]) -> torch.Tensor:
+    """``rows[k] = mean of old[pieces[ids[k]]]`` for the ids with pieces (one gather and one scatter-add)."""
+    flat, seg = [], []
+    for k, j in enumerate(ids):
+        p = pieces.get(j) or []
+        flat += p
+        seg += [k] * len(p)
+    if not flat:
+        return rows
+    seg_t = torch.tensor(seg)
+    sums = torch.zeros_like(rows).index_add_(0, seg_t, old[torch.tensor(flat)].double())
+    counts = torch.bincount(seg_t, minlength=len(ids))
+    has = counts > 0
+    rows[has] = sums[has] / counts[has].double().view(-1, *([1] * (rows.dim() - 1)))  # e_new = mean of its pieces' rows
+    return rows
 
 
 def pieces_of(tok, texts: Sequence[str]) -> list[list[int]]:

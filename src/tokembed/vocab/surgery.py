@@ -80,7 +80,8 @@ def add(
     if top is not None:
         tokens += tokens_from_corpus(src.tokenizer, corpus_texts, top)
     new_tok, vmap = add_tokens(src.tokenizer, tokens, special=special)
-    report = {"tokens": [t.token for t in vmap.new_tokens][:50]}
+    report = {"tokens": [t.token for t in vmap.new_tokens][:50],
+              "intermediates": {t.token: t.intermediates for t in vmap.new_tokens if t.intermediates}}  # BPE add
     return _finish(src, out, new_tok, vmap, report, operation="add", init=init, seed=seed,
                    pad_to_multiple_of=pad_to_multiple_of, verify_texts=list(verify_texts) or list(corpus_texts))
 

@@ -23,9 +23,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ..errors import TokenizerError
 from ..tokenizers.reference import token_to_bytes
 from .engine_file import engine_doc, is_byte_level, rebuild
 from .map import NewToken, VocabMap, compose_pieces
+from .spm_file import is_spm, spm_add_specials
 
 __all__ = ["transplant_tokenizer", "marker_key"]
 
@@ -45,8 +47,12 @@ def marker_key(token: str, *, byte_level: bool = False) -> tuple[str, str]:
     return ("plain", token)
 
 
+def _byte_level(tok) -> bool:
+    return not is_spm(tok) and is_byte_level(engine_doc(tok))
+
+
 def _index(tok) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-    byte_level = is_byte_level(engine_doc(tok))
+    byte_level = _byte_level(tok)
     exact: dict[tuple[str, str], int] = {}
     loose: dict[str, int] = {}
     specials = tok.vocab.special_ids
@@ -63,7 +69,7 @@ def transplant_tokenizer(old_tok, new_tok) -> tuple[Any, VocabMap, dict[str, int
     """``(new tokenizer with the old specials and post-processing, map, counts)``."""
     new_tok = _take_over_specials(old_tok, new_tok)
     exact, loose = _index(old_tok)
-    byte_level = is_byte_level(engine_doc(new_tok))
+    byte_level = _byte_level(new_tok)
     old_special_of = {s: old_tok.vocab[s] for s in old_tok.special_tokens.values()}
     role_old = {r: old_tok.vocab[s] for r, s in old_tok.special_tokens.items()}
     old_to_new = [-1] * old_tok.vocab_size
@@ -98,6 +104,16 @@ def transplant_tokenizer(old_tok, new_tok) -> tuple[Any, VocabMap, dict[str, int
 
 def _take_over_specials(old_tok, new_tok):
     """The new tokenizer with a token for every old special role and the old post-processor."""
+    post = None if is_spm(old_tok) else engine_doc(old_tok).get("post_processor")
+    carried = post and post.get("type") != "ByteLevel"
+    if is_spm(new_tok):
+        if carried:
+            raise TokenizerError(
+                f"the model's tokenizer adds special tokens around every text ({post.get('type')}), which a "
+                f"{new_tok.kind} tokenizer cannot do; transplant to a tokenizer.json tokenizer (e.g. the new model "
+                "saved as tokenizer.json by tokembed) or add those tokens in your input code", param="tokenizer")
+        return spm_add_specials(new_tok, {**new_tok.special_tokens, **{r: s for r, s in old_tok.special_tokens.items()
+                                                                      if r not in new_tok.special_tokens}})
     doc = engine_doc(new_tok)
     specials = dict(new_tok.special_tokens)
     size = new_tok.vocab_size
@@ -110,8 +126,7 @@ def _take_over_specials(old_tok, new_tok):
             )
             size += 1
         specials[role] = s
-    post = engine_doc(old_tok).get("post_processor")
-    if post and post.get("type") != "ByteLevel":
+    if carried:
         doc["post_processor"] = _renamed_post(copy.deepcopy(post), old_tok, specials, doc)
     return rebuild(new_tok, doc, special_tokens=specials)
 

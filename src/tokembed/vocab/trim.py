@@ -9,6 +9,10 @@ Unlike :mod:`tokembed.vocab.add` (the vocabulary grows) this module shrinks it. 
 - BPE: the closure of merges that build every kept token (each merge ``a b -> ab`` with ``ab``
   kept keeps ``a`` and ``b``). BPE applies merges lowest rank first; removing merges that build
   no kept token never removes one the corpus needed, so the corpus encodes the same.
+- sentencepiece models (the ``unigram``/``bpe``/``char`` kinds, a loaded ``.model``, ``morph``'s
+  subword model) are trimmed piece by piece in the model file (:mod:`tokembed.vocab.spm_file`):
+  control, unknown, byte-fallback and user-defined pieces stay; BPE keeps both halves of every
+  split of a kept piece, which sentencepiece's merge-any-adjacent-pair algorithm needs.
 - WordPiece and Unigram keep their semantics (greedy longest match, Viterbi over scores) over a
   subset; a word whose search took another path (e.g. a WordPiece word that became ``[UNK]``
   after a long prefix) gets back every old piece inside it, and the corpus is re-encoded until
@@ -33,6 +37,7 @@ from typing import Any
 from ..errors import EmptyCorpusError, TokenizerError
 from .engine_file import alphabet_ids, engine_doc, merge_pairs, model_type, rebuild, remap_doc
 from .map import VocabMap
+from .spm_file import is_spm, spm_keep, spm_pieces_inside, spm_trimmed
 
 __all__ = ["trim_tokenizer", "count_tokens", "segmentation_changed"]
 
@@ -67,21 +72,25 @@ def trim_tokenizer(
         drop: token strings to remove even if used (never a special token or ``[UNK]``).
     """
     texts = list(texts)
-    doc = engine_doc(tok)
+    spm = is_spm(tok)
+    doc = None if spm else engine_doc(tok)
     v = tok.vocab
     counts = count_tokens(tok, texts)
     if not counts:
         raise EmptyCorpusError(f"the trimming corpus ({len(texts)} texts) uses no tokens; pass text the model should keep covering")
-    protected = set(v.special_ids) | alphabet_ids(tok, doc)
+    protected = set(v.special_ids) | (spm_keep(tok, set()) if spm else alphabet_ids(tok, doc))
     for name in drop:
         i = v[name]
-        if i in v.special_ids or name == doc["model"].get("unk_token"):
-            raise TokenizerError(f"cannot trim away {name!r}: it is a special token (or [UNK]) the model and tokenizer rely on; remove it from drop")
+        if i in v.special_ids or (doc is not None and name == doc["model"].get("unk_token")) or (spm and i in protected):
+            raise TokenizerError(f"cannot trim away {name!r}: it is a special token, [UNK], or a piece every text may need (byte fallback, "
+                                 "control, single character); the model and tokenizer rely on it: remove it from drop")
     ranked = [i for i, c in counts.most_common() if c >= min_count]
     kept = set(ranked if keep_top is None else ranked[: int(keep_top)])
     kept |= protected | {v[t] for t in keep}
     kept -= {v[t] for t in drop}
-    if model_type(doc) == "BPE":
+    if spm:
+        kept = spm_keep(tok, kept) - {v[t] for t in drop}
+    elif model_type(doc) == "BPE":
         kept = _merge_closure(doc, v, kept)
     exact = min_count <= 1 and keep_top is None and not list(drop)
     new_tok, vmap = _build(tok, doc, kept)
@@ -109,12 +118,15 @@ def _merge_closure(doc: dict, v, kept: set[int]) -> set[int]:
     return kept
 
 
-def _build(tok, doc: dict, kept: set[int]):
+def _build(tok, doc: dict | None, kept: set[int]):
     import copy
 
     vmap = VocabMap.from_keep(old_size=tok.vocab_size, keep=kept, old_fingerprint=tok.fingerprint, operation="trim")
-    new_doc = remap_doc(copy.deepcopy(doc), vmap.old_to_new, tok.vocab.tokens)
-    new_tok = rebuild(tok, new_doc)
+    if doc is None:  # a sentencepiece model
+        new_tok = spm_trimmed(tok, kept, vmap)
+    else:
+        new_doc = remap_doc(copy.deepcopy(doc), vmap.old_to_new, tok.vocab.tokens)
+        new_tok = rebuild(tok, new_doc)
     vmap.new_fingerprint = new_tok.fingerprint
     return new_tok, vmap
 
@@ -126,7 +138,7 @@ def segmentation_changed(old_tok, new_tok, vmap: VocabMap, texts: Sequence[str])
     return [k for k, (a, b) in enumerate(zip(old_ids, new_ids)) if [vmap.new_id(i) for i in a] != b]
 
 
-def _repair(tok, doc: dict, kept: set[int], new_tok, vmap, texts: list[str]):
+def _repair(tok, doc: dict | None, kept: set[int], new_tok, vmap, texts: list[str]):
     """Re-encode the corpus; for each text that changed, keep every old token that spells part of its words."""
     for rounds in range(MAX_REPAIR_ROUNDS):
         bad = segmentation_changed(tok, new_tok, vmap, texts)
@@ -134,7 +146,9 @@ def _repair(tok, doc: dict, kept: set[int], new_tok, vmap, texts: list[str]):
             return new_tok, vmap, rounds
         before = len(kept)
         for k in bad:
-            kept |= _pieces_inside(tok, texts[k])
+            kept |= spm_pieces_inside(tok, texts[k]) if doc is None else _pieces_inside(tok, texts[k])
+        if doc is None:
+            kept = spm_keep(tok, kept)
         if len(kept) == before:
             break
         new_tok, vmap = _build(tok, doc, kept)
