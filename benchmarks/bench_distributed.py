@@ -47,9 +47,9 @@ def _corpus(folder: Path) -> Path:
     return path
 
 
-def _train(corpus: Path, out: Path, nproc: int, steps: int) -> float:
+def _train(corpus: Path, out: Path, nproc: int, steps: int, *, extra: tuple[str, ...] = ()) -> float:
     cmd = [sys.executable, "-m", "tokembed", "train", "--quiet", "--json", "--workers", "1", "-o", str(out),
-           str(corpus), f"max_steps={steps}", *TRAIN_OPTS]
+           str(corpus), f"max_steps={steps}", *TRAIN_OPTS, *extra]
     if nproc > 1:
         cmd[4:4] = ["--nproc", str(nproc)]
     p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)

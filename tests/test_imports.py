@@ -46,6 +46,7 @@ LAZY: dict[tuple[str, str], tuple[str, str]] = {
     ("tokembed.cli.vocab", "tokembed.vocab.surgery"): ("torch", _CLI_HELP),
     ("tokembed.cli.vocab", "tokembed.vocab.apply"): ("torch", _CLI_HELP),
     ("tokembed.cli.export", "tokembed.vocab.export"): ("torch", _CLI_HELP),
+    ("tokembed.cli.checkpoint", "tokembed.training.sharded_checkpoint"): ("torch", _CLI_HELP),
     # diagnostics read numpy sources; only a tokembed checkpoint needs the model (torch)
     ("tokembed.sources", "tokembed.training.checkpoint"): ("torch", "numpy sources (vector files, HF folders) load without torch"),
     ("tokembed.sources", "tokembed.embeddings.pretrained"): ("torch", "numpy sources load without torch"),

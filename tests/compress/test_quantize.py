@@ -110,7 +110,11 @@ def test_kernel_cache_is_private_and_hash_verified(fresh_kernel):
     (so,) = fresh_kernel.glob("*.so")
     recorded = so.with_suffix(".sha256").read_text().strip()
     assert hashlib.sha256(so.read_bytes()).hexdigest() == recorded
-    so.write_bytes(so.read_bytes() + b"tampered")  # a changed file is never loaded: it is rebuilt
+    # a changed file is never loaded: it is rebuilt. It is changed as a new file moved over the old one:
+    # writing in place would change the pages this process has mapped (the library is loaded), a crash
+    tampered = so.with_name("tampered.tmp")
+    tampered.write_bytes(so.read_bytes() + b"tampered")
+    os.replace(tampered, so)
     _kernels._lib, _kernels._status = None, "not built"
     assert _kernels.kernel_status().startswith(_kernels.KERNEL_OK)
     assert hashlib.sha256(so.read_bytes()).hexdigest() == recorded and not so.read_bytes().endswith(b"tampered")

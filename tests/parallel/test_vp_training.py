@@ -41,7 +41,7 @@ def _config(items) -> TrainConfig:
 
 def test_parallel_vocab_is_a_config_key_and_an_override():
     c = _config(["max_steps=2", "parallel.vocab=true"])
-    assert c.parallel.vocab and c.to_dict()["parallel"] == {"vocab": True}
+    assert c.parallel.vocab and c.to_dict()["parallel"] == {"vocab": True, "fsdp": False, "sharded_checkpoint": None}
     assert TrainConfig.from_dict(c.to_dict()).parallel.vocab
     assert is_override("parallel.vocab=true") and not is_override("parallel.nope=1")
     assert not _config(["max_steps=2"]).parallel.vocab

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "compress": "compress",
     "vocab": "vocab",
     "export": "export",
+    "checkpoint": "checkpoint",
 }
 
 EXIT_USER_ERROR = 2

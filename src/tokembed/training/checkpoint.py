@@ -36,6 +36,7 @@ from ..errors import ArtifactError, FingerprintMismatchError, NonFiniteError
 from ..model import build_model
 from ..tokenizers import load_tokenizer
 from .config import TrainConfig
+from .shard_layout import SHARDS_MANIFEST, ShardedReader
 
 __all__ = [
     "save_checkpoint",
@@ -54,6 +55,7 @@ __all__ = [
     "CHECKPOINT_DIR",
     "PREVIOUS_DIR",
     "MANIFEST",
+    "SHARDS_MANIFEST",
 ]
 
 #: The checkpoint folder inside a run folder.
@@ -68,11 +70,11 @@ MANIFEST_FORMAT = 1
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint folder, given it or the run folder that holds ``checkpoint/``."""
     p = Path(path)
-    if (p / "model.safetensors").is_file():
-        return p
-    if (p / CHECKPOINT_DIR / "model.safetensors").is_file():
-        return p / CHECKPOINT_DIR
-    raise ArtifactError(f"{p}: no model.safetensors here or in {p / CHECKPOINT_DIR}; pass a run folder written by 'tokembed train'")
+    for c in (p, p / CHECKPOINT_DIR):  # shards.json: a sharded checkpoint (tokembed.training.sharded_checkpoint)
+        if (c / "model.safetensors").is_file() or (c / SHARDS_MANIFEST).is_file():
+            return c
+    raise ArtifactError(f"{p}: no model.safetensors (or {SHARDS_MANIFEST}) here or in {p / CHECKPOINT_DIR}; "
+                        "pass a run folder written by 'tokembed train'")
 
 
 def model_tensors(model) -> dict[str, Any]:
@@ -80,7 +82,8 @@ def model_tensors(model) -> dict[str, Any]:
     out: dict[str, Any] = {}
     seen: set[tuple[int, int, tuple]] = set()
     for name, t in model.state_dict().items():
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        local = t.to_local() if hasattr(t, "to_local") else t  # an FSDP shard (DTensor): its local rows' storage
+        key = (local.untyped_storage().data_ptr(), local.storage_offset(), tuple(t.shape))
         if key in seen:
             continue
         seen.add(key)
@@ -283,7 +286,10 @@ def load_checkpoint(path: str | os.PathLike, *, tokenizer=None, device: str = "c
             f"{tokenizer.fingerprint[:12]}); pass the tokenizer in {ckpt / 'tokenizer'}, or move the model to yours with "
             f"'tokembed vocab transplant {ckpt} --tokenizer NEW -o DIR' (which writes the remap; 'tokembed vocab diff' shows what differs)"
         )
-    tensors = load_tensors(ckpt / "model.safetensors")
+    if (ckpt / SHARDS_MANIFEST).is_file():  # sharded: the full tensors reassembled from the ranks' files
+        tensors = ShardedReader(ckpt).full_tensors("model.")
+    else:
+        tensors = load_tensors(ckpt / "model.safetensors")
     check_finite_tensors(tensors, where=str(ckpt / "model.safetensors"))
     counts = tensors.get("token_counts")  # frequency-sorted designs (adaptive) rebuild their permutation from these
     model = build_model(config.model, token_counts=counts, seed=config.seed, embedding_dropout=config.embedding_dropout)

@@ -34,6 +34,22 @@ class ParallelConfig:
     """
 
     vocab: bool = False  # vocab-parallel embedding, head and loss over all ranks; every rank reads the full batch
+    fsdp: bool = False  # shard parameters, gradients and AdamW moments over the ranks (FSDP2: each block, then the root)
+    sharded_checkpoint: bool | None = None  # each rank writes its shards + a layout (None = on with fsdp)
+
+    def __post_init__(self) -> None:
+        if self.sharded_checkpoint and not self.fsdp:
+            raise ConfigError("parallel.sharded_checkpoint=true needs parallel.fsdp=true (without FSDP every rank holds "
+                              "the whole model and rank 0 writes one checkpoint); set parallel.fsdp=true or drop it",
+                              param="parallel.sharded_checkpoint")
+        if self.fsdp and self.vocab:
+            raise ConfigError("parallel.fsdp and parallel.vocab cannot both be true: FSDP shards the standard model, "
+                              "vocab-parallel shards the table and head itself; choose one", param="parallel.fsdp")
+
+    @property
+    def sharded(self) -> bool:
+        """Whether an FSDP run writes sharded checkpoints (the default with fsdp)."""
+        return self.fsdp and self.sharded_checkpoint is not False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ParallelConfig":

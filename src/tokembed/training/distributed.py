@@ -43,6 +43,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import ConfigError
+from . import fsdp as _fsdp
 
 __all__ = [
     "DistContext",
@@ -158,11 +159,14 @@ class _Loss(torch.nn.Module):
         return self.model.loss(x, y, **kwargs)
 
 
-def loss_module(model: torch.nn.Module, ctx: DistContext, device: torch.device):
+def loss_module(model: torch.nn.Module, ctx: DistContext, device: torch.device, *, fsdp: bool = False):
     """A callable ``(x, y, **ce) -> mean loss``: ``model.loss`` itself in one process, DDP across ranks
-    (the initial weights are broadcast from rank 0 when it is built)."""
+    (the initial weights are broadcast from rank 0 when it is built), or with ``fsdp`` the model sharded
+    in place over the ranks (:func:`tokembed.training.fsdp.wrap`)."""
     if not ctx.active:
         return model.loss
+    if fsdp:
+        return _fsdp.wrap(model, world_size=ctx.world_size, device=device)
     ids = [device.index if device.index is not None else ctx.local_rank] if device.type == "cuda" else None
     # find_unused_parameters: some designs leave parameters out of a step's graph (an adaptive head's tail
     # cluster that no target of the batch falls in); DDP must not wait for their gradients.
@@ -170,9 +174,11 @@ def loss_module(model: torch.nn.Module, ctx: DistContext, device: torch.device):
 
 
 def grad_sync(loss_fn, *, last: bool):
-    """Context for one micro-batch's backward: DDP all-reduces the gradients only on the ``last`` one."""
-    if last or not isinstance(loss_fn, torch.nn.parallel.DistributedDataParallel):
+    """Context for one micro-batch's backward: DDP all-reduces (FSDP reduce-scatters) the gradients only on the ``last`` one."""
+    if last or not isinstance(loss_fn, torch.nn.Module):
         return contextlib.nullcontext()
+    if not isinstance(loss_fn, torch.nn.parallel.DistributedDataParallel):
+        return _fsdp.grad_sync(loss_fn, last=last)
     return loss_fn.no_sync()
 
 

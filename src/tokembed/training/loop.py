@@ -48,16 +48,16 @@ from .checkpoint import (
     CHECKPOINT_DIR,
     PREVIOUS_DIR,
     read_train_state,
-    check_finite_tensors,
     good_checkpoint,
     load_model_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
     remove_stale_temps,
-    save_checkpoint,
 )
 from . import distributed as _dist  # data-parallel hooks: every use below is marked `# dist:`
 from . import vocab_parallel as _vp  # vocab-parallel hooks (parallel.vocab): every use below is marked `# vp:`
+from . import fsdp as _fsdp  # FSDP hooks (parallel.fsdp): marked `# dist:`
+from . import sharded_checkpoint as _sharded
 from .config import TrainConfig
 from .plots import plot_bands
 from .shards import TokenStream
@@ -124,7 +124,7 @@ def _embedding_row_grad(model: Transformer) -> torch.Tensor | None:
 
 def _check_finite(name: str, t: torch.Tensor, step: int) -> None:
     """Raise :class:`NonFiniteError` naming ``name`` and its non-finite rows (one reduction when all is well)."""
-    t = t.detach()
+    t = _fsdp.finite_view(t.detach())  # dist: an FSDP shard's local rows (the full tensor when a rank's are not finite)
     if bool(torch.isfinite(t).all()):
         return
     if t.ndim < 2:
@@ -246,7 +246,8 @@ class _Run:
             _vp.shard_model(self.model)  # vp: this rank's rows of the same embedding/head
         self.data = _vp.data_context() if self.vp else self.dist  # vp: one data replica, every rank reads the full batch
         self.rows = _dist.rank_rows(config.batch_size, self.data)  # dist: this rank's rows of the global batch
-        self.loss_fn = _dist.loss_module(self.model, self.data, device)  # dist: model.loss, or DDP over the ranks
+        self.loss_fn = _dist.loss_module(self.model, self.data, device,  # dist: model.loss, or DDP/FSDP over the ranks
+                                         fsdp=config.parallel.fsdp)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), betas=config.betas, eps=1e-8)
         self.stream = TokenStream(self.train_shard.tokens, batch_size=config.batch_size, seq_len=config.seq_len,
                                   rows=self.rows)
@@ -287,11 +288,11 @@ class _Run:
         if self.vp:  # vp: a collective: rank 0 gets the single-process weights and AdamW moments (padding cut off)
             weights, tensors = _vp.full_state(self.model, self.optimizer, tensors)
             state["vocab_parallel"] = {"ranks": self.dist.world_size, "padded_vocab": self.model.embedding.shard.padded}
-        if self.dist.is_main:  # dist: written once, by rank 0; the others wait for it
-            save_checkpoint(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, config=self.config,
-                            train_tensors=tensors, train_state=state, keep_previous=self.keep_previous, weights=weights)
+        # dist: written once, by rank 0 (the others wait for it), or with FSDP as every rank's shards + a layout
+        _sharded.save_run_checkpoint(self.ckpt_dir, ctx=self.dist, model=self.model, tokenizer=self.tokenizer,
+                                     config=self.config, train_tensors=tensors, train_state=state,
+                                     keep_previous=self.keep_previous, weights=weights)
         self.keep_previous = True  # from now on checkpoint/ holds one of this run's checkpoints
-        self.dist.barrier()
 
     def loop(self, *, progress: bool, callbacks) -> None:
         bar = None
@@ -346,7 +347,7 @@ class _Run:
             loss_sum += loss.item()
         self._loss = _dist.mean_over_ranks(loss_sum / config.grad_accum, self.data)  # dist: the global batch's loss
         if self._logging(step):
-            self.monitor.record(model, step)
+            self.monitor.record(model, step, loss_fn=self.loss_fn)
         if config.grad_clip:
             if self.vp:  # vp: the norm of the whole model (sharded squares summed over the ranks)
                 gnorm = _vp.clip_grad_norm_(model, config.grad_clip)
@@ -378,12 +379,13 @@ class _Run:
         }
         self._t_last, self._tok_last = now, 0
         val = self.val_shard
-        if (config.eval_every and step % config.eval_every == 0 and val is not None and len(val) > 1
-                and (self.dist.is_main or self.vp)):  # dist: rank 0 evaluates (the models are identical); vp: every rank
-            r = _vp.evaluate(self.model, self.tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
-                         max_tokens=config.eval_tokens, device=self.device)
-            self.model.train()
-            entry.update(val_loss=r.loss, val_bpb=r.bits_per_byte)
+        if config.eval_every and step % config.eval_every == 0 and val is not None and len(val) > 1:
+            model = _fsdp.full_model(self.model, config) if _fsdp.is_sharded(self.model) else self.model  # dist: gathered
+            if self.dist.is_main or self.vp:  # dist: rank 0 evaluates (the models are identical); vp: every rank
+                r = _vp.evaluate(model, self.tokenizer, val, seq_len=config.seq_len, batch_size=config.batch_size,
+                                 max_tokens=config.eval_tokens, device=self.device)
+                self.model.train()
+                entry.update(val_loss=r.loss, val_bpb=r.bits_per_byte)
         self.history.append(entry)
         return entry
 
@@ -405,7 +407,7 @@ class _Run:
             steps=self.total_steps,
             tokens=tokens,
             bytes=tokens * self.train_shard.bytes_per_token,
-            model=self.model,
+            model=_fsdp.full_model(self.model, self.config) if _fsdp.is_sharded(self.model) else self.model,  # dist
             cpu_seconds=self.train_cpu,
         )
 
@@ -422,12 +424,13 @@ class _BandMonitor:
         self.band_sizes = torch.bincount(self.band_of, minlength=self.n_bands).clamp(min=1).double()
 
     @torch.no_grad()
-    def record(self, model: Transformer, step: int) -> None:
-        E = model.embedding.weight_matrix().detach().float()  # (V, D)
-        norms = torch.bincount(self.band_of, weights=E.norm(dim=1).double(), minlength=self.n_bands) / self.band_sizes
+    def record(self, model: Transformer, step: int, *, loss_fn=None) -> None:
+        g = _fsdp.full(_embedding_row_grad(model))  # dist: FSDP keeps gradients on the shards; gathered first
+        with _fsdp.gathered(loss_fn):  # dist: FSDP's root weights whole (and freed after: use E only in here)
+            E = model.embedding.weight_matrix().detach().float()  # (V, D)
+            norms = torch.bincount(self.band_of, weights=E.norm(dim=1).double(), minlength=self.n_bands) / self.band_sizes
         self.stats["steps"].append(step)
         self.stats["norm"].append([float(v) for v in norms.tolist()])
-        g = _embedding_row_grad(model)
         if g is None:
             self.stats["grad_norm"].append([None] * self.n_bands)
         else:
@@ -477,10 +480,9 @@ def _restore(ckpt_dir: Path, config: TrainConfig, model, optimizer, stream: Toke
     if state["stream"]["cursor"] < 0 or state["stream"]["cursor"] > stream.L or state["stream"]["epoch"] < 0:
         raise ArtifactError(f"{ckpt_dir / 'train_state.json'}: stream position {state['stream']} is outside the train "
                             f"shard (cursor in [0, {stream.L}]); the file is corrupt or from another corpus", param="resume")
-    weights = load_tensors(ckpt_dir / "model.safetensors", device=str(device))
-    check_finite_tensors(weights, where=str(ckpt_dir / "model.safetensors"))
+    # dist: whole tensors, or an FSDP rank's own rows (from a sharded checkpoint's shards or a normal one)
+    weights, optim = _sharded.load_state(ckpt_dir, model, optimizer, device=device)
     tensors = load_tensors(ckpt_dir / "train_state.safetensors")
-    optim = {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")}
     if _vp.is_sharded(model):  # vp: this rank's rows of the full checkpoint (of any world size)
         weights, optim = _vp.shard_state(model, optimizer, weights, optim, where=str(ckpt_dir))
     load_model_tensors(model, weights, where=str(ckpt_dir))

@@ -154,10 +154,12 @@ _WORKER_TOKENIZER = None
 _PARENT_POLL_S = 0.5
 
 
-def _worker_init(tokenizer_dir: str) -> None:
+def _worker_init(tokenizer_dir: str, parent: int) -> None:
     global _WORKER_TOKENIZER
+    # the build's pid comes from the build itself: a worker spawned late (the pool starts them on demand)
+    # may start after its build was killed, when os.getppid() already names the new parent
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _WORKER_TOKENIZER = load_tokenizer(tokenizer_dir)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -464,7 +466,7 @@ def _encode_stream(items, emit, *, tokenizer, tokenizer_dir: Path, n_workers: in
             elif isinstance(item, tuple):
                 if ex is None:  # spawn: no fork of a process that may hold torch/tokenizers threads
                     ex = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                             initargs=(str(tokenizer_dir),))
+                                             initargs=(str(tokenizer_dir), os.getpid()))
                 item = ex.submit(_encode_block_in_worker, *item, seed, val_fraction, dtype_str)
             pending.append(item)
             while pending and (not isinstance(pending[0], Future) or len(pending) >= 2 * n_workers):
