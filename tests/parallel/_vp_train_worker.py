@@ -9,10 +9,11 @@ cutting them back gives this rank's shards bit for bit, the clipped gradient nor
 import json
 import os
 import sys
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from _gloo_rank import exit_rank, gloo_group
 
 from tokembed.model import ModelConfig, build_model
 from tokembed.training import vocab_parallel as vp
@@ -52,21 +53,12 @@ def check(head: str) -> dict:
 
 def main() -> None:
     out_dir = sys.argv[1]
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=45))
-    try:
+    with gloo_group() as (rank, _):
         result = {head: check(head) for head in ("tied_bias", "untied")}
-        with open(os.path.join(out_dir, f"rank{dist.get_rank()}.json"), "w") as f:
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
             json.dump(result, f)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
-    # gloo's threads can abort the interpreter's teardown ("terminate called without an active
-    # exception", a torch issue) after the group is destroyed and the results are written: skip it
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_rank()

@@ -7,12 +7,11 @@ this rank's padding rows to ``OUT/<case>.<rank>.safetensors``.
 
 import os
 import sys
-from datetime import timedelta
 
 import torch
-import torch.distributed as dist
 from safetensors.torch import save_file
 
+from _gloo_rank import exit_rank, gloo_group
 from _vp_cases import CASES, MODEL_CASES, PAD_VALUE, V, D, body, build_model, case_data, model_config, train
 from tokembed.parallel import VocabParallelEmbedding, VocabParallelHead, vocab_parallel_cross_entropy
 from tokembed.model import Transformer
@@ -78,22 +77,12 @@ def run_model(name: str) -> dict:
 
 def main() -> None:
     out_dir, names = sys.argv[1], sys.argv[2].split(",")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=45))
-    rank, world = dist.get_rank(), dist.get_world_size()
-    try:
+    with gloo_group() as (rank, world):
         for name in names:
             result = run_model(name) if name in MODEL_CASES else run_case(name, world)
             save_file({k: v.contiguous() for k, v in result.items()}, os.path.join(out_dir, f"{name}.{rank}.safetensors"))
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
-    # gloo's threads can abort the interpreter's teardown ("terminate called without an active
-    # exception", a torch issue) after the group is destroyed and the results are written: skip it
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_rank()
