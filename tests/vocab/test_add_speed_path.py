@@ -75,7 +75,9 @@ def test_more_new_rows_than_dims_take_cholesky_and_small_tables_the_mean(monkeyp
     assert torch.allclose(got, small.double().mean(0).float().expand(2, -1))
 
 
-def test_compose_vectorised_equals_the_per_token_mean():
+@pytest.mark.parametrize("per_gather", [1, 3, 1024])  # slices of new ids (memory bound) give the same rows
+def test_compose_vectorised_equals_the_per_token_mean(monkeypatch, per_gather):
+    monkeypatch.setattr(vmap_mod, "COMPOSE_IDS", per_gather)
     X = _table(50, 6)
     pieces = [[1, 2, 3], [], [7], [4, 4, 9, 0]]
     m = VocabMap(old_size=50, new_size=54, old_to_new=list(range(50)),

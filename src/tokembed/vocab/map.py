@@ -398,21 +398,31 @@ def _copy_kept(block: torch.Tensor, s: torch.Tensor, table: torch.Tensor) -> Non
         block[keep] = table[ks]
 
 
+#: new ids composed per gather: bounds the gathered piece rows (float64) to a few MB, not a table fraction
+COMPOSE_IDS = 1024
+
+
 def _compose_rows(rows: torch.Tensor, ids: list[int], old: torch.Tensor, pieces: dict[int, list[int]]) -> torch.Tensor:
-    """``rows[k] = mean of old[pieces[ids[k]]]`` for the ids with pieces (one gather and one scatter-add)."""
+    """``rows[k] = mean of old[pieces[ids[k]]]`` for the ids with pieces, :data:`COMPOSE_IDS` ids at a time
+    (each slice one gather and one scatter-add, written into ``rows``)."""
+    for a in range(0, len(ids), COMPOSE_IDS):
+        _compose_slice(rows[a : a + COMPOSE_IDS], ids[a : a + COMPOSE_IDS], old, pieces)
+    return rows
+
+
+def _compose_slice(rows: torch.Tensor, ids: list[int], old: torch.Tensor, pieces: dict[int, list[int]]) -> None:
     flat, seg = [], []
     for k, j in enumerate(ids):
         p = pieces.get(j) or []
         flat += p
         seg += [k] * len(p)
     if not flat:
-        return rows
+        return
     seg_t = torch.tensor(seg)
     sums = torch.zeros_like(rows).index_add_(0, seg_t, old[torch.tensor(flat)].double())
     counts = torch.bincount(seg_t, minlength=len(ids))
     has = counts > 0
     rows[has] = sums[has] / counts[has].double().view(-1, *([1] * (rows.dim() - 1)))  # e_new = mean of its pieces' rows
-    return rows
 
 
 def pieces_of(tok, texts: Sequence[str]) -> list[list[int]]:
